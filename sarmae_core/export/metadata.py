@@ -1,0 +1,131 @@
+"""Model parameters carried inside ONNX files (``metadata_props``), torch-free.
+
+The keys that Deepness and GeoDeep read are written with their meanings (Deepness: resolution
+in cm/px, tiles_overlap in percent, class_names as a JSON object); the SAR keys, prefixed
+``sarmae_``, say what the input must be so that a client never has to guess units or bands.
+The ONNX graph normalises its input itself: the input tensor is in ``sarmae_units``; the
+Deepness ``standardization_*`` keys are therefore identity (0 and 1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import CheckpointError
+
+#: Our model tasks and the Deepness ``model_type`` each maps to.
+TASK_TO_DEEPNESS = {
+    "segmentation": "Segmentor",
+    "detection": "Detector",
+    "classification": "Recognition",
+}
+
+METADATA_VERSION = "1"
+
+
+@dataclass
+class ModelInfo:
+    """What a client needs to run a sarmae model on a raster.
+
+    Attributes:
+        task: ``segmentation``, ``detection`` or ``classification``.
+        class_names: class names by output index (segmentation: index 0 is background).
+        units: radiometric units the input tensor must be in (``db``, ``intensity``,
+            ``amplitude``).
+        polarisations: band names in input-channel order, e.g. ``["VV", "VH"]``.
+        normalization: ``{"mean": [...], "std": [...]}`` that the graph applies internally.
+        looks: equivalent number of looks of the training data.
+        resolution_m: pixel size the model was trained at, metres (None if any).
+        tile_size: input tile side in pixels the model was trained/exported for.
+        tile_overlap: overlap between tiles in pixels (recommended default).
+        patch_size: ViT patch; tile sides must be multiples of it.
+        seg_threshold, det_confidence, det_iou_threshold: default decision thresholds.
+        preset: encoder preset name.
+        version: sarmae version that wrote the model.
+        name: short model name, e.g. ``water``.
+        training_data: datasets the model was trained on, with attribution.
+        licence: licence of the model weights.
+        outputs: output tensor names in order, with their meaning for detection models.
+    """
+
+    task: str
+    class_names: list[str]
+    units: str = "db"
+    polarisations: list[str] = field(default_factory=lambda: ["VV"])
+    normalization: dict[str, list[float]] = field(
+        default_factory=lambda: {"mean": [0.0], "std": [1.0]}
+    )
+    looks: float = 4.4
+    resolution_m: float | None = 10.0
+    tile_size: int = 256
+    tile_overlap: int = 64
+    patch_size: int = 16
+    seg_threshold: float = 0.5
+    det_confidence: float = 0.3
+    det_iou_threshold: float = 0.3
+    preset: str = ""
+    version: str = ""
+    name: str = ""
+    training_data: str = ""
+    licence: str = ""
+    outputs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_TO_DEEPNESS:
+            raise CheckpointError(
+                f"unknown model task {self.task!r}; expected one of {', '.join(TASK_TO_DEEPNESS)}"
+            )
+
+    @property
+    def in_chans(self) -> int:
+        return len(self.polarisations)
+
+    def to_metadata_props(self) -> dict[str, str]:
+        """String key/value pairs for ONNX ``metadata_props``."""
+        props = {
+            # Deepness / GeoDeep keys
+            "model_type": TASK_TO_DEEPNESS[self.task],
+            "class_names": json.dumps({str(i): n for i, n in enumerate(self.class_names)}),
+            "resolution": "" if self.resolution_m is None else f"{self.resolution_m * 100:g}",
+            "tiles_size": str(self.tile_size),
+            "tiles_overlap": f"{round(100 * self.tile_overlap / self.tile_size)}",
+            "standardization_mean": json.dumps([0.0] * self.in_chans),
+            "standardization_std": json.dumps([1.0] * self.in_chans),
+            "seg_thresh": f"{self.seg_threshold:g}",
+            "det_conf": f"{self.det_confidence:g}",
+            "det_iou_thresh": f"{self.det_iou_threshold:g}",
+        }
+        props["sarmae_info"] = json.dumps(asdict(self), sort_keys=True)
+        props["sarmae_metadata_version"] = METADATA_VERSION
+        for key in ("task", "units", "preset", "version", "name", "licence", "training_data"):
+            props[f"sarmae_{key}"] = str(getattr(self, key))
+        props["sarmae_polarisations"] = ",".join(self.polarisations)
+        props["sarmae_looks"] = f"{self.looks:g}"
+        props["sarmae_normalization"] = json.dumps(self.normalization)
+        return props
+
+    @classmethod
+    def from_metadata_props(cls, props: dict[str, str], source: str = "model") -> ModelInfo:
+        """Parse what :meth:`to_metadata_props` wrote.
+
+        Raises:
+            CheckpointError: the file was not written by sarmae (e.g. a Deepness or other
+                foreign ONNX model), naming what is missing.
+        """
+        raw = props.get("sarmae_info")
+        if raw is None:
+            kind = f" (it looks like a {props['model_type']} model for Deepness)" if (
+                "model_type" in props
+            ) else ""
+            raise CheckpointError(
+                f"{source} is not a sarmae model{kind}: its ONNX metadata has no 'sarmae_info'. "
+                "Export models with `sarmae export`, or pick one of the bundled models."
+            )
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            known = {f for f in cls.__dataclass_fields__}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise CheckpointError(f"{source} has damaged sarmae metadata: {exc}") from exc
