@@ -85,6 +85,5 @@ def convert(x: Any, src: str, dst: str) -> Any:
 def check_units(units: str) -> None:
     if units not in UNITS:
         raise InputError(
-            f"unknown units {units!r}: say whether the data are {', '.join(UNITS)} "
-            "(or complex SLC)"
+            f"unknown units {units!r}: say whether the data are {', '.join(UNITS)} (or complex SLC)"
         )

@@ -116,9 +116,11 @@ class ModelInfo:
         """
         raw = props.get("sarmae_info")
         if raw is None:
-            kind = f" (it looks like a {props['model_type']} model for Deepness)" if (
-                "model_type" in props
-            ) else ""
+            kind = (
+                f" (it looks like a {props['model_type']} model for Deepness)"
+                if ("model_type" in props)
+                else ""
+            )
             raise CheckpointError(
                 f"{source} is not a sarmae model{kind}: its ONNX metadata has no 'sarmae_info'. "
                 "Export models with `sarmae export`, or pick one of the bundled models."

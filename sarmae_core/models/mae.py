@@ -87,7 +87,9 @@ class SARMAE(nn.Module):
             c.mlp_ratio, c.drop_path_rate,
         )  # fmt: skip
         norm = c.data.normalization
-        self.register_buffer("norm_mean", torch.tensor(norm.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "norm_mean", torch.tensor(norm.mean).view(1, -1, 1, 1), persistent=False
+        )
         self.register_buffer("norm_std", torch.tensor(norm.std).view(1, -1, 1, 1), persistent=False)
         self.sare = SpeckleAugment(c.speckle, c.data.units)
 
@@ -188,7 +190,10 @@ class SARMAE(nn.Module):
             noisy, looks = images, torch.full((images.shape[0],), float("inf"))
         enc_in = self.normalize(noisy)
         latent, mask, ids_restore, ids_keep = self.encoder.forward_encoder(enc_in, ratio, generator)
-        grid = (images.shape[-2] // self.config.patch_size, images.shape[-1] // self.config.patch_size)
+        grid = (
+            images.shape[-2] // self.config.patch_size,
+            images.shape[-1] // self.config.patch_size,
+        )
         pred = self.forward_decoder(latent, ids_restore, grid)
         loss_rec = self.forward_loss(target, pred, mask)
 

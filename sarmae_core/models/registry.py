@@ -127,7 +127,9 @@ def make_config(preset: str, in_chans: int | None = None, **overrides: Any) -> M
     if preset not in PRESETS:
         near = difflib.get_close_matches(preset, PRESETS, n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        raise ConfigError(f"unknown preset {preset!r}; {hint}available: {', '.join(list_presets())}")
+        raise ConfigError(
+            f"unknown preset {preset!r}; {hint}available: {', '.join(list_presets())}"
+        )
     values: dict[str, Any] = {"preset": preset, **PRESETS[preset]}
     if in_chans is not None:
         if in_chans not in _DEFAULT_BANDS:

@@ -21,9 +21,13 @@ from ..errors import InputError
 def sincos_pos_embed(embed_dim: int, grid_hw: tuple[int, int]) -> np.ndarray:
     """2-D sin-cos position embedding [gh*gw, D] (as in MAE: half the width per axis)."""
     if embed_dim % 4:
-        raise ValueError(f"sin-cos position embedding needs a width divisible by 4, got {embed_dim}")
+        raise ValueError(
+            f"sin-cos position embedding needs a width divisible by 4, got {embed_dim}"
+        )
     gh, gw = grid_hw
-    ys, xs = np.meshgrid(np.arange(gh, dtype=np.float64), np.arange(gw, dtype=np.float64), indexing="ij")
+    ys, xs = np.meshgrid(
+        np.arange(gh, dtype=np.float64), np.arange(gw, dtype=np.float64), indexing="ij"
+    )
     omega = 1.0 / 10000 ** (np.arange(embed_dim // 4, dtype=np.float64) / (embed_dim / 4.0))
 
     def axis(pos: np.ndarray) -> np.ndarray:
@@ -74,7 +78,7 @@ class SarViTEncoder(nn.Module):
             requires_grad=False,
         )
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(
                 embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer, drop_path=dp
@@ -111,7 +115,9 @@ class SarViTEncoder(nn.Module):
                 f"crop or pad to e.g. {max(1, h // self.patch_size) * self.patch_size}x"
                 f"{max(1, w // self.patch_size) * self.patch_size}"
             )
-        if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+        # Tracing/export and meta tensors have no values to look at.
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if not tracing and x.device.type != "meta":
             if not bool(torch.isfinite(x).all()):
                 raise InputError(
                     "input holds NaN or infinite values; mask nodata before the model "
@@ -123,7 +129,10 @@ class SarViTEncoder(nn.Module):
         if tuple(grid_hw) == tuple(self.grid_size):
             return self.pos_embed
         return resample_abs_pos_embed(
-            self.pos_embed, new_size=list(grid_hw), old_size=list(self.grid_size), num_prefix_tokens=1
+            self.pos_embed,
+            new_size=list(grid_hw),
+            old_size=list(self.grid_size),
+            num_prefix_tokens=1,
         )
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
