@@ -105,10 +105,12 @@ class SpeckleConfig:
 
     p: float = 0.5
     min_looks: float = 2.5
-    max_looks: float = math.inf
+    max_looks: float | None = math.inf
     enabled: bool = True
 
     def __post_init__(self) -> None:
+        if self.max_looks is None:  # JSON has no infinity: null stands for "no upper limit"
+            self.max_looks = math.inf
         if not 0.0 <= self.p <= 1.0:
             raise ConfigError(f"speckle probability p must be in [0, 1], got {self.p}")
         if not 0 < self.min_looks <= self.max_looks:

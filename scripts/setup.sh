@@ -8,7 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian's QGIS (3.22) brings qgis.core, PyQt5 through qgis.PyQt, osgeo.gdal and qgis_process.
 apt_pkgs=()
 /usr/bin/python3 -c "import qgis.core" 2>/dev/null || apt_pkgs+=(python3-qgis qgis-providers)
-command -v qgis_process >/dev/null 2>&1 || apt_pkgs+=(qgis-providers)
+# qgis_process (headless Processing) ships in the desktop package
+command -v qgis_process >/dev/null 2>&1 || apt_pkgs+=(qgis)
 command -v xvfb-run >/dev/null 2>&1 || apt_pkgs+=(xvfb)
 /usr/bin/python3 -c "import ensurepip" 2>/dev/null || apt_pkgs+=(python3-venv)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

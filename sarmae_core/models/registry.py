@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,11 @@ class ModelConfig:
         return self.data.in_chans
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain, strict-JSON data (infinite looks become None)."""
+        data = dataclasses.asdict(self)
+        if math.isinf(data["speckle"]["max_looks"]):
+            data["speckle"]["max_looks"] = None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -115,7 +120,8 @@ class ModelConfig:
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    """Preset names, smallest first."""
+    return sorted(PRESETS, key=lambda name: (PRESETS[name]["embed_dim"], PRESETS[name]["depth"]))
 
 
 def make_config(preset: str, in_chans: int | None = None, **overrides: Any) -> ModelConfig:

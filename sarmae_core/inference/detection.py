@@ -1,0 +1,112 @@
+"""Decoding CenterNet outputs into boxes, and non-maximum suppression, in numpy.
+
+Output contract (see :class:`sarmae_core.models.heads.DetectionModel`): ``heatmap`` [K, h, w]
+sigmoid scores at stride ``s = H / h``; ``size`` [2, h, w] box (width, height) in input pixels;
+``offset`` [2, h, w] sub-cell centre offset. A detection is a heatmap cell equal to the maximum
+of its 3x3 neighbourhood and at least the confidence threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Detections:
+    """Boxes ``[n, 4]`` as (x0, y0, x1, y1) pixels, with scores ``[n]`` and classes ``[n]``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float64), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, keep: np.ndarray) -> Detections:
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
+    @classmethod
+    def concat(cls, parts: list[Detections]) -> Detections:
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.classes for p in parts]),
+        )
+
+
+def local_maxima(heatmap: np.ndarray) -> np.ndarray:
+    """Cells of ``heatmap`` [K, h, w] equal to their 3x3 max-pool (CenterNet's peak test)."""
+    k, h, w = heatmap.shape
+    padded = np.pad(heatmap, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    pooled = heatmap.copy()
+    for dy in range(3):
+        for dx in range(3):
+            np.maximum(pooled, padded[:, dy : dy + h, dx : dx + w], out=pooled)
+    return heatmap >= pooled
+
+
+def decode_centernet(
+    heatmap: np.ndarray,
+    size: np.ndarray,
+    offset: np.ndarray,
+    confidence: float,
+    tile_height: int,
+) -> Detections:
+    """Boxes of one tile, in the tile's pixel coordinates.
+
+    Args:
+        heatmap: [K, h, w] scores in (0, 1).
+        size: [2, h, w] box width and height in input pixels.
+        offset: [2, h, w] centre offset within the cell, in cells.
+        confidence: minimum score.
+        tile_height: input tile height H (the stride is ``H / h``).
+    """
+    stride = tile_height / heatmap.shape[-2]
+    peaks = local_maxima(heatmap) & (heatmap >= confidence)
+    cls, iy, ix = np.nonzero(peaks)
+    if cls.size == 0:
+        return Detections.empty()
+    cx = (ix + offset[0, iy, ix]) * stride
+    cy = (iy + offset[1, iy, ix]) * stride
+    w, h = size[0, iy, ix], size[1, iy, ix]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float64)
+    return Detections(boxes, heatmap[cls, iy, ix].astype(np.float32), cls.astype(np.int64))
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box [4] with boxes [n, 4]."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def nms(dets: Detections, iou_threshold: float) -> Detections:
+    """Greedy per-class non-maximum suppression, best score first.
+
+    Applied to the detections of the whole raster at once, so an object seen by two
+    overlapping tiles is kept once.
+    """
+    keep: list[int] = []
+    for c in np.unique(dets.classes):
+        idx = np.nonzero(dets.classes == c)[0]
+        order = idx[np.argsort(-dets.scores[idx], kind="stable")]
+        while order.size:
+            best = order[0]
+            keep.append(int(best))
+            rest = order[1:]
+            order = rest[box_iou(dets.boxes[best], dets.boxes[rest]) <= iou_threshold]
+    keep_arr = np.array(sorted(keep, key=lambda i: -dets.scores[i]), dtype=np.int64)
+    return dets.select(keep_arr) if keep else Detections.empty()

@@ -1,0 +1,186 @@
+"""The window sweep: read tiles, batch them through a backend, stitch or decode the outputs.
+
+Tiles are read one window at a time and go through the model in batches; segmentation outputs
+are blended and streamed to the sinks (:mod:`~sarmae_core.inference.blending`), detections are
+kept by the tile that owns their centre and suppressed across tiles at the end. Invalid pixels
+(nodata, NaN, outside the area of interest) are filled with the tile's mean before the model
+sees them (a neutral value, unlike 0, which is a bright -0 dB or a dark 0 intensity) and are
+nodata in every output; tiles without one valid pixel are not run at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CancelledError
+from .aoi import Region
+from .backends import Backend
+from .blending import Sink, StreamingBlender, blend_weights
+from .detection import Detections, decode_centernet, nms
+from .source import SarSource
+from .windows import Tile, TileGrid
+
+
+@dataclass
+class SweepStats:
+    """Counters and timings of one sweep (seconds)."""
+
+    tiles: int = 0
+    tiles_run: int = 0
+    valid_pixels: int = 0
+    read_s: float = 0.0
+    model_s: float = 0.0
+    stitch_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Canceller:
+    """Checks a cancel flag: a ``threading.Event``, a callable (``QgsTask.isCanceled``) or None."""
+
+    def __init__(self, cancel: object | None) -> None:
+        self.cancel = cancel
+
+    def cancelled(self) -> bool:
+        c = self.cancel
+        if c is None:
+            return False
+        if hasattr(c, "is_set"):
+            return bool(c.is_set())
+        return bool(c())  # type: ignore[operator]
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise CancelledError("cancelled by the user; nothing was written")
+
+
+def prepare_tile(data: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
+    """Fill invalid pixels with each channel's valid mean and pad to ``size`` x ``size``.
+
+    Padding mirrors the data (``symmetric``) rather than adding zeros, so that the model sees
+    plausible texture beyond the edge of a raster smaller than a tile.
+    """
+    if not valid.all():
+        for c in range(data.shape[0]):
+            data[c][~valid] = data[c][valid].mean()
+    pad_h, pad_w = size - data.shape[1], size - data.shape[2]
+    if pad_h or pad_w:
+        data = np.pad(data, ((0, 0), (0, pad_h), (0, pad_w)), mode="symmetric")
+    return data
+
+
+def run_tiles(
+    source: SarSource,
+    region: Region,
+    backend: Backend,
+    grid: TileGrid,
+    batch_size: int,
+    canceller: Canceller,
+    stats: SweepStats,
+    progress: Callable[[int], None],
+) -> Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]]:
+    """Yield ``(tile, outputs of this tile or None if skipped, valid mask)`` in grid order.
+
+    Outputs are the backend's arrays for one tile (batch axis removed), still padded.
+    """
+    queue: list[tuple[Tile, np.ndarray | None, np.ndarray]] = []
+
+    def run_queue() -> Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]]:
+        arrays = [a for _, a, _ in queue if a is not None]
+        outputs: dict[str, np.ndarray] = {}
+        if arrays:
+            t = time.perf_counter()
+            outputs = backend.run(np.stack(arrays))
+            stats.model_s += time.perf_counter() - t
+            stats.tiles_run += len(arrays)
+        k = 0
+        for tile, array, valid in queue:
+            if array is None:
+                yield tile, None, valid
+            else:
+                yield tile, {name: v[k] for name, v in outputs.items()}, valid
+                k += 1
+        progress(len(queue))
+        queue.clear()
+
+    for tile in grid:
+        canceller.check()
+        t = time.perf_counter()
+        data, valid = source.read(region.row + tile.row, region.col + tile.col, tile.height, tile.width)
+        inside = region.mask(tile.row, tile.col, tile.height, tile.width)
+        if inside is not None:
+            valid &= inside
+        array = prepare_tile(data, valid, grid.tile) if valid.any() else None
+        stats.read_s += time.perf_counter() - t
+        stats.tiles += 1
+        queue.append((tile, array, valid))
+        if sum(a is not None for _, a, _ in queue) >= batch_size:
+            yield from run_queue()
+    if queue:
+        yield from run_queue()
+
+
+def sweep_segmentation(
+    tiles: Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]],
+    grid: TileGrid,
+    channels: int,
+    chunk_rows: int,
+    sink: Sink,
+    stats: SweepStats,
+    blending: str = "cosine",
+) -> None:
+    """Blend ``probabilities`` of every tile and stream finished rows to ``sink``."""
+    blender = StreamingBlender(grid.height, grid.width, channels, grid.tile, chunk_rows, sink)
+    for tile, out, valid in tiles:
+        t = time.perf_counter()
+        blender.flush(tile.row)  # every tile above this row has been added
+        if out is not None:
+            probs = out["probabilities"][:, : tile.height, : tile.width]
+            blender.add(tile, probs, blend_weights(tile, grid.overlap, blending), valid)
+        stats.stitch_s += time.perf_counter() - t
+    t = time.perf_counter()
+    blender.flush(grid.height)
+    stats.stitch_s += time.perf_counter() - t
+
+
+def sweep_detection(
+    tiles: Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]],
+    grid: TileGrid,
+    confidence: float,
+    iou_threshold: float,
+    stats: SweepStats,
+) -> Detections:
+    """Detections of the whole region, in region pixels, each object once.
+
+    A tile keeps the detections whose centre lies in its core (the pixels it owns, cut in the
+    middle of each overlap) and on a valid pixel; NMS over the whole region then removes what
+    two tiles still both reported (a large ship spanning a cut).
+    """
+    found: list[Detections] = []
+    for tile, out, valid in tiles:
+        if out is None:
+            continue
+        t = time.perf_counter()
+        dets = decode_centernet(out["heatmap"], out["size"], out["offset"], confidence, grid.tile)
+        if len(dets):
+            cx = (dets.boxes[:, 0] + dets.boxes[:, 2]) / 2
+            cy = (dets.boxes[:, 1] + dets.boxes[:, 3]) / 2
+            r0, r1, c0, c1 = tile.core
+            ix, iy = np.floor(cx).astype(int), np.floor(cy).astype(int)
+            keep = (
+                (iy + tile.row >= r0) & (iy + tile.row < r1) & (ix + tile.col >= c0)
+                & (ix + tile.col < c1) & (iy < tile.height) & (ix < tile.width)
+                & (iy >= 0) & (ix >= 0)
+            )  # fmt: skip
+            keep[keep] &= valid[iy[keep], ix[keep]]
+            dets = dets.select(np.nonzero(keep)[0])
+            dets.boxes += np.array([tile.col, tile.row, tile.col, tile.row], dtype=np.float64)
+            found.append(dets)
+        stats.stitch_s += time.perf_counter() - t
+    t = time.perf_counter()
+    result = nms(Detections.concat(found), iou_threshold)
+    stats.stitch_s += time.perf_counter() - t
+    return result

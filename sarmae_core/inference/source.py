@@ -1,0 +1,287 @@
+"""A SAR raster opened for windowed reading in the model's units, bands and pixel size.
+
+Any raster GDAL reads works (GeoTIFF/COG, VRT, Sentinel-1 SAFE measurement TIFFs georeferenced
+by GCPs). Reads go window by window; the whole raster is never loaded. Each read returns the
+model's channels in the model's units and a validity mask (nodata, NaN, alpha/internal masks);
+invalid pixels are never passed on as if they were data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
+from rasterio.windows import Window
+
+from ..errors import InputError, RasterError
+from ..export.metadata import ModelInfo
+from ..units import convert
+from .geodesy import pixel_size_m
+from .notes import Notes
+from .sar_metadata import (
+    band_polarisations,
+    check_not_optical,
+    decide_units,
+    map_bands,
+    units_from_metadata,
+)
+
+#: Sample read to guess units and to find out early that a raster holds no data: a 5 x 5 grid
+#: of 64 px windows, cheap whatever the raster size.
+_SAMPLE_GRID, _SAMPLE_SIZE = 5, 64
+
+
+def open_dataset(raster: str | os.PathLike):
+    """Open ``raster`` with rasterio, turning every failure into a clear :class:`RasterError`."""
+    text = os.fspath(raster)
+    virtual = text.startswith("/vsi") or "://" in text
+    path = Path(text)
+    if not virtual:
+        if not path.exists():
+            raise RasterError(f"input raster {path} does not exist; check the path")
+        if path.is_file() and path.stat().st_size == 0:
+            raise RasterError(f"input raster {path} is empty (0 bytes): it holds no raster")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we say it ourselves
+            ds = rasterio.open(text)
+    except RasterioIOError as exc:
+        raise RasterError(f"{text} is not a raster GDAL can read ({exc})") from exc
+    if ds.width == 0 or ds.height == 0 or ds.count == 0:
+        ds.close()
+        raise RasterError(f"{text} is a zero-size raster ({ds.width} x {ds.height} px, no data)")
+    return ds
+
+
+class SarSource:
+    """Reads model-ready windows from a SAR raster.
+
+    Args:
+        raster: path of any raster GDAL reads.
+        info: what the model expects (units, polarisations, resolution).
+        units: the input's units (``db``, ``intensity``, ``amplitude``, ``complex``); None to
+            take them from the file's metadata, else to guess (and say so).
+        bands: one band name or 1-based index per model channel; None to map by polarisation.
+        allow_optical: read images that look optical (8-bit RGB) anyway.
+        resolution_tolerance: relative pixel-size difference to the model's resolution above
+            which the raster is resampled on the fly.
+        notes: collects every assumption and adjustment.
+
+    Attributes:
+        crs, transform, width, height: the grid reads are made on (the raster's own grid, or
+            its resampled or GCP-warped version).
+        units: the input's units; ``channels``: how model channels are made from bands.
+        nodata: nodata value for float outputs (the input's when it fits, else NaN).
+    """
+
+    def __init__(
+        self,
+        raster: str | os.PathLike,
+        info: ModelInfo,
+        *,
+        units: str | None = None,
+        bands: Sequence[str | int] | None = None,
+        allow_optical: bool = False,
+        resolution_tolerance: float = 0.25,
+        notes: Notes | None = None,
+    ) -> None:
+        self.notes = notes if notes is not None else Notes()
+        self.info = info
+        self.path = Path(os.fspath(raster))
+        self._src = open_dataset(raster)
+        self._ds = self._src
+        try:
+            self._setup(units, bands, allow_optical, resolution_tolerance)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ setup
+    def _setup(
+        self,
+        units: str | None,
+        bands: Sequence[str | int] | None,
+        allow_optical: bool,
+        tolerance: float,
+    ) -> None:
+        src = self._src
+        check_not_optical(src, allow_optical)
+        names = band_polarisations(src, self.path)
+        self.channels = map_bands(self.info.polarisations, names, bands, self.notes)
+        self._indexes = sorted({b for ch in self.channels for b in ch.bands})
+        self.source_dtype = src.dtypes[self._indexes[0] - 1]
+
+        self._choose_grid(tolerance)
+        values, valid = self._sample()
+        if not valid.any() and not self._any_valid():
+            nod = self._src.nodata
+            raise InputError(
+                f"{self.path.name} has no valid pixels: every pixel is nodata"
+                f"{f' ({nod:g})' if nod is not None else ''}, NaN or masked"
+            )
+        stated = units_from_metadata(src, self.path, self._indexes)
+        self.units = decide_units(units, stated, values[:, valid], self.source_dtype, self.notes)
+        if self.units == "complex" and np.dtype(self.source_dtype).kind != "c":
+            raise InputError(f"units='complex' but the raster holds {self.source_dtype} values")
+        if self.units != "complex" and np.dtype(self.source_dtype).kind == "c":
+            self.notes.info("complex input: converted to intensity |s|^2 before the model")
+            self.units = "complex"
+        nodata = self._src.nodata
+        self.nodata = (
+            float(nodata)
+            if nodata is not None and np.isfinite(nodata) and np.float32(nodata) == nodata
+            else float("nan")
+        )
+
+    def _choose_grid(self, tolerance: float) -> None:
+        """Pick the read grid: the raster's own, GCP-warped, and/or resampled to the model."""
+        src = self._src
+        crs, transform, width, height = src.crs, src.transform, src.width, src.height
+        gcps, gcp_crs = src.gcps
+        warp = False
+        if crs is None and gcps and gcp_crs is not None:
+            # Sentinel-1 SAFE measurement TIFFs carry GCPs, not a geotransform: warp on the fly.
+            crs = gcp_crs
+            transform, width, height = calculate_default_transform(
+                gcp_crs, gcp_crs, src.width, src.height, gcps=gcps
+            )
+            warp = True
+            self.notes.warn(
+                f"{self.path.name} is georeferenced by {len(gcps)} GCPs only; it is warped to "
+                f"{gcp_crs.to_string()} on the fly"
+            )
+        self.pixel_size_m = pixel_size_m(crs, transform, width, height)
+        res = self.info.resolution_m
+        resampling = Resampling.bilinear
+        if crs is None:
+            self.notes.warn(
+                f"{self.path.name} has no CRS: running in pixel space; outputs have no "
+                "georeference, areas and ship sizes in metres cannot be given, and the pixel "
+                "size cannot be checked against the model's resolution"
+            )
+        elif res and self.pixel_size_m:
+            px, py = self.pixel_size_m
+            if max(abs(px / res - 1), abs(py / res - 1)) > tolerance:
+                new_w = max(1, round(width * px / res))
+                new_h = max(1, round(height * py / res))
+                # Averaging when shrinking keeps every input pixel's contribution (nearer to
+                # multilooking than bilinear sampling); dB values are averaged as they are.
+                resampling = Resampling.average if new_w < width else Resampling.bilinear
+                transform = transform * Affine.scale(width / new_w, height / new_h)
+                self.notes.warn(
+                    f"pixel size {px:.3g} x {py:.3g} m differs from the model's {res:g} m by "
+                    f"more than {tolerance:.0%}: resampled on the fly ({resampling.name}) to "
+                    f"{new_w} x {new_h} px; outputs are on this {res:g} m grid"
+                )
+                width, height, warp = new_w, new_h, True
+                self.pixel_size_m = (px * src.width / new_w, py * src.height / new_h)
+        if warp:
+            nodata = src.nodata
+            if nodata is None and np.dtype(src.dtypes[0]).kind in "ui":
+                nodata = 0  # Sentinel-1 GRD/SLC fill their borders with 0
+            self._ds = WarpedVRT(
+                src,
+                src_crs=crs,
+                crs=crs,
+                transform=transform,
+                width=width,
+                height=height,
+                resampling=resampling,
+                src_nodata=nodata,
+                nodata=nodata if nodata is not None else float("nan"),
+            )
+        self.crs, self.transform, self.width, self.height = crs, transform, width, height
+        flags = [self._ds.mask_flag_enums[b - 1] for b in self._indexes]
+        # Alpha bands and internal masks need GDAL's mask; plain nodata is a cheaper compare.
+        self._gdal_mask = any(
+            MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags
+        ) or (self._ds is not self._src)
+        self._nodata_in = self._ds.nodata
+
+    # ------------------------------------------------------------------ reading
+    def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model input of a window of the read grid.
+
+        Returns:
+            ``(data [C, height, width] float32 in the model's units, valid [height, width])``;
+            ``data`` is undefined where ``valid`` is False.
+        """
+        window = Window(col, row, width, height)
+        raw = self._ds.read(self._indexes, window=window)  # [B, h, w]
+        valid = self._valid(raw, window)
+        pos = {b: i for i, b in enumerate(self._indexes)}
+        dst = self.info.units
+        out = np.empty((len(self.channels), height, width), dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            converted = {
+                b: convert(_as_float(raw[pos[b]]), self.units, dst) for b in self._indexes
+            }
+            for i, ch in enumerate(self.channels):
+                if len(ch.bands) == 1:
+                    out[i] = converted[ch.bands[0]]
+                else:  # a ratio channel such as VV-VH: a difference in dB, a ratio otherwise
+                    a, b = (converted[k] for k in ch.bands)
+                    out[i] = a - b if dst == "db" else a / b
+        valid &= np.isfinite(out).all(axis=0)
+        return out, valid
+
+    def _valid(self, raw: np.ndarray, window: Window) -> np.ndarray:
+        if self._gdal_mask:
+            valid = (self._ds.read_masks(self._indexes, window=window) > 0).all(axis=0)
+        elif self._nodata_in is not None:
+            nod = self._nodata_in
+            valid = ~(np.isnan(raw) if math.isnan(nod) else raw == nod).any(axis=0)
+        else:
+            valid = np.ones(raw.shape[1:], dtype=bool)
+        if raw.dtype.kind in "fc":
+            valid &= np.isfinite(raw).all(axis=0)
+        return valid
+
+    def _sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values [B, N] and validity [N] of a few windows spread over the grid."""
+        size_r, size_c = min(_SAMPLE_SIZE, self.height), min(_SAMPLE_SIZE, self.width)
+        rows = np.linspace(0, self.height - size_r, _SAMPLE_GRID).astype(int)
+        cols = np.linspace(0, self.width - size_c, _SAMPLE_GRID).astype(int)
+        values, masks = [], []
+        for r in np.unique(rows):
+            for c in np.unique(cols):
+                window = Window(int(c), int(r), size_c, size_r)
+                raw = self._ds.read(self._indexes, window=window)
+                masks.append(self._valid(raw, window).ravel())
+                values.append(raw.reshape(len(self._indexes), -1))
+        return np.concatenate(values, axis=1), np.concatenate(masks)
+
+    def _any_valid(self) -> bool:
+        """Full scan, in strips, for a raster whose sample found nothing valid."""
+        step = max(1, (1 << 24) // max(1, self.width * len(self._indexes)))
+        for r in range(0, self.height, step):
+            window = Window(0, r, self.width, min(step, self.height - r))
+            if self._valid(self._ds.read(self._indexes, window=window), window).any():
+                return True
+        return False
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        if self._ds is not self._src:
+            self._ds.close()
+        self._src.close()
+
+    def __enter__(self) -> SarSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    return x if x.dtype.kind in "fc" and x.itemsize >= 4 else x.astype(np.float32)

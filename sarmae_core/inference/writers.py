@@ -1,0 +1,206 @@
+"""Atomic, streamed outputs: tiled compressed GeoTIFFs (COG on request) with overviews.
+
+Every file is written under a temporary name beside its final path and renamed into place only
+when the whole run has succeeded (``os.replace`` is atomic on one file system); a failed or
+cancelled run removes its temporary files, so a run leaves either finished outputs or nothing,
+and never touches an existing file it was not allowed to replace.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+
+from ..errors import RasterError
+
+#: Side of GeoTIFF blocks; the blender hands out rows in multiples of it.
+BLOCK = 256
+#: GDAL may add these beside a file it writes.
+_SIDECARS = (".aux.xml", ".ovr", "-journal", "-wal", "-shm")
+
+
+class OutputExistsError(RasterError, FileExistsError):
+    """An output file exists and the run was not allowed to replace it."""
+
+
+class OutputSet:
+    """Final paths of a run's products, their temporary twins, commit and rollback.
+
+    Args:
+        paths: final path of each product (``class``, ``probability``, ``vector``).
+        overwrite: replace existing files.
+
+    Raises:
+        OutputExistsError: a file exists and ``overwrite`` is False.
+        RasterError: a folder that does not exist or cannot be written to.
+    """
+
+    def __init__(self, paths: dict[str, Path], overwrite: bool = False) -> None:
+        self.paths = {k: Path(v).absolute() for k, v in paths.items()}
+        self._temps: dict[str, Path] = {}
+        self._scratch: list[Path] = []
+        for path in self.paths.values():
+            if path.exists() and not overwrite:
+                raise OutputExistsError(
+                    f"output {path} exists; pass overwrite=True (--overwrite) to replace it, "
+                    "or choose another name"
+                )
+            if path.is_dir():
+                raise RasterError(f"output {path} is a folder; give a file name")
+            _check_writable(path.parent)
+
+    def temp(self, key: str) -> Path:
+        """Temporary path for product ``key``, renamed to its final path by :meth:`commit`."""
+        final = self.paths[key]
+        tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
+        self._temps[key] = tmp
+        return tmp
+
+    def scratch(self, name: str) -> Path:
+        """A temporary file deleted when the run ends, whatever happens."""
+        folder = next(iter(self.paths.values())).parent
+        path = folder / f".{name}.{uuid.uuid4().hex[:8]}.scratch{Path(name).suffix}"
+        self._scratch.append(path)
+        return path
+
+    def replace_temp(self, key: str, new: Path) -> None:
+        """Make ``new`` the file to commit for ``key`` (e.g. its COG copy); drop the old one."""
+        _unlink(self._temps[key])
+        self._temps[key] = new
+
+    def commit(self) -> dict[str, Path]:
+        """Move every temporary file to its final path; returns the final paths."""
+        for key, tmp in self._temps.items():
+            os.replace(tmp, self.paths[key])
+            for side in _SIDECARS:
+                _unlink(Path(f"{tmp}{side}"))
+        self._clean(self._scratch)
+        return dict(self.paths)
+
+    def rollback(self) -> None:
+        """Remove everything this run wrote."""
+        self._clean([*self._temps.values(), *self._scratch])
+
+    @staticmethod
+    def _clean(paths: list[Path]) -> None:
+        for path in paths:
+            _unlink(path)
+            for side in _SIDECARS:
+                _unlink(Path(f"{path}{side}"))
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # best effort: never hide the error that caused the rollback
+
+
+def _check_writable(folder: Path) -> None:
+    if not folder.is_dir():
+        raise RasterError(f"output folder {folder} does not exist; create it first")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".sarmae-write-test-")
+    except OSError as exc:
+        raise RasterError(
+            f"output folder {folder} is not writable ({exc.strerror}); choose another folder"
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
+class GeoTiffWriter:
+    """A tiled, compressed GeoTIFF filled by row chunks, then given overviews.
+
+    Args:
+        path: file to write (a temporary path from :class:`OutputSet`).
+        width, height, count, dtype: raster shape and type.
+        crs, transform, nodata: georeference (``crs`` None for pixel-space rasters).
+        descriptions: band descriptions.
+        overview_resampling: ``nearest`` for classes, ``average`` for probabilities.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        count: int,
+        dtype: str,
+        crs: CRS | None,
+        transform: Affine,
+        nodata: float | None,
+        descriptions: list[str] | None = None,
+        overview_resampling: str = "nearest",
+    ) -> None:
+        self.path = path
+        self.overview_resampling = Resampling[overview_resampling]
+        profile = dict(
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=count,
+            dtype=dtype,
+            crs=crs,
+            transform=transform,
+            nodata=nodata,
+            tiled=True,
+            blockxsize=BLOCK,
+            blockysize=BLOCK,
+            compress="deflate",
+            # Horizontal differencing: 2 for integers, 3 (floating point) for float32.
+            predictor=3 if np.dtype(dtype).kind == "f" else 2,
+            bigtiff="if_safer",
+        )
+        self._ds = rasterio.open(path, "w", **profile)
+        for i, text in enumerate(descriptions or [], start=1):
+            self._ds.set_band_description(i, text)
+
+    def write(self, row: int, values: np.ndarray) -> None:
+        """Write ``values`` [count, rows, width] starting at ``row``."""
+        window = rasterio.windows.Window(0, row, values.shape[-1], values.shape[-2])
+        self._ds.write(values, window=window)
+
+    def set_colormap(self, colours: dict[int, tuple[int, int, int, int]]) -> None:
+        self._ds.write_colormap(1, colours)
+
+    def update_tags(self, **tags: str) -> None:
+        self._ds.update_tags(**tags)
+
+    def close(self) -> None:
+        if not self._ds.closed:
+            self._ds.close()
+
+    def finish(self) -> None:
+        """Close, then add internal overviews down to about one block."""
+        self.close()
+        with rasterio.open(self.path, "r+") as ds:
+            factors, f = [], 2
+            while max(ds.width, ds.height) / f >= BLOCK / 2:
+                factors.append(f)
+                f *= 2
+            if factors:
+                ds.build_overviews(factors, self.overview_resampling)
+                ds.update_tags(ns="rio_overview", resampling=self.overview_resampling.name)
+
+
+def to_cog(src: Path, dst: Path, overview_resampling: str) -> None:
+    """Copy a GeoTIFF (with its overviews) to a Cloud-Optimized GeoTIFF."""
+    rasterio.shutil.copy(
+        src,
+        dst,
+        driver="COG",
+        compress="DEFLATE",
+        blocksize=BLOCK,
+        overview_resampling=overview_resampling.upper(),
+        bigtiff="IF_SAFER",
+    )

@@ -1,0 +1,159 @@
+"""ONNX export: one checked file, dynamic batch, metadata round trip, parity on real SAR data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from sarmae_core.errors import CheckpointError, ConfigError
+from sarmae_core.export.metadata import ModelInfo
+from sarmae_core.export.onnx import check_parity, export_onnx
+from sarmae_core.export.reader import read_model_info
+from sarmae_core.models.heads import DetectionModel, SegmentationModel
+from sarmae_core.models.registry import make_config
+
+S1_VV_DB = (
+    Path(__file__).parents[1]
+    / "fixtures"
+    / "s1_vv_db"
+    / "S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
+)
+
+
+@pytest.fixture(scope="module")
+def real_tiles() -> np.ndarray:
+    """Three real Sentinel-1 VV dB tiles [3, 1, 64, 64] (Copernicus Sentinel data 2015)."""
+    rasterio = pytest.importorskip("rasterio")
+    with rasterio.open(S1_VV_DB) as src:
+        band = src.read(1)  # [217, 268] dB
+    tiles = [band[r : r + 64, c : c + 64] for r, c in ((0, 0), (100, 150), (150, 200))]
+    return np.stack(tiles)[:, None].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict[str, tuple[torch.nn.Module, Path, ModelInfo]]:
+    """A segmentation and a detection model of the test preset, each exported once."""
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test")
+    folder = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for model in (SegmentationModel(cfg, 2, class_names=["land", "water"]), DetectionModel(cfg)):
+        path = folder / model.task / "model.onnx"  # the folder does not exist yet
+        info = export_onnx(
+            model, path, None, name=f"test-{model.task}", licence="Apache-2.0",
+            training_data="none (random weights)",
+        )  # fmt: skip
+        out[model.task] = (model, path, info)
+    return out
+
+
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_export_is_one_checked_file_with_a_dynamic_batch(exported, task, real_tiles):
+    model, path, _ = exported[task]
+    onnx.checker.check_model(str(path), full_check=True)
+    assert os.listdir(path.parent) == ["model.onnx"]  # no .onnx.data side file, no temp file
+    proto = onnx.load(str(path), load_external_data=False)
+    assert not any(
+        t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer
+    ), "weights must be inside the .onnx file"
+    (inp,) = proto.graph.input
+    assert inp.name == "input"
+    assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic batch
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [1, 64, 64]
+    assert [o.name for o in proto.graph.output] == list(model.output_names)
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 3):
+        outputs = dict(zip(model.output_names, session.run(None, {"input": real_tiles[:n]})))
+        if task == "segmentation":
+            (proba,) = outputs.values()
+            assert proba.shape == (n, 2, 64, 64)
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)  # softmax in graph
+        else:
+            assert {k: v.shape for k, v in outputs.items()} == {
+                "heatmap": (n, 1, 16, 16),
+                "size": (n, 2, 16, 16),
+                "offset": (n, 2, 16, 16),
+            }
+            assert (outputs["size"] > 0).all() and (outputs["offset"] < 1).all()
+
+
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_parity_with_torch_on_real_sentinel1_db(exported, task, real_tiles):
+    model, path, _ = exported[task]
+    assert check_parity(model, path, real_tiles) <= 1e-4
+
+
+def test_metadata_round_trips_torch_free(exported):
+    model, path, info = exported["segmentation"]
+    assert read_model_info(path) == info
+    assert info.task == "segmentation" and info.class_names == ["land", "water"]
+    assert info.units == "db" and info.polarisations == ["VV"] and info.tile_size == 64
+    assert info.normalization == {"mean": [-12.0], "std": [5.0]}
+    assert info.outputs == ["probabilities"] and info.name == "test-segmentation"
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["model_type"] == "Segmentor"  # what Deepness reads
+    assert not any(k.startswith("pkg.torch") for k in props)
+    assert read_model_info(exported["detection"][1]).outputs == ["heatmap", "size", "offset"]
+    # The plugin reads models without torch: the reader must not pull it in.
+    code = (
+        "import sys; from sarmae_core.export.reader import read_model_info; "
+        f"info = read_model_info({str(path)!r}); "
+        "assert 'torch' not in sys.modules, 'torch imported'; print(info.task)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "segmentation"
+
+
+def test_overwrite_is_refused_without_the_flag(exported, tmp_path):
+    model, _, _ = exported["segmentation"]
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"someone else's file")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(model, path, None)
+    assert path.read_bytes() == b"someone else's file"
+    assert os.listdir(tmp_path) == ["model.onnx"]  # nothing else written either
+    with pytest.raises(ConfigError, match="class names"):
+        export_onnx(model, tmp_path / "other.onnx", ["water"])
+    with pytest.raises(ConfigError, match="tile size"):
+        export_onnx(model, tmp_path / "other.onnx", None, tile_size=72)
+    assert os.listdir(tmp_path) == ["model.onnx"]
+
+
+def test_overwrite_with_the_flag_replaces_the_file(tmp_path):
+    model = SegmentationModel(make_config("sarmae_test"), 2)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"old")
+    info = export_onnx(model, path, ["land", "water"], overwrite=True, exporter="legacy")
+    assert read_model_info(path) == info
+    assert os.listdir(tmp_path) == ["model.onnx"]
+
+
+def test_reader_rejects_corrupt_foreign_and_missing_files(tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError, match="not a readable ONNX model"):
+        read_model_info(corrupt)
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "foreign", [x], [y])
+    foreign = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    foreign.ir_version = 8
+    helper.set_model_props(foreign, {"model_type": "Segmentor"})
+    onnx.save(foreign, tmp_path / "foreign.onnx")
+    with pytest.raises(CheckpointError, match="not a sarmae model.*Deepness"):
+        read_model_info(tmp_path / "foreign.onnx")
+
+    with pytest.raises(CheckpointError, match="no model file"):
+        read_model_info(tmp_path / "missing.onnx")

@@ -1,0 +1,226 @@
+"""Task models and their losses: shapes, normalisation inside, output contract, training signal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sarmae_core.errors import ConfigError, InputError
+from sarmae_core.models.heads import (
+    ClassificationModel,
+    DetectionModel,
+    SegmentationModel,
+    build_detection_targets,
+    build_task_model,
+    default_indices,
+    detection_loss,
+    segmentation_loss,
+)
+from sarmae_core.models.registry import make_config
+
+S1_VV_DB = (
+    Path(__file__).parents[1]
+    / "fixtures"
+    / "s1_vv_db"
+    / "S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
+)
+
+
+def _real_db_tiles(n: int, size: int) -> torch.Tensor:
+    """n real Sentinel-1 VV dB tiles [n, 1, size, size] from the committed fixture."""
+    rasterio = pytest.importorskip("rasterio")
+    with rasterio.open(S1_VV_DB) as src:
+        band = src.read(1)  # [217, 268], dB
+    tiles = [band[i * 40 : i * 40 + size, i * 60 : i * 60 + size] for i in range(n)]
+    return torch.from_numpy(np.stack(tiles)[:, None].copy())
+
+
+def _decode(heatmap, size, offset, stride, conf=0.5):
+    """The documented, torch-free decoding of DetectionModel outputs (one image, numpy)."""
+    k, h, w = heatmap.shape
+    padded = np.pad(heatmap, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
+    peaks = (heatmap == windows.max(axis=(-1, -2))) & (heatmap > conf)
+    boxes = []
+    for c, i, j in zip(*np.nonzero(peaks), strict=True):
+        cx, cy = (j + offset[0, i, j]) * stride, (i + offset[1, i, j]) * stride
+        bw, bh = size[:, i, j]
+        boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, c))
+    return sorted(boxes)
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize(("preset", "px"), [("sarmae_test", 64), ("sarmae_vit_tiny", 224)])
+def test_output_shapes_of_every_head(preset, px):
+    torch.manual_seed(0)
+    cfg = make_config(preset)
+    x = -12.0 + 5.0 * torch.randn(2, 1, px, px)
+    seg, det, cls = (
+        build_task_model("segmentation", cfg, 3).eval(),
+        build_task_model("detection", cfg, 2).eval(),
+        build_task_model("classification", cfg, 5).eval(),
+    )
+    with torch.no_grad():
+        assert seg(x).shape == (2, 3, px, px)
+        proba = seg.predict_proba(x)
+        out = det(x)
+        logits = cls(x)
+    torch.testing.assert_close(proba.sum(1), torch.ones(2, px, px))
+    s = px // 4
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "heatmap": (2, 2, s, s),
+        "size": (2, 2, s, s),
+        "offset": (2, 2, s, s),
+    }
+    assert ((out["heatmap"] > 0) & (out["heatmap"] < 1)).all()
+    assert (out["size"] > 0).all()
+    assert ((out["offset"] >= 0) & (out["offset"] < 1)).all()
+    assert logits.shape == (2, 5)
+    for model, task in ((seg, "segmentation"), (det, "detection"), (cls, "classification")):
+        assert model.task == task and model.config is cfg
+    assert seg.class_names == ["background", "class_1", "class_2"]
+    assert det.stride == 4 and seg.indices == default_indices(cfg.depth)
+
+
+def test_default_indices_follow_the_paper_and_scale_with_depth():
+    assert default_indices(12) == [3, 5, 7, 11]  # the authors' UPerNet blocks for ViT-B
+    assert default_indices(24) == [7, 11, 15, 23]
+    assert default_indices(2) == [0, 0, 0, 1]
+
+
+def test_models_take_physical_units_and_normalise_inside():
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test")
+    model = ClassificationModel(cfg, 3, pool="cls").eval()
+    x = -12.0 + 5.0 * torch.randn(2, 1, 64, 64)
+    norm = cfg.data.normalization
+    with torch.no_grad():
+        tokens = model.encoder.forward_features((x - norm.mean[0]) / norm.std[0])
+        expected = model.head(model.head_norm(tokens[:, 0]))
+        torch.testing.assert_close(model(x), expected)
+
+
+def test_wrong_band_count_and_bad_arguments_raise():
+    cfg = make_config("sarmae_test")
+    with pytest.raises(InputError, match="SAR channel"):
+        SegmentationModel(cfg)(torch.zeros(1, 2, 64, 64))
+    with pytest.raises(ConfigError, match="unknown task"):
+        build_task_model("panoptic", cfg, 2)
+    with pytest.raises(ConfigError, match="class names"):
+        SegmentationModel(cfg, 2, class_names=["water"])
+    with pytest.raises(ConfigError, match="4 block indices"):
+        SegmentationModel(cfg, 2, indices=[0, 1])
+
+
+def test_linear_probe_trains_the_head_only():
+    torch.manual_seed(0)
+    model = ClassificationModel(make_config("sarmae_test", drop_path_rate=0.1), 3, linear_probe=True)
+    model.train()
+    assert not model.encoder.training and model.head.training
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    F.cross_entropy(model(-12 + 5 * torch.randn(4, 1, 64, 64)), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"head.weight", "head.bias", "head_norm.weight", "head_norm.bias"}
+
+
+# ----------------------------------------------------------------------------- segmentation
+def test_segmentation_overfits_a_real_tile_with_the_water_recipe():
+    torch.manual_seed(0)
+    x = _real_db_tiles(2, 64)
+    target = (x[:, 0] < -15.0).long()  # dark, water-like pixels: a learnable real pattern
+    target[:, :4] = 255  # an unlabelled strip is ignored
+    model = SegmentationModel(make_config("sarmae_test"), 2).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = segmentation_loss(model(x), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_segmentation_loss_semantics():
+    target = torch.tensor([[[0, 1], [1, 255]]])  # [1, 2, 2]
+    perfect = F.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float() * 20 - 10
+    assert segmentation_loss(perfect, target) < 1e-3
+    wrong = -perfect
+    assert segmentation_loss(wrong, target) > 1.0
+    # the ignored pixel does not count, whatever the logits there
+    other = perfect.clone()
+    other[0, :, 1, 1] = torch.tensor([-50.0, 50.0])
+    torch.testing.assert_close(segmentation_loss(other, target), segmentation_loss(perfect, target))
+    # weight 3.0 on class 1 makes missing water cost more than missing background
+    miss_water = perfect.clone()
+    miss_water[0, :, 0, 1] = torch.tensor([1.0, -1.0])
+    miss_land = perfect.clone()
+    miss_land[0, :, 0, 0] = torch.tensor([-1.0, 1.0])
+    ce_only = {"dice_weight": 0.0}
+    assert segmentation_loss(miss_water, target, **ce_only) > segmentation_loss(
+        miss_land, target, **ce_only
+    )
+    all_ignored = torch.full_like(target, 255)
+    assert segmentation_loss(perfect.requires_grad_(), all_ignored).item() == 0.0
+    with pytest.raises(ConfigError, match="class weights"):
+        segmentation_loss(torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    with pytest.raises(InputError, match="labels"):
+        segmentation_loss(perfect, torch.tensor([[[0, 2], [1, 1]]]))
+
+
+# ----------------------------------------------------------------------------- detection
+BOXES = [
+    [[10.0, 20.0, 18.0, 26.0, 0], [40.0, 4.0, 61.0, 13.0, 1]],  # small and elongated ships
+    [[30.5, 30.5, 35.5, 33.5, 1]],
+]
+
+
+def test_detection_targets_peak_at_box_centres_and_decode_back_to_the_boxes():
+    t = build_detection_targets(BOXES, num_classes=2, map_hw=(16, 16), stride=4)
+    assert t["heatmap"].shape == (2, 2, 16, 16) and t["mask"].sum() == 3
+    # centre (14, 23) px -> cell (row 5, col 3), offset (0.5, 0.75); peak exactly 1 there
+    assert t["heatmap"][0, 0, 5, 3] == 1.0 and t["heatmap"][0, 0].max() == 1.0
+    assert t["heatmap"][0, 0, 5, 2] < 1.0
+    torch.testing.assert_close(t["offset"][0, :, 5, 3], torch.tensor([0.5, 0.75]))
+    torch.testing.assert_close(t["size"][0, :, 5, 3], torch.tensor([8.0, 6.0]))
+    assert t["heatmap"][1, 0].max() == 0.0  # class 0 absent from image 1
+    # targets read as model outputs give the boxes back through the documented decoding
+    for i, boxes in enumerate(BOXES):
+        got = _decode(t["heatmap"][i].numpy(), t["size"][i].numpy(), t["offset"][i].numpy(), 4)
+        np.testing.assert_allclose(np.array(got), np.array(sorted(boxes)), atol=1e-5)
+
+
+def test_detection_targets_skip_degenerate_boxes_and_reject_bad_classes():
+    t = build_detection_targets([[[5, 5, 5, 9, 0], [70, 70, 80, 80, 0]]], 1, (16, 16))
+    assert t["mask"].sum() == 0  # zero width, and a centre outside the 64 px image
+    with pytest.raises(InputError, match="class"):
+        build_detection_targets([[[0, 0, 4, 4, 3]]], 1, (16, 16))
+
+
+def test_detection_loss_is_finite_and_decreases_on_a_real_tile():
+    torch.manual_seed(0)
+    x = _real_db_tiles(2, 64)
+    model = DetectionModel(make_config("sarmae_test"), num_classes=2).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        out = detection_loss(model(x), BOXES, stride=model.stride)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append([out.loss.item(), out.heatmap.item(), out.size.item(), out.offset.item()])
+    losses = np.array(losses)
+    assert np.isfinite(losses).all()
+    assert losses[-1, 0] < 0.6 * losses[0, 0]
+    assert losses[-1, 2] < losses[0, 2]  # the log-size regression learns too
+    with pytest.raises(InputError, match="box lists"):
+        detection_loss(model(x), BOXES[:1])
