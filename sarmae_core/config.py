@@ -16,20 +16,30 @@ from .errors import ConfigError
 
 #: Radiometric units a SAR raster or tensor can be in.
 UNITS = ("intensity", "amplitude", "db")
+#: How the model scales its input: fixed statistics, or each tile by its own.
+NORMALIZATION_MODES = ("fixed", "per_tile")
 
 
 @dataclass
 class Normalization:
     """Per-channel affine normalisation applied after conversion to the model's units.
 
-    ``x_model = (x_units - mean) / std``. For dB input the defaults are close to the global
-    statistics of Sentinel-1 sigma0 over land and water (VV about -12 dB, VH about -19 dB).
+    ``fixed``: ``x_model = (x_units - mean) / std``. For dB input the defaults are close to the
+    global statistics of Sentinel-1 sigma0 over land and water (VV about -12 dB, VH about -19 dB).
+    ``per_tile``: each tile standardised by its own statistics (see
+    ``sarmae_core.models.normalization``); mean and std then only document the data.
     """
 
     mean: list[float] = field(default_factory=lambda: [-12.0])
     std: list[float] = field(default_factory=lambda: [5.0])
+    mode: str = "fixed"
 
     def __post_init__(self) -> None:
+        if self.mode not in NORMALIZATION_MODES:
+            raise ConfigError(
+                f"unknown normalisation mode {self.mode!r}; "
+                f"use one of {', '.join(NORMALIZATION_MODES)}"
+            )
         if len(self.mean) != len(self.std):
             raise ConfigError(
                 f"normalisation has {len(self.mean)} means but {len(self.std)} stds; "

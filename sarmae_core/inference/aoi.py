@@ -8,6 +8,7 @@ tile (pixels outside become output nodata).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,10 @@ from rasterio.errors import CRSError
 from rasterio.features import bounds as geometry_bounds
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import from_bounds
 
 from ..errors import InputError, RasterError
+from .geodesy import apply, compose
 from .notes import Notes
 
 AreaOfInterest = tuple[float, float, float, float] | dict | str | os.PathLike
@@ -49,7 +51,7 @@ class Region:
         """True inside the area for a window given in region offsets; None when all is inside."""
         if not self.geometries:
             return None
-        t = self.transform * Affine.translation(col, row)
+        t = compose(self.transform, Affine.translation(col, row))
         return geometry_mask(self.geometries, out_shape=(height, width), transform=t, invert=True)
 
 
@@ -152,8 +154,9 @@ def _densified_box(box: tuple[float, ...], n: int = 21) -> dict:
     """A box as a polygon with ``n`` points per side, so it stays a fair shape once reprojected."""
     x0, y0, x1, y1 = box
     t = np.linspace(0.0, 1.0, n)[:-1]
-    xs = np.concatenate([x0 + (x1 - x0) * t, np.full_like(t, x1), x1 - (x1 - x0) * t, [x0] * len(t)])
-    ys = np.concatenate([np.full_like(t, y0), y0 + (y1 - y0) * t, [y1] * len(t), y1 - (y1 - y0) * t])
+    up, down = t, 1.0 - t
+    xs = np.concatenate([x0 + (x1 - x0) * up, [x1] * len(t), x0 + (x1 - x0) * down, [x0] * len(t)])
+    ys = np.concatenate([[y0] * len(t), y0 + (y1 - y0) * up, [y1] * len(t), y0 + (y1 - y0) * down])
     ring = [[float(x), float(y)] for x, y in zip(xs, ys, strict=True)]
     return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
@@ -173,25 +176,25 @@ def _region(
     what: str,
     box_crs: CRS | None,
 ) -> Region:
-    win = from_bounds(*box, transform=transform).round_offsets("floor").round_lengths("ceil")
-    full = Window(0, 0, width, height)
-    try:
-        win = win.intersection(full)
-    except Exception:  # rasterio raises WindowError for disjoint windows
-        win = None
-    if win is None or win.width < 1 or win.height < 1:
+    win = from_bounds(*box, transform=transform)
+    # Outward to whole pixels; the epsilon keeps float noise (20.0000001) from adding a pixel.
+    eps = 1e-6
+    col0 = max(0, math.floor(win.col_off + eps))
+    row0 = max(0, math.floor(win.row_off + eps))
+    col1 = min(width, math.ceil(win.col_off + win.width - eps))
+    row1 = min(height, math.ceil(win.row_off + win.height - eps))
+    if col1 - col0 < 1 or row1 - row0 < 1:
         where = f" (CRS {box_crs.to_string()})" if box_crs is not None else ""
         raise InputError(
             f"the {what}{where} does not overlap the raster, whose grid spans "
             f"{tuple(round(v, 6) for v in _grid_bounds(transform, width, height))}"
             f"{f' in {crs.to_string()}' if crs else ' (pixel space)'}"
         )
-    row, col = int(win.row_off), int(win.col_off)
-    return Region(
-        row, col, int(win.height), int(win.width), transform * Affine.translation(col, row), geoms
-    )
+    origin = compose(transform, Affine.translation(col0, row0))
+    return Region(row0, col0, row1 - row0, col1 - col0, origin, geoms)
 
 
 def _grid_bounds(transform: Affine, width: int, height: int) -> tuple[float, ...]:
-    xs, ys = zip(*(transform * p for p in ((0, 0), (width, 0), (0, height), (width, height))), strict=True)
+    corners = [apply(transform, *p) for p in ((0, 0), (width, 0), (0, height), (width, height))]
+    xs, ys = zip(*corners, strict=True)
     return min(xs), min(ys), max(xs), max(ys)

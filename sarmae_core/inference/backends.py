@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from ..export.metadata import ModelInfo
+from ..export.reader import model_info_from_session
 from .notes import Notes
 
 #: Where bundled models live (resolved without importing sarmae_core.models, which needs torch).
@@ -107,15 +108,16 @@ class OnnxBackend:
         wanted = ["CPUExecutionProvider"]
         if cuda and device != "cpu":
             wanted.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # its errors come back as the exception below
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=wanted)
+            self.session = ort.InferenceSession(str(self.path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise CheckpointError(
                 f"{self.path} is not a usable ONNX model ({type(exc).__name__}: "
                 f"{str(exc).strip()[:300]}); export one with `sarmae export`"
             ) from exc
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.info = ModelInfo.from_metadata_props(dict(meta), source=str(self.path))
+        self.info = model_info_from_session(self.session, source=str(self.path))
         self.providers = list(self.session.get_providers())
         if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.providers:
             notes.warn(

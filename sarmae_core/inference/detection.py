@@ -44,7 +44,7 @@ class Detections:
 
 def local_maxima(heatmap: np.ndarray) -> np.ndarray:
     """Cells of ``heatmap`` [K, h, w] equal to their 3x3 max-pool (CenterNet's peak test)."""
-    k, h, w = heatmap.shape
+    _k, h, w = heatmap.shape
     padded = np.pad(heatmap, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     pooled = heatmap.copy()
     for dy in range(3):

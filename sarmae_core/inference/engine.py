@@ -109,7 +109,8 @@ def run_tiles(
     for tile in grid:
         canceller.check()
         t = time.perf_counter()
-        data, valid = source.read(region.row + tile.row, region.col + tile.col, tile.height, tile.width)
+        row, col = region.row + tile.row, region.col + tile.col
+        data, valid = source.read(row, col, tile.height, tile.width)
         inside = region.mask(tile.row, tile.col, tile.height, tile.width)
         if inside is not None:
             valid &= inside

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -23,9 +24,26 @@ _A = 6378137.0
 _E2 = 0.00669437999014
 
 
+def apply(t: Affine, x: Any, y: Any) -> tuple[Any, Any]:
+    """Map pixel coordinates (scalars or arrays) through ``t``.
+
+    Written out because affine 3 deprecates ``t * (x, y)`` and affine 2 (rasterio 1.3) lacks
+    ``t @ (x, y)``.
+    """
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
+
+def compose(t: Affine, u: Affine) -> Affine:
+    """``t`` after ``u`` (``t * u`` in affine 2, ``t @ u`` in affine 3)."""
+    return Affine(
+        t.a * u.a + t.b * u.d, t.a * u.b + t.b * u.e, t.a * u.c + t.b * u.f + t.c,
+        t.d * u.a + t.e * u.d, t.d * u.b + t.e * u.e, t.d * u.c + t.e * u.f + t.f,
+    )  # fmt: skip
+
+
 def centre_lonlat(crs: CRS, transform: Affine, width: int, height: int) -> tuple[float, float]:
     """Longitude and latitude of the centre of a ``width`` x ``height`` grid."""
-    x, y = transform * (width / 2, height / 2)
+    x, y = apply(transform, width / 2, height / 2)
     lon, lat = warp_transform(crs, "EPSG:4326", [x], [y])
     return float(lon[0]), float(lat[0])
 
@@ -76,7 +94,7 @@ class EqualArea:
         return np.asarray(px).reshape(x.shape), np.asarray(py).reshape(y.shape)
 
     def ring_areas(self, rings: Sequence[np.ndarray]) -> np.ndarray:
-        """Unsigned area in m2 of each ring ([n, 2] arrays of CRS coordinates), one projection call."""
+        """Unsigned area in m2 of each ring ([n, 2] CRS coordinates); one projection call."""
         if not rings:
             return np.zeros(0)
         sizes = [len(r) for r in rings]
@@ -99,7 +117,7 @@ class EqualArea:
         r = np.arange(height, dtype=float)
         cols = np.stack([c, c + 1, c + 1, c])  # corners, anticlockwise in pixel space
         rows = np.stack([r, r, r + 1, r + 1])
-        x, y = transform * (cols, rows)
+        x, y = apply(transform, cols, rows)
         px, py = self.project(np.asarray(x), np.asarray(y))
         return 0.5 * np.abs(
             sum(px[i] * py[(i + 1) % 4] - px[(i + 1) % 4] * py[i] for i in range(4))

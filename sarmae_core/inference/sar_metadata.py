@@ -22,7 +22,6 @@ from .notes import Notes
 SOURCE_UNITS = ("db", "intensity", "amplitude", "complex")
 
 _POL = re.compile(r"(?:^|[^a-z])(vv|vh|hh|hv)(?:$|[^a-z])")
-_DB = re.compile(r"(?:^|[^a-z])(db|decibels?)(?:$|[^a-z])")
 #: Sentinel-1 SAFE measurement TIFFs, e.g. s1a-iw-grd-vv-20150309t173017-...-001.tiff: GRD
 #: products store amplitude digital numbers (uint16), SLC products complex samples.
 _S1_MEASUREMENT = re.compile(r"^s1[a-d]-[a-z0-9]+-(grd|slc)-(vv|vh|hh|hv)-")
@@ -186,8 +185,10 @@ def units_from_metadata(ds, path: Path, bands: Sequence[int]) -> tuple[str, str]
     match = _S1_MEASUREMENT.match(stem)
     if match and match.group(1) == "grd":
         return "amplitude", "the Sentinel-1 GRD file name (amplitude digital numbers)"
-    if _DB.search(stem):
-        return "db", f"the file name {path.name!r}"
+    tokens = set(re.split(r"[^a-z0-9]+", stem))
+    for units, words in _UNIT_WORDS.items():
+        if tokens & set(words) - {"dn"}:
+            return units, f"the file name {path.name!r}"
     return None
 
 

@@ -20,13 +20,12 @@ from affine import Affine
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
 from ..errors import InputError, RasterError
 from ..export.metadata import ModelInfo
 from ..units import convert
-from .geodesy import pixel_size_m
+from .geodesy import compose, pixel_size_m
 from .notes import Notes
 from .sar_metadata import (
     band_polarisations,
@@ -100,6 +99,7 @@ class SarSource:
         self.path = Path(os.fspath(raster))
         self._src = open_dataset(raster)
         self._ds = self._src
+        self._vrts: list[WarpedVRT] = []  # outermost last
         try:
             self._setup(units, bands, allow_optical, resolution_tolerance)
         except BaseException:
@@ -146,23 +146,26 @@ class SarSource:
     def _choose_grid(self, tolerance: float) -> None:
         """Pick the read grid: the raster's own, GCP-warped, and/or resampled to the model."""
         src = self._src
-        crs, transform, width, height = src.crs, src.transform, src.width, src.height
+        nodata = src.nodata
+        if nodata is None and np.dtype(src.dtypes[0]).kind in "ui":
+            nodata = 0  # Sentinel-1 GRD/SLC fill their borders with 0
+        warp_nodata = dict(src_nodata=nodata, nodata=float("nan") if nodata is None else nodata)
         gcps, gcp_crs = src.gcps
-        warp = False
-        if crs is None and gcps and gcp_crs is not None:
-            # Sentinel-1 SAFE measurement TIFFs carry GCPs, not a geotransform: warp on the fly.
-            crs = gcp_crs
-            transform, width, height = calculate_default_transform(
-                gcp_crs, gcp_crs, src.width, src.height, gcps=gcps
+        if src.crs is None and gcps and gcp_crs is not None:
+            # Sentinel-1 SAFE measurement TIFFs carry GCPs, not a geotransform: warp on the fly
+            # with GDAL's GCP fit. rasterio's WarpedVRT reads zeros from GCP sources when given
+            # a target grid, so this one keeps its default grid; resampling wraps it below.
+            self._vrts.append(
+                WarpedVRT(src, crs=gcp_crs, resampling=Resampling.bilinear, **warp_nodata)
             )
-            warp = True
             self.notes.warn(
                 f"{self.path.name} is georeferenced by {len(gcps)} GCPs only; it is warped to "
                 f"{gcp_crs.to_string()} on the fly"
             )
+        base = self._vrts[-1] if self._vrts else src
+        crs, transform, width, height = base.crs, base.transform, base.width, base.height
         self.pixel_size_m = pixel_size_m(crs, transform, width, height)
         res = self.info.resolution_m
-        resampling = Resampling.bilinear
         if crs is None:
             self.notes.warn(
                 f"{self.path.name} has no CRS: running in pixel space; outputs have no "
@@ -177,35 +180,27 @@ class SarSource:
                 # Averaging when shrinking keeps every input pixel's contribution (nearer to
                 # multilooking than bilinear sampling); dB values are averaged as they are.
                 resampling = Resampling.average if new_w < width else Resampling.bilinear
-                transform = transform * Affine.scale(width / new_w, height / new_h)
+                transform = compose(transform, Affine.scale(width / new_w, height / new_h))
                 self.notes.warn(
                     f"pixel size {px:.3g} x {py:.3g} m differs from the model's {res:g} m by "
                     f"more than {tolerance:.0%}: resampled on the fly ({resampling.name}) to "
                     f"{new_w} x {new_h} px; outputs are on this {res:g} m grid"
                 )
-                width, height, warp = new_w, new_h, True
-                self.pixel_size_m = (px * src.width / new_w, py * src.height / new_h)
-        if warp:
-            nodata = src.nodata
-            if nodata is None and np.dtype(src.dtypes[0]).kind in "ui":
-                nodata = 0  # Sentinel-1 GRD/SLC fill their borders with 0
-            self._ds = WarpedVRT(
-                src,
-                src_crs=crs,
-                crs=crs,
-                transform=transform,
-                width=width,
-                height=height,
-                resampling=resampling,
-                src_nodata=nodata,
-                nodata=nodata if nodata is not None else float("nan"),
-            )
+                self.pixel_size_m = (px * width / new_w, py * height / new_h)
+                width, height = new_w, new_h
+                self._vrts.append(
+                    WarpedVRT(
+                        base, crs=crs, transform=transform, width=width, height=height,
+                        resampling=resampling, **warp_nodata,
+                    )
+                )  # fmt: skip
+        self._ds = self._vrts[-1] if self._vrts else src
         self.crs, self.transform, self.width, self.height = crs, transform, width, height
         flags = [self._ds.mask_flag_enums[b - 1] for b in self._indexes]
         # Alpha bands and internal masks need GDAL's mask; plain nodata is a cheaper compare.
-        self._gdal_mask = any(
+        self._gdal_mask = bool(self._vrts) or any(
             MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags
-        ) or (self._ds is not self._src)
+        )
         self._nodata_in = self._ds.nodata
 
     # ------------------------------------------------------------------ reading
@@ -223,9 +218,7 @@ class SarSource:
         dst = self.info.units
         out = np.empty((len(self.channels), height, width), dtype=np.float32)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            converted = {
-                b: convert(_as_float(raw[pos[b]]), self.units, dst) for b in self._indexes
-            }
+            converted = {b: convert(_as_float(raw[pos[b]]), self.units, dst) for b in self._indexes}
             for i, ch in enumerate(self.channels):
                 if len(ch.bands) == 1:
                     out[i] = converted[ch.bands[0]]
@@ -272,8 +265,8 @@ class SarSource:
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        if self._ds is not self._src:
-            self._ds.close()
+        for vrt in reversed(self._vrts):
+            vrt.close()
         self._src.close()
 
     def __enter__(self) -> SarSource:

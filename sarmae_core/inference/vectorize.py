@@ -21,7 +21,7 @@ from rasterio.warp import transform as warp_transform
 
 from ..errors import RasterError
 from .detection import Detections
-from .geodesy import EqualArea
+from .geodesy import EqualArea, apply
 
 #: Features per transaction: SQLite is fast in big transactions, slow feature by feature.
 _BATCH = 2000
@@ -133,7 +133,7 @@ def polygonize(
         out: the layer receiving cleaned polygons.
         class_names: names by class index.
         pixel_size_m: ground pixel size, to turn metre options into CRS units.
-        area: measures areas in m2 (None without a CRS: areas use ``pixel_size_m`` or pixels).
+        area: measures areas in m2 (None without a CRS: no areas, no area filters).
         options: cleaning options.
         check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
 
@@ -163,14 +163,15 @@ def polygonize(
 
     # Geometry work in CRS units; the options are in metres on the ground.
     crs_px = math.hypot(transform.a, transform.d)
-    metres_per_unit = pixel_size_m[0] / crs_px if pixel_size_m else 1.0
+    # Without a CRS the grid is in pixels: a tolerance in metres means nothing there.
+    metres_per_unit = pixel_size_m[0] / crs_px if pixel_size_m else math.inf
     tolerance = options.simplify_m / metres_per_unit
     total = 0.0
     batch: list[tuple[object, int]] = []
 
     def flush() -> None:
         nonlocal total
-        total += _write_batch(batch, out, class_names, area, options, tolerance, metres_per_unit)
+        total += _write_batch(batch, out, class_names, area, options, tolerance)
         batch.clear()
 
     layer.ResetReading()
@@ -198,7 +199,6 @@ def _write_batch(
     area: EqualArea | None,
     options: PolygonOptions,
     tolerance: float,
-    metres_per_unit: float,
 ) -> float:
     """Fill holes, simplify, measure (one projection call per batch) and write; returns m2."""
     _, ogr, _ = _ogr()
@@ -208,8 +208,8 @@ def _write_batch(
         flat = [r for rs in rings for r in rs]
         if area is not None:
             areas = area.ring_areas(flat)
-        else:  # pixel space: planar area in (pixel) units
-            areas = np.array([_planar(r) for r in flat]) * metres_per_unit**2
+        else:  # pixel space: no area on the ground, no area filters
+            areas = np.full(len(flat), np.nan)
         out_, i = [], 0
         for rs in rings:
             out_.append(areas[i : i + len(rs)])
@@ -233,10 +233,10 @@ def _write_batch(
     total = 0.0
     for poly, ring_areas, (_, cls) in zip(polys, measure(polys), batch, strict=True):
         a = float(ring_areas[0] - ring_areas[1:].sum()) if len(ring_areas) else 0.0
-        if a <= 0 or a < options.min_area_m2:
+        if poly.IsEmpty() or (np.isfinite(a) and (a <= 0 or a < options.min_area_m2)):
             continue
         name = class_names[cls] if 0 <= cls < len(class_names) else str(cls)
-        out.add(poly, **{"class": int(cls), "class_name": name, "area_m2": a})
+        out.add(poly, **{"class": int(cls), "class_name": name, "area_m2": _num(a)})
         total += a
     return total
 
@@ -249,11 +249,6 @@ def _largest_polygon(geom):
     parts = [geom.GetGeometryRef(i) for i in range(geom.GetGeometryCount())]
     parts = [p for p in parts if ogr.GT_Flatten(p.GetGeometryType()) == ogr.wkbPolygon]
     return max(parts, key=lambda p: p.GetArea()).Clone() if parts else ogr.Geometry(ogr.wkbPolygon)
-
-
-def _planar(ring: np.ndarray) -> float:
-    x, y = ring[:, 0], ring[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def write_detections(
@@ -286,9 +281,9 @@ def write_detections(
     ]  # fmt: skip
     out = GpkgWriter(path, "detections", crs, fields)
     b = dets.boxes
-    x0, y0 = transform * (b[:, 0], b[:, 1])
-    x1, y1 = transform * (b[:, 2], b[:, 3])
-    cx, cy = transform * ((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
+    x0, y0 = apply(transform, b[:, 0], b[:, 1])
+    x1, y1 = apply(transform, b[:, 2], b[:, 3])
+    cx, cy = apply(transform, (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
     x0, y0, x1, y1, cx, cy = (np.asarray(v, dtype=float) for v in (x0, y0, x1, y1, cx, cy))
     nan = np.full(len(dets), np.nan)
     lon, lat = nan, nan
@@ -302,8 +297,8 @@ def write_detections(
         side_x, side_y = nan, nan
     for i in range(len(dets)):
         ring = ogr.Geometry(ogr.wkbLinearRing)
-        for x, y in ((x0[i], y0[i]), (x1[i], y0[i]), (x1[i], y1[i]), (x0[i], y1[i]), (x0[i], y0[i])):
-            ring.AddPoint_2D(float(x), float(y))
+        for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+            ring.AddPoint_2D(float(x[i]), float(y[i]))
         poly = ogr.Geometry(ogr.wkbPolygon)
         poly.AddGeometry(ring)
         c = int(dets.classes[i])
@@ -325,4 +320,3 @@ def write_detections(
 
 def _num(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
-

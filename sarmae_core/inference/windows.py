@@ -9,6 +9,7 @@ and can be streamed out (:mod:`sarmae_core.inference.blending`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,10 +43,10 @@ def core_bounds(starts: list[int], tile: int, length: int) -> list[tuple[int, in
     core holds their centre, where the model saw the most context around them.
     """
     cuts = [0]
-    for prev, start in zip(starts, starts[1:], strict=False):
+    for prev, start in itertools.pairwise(starts):
         cuts.append((start + min(prev + tile, length)) // 2)
     cuts.append(length)
-    return list(zip(cuts, cuts[1:], strict=False))
+    return list(itertools.pairwise(cuts))
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,13 @@ class OutputSet:
             _check_writable(path.parent)
 
     def temp(self, key: str) -> Path:
-        """Temporary path for product ``key``, renamed to its final path by :meth:`commit`."""
+        """Temporary path for product ``key``, renamed to its final path by :meth:`commit`.
+
+        Asking again for the same product (e.g. for its COG copy) makes the earlier temporary
+        file scratch, deleted when the run ends.
+        """
+        if key in self._temps:
+            self._scratch.append(self._temps[key])
         final = self.paths[key]
         tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
         self._temps[key] = tmp
@@ -71,11 +77,6 @@ class OutputSet:
         path = folder / f".{name}.{uuid.uuid4().hex[:8]}.scratch{Path(name).suffix}"
         self._scratch.append(path)
         return path
-
-    def replace_temp(self, key: str, new: Path) -> None:
-        """Make ``new`` the file to commit for ``key`` (e.g. its COG copy); drop the old one."""
-        _unlink(self._temps[key])
-        self._temps[key] = new
 
     def commit(self) -> dict[str, Path]:
         """Move every temporary file to its final path; returns the final paths."""

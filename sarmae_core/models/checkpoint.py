@@ -65,7 +65,9 @@ def save_checkpoint(
         KIND_KEY: type(model).__name__,
         CONFIG_KEY: json.dumps(config.to_dict()),
     }
-    for key, value in (extra or {}).items():
+    # task models add what rebuilds their head (task, class names, head options)
+    extras = {**getattr(model, "checkpoint_extras", dict)(), **(extra or {})}
+    for key, value in extras.items():
         header[key] = json.dumps(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

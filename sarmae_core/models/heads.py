@@ -11,6 +11,7 @@ which keeps the small ships of SAR scenes a few cells wide instead of below one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from .normalization import InputNormalization
 from .registry import ModelConfig
 from .vit import SarViTEncoder
 
@@ -48,15 +50,8 @@ class _TaskModel(nn.Module):
         super().__init__()
         self.config = config
         self.class_names = list(class_names)
-        c = config
-        self.encoder = SarViTEncoder(
-            c.img_size, c.patch_size, c.in_chans, c.embed_dim, c.depth, c.num_heads,
-            c.mlp_ratio, c.drop_path_rate,
-        )  # fmt: skip
-        # Not persistent: the config is the one source of the normalisation (as in SARMAE).
-        norm = c.data.normalization
-        self.register_buffer("norm_mean", torch.tensor(norm.mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("norm_std", torch.tensor(norm.std).view(1, -1, 1, 1), persistent=False)
+        self.encoder = SarViTEncoder.from_config(config)
+        self.input_norm = InputNormalization(config.data.normalization)
 
     @property
     def num_classes(self) -> int:
@@ -64,13 +59,29 @@ class _TaskModel(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Physical units (``config.data.units``) -> the encoder's normalised input."""
-        if x.ndim != 4 or x.shape[1] != self.norm_mean.shape[1]:
+        if x.ndim != 4 or x.shape[1] != self.input_norm.channels:
             self.encoder.check_input(x)  # raises the InputError that names the bands
-        return (x - self.norm_mean) / self.norm_std
+        return self.input_norm(x)
 
     def export_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """What the ONNX graph returns, named by :attr:`output_names`."""
         raise NotImplementedError
+
+    def head_options(self) -> dict[str, Any]:
+        """Constructor options beyond config and classes (stored in checkpoints)."""
+        return {}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """Header entries that, with the config, rebuild this model from a checkpoint."""
+        return {"task": self.task, "class_names": self.class_names, "head": self.head_options()}
+
+    @classmethod
+    def from_checkpoint_extras(cls, config: ModelConfig, extras: dict[str, Any]) -> _TaskModel:
+        """Inverse of :meth:`checkpoint_extras` (used by ``load_checkpoint``)."""
+        names = extras.get("class_names")
+        if not names:
+            raise ConfigError(f"a {cls.__name__} checkpoint must name its classes")
+        return cls(config, num_classes=len(names), class_names=names, **extras.get("head", {}))
 
 
 def _class_names(names: Sequence[str] | None, num_classes: int, default: list[str]) -> list[str]:
@@ -102,7 +113,8 @@ class SimpleFeaturePyramid(nn.Module):
         self.proj = nn.ModuleList(_conv_norm_act(embed_dim, c, 1) for _ in range(4))
         self.rescale = nn.ModuleList([
             nn.Sequential(
-                nn.ConvTranspose2d(c, c, 2, 2), LayerNorm2d(c), nn.GELU(), nn.ConvTranspose2d(c, c, 2, 2)
+                nn.ConvTranspose2d(c, c, 2, 2), LayerNorm2d(c), nn.GELU(),
+                nn.ConvTranspose2d(c, c, 2, 2),
             ),
             nn.ConvTranspose2d(c, c, 2, 2),
             nn.Identity(),
@@ -148,7 +160,7 @@ class _DenseTaskModel(_TaskModel):
     ) -> None:
         super().__init__(config, class_names)
         if config.patch_size % 4:
-            raise ConfigError(f"dense heads need a patch size divisible by 4, got {config.patch_size}")
+            raise ConfigError(f"dense heads need a patch divisible by 4, got {config.patch_size}")
         self.indices = list(default_indices(config.depth) if indices is None else indices)
         if len(self.indices) != 4:
             raise ConfigError(f"give 4 block indices (one per pyramid level), got {self.indices}")
@@ -158,9 +170,13 @@ class _DenseTaskModel(_TaskModel):
         self.pyramid = SimpleFeaturePyramid(config.embed_dim, self.channels)
         self.fusion = PyramidFusion(self.channels)
 
+    def head_options(self) -> dict[str, Any]:
+        return {"indices": self.indices, "channels": self.channels}
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """[N, C_in, H, W] in physical units -> fused map [N, C, H/stride, W/stride]."""
-        feats = self.encoder.forward_intermediates(self.normalize(x), self.indices)  # 4 x [N, D, gh, gw]
+        # 4 x [N, D, gh, gw] -> [N, C, 4gh, 4gw]
+        feats = self.encoder.forward_intermediates(self.normalize(x), self.indices)
         return self.fusion(self.pyramid(feats))
 
 
@@ -212,9 +228,9 @@ class DetectionModel(_DenseTaskModel):
     order ``heatmap, size, offset``), for an input [N, C, H, W] and ``s = stride`` (4 for 16 px
     patches; a decoder may take ``s = H / heatmap.shape[-2]``):
 
-    - ``heatmap`` [N, K, H/s, W/s]: per-class object-centre confidence in (0, 1) (sigmoid).
+    - ``heatmap`` [N, K, H/s, W/s]: per-class object-centre confidence in [0, 1] (sigmoid).
     - ``size`` [N, 2, H/s, W/s]: box width and height in input pixels (> 0), channels (w, h).
-    - ``offset`` [N, 2, H/s, W/s]: sub-cell centre offset (dx, dy) in (0, 1), in cells.
+    - ``offset`` [N, 2, H/s, W/s]: sub-cell centre offset (dx, dy) in cells, in [0, 1] (sigmoid).
 
     Decoding: peaks are heatmap cells equal to their 3x3 max-pool (local maxima) and above a
     confidence; at a peak in row i, column j, centre = ((j + dx) * s, (i + dy) * s) in pixels,
@@ -242,22 +258,25 @@ class DetectionModel(_DenseTaskModel):
             encoder_config, _class_names(class_names, num_classes, default), indices, channels
         )
         c = self.channels
+        # One 3x3 trunk shared by the three outputs: CenterNet gives each its own, but at
+        # stride 4 those convs cost more than the whole pyramid on a CPU.
+        self.trunk = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU())
 
-        def head(out: int, bias: float) -> nn.Sequential:
-            seq = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, out, 1))
-            nn.init.constant_(seq[-1].bias, bias)
-            return seq
+        def head(out: int, bias: float) -> nn.Conv2d:
+            conv = nn.Conv2d(c, out, 1)
+            nn.init.constant_(conv.bias, bias)
+            return conv
 
         # Heatmap bias -2.19 = logit(0.1): the CenterNet prior that keeps early focal loss calm.
         # Size is predicted as a log: ships span ~3 to ~300 px, an exp keeps them positive and
         # the L1 loss scale-free; start at 16 px.
         self.heatmap_head = head(num_classes, -2.19)
-        self.size_head = head(2, float(torch.log(torch.tensor(16.0))))
+        self.size_head = head(2, math.log(16.0))
         self.offset_head = head(2, 0.0)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """[N, C, H, W] in physical units -> ``heatmap``, ``size``, ``offset`` (see class doc)."""
-        f = self.features(x)  # [N, C, H/4, W/4]
+        f = self.trunk(self.features(x))  # [N, C, H/4, W/4]
         return {
             "heatmap": self.heatmap_head(f).sigmoid(),
             # Clamp: exp(9) = 8100 px bounds the output and keeps the graph free of inf.
@@ -305,6 +324,9 @@ class ClassificationModel(_TaskModel):
         nn.init.zeros_(self.head.bias)
         if linear_probe:
             self.encoder.requires_grad_(False)
+
+    def head_options(self) -> dict[str, Any]:
+        return {"linear_probe": self.linear_probe, "pool": self.pool}
 
     def train(self, mode: bool = True) -> ClassificationModel:
         super().train(mode)
@@ -360,7 +382,7 @@ def segmentation_loss(
     """
     k = logits.shape[1]
     if target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise InputError(f"target {tuple(target.shape)} does not match logits {tuple(logits.shape)}")
+        raise InputError(f"target {tuple(target.shape)} does not fit logits {tuple(logits.shape)}")
     target = target.long()
     valid = target != ignore_index  # [N, H, W]
     if bool(((target < 0) | (target >= k))[valid].any()):
@@ -415,7 +437,7 @@ def build_detection_targets(
     rows = torch.arange(h, dtype=torch.float32).view(-1, 1)
     cols = torch.arange(w, dtype=torch.float32).view(1, -1)
     for i, boxes in enumerate(boxes_per_image):
-        for x0, y0, x1, y1, cls in torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 5).tolist():
+        for x0, y0, x1, y1, cls in torch.as_tensor(boxes, dtype=torch.float64).view(-1, 5).tolist():
             if not 0 <= cls < num_classes or cls != int(cls):
                 raise InputError(f"box class {cls} is not an index in [0, {num_classes - 1}]")
             bw, bh = x1 - x0, y1 - y0

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..speckle import SpeckleAugment
+from .normalization import InputNormalization
 from .registry import ModelConfig, make_config
 from .vit import SarViTEncoder, _init_linear_and_norm, sincos_pos_embed
 
@@ -82,15 +83,8 @@ class SARMAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = SarViTEncoder(
-            c.img_size, c.patch_size, c.in_chans, c.embed_dim, c.depth, c.num_heads,
-            c.mlp_ratio, c.drop_path_rate,
-        )  # fmt: skip
-        norm = c.data.normalization
-        self.register_buffer(
-            "norm_mean", torch.tensor(norm.mean).view(1, -1, 1, 1), persistent=False
-        )
-        self.register_buffer("norm_std", torch.tensor(norm.std).view(1, -1, 1, 1), persistent=False)
+        self.encoder = SarViTEncoder.from_config(c)
+        self.input_norm = InputNormalization(c.data.normalization)
         self.sare = SpeckleAugment(c.speckle, c.data.units)
 
         # Decoder (MAE): light transformer over visible tokens + mask tokens.
@@ -116,7 +110,8 @@ class SARMAE(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.norm_mean) / self.norm_std
+        """Physical units (``config.data.units``) -> the encoder's input scale."""
+        return self.input_norm(x)
 
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] -> [N, L, p*p*C] (row-major patches, channels last within a patch)."""

@@ -8,6 +8,7 @@ the SARC alignment see the very same visible tokens.
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .registry import ModelConfig
 
 
 def sincos_pos_embed(embed_dim: int, grid_hw: tuple[int, int]) -> np.ndarray:
@@ -87,6 +91,14 @@ class SarViTEncoder(nn.Module):
         )
         self.norm = norm_layer(embed_dim)
         self._init_weights()
+
+    @classmethod
+    def from_config(cls, c: ModelConfig) -> SarViTEncoder:
+        """The encoder a :class:`ModelConfig` describes."""
+        return cls(
+            c.img_size, c.patch_size, c.in_chans, c.embed_dim, c.depth, c.num_heads,
+            c.mlp_ratio, c.drop_path_rate,
+        )  # fmt: skip
 
     def _init_weights(self) -> None:
         pos = sincos_pos_embed(self.embed_dim, self.grid_size)

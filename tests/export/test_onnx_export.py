@@ -18,7 +18,7 @@ from sarmae_core.errors import CheckpointError, ConfigError
 from sarmae_core.export.metadata import ModelInfo
 from sarmae_core.export.onnx import check_parity, export_onnx
 from sarmae_core.export.reader import read_model_info
-from sarmae_core.models.heads import DetectionModel, SegmentationModel
+from sarmae_core.models.heads import ClassificationModel, DetectionModel, SegmentationModel
 from sarmae_core.models.registry import make_config
 
 S1_VV_DB = (
@@ -62,9 +62,9 @@ def test_export_is_one_checked_file_with_a_dynamic_batch(exported, task, real_ti
     onnx.checker.check_model(str(path), full_check=True)
     assert os.listdir(path.parent) == ["model.onnx"]  # no .onnx.data side file, no temp file
     proto = onnx.load(str(path), load_external_data=False)
-    assert not any(
-        t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer
-    ), "weights must be inside the .onnx file"
+    assert not any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer), (
+        "weights must be inside the .onnx file"
+    )
     (inp,) = proto.graph.input
     assert inp.name == "input"
     assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic batch
@@ -73,7 +73,9 @@ def test_export_is_one_checked_file_with_a_dynamic_batch(exported, task, real_ti
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for n in (1, 3):
-        outputs = dict(zip(model.output_names, session.run(None, {"input": real_tiles[:n]})))
+        outputs = dict(
+            zip(model.output_names, session.run(None, {"input": real_tiles[:n]}), strict=True)
+        )
         if task == "segmentation":
             (proba,) = outputs.values()
             assert proba.shape == (n, 2, 64, 64)
@@ -94,7 +96,7 @@ def test_parity_with_torch_on_real_sentinel1_db(exported, task, real_tiles):
 
 
 def test_metadata_round_trips_torch_free(exported):
-    model, path, info = exported["segmentation"]
+    _, path, info = exported["segmentation"]
     assert read_model_info(path) == info
     assert info.task == "segmentation" and info.class_names == ["land", "water"]
     assert info.units == "db" and info.polarisations == ["VV"] and info.tile_size == 64
@@ -130,13 +132,21 @@ def test_overwrite_is_refused_without_the_flag(exported, tmp_path):
     assert os.listdir(tmp_path) == ["model.onnx"]
 
 
-def test_overwrite_with_the_flag_replaces_the_file(tmp_path):
-    model = SegmentationModel(make_config("sarmae_test"), 2)
+def test_overwrite_with_the_flag_replaces_the_file_classification_legacy(tmp_path, real_tiles):
+    model = ClassificationModel(make_config("sarmae_test"), 3).train()
     path = tmp_path / "model.onnx"
     path.write_bytes(b"old")
-    info = export_onnx(model, path, ["land", "water"], overwrite=True, exporter="legacy")
-    assert read_model_info(path) == info
+    info = export_onnx(model, path, ["sea", "land", "ice"], overwrite=True, exporter="legacy")
+    assert model.training  # the caller's mode is restored
+    assert read_model_info(path) == info and info.outputs == ["probabilities"]
     assert os.listdir(tmp_path) == ["model.onnx"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (proba,) = session.run(None, {"input": real_tiles})
+    assert proba.shape == (3, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert check_parity(model, path, real_tiles) <= 1e-4
+    with pytest.raises(ConfigError, match="legacy exporter"):
+        export_onnx(model, tmp_path / "big.onnx", None, tile_size=128, exporter="legacy")
 
 
 def test_reader_rejects_corrupt_foreign_and_missing_files(tmp_path):
@@ -152,7 +162,7 @@ def test_reader_rejects_corrupt_foreign_and_missing_files(tmp_path):
     foreign.ir_version = 8
     helper.set_model_props(foreign, {"model_type": "Segmentor"})
     onnx.save(foreign, tmp_path / "foreign.onnx")
-    with pytest.raises(CheckpointError, match="not a sarmae model.*Deepness"):
+    with pytest.raises(CheckpointError, match=r"not a sarmae model.*Deepness"):
         read_model_info(tmp_path / "foreign.onnx")
 
     with pytest.raises(CheckpointError, match="no model file"):

@@ -151,3 +151,25 @@ def test_checkpoint_that_needs_code_to_unpickle_is_refused(tmp_path):
     torch.save({"model": {"x": torch.zeros(1)}, "obj": _Payload()}, path)
     with pytest.raises(CheckpointError, match="weights-only"):
         load_authors_checkpoint(path, create_model("sarmae_test"))
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs"),
+    [
+        ("segmentation", {"num_classes": 2, "class_names": ["background", "water"]}),
+        ("detection", {"num_classes": 1}),
+        ("classification", {"num_classes": 3, "pool": "cls", "linear_probe": True}),
+    ],
+)
+def test_task_models_round_trip(tmp_path, task, kwargs):
+    from sarmae_core.models.heads import build_task_model
+    from sarmae_core.models.registry import make_config
+
+    model = build_task_model(task, make_config("sarmae_test"), **kwargs).eval()
+    path = save_checkpoint(model, tmp_path / f"{task}.safetensors")
+    again = load_checkpoint(path).eval()
+    assert type(again) is type(model)
+    assert again.class_names == model.class_names
+    x = -12 + 5 * torch.randn(2, 1, 64, 64)
+    for a, b in zip(model.export_outputs(x), again.export_outputs(x), strict=True):
+        assert torch.equal(a, b)

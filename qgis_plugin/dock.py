@@ -1,0 +1,435 @@
+"""The SARMAE dock: collects what the user wants into ``RunParameters`` and emits it.
+
+It validates nothing and runs nothing (the plugin does); it only fills itself from the chosen
+layer (band names) and model (its ONNX metadata), so users see what the model expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import catalogue
+from .compat import first
+from .layer_io import band_labels, raster_facts
+from .params import (
+    AREA_CANVAS,
+    AREA_LAYER,
+    AREA_POLYGONS,
+    OUTPUT_FILES,
+    OUTPUT_TEMPORARY,
+    RunParameters,
+)
+from .validation import InputRefused, check_raster, default_bands
+
+_RASTER = first("Qgis.LayerFilter.RasterLayer", "QgsMapLayerProxyModel.Filter.RasterLayer")
+_POLYGONS = first("Qgis.LayerFilter.PolygonLayer", "QgsMapLayerProxyModel.Filter.PolygonLayer")
+_SAVE_FILE = first("QgsFileWidget.StorageMode.SaveFile")
+_GET_FILE = first("QgsFileWidget.StorageMode.GetFile")
+_ = QgsMapLayerProxyModel  # imported so that the filters above resolve on QGIS 3.22
+
+MODEL_BUNDLED, MODEL_FILE = "", "file"
+#: Spin box values meaning "use the model's value" (shown as their special text).
+TILE_DEFAULT, OVERLAP_DEFAULT, THRESHOLD_DEFAULT = 0, -1, 0.0
+UNIT_CHOICES = [
+    ("from the file", None),
+    ("dB", "db"),
+    ("linear intensity (σ0, γ0)", "intensity"),
+    ("amplitude", "amplitude"),
+    ("complex (SLC)", "complex"),
+]
+_OK, _BAD = "color: #2e7d32;", "color: #c62828;"
+
+
+class SarmaeDock(QDockWidget):
+    """Dock widget with the form, the two run buttons, a progress bar and Cancel.
+
+    Signals:
+        run_requested(RunParameters): a button was pressed.
+        cancel_requested(): Cancel was pressed.
+    """
+
+    run_requested = pyqtSignal(object)
+    cancel_requested = pyqtSignal()
+
+    def __init__(self, project: QgsProject | None = None, parent: QWidget | None = None) -> None:
+        super().__init__("SARMAE: SAR water and ships", parent)
+        self.setObjectName("SarmaeDock")
+        self.project = project or QgsProject.instance()
+        self._model_info: Any = None
+        self._band_boxes: list[QComboBox] = []
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(self._input_group())
+        layout.addWidget(self._model_group())
+        layout.addWidget(self._parameters_group())
+        layout.addWidget(self._area_group())
+        layout.addWidget(self._output_group())
+        layout.addLayout(self._run_row())
+        layout.addStretch(1)
+        scroll = QScrollArea()  # a small screen scrolls the form instead of squashing it
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+        self.layer_combo.layerChanged.connect(self._layer_changed)
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.model_file.fileChanged.connect(self._model_changed)
+        self.area_combo.currentIndexChanged.connect(self._area_changed)
+        self.output_combo.currentIndexChanged.connect(self._output_changed)
+        self.water_button.clicked.connect(lambda: self._emit("water"))
+        self.ships_button.clicked.connect(lambda: self._emit("ships"))
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self._model_changed()
+        self._area_changed()
+        self._output_changed()
+        self.set_running(False)
+
+    # ------------------------------------------------------------------ building
+    def _input_group(self) -> QGroupBox:
+        box = QGroupBox("Input")
+        form = QFormLayout(box)
+        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo.setFilters(_RASTER)
+        self.layer_combo.setProject(self.project)
+        self.layer_info = _note()
+        self.units_combo = QComboBox()
+        for label, value in UNIT_CHOICES:
+            self.units_combo.addItem(label, value)
+        self.band_form = QFormLayout()
+        form.addRow("SAR layer", self.layer_combo)
+        form.addRow("", self.layer_info)
+        form.addRow("Values are", self.units_combo)
+        form.addRow(_caption("Bands for the model"), QWidget())
+        form.addRow(self.band_form)
+        return box
+
+    def _model_group(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("Bundled: Water and Ships", MODEL_BUNDLED)
+        self.model_combo.addItem("Model file (.onnx)", MODEL_FILE)
+        self.model_file = QgsFileWidget()
+        self.model_file.setStorageMode(_GET_FILE)
+        self.model_file.setFilter("SARMAE ONNX models (*.onnx)")
+        self.model_info = _note()
+        form.addRow("Model", self.model_combo)
+        form.addRow("File", self.model_file)
+        form.addRow("", self.model_info)
+        return box
+
+    def _parameters_group(self) -> QGroupBox:
+        box = QGroupBox("Parameters")
+        form = QFormLayout(box)
+        self.tile_spin = _spin(TILE_DEFAULT, 4096, 16, "model's", " px")
+        self.overlap_spin = _spin(OVERLAP_DEFAULT, 2048, 8, "model's", " px")
+        self.batch_spin = _spin(1, 256, 1, "", "")
+        self.batch_spin.setValue(4)
+        self.threshold_spin = _double(THRESHOLD_DEFAULT, 1.0, 0.05, 2, "model's", "")
+        self.min_area_spin = _double(0.0, 1e9, 500.0, 0, "", " m²")
+        self.simplify_spin = _double(0.0, 1e4, 5.0, 1, "", " m")
+        self.threshold_spin.setToolTip("Water probability or ship confidence above which a "
+                                       "pixel is water or a peak is a ship")  # fmt: skip
+        self.min_area_spin.setToolTip("Water polygons smaller than this are dropped")
+        self.simplify_spin.setToolTip("Polygon outlines are simplified to this tolerance")
+        form.addRow("Tile", self.tile_spin)
+        form.addRow("Overlap", self.overlap_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Threshold", self.threshold_spin)
+        form.addRow("Minimum area", self.min_area_spin)
+        form.addRow("Simplification", self.simplify_spin)
+        return box
+
+    def _area_group(self) -> QGroupBox:
+        box = QGroupBox("Area")
+        form = QFormLayout(box)
+        self.area_combo = QComboBox()
+        self.area_combo.addItem("Whole layer", AREA_LAYER)
+        self.area_combo.addItem("Map canvas extent", AREA_CANVAS)
+        self.area_combo.addItem("Selected polygons of a layer", AREA_POLYGONS)
+        self.area_layer_combo = QgsMapLayerComboBox()
+        self.area_layer_combo.setFilters(_POLYGONS)
+        self.area_layer_combo.setProject(self.project)
+        form.addRow("Process", self.area_combo)
+        form.addRow("Polygons", self.area_layer_combo)
+        return box
+
+    def _output_group(self) -> QGroupBox:
+        box = QGroupBox("Output")
+        form = QFormLayout(box)
+        self.output_combo = QComboBox()
+        self.output_combo.addItem("Temporary layers", OUTPUT_TEMPORARY)
+        self.output_combo.addItem("Files (GeoPackage, GeoTIFF)", OUTPUT_FILES)
+        self.output_file = QgsFileWidget()
+        self.output_file.setStorageMode(_SAVE_FILE)
+        self.output_file.setFilter("GeoPackage (*.gpkg)")
+        self.output_file.setToolTip("Polygons or boxes; the water mask goes beside it as .tif")
+        self.mask_check = QCheckBox("Add the water mask raster")
+        self.overwrite_check = QCheckBox("Overwrite existing files")
+        form.addRow("Results", self.output_combo)
+        form.addRow("File", self.output_file)
+        form.addRow("", self.mask_check)
+        form.addRow("", self.overwrite_check)
+        return box
+
+    def _run_row(self) -> QVBoxLayout:
+        col = QVBoxLayout()
+        buttons = QHBoxLayout()
+        self.water_button = QPushButton("Segment water")
+        self.ships_button = QPushButton("Detect ships")
+        for b in (self.water_button, self.ships_button):
+            b.setMinimumHeight(30)
+            buttons.addWidget(b)
+        progress = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.cancel_button = QPushButton("Cancel")
+        progress.addWidget(self.progress, 1)
+        progress.addWidget(self.cancel_button)
+        self.status = _note()
+        col.addLayout(buttons)
+        col.addLayout(progress)
+        col.addWidget(self.status)
+        return col
+
+    # ------------------------------------------------------------------ reacting
+    def _layer_changed(self, *_: Any) -> None:
+        layer = self.layer_combo.currentLayer()
+        if not isinstance(layer, QgsRasterLayer):
+            _say(self.layer_info, "Add a SAR raster to the project, then choose it here.", False)
+            self._rebuild_bands(None)
+            return
+        facts = raster_facts(layer)
+        try:
+            check_raster(facts)
+            crs = layer.crs().authid() or "custom CRS"
+            res = f"{layer.rasterUnitsPerPixelX():.3g}"
+            text = (f"{facts.band_count} band(s) · {facts.data_types[0] if facts.data_types else '?'}"
+                    f" · {crs} · {res} units/px")  # fmt: skip
+            _say(self.layer_info, text, True)
+        except InputRefused as exc:
+            _say(self.layer_info, str(exc), False)
+        self._rebuild_bands(facts)
+
+    def _model_changed(self, *_: Any) -> None:
+        from_file = self.model_combo.currentData() == MODEL_FILE
+        self.model_file.setEnabled(from_file)
+        self._model_info = None
+        water_ok = ships_ok = False
+        if from_file:
+            path = self.model_file.filePath().strip()
+            if not path:
+                _say(self.model_info, "Choose a .onnx model exported with `sarmae export`.", False)
+            else:
+                try:
+                    info = catalogue.model_info(path)
+                except InputRefused as exc:
+                    _say(self.model_info, str(exc), False)
+                else:
+                    self._model_info = info
+                    self._fill_from_model(info)
+                    water_ok, ships_ok = info.task == "segmentation", info.task == "detection"
+                    _say(self.model_info, catalogue.describe(info), True)
+        else:
+            found = catalogue.bundled_models()
+            water_ok, ships_ok = "water" in found, "ships" in found
+            parts = [f"{name.title()}: {'installed' if job in found else 'not installed'}"
+                     for job, name in catalogue.BUNDLED.items()]  # fmt: skip
+            text = " · ".join(parts)
+            if not found:
+                text += ". This build has no bundled models: choose a model file above."
+            _say(self.model_info, text, bool(found))
+            if found:
+                self._model_info = catalogue.model_info(found.get("water") or found["ships"])
+                self._reset_model_defaults()
+        self._can = {"water": water_ok, "ships": ships_ok}
+        self._update_buttons()
+        self._layer_changed()
+
+    def _fill_from_model(self, info: Any) -> None:
+        """A model file's own tile, overlap and threshold become the form's values."""
+        self.tile_spin.setValue(int(info.tile_size))
+        self.overlap_spin.setValue(int(info.tile_overlap))
+        seg = info.task == "segmentation"
+        self.threshold_spin.setValue(float(info.seg_threshold if seg else info.det_confidence))
+
+    def _reset_model_defaults(self) -> None:
+        self.tile_spin.setValue(TILE_DEFAULT)
+        self.overlap_spin.setValue(OVERLAP_DEFAULT)
+        self.threshold_spin.setValue(THRESHOLD_DEFAULT)
+
+    def _rebuild_bands(self, facts: Any) -> None:
+        while self.band_form.rowCount():
+            self.band_form.removeRow(0)
+        self._band_boxes = []
+        info = self._model_info
+        if info is None or facts is None:
+            return
+        labels = band_labels(facts)
+        try:
+            suggested = default_bands(facts, info.polarisations)
+        except Exception:  # noqa: BLE001 - a hint only; the run checks properly
+            suggested = [None] * len(info.polarisations)
+        for pol, band in zip(info.polarisations, suggested, strict=True):
+            combo = QComboBox()
+            combo.addItem("by band name", None)
+            for i, label in enumerate(labels):
+                combo.addItem(label, i + 1)
+            if band is not None:
+                combo.setCurrentIndex(band)
+            self._band_boxes.append(combo)
+            self.band_form.addRow(f"{pol} ←", combo)
+
+    def _area_changed(self, *_: Any) -> None:
+        self.area_layer_combo.setEnabled(self.area_combo.currentData() == AREA_POLYGONS)
+
+    def _output_changed(self, *_: Any) -> None:
+        self.output_file.setEnabled(self.output_combo.currentData() == OUTPUT_FILES)
+
+    def _update_buttons(self) -> None:
+        running = getattr(self, "_running", False)
+        can = getattr(self, "_can", {"water": False, "ships": False})
+        self.water_button.setEnabled(can["water"] and not running)
+        self.ships_button.setEnabled(can["ships"] and not running)
+        self.water_button.setToolTip("" if can["water"] else "Needs a segmentation model")
+        self.ships_button.setToolTip("" if can["ships"] else "Needs a detection model")
+
+    def _emit(self, job: str) -> None:
+        self.run_requested.emit(self.parameters(job))
+
+    # ------------------------------------------------------------------ public
+    def parameters(self, job: str = "water") -> RunParameters:
+        """What the form says, for ``job``."""
+        layer = self.layer_combo.currentLayer()
+        area_layer = self.area_layer_combo.currentLayer()
+        bands = [c.currentData() for c in self._band_boxes]
+        model = (self.model_file.filePath().strip()
+                 if self.model_combo.currentData() == MODEL_FILE else "")  # fmt: skip
+        return RunParameters(
+            job=job,
+            layer_id=layer.id() if layer is not None else "",
+            model=model,
+            bands=tuple(bands) if bands and all(b is not None for b in bands) else None,
+            units=self.units_combo.currentData(),
+            tile=self.tile_spin.value() or None,
+            overlap=None if self.overlap_spin.value() < 0 else self.overlap_spin.value(),
+            batch_size=self.batch_spin.value(),
+            threshold=self.threshold_spin.value() or None,
+            min_area_m2=self.min_area_spin.value(),
+            simplify_m=self.simplify_spin.value(),
+            area=self.area_combo.currentData(),
+            area_layer_id=area_layer.id() if area_layer is not None else "",
+            output=self.output_combo.currentData(),
+            output_path=self.output_file.filePath().strip(),
+            add_mask=self.mask_check.isChecked(),
+            overwrite=self.overwrite_check.isChecked(),
+        )
+
+    def set_parameters(self, p: RunParameters) -> None:
+        """Show ``p`` (restored settings); layers that are not in the project are skipped."""
+        if p.layer_id and self.project.mapLayer(p.layer_id) is not None:
+            self.layer_combo.setLayer(self.project.mapLayer(p.layer_id))
+        if p.area_layer_id and self.project.mapLayer(p.area_layer_id) is not None:
+            self.area_layer_combo.setLayer(self.project.mapLayer(p.area_layer_id))
+        _select(self.model_combo, MODEL_FILE if p.model else MODEL_BUNDLED)
+        self.model_file.setFilePath(p.model)
+        self._model_changed()
+        _select(self.units_combo, p.units)
+        self.tile_spin.setValue(p.tile or TILE_DEFAULT)
+        self.overlap_spin.setValue(OVERLAP_DEFAULT if p.overlap is None else p.overlap)
+        self.batch_spin.setValue(p.batch_size)
+        self.threshold_spin.setValue(p.threshold or THRESHOLD_DEFAULT)
+        self.min_area_spin.setValue(p.min_area_m2)
+        self.simplify_spin.setValue(p.simplify_m)
+        _select(self.area_combo, p.area)
+        _select(self.output_combo, p.output)
+        self.output_file.setFilePath(p.output_path)
+        self.mask_check.setChecked(p.add_mask)
+        self.overwrite_check.setChecked(p.overwrite)
+        if p.bands and len(p.bands) == len(self._band_boxes):
+            for combo, band in zip(self._band_boxes, p.bands, strict=True):
+                _select(combo, band)
+
+    def set_running(self, running: bool) -> None:
+        """Buttons off and Cancel on while a run goes, and the other way round."""
+        self._running = running
+        self._update_buttons()
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setValue(0)
+
+    def set_progress(self, percent: float) -> None:
+        self.progress.setValue(int(percent))
+
+    def show_status(self, text: str, ok: bool = True) -> None:
+        _say(self.status, text, ok)
+
+
+def _note() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return label
+
+
+def _caption(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setStyleSheet("font-weight: bold;")
+    return label
+
+
+def _say(label: QLabel, text: str, ok: bool) -> None:
+    label.setText(text)
+    label.setStyleSheet(_OK if ok else _BAD)
+
+
+def _spin(low: int, high: int, step: int, special: str, suffix: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    if special:
+        spin.setSpecialValueText(special)  # shown at the minimum: use the model's value
+    return spin
+
+
+def _double(
+    low: float, high: float, step: float, decimals: int, special: str, suffix: str
+) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setDecimals(decimals)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    if special:
+        spin.setSpecialValueText(special)
+    return spin
+
+
+def _select(combo: QComboBox, data: Any) -> None:
+    index = combo.findData(data)
+    if index >= 0:
+        combo.setCurrentIndex(index)

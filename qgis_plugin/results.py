@@ -1,0 +1,55 @@
+"""Turning a finished run into styled layers and one sentence (main thread)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+from .naming import layer_name, ships_message, water_message
+from .styling import style_mask, style_ships, style_water
+from .task import TaskOutcome
+
+
+def add_result_layers(outcome: TaskOutcome, project: QgsProject) -> list[QgsMapLayer]:
+    """Add the outputs of a successful run to ``project``, styled; returns them.
+
+    The mask goes in first so the polygons or boxes draw above it.
+
+    Raises:
+        RuntimeError: QGIS cannot open a file the run wrote.
+    """
+    req, files = outcome.request, outcome.result.files
+    layers: list[QgsMapLayer] = []
+    if "class" in files:
+        mask = QgsRasterLayer(str(files["class"]),
+                              layer_name("Water mask", req.model_label, req.input_name), "gdal")  # fmt: skip
+        _check(mask, files["class"])
+        style_mask(mask)
+        layers.append(mask)
+    if "vector" in files:
+        kind = "Water" if req.job == "water" else "Ships"
+        vector = QgsVectorLayer(str(files["vector"]),
+                                layer_name(kind, req.model_label, req.input_name), "ogr")  # fmt: skip
+        _check(vector, files["vector"])
+        (style_water if req.job == "water" else style_ships)(vector)
+        layers.append(vector)
+    for layer in layers:
+        project.addMapLayer(layer)
+    return layers
+
+
+def summary_message(outcome: TaskOutcome) -> str:
+    """``Water: 3.95 km² in …`` or ``7 ships detected in …``."""
+    req, s = outcome.request, outcome.result.summary
+    if req.job == "water":
+        # The polygons' area (after the minimum-area filter) is what the map shows.
+        area = s.vector_area_km2 if s.vector_area_km2 is not None else s.water_area_km2
+        return water_message(area, req.input_name, req.model_label, s.seconds)
+    return ships_message(s.ship_count, req.input_name, req.model_label, s.seconds)
+
+
+def _check(layer: QgsMapLayer, path: Any) -> None:
+    if not layer.isValid():
+        raise RuntimeError(f"QGIS cannot open the result {Path(path)}")

@@ -1,0 +1,139 @@
+"""Checks made before a run starts, so that a wrong input is refused with a sentence, not a
+traceback, and before any file is written (Deepness #128, GeoDeep #10: hidden assumptions
+about CRS and band count).
+
+Works on :class:`RasterFacts` (plain data read from the layer and its file), so every rule is
+testable without QGIS. Polarisation names and band mapping use sarmae_core's own rules, so the
+plugin and the engine never disagree about what a band is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core import core
+from .params import JOB_TASK, JOB_TITLE
+
+
+class InputRefused(ValueError):
+    """An input or setting the plugin will not run on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RasterFacts:
+    """What the plugin knows about a raster layer before running on it.
+
+    Attributes:
+        name: layer name.
+        path: what GDAL opens.
+        provider: QGIS data provider (``gdal`` for files).
+        georeferenced: the file has a CRS, or GCPs with one (the layer's CRS in QGIS may be
+            one QGIS assumed; the engine reads the file).
+        band_count: number of bands.
+        descriptions: GDAL band descriptions.
+        data_types: GDAL data type names (``Byte``, ``Float32``, ...).
+        colours: GDAL colour interpretation names, lower case (``red``, ``gray``, ...).
+    """
+
+    name: str
+    path: str
+    provider: str
+    georeferenced: bool
+    band_count: int
+    descriptions: tuple[str, ...]
+    data_types: tuple[str, ...]
+    colours: tuple[str, ...]
+
+
+def looks_optical(facts: RasterFacts) -> bool:
+    """Three or more bands coloured red/green/blue, or 8-bit: an optical picture, not SAR.
+
+    The same rule as sarmae_core's ``check_not_optical``: 8-bit SAR products exist but are
+    quick-looks, never calibrated backscatter.
+    """
+    if facts.band_count < 3:
+        return False
+    rgb = set(facts.colours[:3]) == {"red", "green", "blue"}
+    return rgb or all(t == "Byte" for t in facts.data_types[:3])
+
+
+def check_raster(facts: RasterFacts) -> None:
+    """Refuse layers that no SAR model can be run on.
+
+    Raises:
+        InputRefused: not a GDAL file raster, an optical image, or no georeference.
+    """
+    if facts.provider != "gdal":
+        raise InputRefused(
+            f"'{facts.name}' is not a raster file GDAL reads (provider {facts.provider}); "
+            "save it as a GeoTIFF (Export ▸ Save As…) and run on that"
+        )
+    if looks_optical(facts):
+        colours = "/".join(c.title() for c in facts.colours[:3])
+        raise InputRefused(
+            f"'{facts.name}' looks like an optical RGB image ({facts.band_count} bands, "
+            f"{facts.data_types[0]}, colours {colours}), not SAR backscatter. SARMAE models "
+            "read radar backscatter; on an optical image their results mean nothing. Choose a "
+            "SAR layer, e.g. a Sentinel-1 GRD band in dB or linear sigma0"
+        )
+    if not facts.georeferenced:
+        raise InputRefused(
+            f"'{facts.name}' has no coordinate reference system in its file, so the results "
+            "could not be placed on the map and areas and ship sizes could not be measured. "
+            "Assign a CRS to the file (Raster ▸ Projections ▸ Assign Projection) or use a "
+            "terrain-corrected (geocoded) product"
+        )
+
+
+def band_polarisations(facts: RasterFacts) -> list[str | None]:
+    """Polarisation of each band from its description (a single band: also the file name)."""
+    polarisation_of = core("inference.sar_metadata").polarisation_of
+    names = [polarisation_of(d) for d in facts.descriptions]
+    if facts.band_count == 1 and names and names[0] is None:
+        names[0] = polarisation_of(Path(facts.path).stem)
+    return names
+
+
+def default_bands(facts: RasterFacts, polarisations: Sequence[str]) -> list[int | None]:
+    """Band suggested for each model channel: the one named after it, else None."""
+    names = [n.upper() if n else None for n in band_polarisations(facts)]
+    out: list[int | None] = []
+    for pol in polarisations:
+        out.append(names.index(pol.upper()) + 1 if pol.upper() in names else None)
+    if all(b is None for b in out) and facts.band_count == len(polarisations) == 1:
+        out = [1]  # one band, one channel: nothing else it could be
+    return out
+
+
+def check_bands(
+    facts: RasterFacts, polarisations: Sequence[str], bands: Sequence[int] | None
+) -> None:
+    """Refuse a band choice the model cannot take (count, range, or unnamed bands).
+
+    Raises:
+        InputRefused: naming the bands the raster has.
+    """
+    sar = core("inference.sar_metadata")
+    errors = core("errors")
+    try:
+        sar.map_bands(
+            list(polarisations), band_polarisations(facts), None if bands is None else list(bands),
+            core("inference.notes").Notes(),
+        )  # fmt: skip
+    except errors.InputError as exc:
+        raise InputRefused(f"'{facts.name}': {exc}") from exc
+
+
+def check_task(task: str, job: str, model_label: str) -> None:
+    """Refuse a model that does not do the job (a ship detector for Segment water).
+
+    Raises:
+        InputRefused: naming the model's task.
+    """
+    if JOB_TASK[job] != task:
+        raise InputRefused(
+            f"{JOB_TITLE[job]} needs a {JOB_TASK[job]} model, but {model_label} is a {task} "
+            "model; choose another model or the other button"
+        )

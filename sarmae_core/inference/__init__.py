@@ -1,0 +1,24 @@
+"""Torch-free sliding-window inference over whole georeferenced SAR rasters.
+
+``predict`` runs a segmentation (water) or detection (ships) model over any raster GDAL reads,
+in windows and bounded memory, and writes class/probability GeoTIFFs and GeoPackages. Only
+numpy, rasterio, onnxruntime and GDAL's ``osgeo`` (for vector files) are needed; torch is
+imported only by :mod:`~sarmae_core.inference.torch_backend`, when asked for.
+"""
+
+from .backends import Backend, CallableBackend, OnnxBackend, load_backend
+from .notes import InferenceWarning
+from .predict import PredictionResult, PredictionSummary, predict
+from .writers import OutputExistsError
+
+__all__ = [
+    "Backend",
+    "CallableBackend",
+    "InferenceWarning",
+    "OnnxBackend",
+    "OutputExistsError",
+    "PredictionResult",
+    "PredictionSummary",
+    "load_backend",
+    "predict",
+]

@@ -1,0 +1,360 @@
+"""``predict``: a SAR model over a whole georeferenced raster, to GeoTIFFs and GeoPackages.
+
+One call validates everything it can before any work (model, task, outputs, raster, units,
+bands, area), then sweeps the raster in windows with bounded memory, writes every output under
+a temporary name and renames them into place only when the run has succeeded. A failed or
+cancelled run leaves nothing behind; an existing file is only replaced when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+
+from ..errors import ConfigError, InputError
+from .aoi import AreaOfInterest, resolve_aoi
+from .backends import Backend, load_backend
+from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
+from .geodesy import EqualArea
+from .notes import Notes
+from .products import SegmentationSink, plan_outputs
+from .source import SarSource
+from .vectorize import GpkgWriter, PolygonOptions, polygonize, write_detections
+from .windows import TileGrid
+from .writers import BLOCK, OutputSet
+
+#: What each named job needs of a model (``predict water`` / ``predict ships``).
+JOBS = {"water": "segmentation", "ships": "detection"}
+#: GDAL's block cache for the run, MB: enough for a few tile rows of reads and writes, and a
+#: fixed bound, so memory does not follow the raster size (GDAL's default is 5 % of RAM).
+GDAL_CACHE_MB = 64
+
+
+@dataclass
+class PredictionSummary:
+    """Figures of a run.
+
+    Attributes:
+        seconds: wall time of the whole call.
+        model_seconds: time spent inside the backend.
+        pixels_processed: valid input pixels that received a prediction.
+        megapixels_per_second: ``pixels_processed`` per wall second / 1e6.
+        tiles, tiles_run: tiles in the grid, and those run (the rest held no valid pixel).
+        class_area_km2: ground area of each class (segmentation; empty without a CRS).
+        water_area_km2: area of the ``water`` class (segmentation), else None.
+        vector_area_km2: area of the written polygons (after filtering), else None.
+        ship_count: detections written (detection), else None.
+        timings: seconds spent reading, in the model, stitching, writing, finishing
+            (overviews, COG) and vectorising.
+    """
+
+    seconds: float
+    model_seconds: float
+    pixels_processed: int
+    megapixels_per_second: float
+    tiles: int
+    tiles_run: int
+    class_area_km2: dict[str, float] = field(default_factory=dict)
+    water_area_km2: float | None = None
+    vector_area_km2: float | None = None
+    ship_count: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PredictionResult:
+    """What a :func:`predict` run wrote and measured.
+
+    Attributes:
+        files: final path of each product (``class``, ``probability``, ``vector``).
+        task: ``segmentation`` or ``detection``.
+        model: the model as given (name or path).
+        backend: backend that ran (``onnxruntime``, ``torch``, ...), and ``providers`` where.
+        units: units of the input as read; ``crs``: CRS of the outputs (None: pixel space).
+        summary: figures of the run.
+        notes: every assumption and adjustment the run made, in order.
+    """
+
+    files: dict[str, Path]
+    task: str
+    model: str
+    backend: str
+    providers: list[str]
+    units: str
+    crs: str | None
+    summary: PredictionSummary
+    notes: list[str]
+
+    def __str__(self) -> str:
+        s = self.summary
+        lines = [f"{self.task} with {self.model} ({self.backend} on {self.providers[0]})"]
+        lines += [f"  {k}: {v}" for k, v in self.files.items()]
+        if s.water_area_km2 is not None:
+            lines.append(f"  water area: {s.water_area_km2:.3f} km2")
+        if s.ship_count is not None:
+            lines.append(f"  ships: {s.ship_count}")
+        lines.append(
+            f"  {s.pixels_processed / 1e6:.2f} Mpx in {s.seconds:.1f} s "
+            f"({s.megapixels_per_second:.2f} Mpx/s, model {s.model_seconds:.1f} s)"
+        )
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def predict(
+    raster: str | os.PathLike,
+    model: Any = "water",
+    output: str | os.PathLike | None = None,
+    *,
+    aoi: AreaOfInterest | None = None,
+    aoi_crs: str | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int = 4,
+    backend: str = "auto",
+    device: str = "auto",
+    units: str | None = None,
+    bands: Sequence[str | int] | None = None,
+    products: Sequence[str] | None = None,
+    job: str | None = None,
+    threshold: float | None = None,
+    min_area_m2: float = 0.0,
+    fill_holes_m2: float = 0.0,
+    simplify_m: float = 0.0,
+    cog: bool = False,
+    overwrite: bool = False,
+    allow_optical: bool = False,
+    resolution_tolerance: float = 0.25,
+    progress: Callable[[float], Any] | None = None,
+    cancel: Any = None,
+) -> PredictionResult:
+    """Run a segmentation (water) or detection (ships) model over a whole SAR raster.
+
+    Args:
+        raster: any raster GDAL reads (GeoTIFF/COG, VRT, Sentinel-1 measurement TIFF).
+        model: a bundled model name (``water``, ``ships``), a path to an ``.onnx`` file or a
+            checkpoint, a torch task model, or a :class:`~sarmae_core.inference.Backend`.
+        output: output path; ``.tif`` writes a class map, ``.gpkg`` polygons or ship boxes
+            (default: ``<raster>_<model>.gpkg`` beside the input). See ``products``.
+        aoi: area of interest: ``(xmin, ymin, xmax, ymax)`` in ``aoi_crs`` (default the
+            raster's CRS), GeoJSON polygons, or a vector file of polygons.
+        aoi_crs: CRS of a box or GeoJSON ``aoi``, e.g. ``"EPSG:4326"``.
+        tile, overlap: tile side and overlap in pixels (default: the model's).
+        batch_size: tiles per model call.
+        backend: ``auto``, ``onnxruntime`` or ``torch``; ``device``: ``auto``, ``cuda``, ``cpu``.
+        units: input units (``db``, ``intensity``, ``amplitude``, ``complex``); default: from
+            the file's metadata, else guessed (and said).
+        bands: band name or 1-based index for each model channel; default: by polarisation.
+        products: any of ``class``, ``probability``, ``vector`` (files named after ``output``).
+        job: ``water`` or ``ships`` to insist on the matching model task (default: from a
+            bundled model's name, else any segmentation or detection model).
+        threshold: foreground probability (segmentation) or detection confidence; default:
+            the model's.
+        min_area_m2, fill_holes_m2, simplify_m: polygon cleaning (areas in m2, tolerance in m).
+        cog: write Cloud-Optimized GeoTIFFs.
+        overwrite: replace existing outputs.
+        allow_optical: run on an image that looks optical (8-bit RGB).
+        resolution_tolerance: relative pixel-size mismatch tolerated before resampling.
+        progress: called with the percentage done (0-100), e.g. ``QgsTask.setProgress``.
+        cancel: a ``threading.Event`` or a callable returning True to stop
+            (``QgsTask.isCanceled``); stopping raises :class:`CancelledError`.
+
+    Returns:
+        The files written, a summary (areas, ship count, time, pixels) and the run's notes.
+
+    Raises:
+        RasterError: unreadable input, unwritable or existing output.
+        InputError: input the model cannot take (units, bands, optical, no valid pixels).
+        CheckpointError: a missing, damaged or foreign model file.
+        ConfigError: contradictory options, or a model that does not do the job.
+        CancelledError: the run was cancelled; nothing was written.
+    """
+    start = time.perf_counter()
+    notes = Notes()
+    canceller = Canceller(cancel)
+    report = _progress(progress)
+    if job is None and isinstance(model, str) and model in JOBS:
+        job = model
+    be = load_backend(model, backend, device, notes)
+    info = be.info
+    task = _check_task(info.task, job, model)
+    tile, overlap = _tiling(be, tile, overlap)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if output is None:
+        name = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else task
+        output = Path(raster).with_name(f"{Path(raster).stem}_{name}.gpkg")
+    plan = plan_outputs(output, task, products)
+    outputs = OutputSet(plan, overwrite=overwrite)
+    stats = SweepStats()
+    sink: SegmentationSink | None = None
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, COMPRESS_OVERVIEW="DEFLATE"), SarSource(
+            raster, info, units=units, bands=bands, allow_optical=allow_optical,
+            resolution_tolerance=resolution_tolerance, notes=notes,
+        ) as source:  # fmt: skip
+            region = resolve_aoi(
+                aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes
+            )
+            grid = TileGrid(region.height, region.width, tile, overlap)
+            area = (
+                EqualArea.for_grid(source.crs, region.transform, region.width, region.height)
+                if source.crs is not None
+                else None
+            )
+            done = [0]
+
+            def on_batch(n: int) -> None:
+                done[0] += n
+                report(90.0 * done[0] / len(grid))
+
+            tiles = run_tiles(source, region, be, grid, batch_size, canceller, stats, on_batch)
+            summary: dict[str, Any] = {}
+            if task == "segmentation":
+                sink = SegmentationSink(
+                    outputs, tuple(plan), info.class_names,
+                    info.seg_threshold if threshold is None else threshold,
+                    source.crs, region.transform, region.width, region.height, source.nodata,
+                    area.row_pixel_areas(region.transform, region.width, region.height)
+                    if area is not None else None,
+                )  # fmt: skip
+                sweep_segmentation(tiles, grid, len(info.class_names), BLOCK, sink, stats)
+                stats.valid_pixels = sink.valid_pixels
+                _require_valid(stats, source)
+                canceller.check()
+                t = time.perf_counter()
+                sink.finish(outputs, cog)
+                stats.timings["finish"] = time.perf_counter() - t
+                stats.timings["write"] = sink.write_s
+                summary.update(_class_areas(sink, source.crs is not None, job))
+                if "vector" in plan:
+                    report(92.0)
+                    t = time.perf_counter()
+                    gpkg = GpkgWriter(
+                        outputs.temp("vector"), _layer_name(job, info.class_names),
+                        source.crs, [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
+                    )  # fmt: skip
+                    total = polygonize(
+                        sink.mask_path, outputs.scratch("raw.gpkg"), gpkg, info.class_names,
+                        source.crs, region.transform, source.pixel_size_m, area,
+                        PolygonOptions(min_area_m2, fill_holes_m2, simplify_m), canceller.check,
+                    )  # fmt: skip
+                    gpkg.close()
+                    summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
+                    stats.timings["vectorise"] = time.perf_counter() - t
+            else:
+                conf = info.det_confidence if threshold is None else threshold
+                dets = sweep_detection(tiles, grid, conf, info.det_iou_threshold, stats)
+                _require_valid(stats, source)
+                canceller.check()
+                t = time.perf_counter()
+                summary["ship_count"] = write_detections(
+                    outputs.temp("vector"), dets, info.class_names, source.crs,
+                    region.transform, source.pixel_size_m, area,
+                )  # fmt: skip
+                stats.timings["vectorise"] = time.perf_counter() - t
+            canceller.check()
+            files = outputs.commit()
+    except BaseException:
+        if sink is not None:
+            sink.close()
+        outputs.rollback()
+        raise
+    report(100.0)
+    seconds = time.perf_counter() - start
+    stats.timings.update(read=stats.read_s, model=stats.model_s, stitch=stats.stitch_s)
+    return PredictionResult(
+        files=files,
+        task=task,
+        model=str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
+        backend=be.name,
+        providers=list(be.providers),
+        units=source.units,
+        crs=source.crs.to_string() if source.crs is not None else None,
+        summary=PredictionSummary(
+            seconds=seconds,
+            model_seconds=stats.model_s,
+            pixels_processed=stats.valid_pixels,
+            megapixels_per_second=stats.valid_pixels / 1e6 / seconds,
+            tiles=stats.tiles,
+            tiles_run=stats.tiles_run,
+            timings=stats.timings,
+            **summary,
+        ),
+        notes=list(notes),
+    )
+
+
+def _progress(callback: Callable[[float], Any] | None) -> Callable[[float], None]:
+    if callback is None:
+        return lambda _p: None
+    return lambda p: callback(float(min(100.0, max(0.0, p))))
+
+
+def _check_task(task: str, job: str | None, model: Any) -> str:
+    if job is not None and job not in JOBS:
+        raise ConfigError(f"unknown job {job!r}; use {' or '.join(JOBS)}")
+    if task == "classification":
+        raise ConfigError(
+            f"{model} is a classification model: it labels whole image patches, while predict "
+            "maps pixels (segmentation, e.g. water) or objects (detection, e.g. ships). Use a "
+            "segmentation or detection model"
+        )
+    if job is not None and JOBS[job] != task:
+        raise ConfigError(
+            f"{model} is a {task} model, but predicting {job} needs a {JOBS[job]} model"
+        )
+    return task
+
+
+def _tiling(be: Backend, tile: int | None, overlap: int | None) -> tuple[int, int]:
+    info = be.info
+    fixed = be.tile_shape
+    if tile is None:
+        tile = fixed[0] if fixed else info.tile_size
+    if fixed and (tile, tile) != tuple(fixed):
+        raise ConfigError(
+            f"this model takes tiles of exactly {fixed[0]} x {fixed[1]} px; "
+            f"tile={tile} cannot be used (leave tile unset)"
+        )
+    if tile % info.patch_size:
+        raise ConfigError(
+            f"tile {tile} px is not a multiple of the model's patch size {info.patch_size} px"
+        )
+    if overlap is None:
+        overlap = min(info.tile_overlap, tile // 2)
+    return tile, overlap
+
+
+def _require_valid(stats: SweepStats, source: SarSource) -> None:
+    if stats.tiles_run == 0:
+        raise InputError(
+            f"no valid pixels in the area processed of {source.path.name}: every pixel there "
+            "is nodata, NaN or outside the area of interest; nothing was written"
+        )
+
+
+def _class_areas(sink: SegmentationSink, georeferenced: bool, job: str | None) -> dict[str, Any]:
+    if not georeferenced:
+        return {}
+    names = sink.class_names
+    areas = {n: float(a) / 1e6 for n, a in zip(names, sink.class_area_m2, strict=False)}
+    if len(names) == 1:  # a one-channel model: channel = foreground probability
+        areas = {names[0]: float(sink.class_area_m2[1]) / 1e6}
+    water = next((a for n, a in areas.items() if n.lower() == "water"), None)
+    if water is None and job == "water" and len(names) == 2:
+        water = areas[names[1]]
+    return {"class_area_km2": areas, "water_area_km2": water}
+
+
+def _layer_name(job: str | None, class_names: Sequence[str]) -> str:
+    if job == "water" or any(n.lower() == "water" for n in class_names):
+        return "water"
+    return "polygons"

@@ -1,0 +1,179 @@
+"""What a segmentation run writes: which files, under which names, and the streaming sink.
+
+Products: ``class`` (uint8 class map, nodata 255, with a colour table), ``probability``
+(float32, one band per foreground class, the input's nodata) and ``vector`` (polygons in a
+GeoPackage for segmentation, boxes for detection). The sink receives finished row chunks from
+the blender, turns them into classes, writes every raster product and counts class areas.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+
+from ..errors import ConfigError
+from .writers import GeoTiffWriter, OutputSet, to_cog
+
+PRODUCTS = ("class", "probability", "vector")
+CLASS_NODATA = 255
+#: Colours of class maps: background transparent, then water blue and distinct hues.
+_PALETTE = [(0, 0, 0, 0), (0, 112, 255, 255), (230, 25, 75, 255), (60, 180, 75, 255),
+            (255, 225, 25, 255), (145, 30, 180, 255), (70, 240, 240, 255)]  # fmt: skip
+
+
+def plan_outputs(output: str | Path, task: str, products: Sequence[str] | None) -> dict[str, Path]:
+    """Final path of each product.
+
+    Without ``products``, the suffix of ``output`` picks one: ``.tif`` a class map, ``.gpkg``
+    polygons (segmentation) or boxes (detection). With ``products``, files are named after
+    ``output`` without its suffix: ``<stem>.tif`` (class), ``<stem>_probability.tif``,
+    ``<stem>.gpkg`` (vector).
+
+    Raises:
+        ConfigError: an unknown product or suffix, or raster products for a detection model.
+    """
+    out = Path(output)
+    suffix = out.suffix.lower()
+    if products is None:
+        if suffix in (".tif", ".tiff"):
+            products = ("class",)
+        elif suffix == ".gpkg":
+            products = ("vector",)
+        else:
+            raise ConfigError(
+                f"cannot tell what to write to {out.name!r}: name it .tif (class raster) or "
+                ".gpkg (polygons or boxes), or pass products=('class', 'probability', 'vector')"
+            )
+    products = tuple(dict.fromkeys(products))
+    unknown = [p for p in products if p not in PRODUCTS]
+    if unknown or not products:
+        raise ConfigError(f"unknown products {unknown}; choose from {', '.join(PRODUCTS)}")
+    if task == "detection" and products != ("vector",):
+        raise ConfigError(
+            "a detection model writes boxes only: use an output ending in .gpkg "
+            "(products=('vector',))"
+        )
+    stem = out.with_suffix("") if suffix in (".tif", ".tiff", ".gpkg") else out
+    names = {
+        "class": out if suffix in (".tif", ".tiff") else stem.with_suffix(".tif"),
+        "probability": stem.with_name(f"{stem.name}_probability.tif"),
+        "vector": stem.with_suffix(".gpkg"),
+    }
+    if products == ("probability",) and suffix in (".tif", ".tiff"):
+        names["probability"] = out
+    return {p: names[p] for p in products}
+
+
+def classify(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Class index per pixel from probabilities [K, ...].
+
+    One or two channels: the foreground probability against ``threshold`` (the model's
+    ``seg_threshold``); more: the most probable class.
+    """
+    if probs.shape[0] <= 2:
+        return (probs[-1] >= threshold).astype(np.uint8)
+    return np.argmax(probs, axis=0).astype(np.uint8)
+
+
+class SegmentationSink:
+    """Writes each finished chunk of blended probabilities to the requested products.
+
+    Args:
+        outputs: the run's output set (temporary paths come from it).
+        products: products to write.
+        class_names: names by class index.
+        threshold: foreground threshold for one- or two-channel models.
+        crs, transform, width, height: the output grid.
+        nodata: nodata of the probability raster.
+        row_areas: ground area in m2 of one pixel of each row (None without a CRS).
+    """
+
+    def __init__(
+        self,
+        outputs: OutputSet,
+        products: Sequence[str],
+        class_names: Sequence[str],
+        threshold: float,
+        crs: CRS | None,
+        transform: Affine,
+        width: int,
+        height: int,
+        nodata: float,
+        row_areas: np.ndarray | None,
+    ) -> None:
+        self.class_names = list(class_names)
+        self.threshold = threshold
+        self.nodata = nodata
+        self.row_areas = row_areas
+        k = max(2, len(class_names))
+        self.class_pixels = np.zeros(k, dtype=np.int64)
+        self.class_area_m2 = np.zeros(k, dtype=np.float64)
+        self.valid_pixels = 0
+        self.write_s = 0.0
+        self.writers: dict[str, GeoTiffWriter] = {}
+        grid = dict(width=width, height=height, crs=crs, transform=transform)
+        if "class" in products:
+            w = GeoTiffWriter(outputs.temp("class"), count=1, dtype="uint8", nodata=CLASS_NODATA,
+                              descriptions=["class"], **grid)  # fmt: skip
+            w.set_colormap({i: _PALETTE[i % len(_PALETTE)] for i in range(len(class_names))})
+            w.update_tags(class_names=json.dumps(self.class_names))
+            self.writers["class"] = w
+        if "probability" in products:
+            self._prob_bands = list(range(1, len(class_names))) or [0]
+            names = [f"probability of {class_names[i]}" for i in self._prob_bands]
+            self.writers["probability"] = GeoTiffWriter(
+                outputs.temp("probability"), count=len(names), dtype="float32", nodata=nodata,
+                descriptions=names, overview_resampling="average", **grid,
+            )  # fmt: skip
+        if "vector" in products:
+            self.mask_path = outputs.scratch("foreground.tif")
+            # nodata 0: background and invalid pixels are not traced into polygons
+            self.writers["mask"] = GeoTiffWriter(
+                self.mask_path, count=1, dtype="uint8", nodata=0, **grid
+            )
+
+    def __call__(self, row: int, probs: np.ndarray, valid: np.ndarray) -> None:
+        t = time.perf_counter()
+        classes = classify(probs, self.threshold)
+        classes[~valid] = CLASS_NODATA
+        n = valid.sum()
+        self.valid_pixels += int(n)
+        counts = np.stack([(classes == c).sum(axis=1) for c in range(len(self.class_pixels))])
+        self.class_pixels += counts.sum(axis=1)
+        if self.row_areas is not None:
+            self.class_area_m2 += counts @ self.row_areas[row : row + probs.shape[1]]
+        if "class" in self.writers:
+            self.writers["class"].write(row, classes[None])
+        if "probability" in self.writers:
+            p = probs[self._prob_bands]
+            p[:, ~valid] = self.nodata
+            self.writers["probability"].write(row, p)
+        if "mask" in self.writers:
+            fg = np.where(valid, classes, 0)
+            self.writers["mask"].write(row, fg[None])
+        self.write_s += time.perf_counter() - t
+
+    def finish(self, outputs: OutputSet, cog: bool) -> None:
+        """Close every raster; add overviews to products (as COGs when asked)."""
+        if "mask" in self.writers:
+            self.writers["mask"].close()
+        for key in ("class", "probability"):
+            if key in self.writers:
+                w = self.writers[key]
+                w.finish()
+                if cog:
+                    to_cog(w.path, outputs.temp(key), w.overview_resampling.name)
+
+    def close(self) -> None:
+        """Close files after a failure (the output set removes them)."""
+        for w in self.writers.values():
+            try:
+                w.close()
+            except Exception:  # already failing: keep the original error
+                pass

@@ -1,0 +1,81 @@
+"""Backends: torch-free onnxruntime path, provider report, torch backend, exported models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sarmae_core.inference import OnnxBackend, predict
+from sarmae_core.inference.notes import Notes
+
+from .helpers import read
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_onnxruntime_path_never_imports_torch(s1_db: Path, models, tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        import sarmae_core
+        from sarmae_core.inference import predict
+        res = sarmae_core.predict({str(s1_db)!r}, {str(models["water"])!r},
+                                  {str(tmp_path / "w.gpkg")!r}, products=("class", "vector"))
+        assert res.backend == "onnxruntime", res.backend
+        heavy = sorted(m for m in ("torch", "timm", "torchvision", "qgis") if m in sys.modules)
+        print("HEAVY", heavy)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "HEAVY []" in run.stdout
+
+
+def test_onnx_backend_reports_its_provider(models) -> None:
+    notes = Notes()
+    backend = OnnxBackend(models["water"], notes=notes)
+    assert backend.providers[0] in ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert any(f"onnxruntime ran on {backend.providers[0]}" in n for n in notes)
+    out = backend.run(np.full((3, 1, 64, 64), -20.0, np.float32))
+    assert out["probabilities"].shape == (3, 2, 64, 64)
+    np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def task_model():
+    torch = pytest.importorskip("torch")
+    from sarmae_core.models.heads import SegmentationModel
+    from sarmae_core.models.registry import make_config
+
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test")
+    cfg.data.resolution = 20.0
+    return SegmentationModel(cfg, num_classes=2, class_names=["background", "water"]).eval()
+
+
+def test_torch_backend_runs_a_task_model(s1_db: Path, out: Path, task_model) -> None:
+    res = predict(s1_db, task_model, out / "t.tif", products=("probability",), backend="torch",
+                  device="cpu")  # fmt: skip
+    assert res.backend == "torch" and res.providers == ["cpu"]
+    p, _ = read(res.files["probability"])
+    assert p.shape == (217, 268) and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+def test_exported_model_matches_torch_end_to_end(
+    s1_db: Path, out: Path, tmp_path: Path, task_model
+) -> None:
+    export = pytest.importorskip("sarmae_core.export.onnx")
+    path = tmp_path / "water_test.onnx"
+    export.export_onnx(task_model, path, name="water-test", tile_overlap=16)
+    ort_res = predict(s1_db, path, out / "o.tif", products=("probability", "class"))
+    torch_res = predict(s1_db, task_model, out / "t.tif", products=("probability",),
+                        backend="torch")  # fmt: skip
+    assert ort_res.backend == "onnxruntime" and torch_res.backend == "torch"
+    p_ort, _ = read(ort_res.files["probability"])
+    p_torch, _ = read(torch_res.files["probability"])
+    np.testing.assert_allclose(p_ort, p_torch, atol=1e-4)
+    assert ort_res.summary.tiles == torch_res.summary.tiles > 1

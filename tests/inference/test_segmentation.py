@@ -1,0 +1,174 @@
+"""Water mapping end to end on the real Sentinel-1 scene: identity, seams, rasters, polygons."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from sarmae_core.inference import predict
+from sarmae_core.inference.windows import axis_starts
+
+from .helpers import (
+    features,
+    layer_info,
+    make_seg_onnx,
+    read,
+    s1_db,
+    seg_info,
+    to_epsg4326,
+    write_raster,
+)
+
+
+def test_identity_model_gives_back_the_input_with_nodata(tmp_path: Path, out: Path, identity):
+    x = s1_db()
+    x[:, :11] = -99  # a nodata border, as at the edge of a Sentinel-1 scene
+    x[100:130, 40:90] = -99
+    x[5, 200] = np.nan
+    src = write_raster(tmp_path / "scene_db.tif", x, nodata=-99)
+    res = predict(src, identity, out / "id.tif", products=("probability",), tile=64, overlap=16)
+    y, _profile = read(res.files["probability"])
+    valid = (x != -99) & np.isfinite(x)
+    np.testing.assert_allclose(y[valid], x[valid], rtol=1e-6)
+    assert (y[~valid] == -99).all()  # nodata in the output exactly where the input had none
+    with rasterio.open(src) as s, rasterio.open(res.files["probability"]) as o:
+        assert (o.crs, o.transform, o.nodata) == (s.crs, s.transform, s.nodata)
+        assert o.profile["tiled"] and o.compression.name == "deflate" and o.overviews(1)
+    assert res.summary.pixels_processed == valid.sum()
+    assert len(res.summary.timings) >= 4
+
+
+def _jumps(p: np.ndarray, tile: int, overlap: int, axis: int) -> tuple[float, float, float, float]:
+    """Largest and mean |difference| across tile borders, and across every other pixel pair."""
+    starts = axis_starts(p.shape[axis], tile, overlap)
+    borders = set(starts[1:]) | {s + tile for s in starts[:-1]}
+    diffs = np.moveaxis(np.abs(np.diff(p, axis=axis)), axis, 0)  # diffs[i]: pixel i vs i + 1
+    at_border = np.isin(np.arange(1, p.shape[axis]), sorted(borders))
+    b, inside = diffs[at_border], diffs[~at_border]
+    return b.max(), inside.max(), b.mean(), inside.mean()
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_blended_output_has_no_seams(s1_db: Path, out: Path, models, axis: int) -> None:
+    # The 9x9 blur pads with zeros inside the graph: 4 px at every tile edge are distorted.
+    res = predict(s1_db, models["water9"], out / "b.tif", products=("probability",), overlap=16)
+    p, _ = read(res.files["probability"])
+    b_max, in_max, b_mean, in_mean = _jumps(p, 64, 16, axis)
+    assert b_max <= in_max
+    assert b_mean <= 1.25 * in_mean  # ten border lines against ~250 others: sampling noise
+    # The same check sees the seams of tiles that merely abut: the test can fail.
+    res0 = predict(s1_db, models["water9"], out / "s.tif", products=("probability",), overlap=0)
+    p0, _ = read(res0.files["probability"])
+    b0_max, in0_max, b0_mean, in0_mean = _jumps(p0, 64, 0, axis)
+    assert b0_max > in0_max and b0_mean > 1.5 * in0_mean
+
+
+def test_raster_smaller_than_one_tile(tmp_path: Path, out: Path, models, identity) -> None:
+    x = s1_db()[50:80, 60:100]  # 30 x 40 px, tile 64
+    src = write_raster(tmp_path / "small_db.tif", x)
+    res = predict(src, identity, out / "id.tif", products=("probability",))
+    y, _profile = read(res.files["probability"])
+    assert y.shape == (30, 40)
+    np.testing.assert_allclose(y, x, rtol=1e-6)
+    res = predict(src, models["water"], out / "w.tif")
+    assert read(res.files["class"])[0].shape == (30, 40)
+
+
+def test_class_map_and_water_polygons(s1_db: Path, out: Path, models) -> None:
+
+    res = predict(s1_db, models["water"], out / "water.tif", products=("class", "vector"))
+    assert set(res.files) == {"class", "vector"} and res.files["vector"].suffix == ".gpkg"
+    classes, profile = read(res.files["class"])
+    assert set(np.unique(classes)) <= {0, 1} and profile["nodata"] == 255
+    with rasterio.open(res.files["class"]) as ds:
+        assert ds.colormap(1)[1][:3] == (0, 112, 255) and "water" in ds.tags()["class_names"]
+    s = res.summary
+    # 20 m pixels in UTM: about 400 m2 each (UTM's scale factor makes ground pixels ~0.04 % larger)
+    assert s.water_area_km2 == pytest.approx((classes == 1).sum() * 400 / 1e6, rel=2e-3)
+    feats = features(res.files["vector"])
+    areas = [f["area_m2"] for f in feats]
+    assert len(areas) > 10 and all(a >= 399 for a in areas)
+    assert sum(areas) / 1e6 == pytest.approx(s.water_area_km2, rel=1e-6)
+    assert s.vector_area_km2 == pytest.approx(s.water_area_km2, rel=1e-6)
+    assert {f["class_name"] for f in feats} == {"water"}
+    name, wkt = layer_info(res.files["vector"])
+    assert name == "water" and "32631" in wkt
+
+
+def test_polygon_options_filter_fill_and_simplify(s1_db: Path, out: Path, models) -> None:
+    def polygons(name: str, **options) -> list:
+        res = predict(s1_db, models["water"], out / f"{name}.gpkg", **options)
+        return [(f["area_m2"], f["geometry"]) for f in features(res.files["vector"])]
+
+    raw = polygons("raw")
+    big = polygons("big", min_area_m2=20_000)
+    assert 0 < len(big) < len(raw) and min(a for a, _ in big) >= 20_000
+
+    def holes(ps: list) -> int:
+        return sum(
+            g.GetGeometryRef(i).GetGeometryCount() - 1
+            for _, g in ps
+            for i in range(g.GetGeometryCount())
+        )
+
+    filled = polygons("filled", fill_holes_m2=math.inf)
+    assert holes(raw) > 0 and holes(filled) == 0
+    assert sum(a for a, _ in filled) > sum(a for a, _ in raw)
+
+    def vertices(ps: list) -> int:
+        return sum(g.GetGeometryRef(0).GetGeometryRef(0).GetPointCount() for _, g in ps)
+
+    simple = polygons("simple", simplify_m=30, min_area_m2=20_000)
+    assert vertices(simple) < 0.7 * vertices(big)
+    assert sum(a for a, _ in simple) == pytest.approx(sum(a for a, _ in big), rel=0.05)
+
+
+def test_water_area_is_the_same_in_epsg4326(tmp_path: Path, s1_db: Path, out: Path) -> None:
+    model = make_seg_onnx(tmp_path / "w.onnx", seg_info(resolution_m=None), kernel=1)
+    utm = predict(s1_db, model, out / "utm.gpkg")
+    geo_raster = to_epsg4326(s1_db, tmp_path / "scene_4326_db.tif")
+    geo = predict(geo_raster, model, out / "geo.gpkg")
+    assert geo.crs == "EPSG:4326"
+    # Nearest-neighbour reprojection moves class edges by up to a pixel: agree within 2 %.
+    assert geo.summary.water_area_km2 == pytest.approx(utm.summary.water_area_km2, rel=0.02)
+    assert geo.summary.vector_area_km2 == pytest.approx(geo.summary.water_area_km2, rel=1e-3)
+
+
+def _quadrangle_km2(lat0: float, lat1: float, dlon: float) -> float:
+    """Exact area of a latitude/longitude box on the WGS84 ellipsoid (authalic formula)."""
+    a, f = 6378137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    e = math.sqrt(e2)
+
+    def q(phi: float) -> float:
+        s = math.sin(math.radians(phi))
+        return s / (1 - e2 * s * s) + math.log((1 + e * s) / (1 - e * s)) / (2 * e)
+
+    return a * a * (1 - e2) / 2 * math.radians(dlon) * (q(lat1) - q(lat0)) / 1e6
+
+
+def test_area_of_a_known_geographic_box(tmp_path: Path, out: Path) -> None:
+    # A 1 x 0.5 degree lake at 60 N (-30 dB) in 0 dB land, 0.02 degree pixels, EPSG:4326.
+    x = np.zeros((45, 70), np.float32)
+    x[10:35, 10:60] = -30.0
+    t = rasterio.transform.from_origin(10.0 - 0.2, 60.7, 0.02, 0.02)
+    src = write_raster(tmp_path / "lake_db.tif", x, crs="EPSG:4326", transform=t)
+    model = make_seg_onnx(tmp_path / "w.onnx", seg_info(resolution_m=None), kernel=1)
+    res = predict(src, model, out / "lake.gpkg")
+    expected = _quadrangle_km2(60.0, 60.5, 1.0)  # about 3081 km2
+    assert res.summary.water_area_km2 == pytest.approx(expected, rel=1e-3)
+    assert res.summary.vector_area_km2 == pytest.approx(expected, rel=1e-4)
+
+
+def test_cloud_optimized_geotiff(s1_db: Path, out: Path, models) -> None:
+    res = predict(s1_db, models["water"], out / "cog.tif", products=("class", "probability"),
+                  cog=True)  # fmt: skip
+    for path in res.files.values():
+        with rasterio.open(path) as ds:
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert ds.overviews(1)
+    assert sorted(p.name for p in out.iterdir()) == ["cog.tif", "cog_probability.tif"]

@@ -1,0 +1,479 @@
+"""Run configuration: YAML file -> nested dataclasses, with ``key=value`` dotted overrides.
+
+Every section is a dataclass, so a misspelt key fails at start-up with the dotted path and the
+nearest valid key (``optim.lrr`` -> "did you mean 'lr'?") instead of being silently ignored.
+Model keys are checked by :func:`sarmae_core.models.make_config`, dataset options by the reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sarmae_core.config import UNITS, from_dict
+from sarmae_core.errors import ConfigError
+
+#: Repository root: shipped configs say ``root: ../shared/data`` relative to it.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+# ------------------------------------------------------------------------------ sections
+@dataclass
+class UnitsConfig:
+    """How stored pixel values (DN) map to physical units: ``max(DN * scale + offset, floor)``.
+
+    Calibrated rasters need only ``units``. 8-bit chips are not calibrated: declare the affine
+    you assume (e.g. ``units: db, scale: 35/255, offset: -30``) and say why in a comment.
+
+    Attributes:
+        units: physical units after the affine: ``db``, ``intensity`` or ``amplitude``.
+        scale, offset: affine from stored values to ``units``.
+        floor: lowest physical value (zero amplitude or intensity has no dB: half an 8-bit
+            step keeps shadows finite), or None.
+    """
+
+    units: str = "db"
+    scale: float = 1.0
+    offset: float = 0.0
+    floor: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.units not in UNITS:
+            raise ConfigError(
+                f"units {self.units!r} is not one of {', '.join(UNITS)}; for 8-bit chips declare "
+                "the physical units and an affine (scale, offset) from DN to them"
+            )
+        if not self.scale:
+            raise ConfigError("units.scale must not be 0")
+
+    def to_physical(self, dn: np.ndarray) -> np.ndarray:
+        x = dn.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        if self.floor is not None:
+            x = np.maximum(x, np.float32(self.floor))
+        return x
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentations valid for SAR: they move pixels, never change radiometry."""
+
+    flip: bool = True
+    rot90: bool = True
+
+
+@dataclass
+class SourceConfig:
+    """One pretraining data source.
+
+    Attributes:
+        kind: ``rasters`` (random windows of GDAL rasters of any size), ``chips`` (one image per
+            sample, resized or cropped to the window), ``sar1m`` (the SAR-1M layout: ``SAR/``,
+            ``OPT/``, ``paired.json``, ``unpaired.json``) or ``paired_folders`` (SAR and
+            optical folders matched by file name).
+        paths: rasters/chips: files, folders or globs; sar1m: its root folder.
+        sar, optical: paired_folders: the two folders.
+        units: how the stored SAR values map to physical units.
+        bands: 1-based bands (channels) to read, one per model channel.
+        windows_per_epoch: rasters: windows drawn per epoch.
+        chip_mode: chips: ``resize`` to the window (the authors' recipe) or random ``crop``.
+        max_items: use at most this many files (smoke runs).
+    """
+
+    kind: str = "rasters"
+    paths: list[str] = field(default_factory=list)
+    sar: str | None = None
+    optical: str | None = None
+    units: UnitsConfig = field(default_factory=UnitsConfig)
+    bands: list[int] = field(default_factory=lambda: [1])
+    windows_per_epoch: int = 256
+    chip_mode: str = "resize"
+    max_items: int | None = None
+
+
+@dataclass
+class PretrainDataConfig:
+    """Pretraining data: every source is mixed into one epoch (paired and unpaired alike)."""
+
+    root: str = "."
+    sources: list[SourceConfig] = field(default_factory=list)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class PretrainModelConfig:
+    """Which SARMAE to build.
+
+    Attributes:
+        preset: registry preset (``sarmae_test``, ``sarmae_vit_tiny`` ... ``_large``).
+        img_size: window side in pixels (None: the preset's).
+        overrides: any other :class:`sarmae_core.models.ModelConfig` key (``mask_ratio``,
+            ``speckle``, ``sarc``, ``data`` ...).
+    """
+
+    preset: str = "sarmae_vit_tiny"
+    img_size: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup and half-cosine decay.
+
+    Attributes:
+        steps: optimiser steps (pretraining; fine-tuning derives it from ``epochs``).
+        epochs: fine-tuning epochs.
+        base_lr: lr = base_lr x effective batch / 256 (MAE's rule) unless ``lr`` is given.
+        lr: absolute peak learning rate.
+        layer_decay: fine-tuning: block i of D gets lr x layer_decay^(D + 1 - i) (BEiT/MAE).
+    """
+
+    steps: int = 1000
+    epochs: int = 30
+    batch_size: int = 32
+    accum_steps: int = 1
+    base_lr: float = 1.5e-4
+    lr: float | None = None
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_steps: int = 50
+    min_lr: float = 0.0
+    clip_grad: float = 1.0
+    layer_decay: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.accum_steps < 1:
+            raise ConfigError("optim.batch_size and optim.accum_steps must be at least 1")
+        if len(self.betas) != 2:
+            raise ConfigError(f"optim.betas needs two values, got {self.betas}")
+
+
+@dataclass
+class RunConfig:
+    """Where and how a run executes.
+
+    Attributes:
+        out_dir: outputs (checkpoints, logs, pictures, metrics).
+        save_every: pretraining: write a resumable checkpoint every N optimiser steps.
+        keep_last: resumable checkpoints kept (older ones are deleted once a newer is complete).
+        threads: torch CPU threads (None: torch's default).
+        amp: bf16 autocast on CUDA (ignored on the CPU).
+        tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` imports.
+    """
+
+    out_dir: str = "runs/run"
+    seed: int = 0
+    save_every: int = 500
+    keep_last: int = 2
+    log_every: int = 10
+    num_workers: int = 0
+    threads: int | None = None
+    amp: bool = True
+    quicklook: bool = True
+    tensorboard: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class PretrainRunConfig:
+    """``sarmae-train pretrain --config``: the whole pretraining run."""
+
+    model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
+    data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/pretrain"))
+
+
+@dataclass
+class FinetuneModelConfig:
+    """The task model and its starting weights.
+
+    Attributes:
+        init: our SARMAE ``.safetensors`` checkpoint, the authors' ``.pth`` or None (scratch).
+        linear_probe: classification: freeze the encoder, train the head only.
+        pool: classification pooling, ``mean`` or ``cls``.
+        channels: dense decoder width (None: the heads' default).
+        overrides: :class:`sarmae_core.models.ModelConfig` keys for a model built from scratch
+            (a checkpoint's own config wins for the architecture and input units).
+    """
+
+    preset: str = "sarmae_vit_tiny"
+    img_size: int | None = None
+    init: str | None = None
+    linear_probe: bool = False
+    pool: str = "mean"
+    drop_path_rate: float = 0.1
+    channels: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FinetuneDataConfig:
+    """A labelled dataset read in place.
+
+    Attributes:
+        format: reader name (see ``training.datasets.FORMATS``).
+        path: dataset folder, relative to ``root``.
+        units: how stored values map to physical units (8-bit chips: a declared assumption).
+        bands: reader-specific channel names (e.g. ``[vv, vh]``); None: the reader's default.
+        crop: random training crop side (None: whole images); evaluation uses whole images.
+        max_train, max_test: at most this many samples (deterministic pick, for smoke runs).
+        shots_per_class: classification few-shot: this many training samples per class.
+        options: reader-specific settings (splits, targets), checked by the reader.
+    """
+
+    root: str = "."
+    format: str = "class_folders"
+    path: str = ""
+    units: UnitsConfig = field(default_factory=UnitsConfig)
+    bands: list[str] | None = None
+    crop: int | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+    shots_per_class: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class LossConfig:
+    """Task losses (defaults: the authors' recipes, PAPER.md)."""
+
+    label_smoothing: float = 0.1
+    class_weights: list[float] | None = None
+    dice_weight: float = 1.0
+    size_weight: float = 1.0
+    offset_weight: float = 1.0
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings.
+
+    Attributes:
+        batch_size: images per forward pass (whole images).
+        score_threshold: detection: lowest score kept (low, so AP sees the whole curve).
+        max_detections: detection: boxes kept per image (COCO: 100).
+        nms_iou: detection: NMS IoU after CenterNet's peak test (None: peaks only).
+        baseline: segmentation of water: also score ``otsu`` thresholding, or None.
+    """
+
+    batch_size: int = 8
+    score_threshold: float = 0.01
+    max_detections: int = 100
+    nms_iou: float | None = 0.5
+    baseline: str | None = None
+
+
+@dataclass
+class FinetuneRunConfig:
+    """``sarmae-train finetune --config``: the whole fine-tuning run."""
+
+    task: str = "classification"
+    model: FinetuneModelConfig = field(default_factory=FinetuneModelConfig)
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(base_lr=5e-4, betas=[0.9, 0.999], warmup_steps=20)
+    )
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/finetune"))
+
+
+# ------------------------------------------------------------------------------ building
+def build(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from nested plain data, checking every key and leaf type.
+
+    Raises:
+        ConfigError: unknown key (with its dotted path and the nearest valid key) or a value of
+            the wrong type.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {where or 'top level'!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        if key in hints:
+            values[key] = _coerce(hints[key], value, f"{where}{key}")
+    try:
+        return from_dict(cls, {**data, **values})
+    except ConfigError as exc:
+        if "unknown" in str(exc) and where:
+            raise ConfigError(f"in section {where.rstrip('.')!r}: {exc}") from None
+        raise
+    except TypeError as exc:  # a dataclass without defaults for some field
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: {exc}") from None
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; build nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        errors = []
+        for a in args:
+            try:
+                return _coerce(a, value, key)
+            except ConfigError as exc:
+                errors.append(exc)
+                if "unknown" in str(exc):
+                    raise
+        raise errors[0]
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        return build(tp, value, f"{key}.")
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            value = [value]  # `bands=1` on the command line means [1]
+        return [_coerce(item, v, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict or tp is Any:
+        if origin is dict and not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, str):
+            value = _number(value, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        if tp is int and float(value) != int(value):
+            raise ConfigError(f"{key} must be a whole number, got {value!r}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be text, got {value!r}")
+        return str(value)
+    return value
+
+
+def _number(text: str, key: str) -> float:
+    try:
+        return float(eval_fraction(text))
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {text!r}") from None
+
+
+def eval_fraction(text: str) -> float:
+    """``"35/255"`` -> 0.137..., ``"1e-4"`` -> 1e-4 (YAML 1.1 reads both as text)."""
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    return float(text)
+
+
+# ------------------------------------------------------------------------------ files
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path`` (a file, or the name of a shipped config)."""
+    path = Path(path)
+    if not path.is_file() and (CONFIG_DIR / path.name).is_file() and len(path.parts) == 1:
+        path = CONFIG_DIR / path.name
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"config file {path} does not exist; shipped configs: {shipped}")
+    with path.open() as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=1e-4"`` -> (``["optim", "lr"]``, 1e-4); values are read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key=value (e.g. optim.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override key {key!r} is empty or has an empty part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):
+        try:  # YAML 1.1 leaves 1e-4 as text
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in nested plain data (list items by index: ``data.sources.0.units``)."""
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                node = node[_index(node, part, where)]
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"{where} is a value, not a section; cannot set {text!r}")
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, ".".join(parts))] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _index(items: list, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(f"{where}: expected an index below {len(items)}, got {part!r}")
+    return int(part)
+
+
+def load_config(
+    cls: type, path: str | Path | None = None, overrides: list[str] | None = None
+) -> Any:
+    """Read ``path`` (optional), apply ``overrides`` and build ``cls``."""
+    data = read_yaml(path) if path else {}
+    return build(cls, apply_overrides(data, list(overrides or [])))
+
+
+def to_plain(cfg: Any) -> dict[str, Any]:
+    """Plain JSON-serialisable data of a config (for checkpoint headers and reports)."""
+    return dataclasses.asdict(cfg)
+
+
+def resolve_data_path(root: str | Path, path: str | Path) -> Path:
+    """``path`` under ``root``; a relative root is tried from the working folder, then from the
+    repository root (so shipped configs work from anywhere inside the checkout)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    base = Path(root).expanduser()
+    if base.is_absolute() or (Path.cwd() / base).exists():
+        return base / p
+    if (REPO_ROOT / base).exists():
+        return REPO_ROOT / base / p
+    return base / p
+
+
+def nearest(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """' did you mean X?' or '' (for messages)."""
+    near = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
