@@ -79,16 +79,19 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.batch, args.steps, threads)))
         return
     print(
-        f"SARMAE pretraining step, 224 px, batch {args.batch}, SARE + SARC on, CPU, {threads} threads"
+        f"SARMAE pretraining step, 224 px, batch {args.batch}, SARE + SARC on, "
+        f"CPU, {threads} threads"
     )
-    print(f"{'preset':<18}{'params M':>9}{'img/s':>8}{'s/step':>8}{'teacher':>9}{'peak RSS':>11}")
+    header = ("preset", "params M", "img/s", "s/step", "teacher", "peak RSS")
+    print("".join(f"{h:<18}" if i == 0 else f"{h:>10}" for i, h in enumerate(header)))
     for preset in args.presets:
         cmd = [sys.executable, __file__, "--one", preset, "--batch", str(args.batch),
                "--steps", str(args.steps), "--threads", str(threads)]  # fmt: skip
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         print(
-            f"{r['preset']:<18}{r['params_m']:>9.1f}{r['images_per_s']:>8.2f}{r['s_per_step']:>8.2f}"
-            f"{100 * r['teacher_share']:>8.1f}%{r['peak_rss_mib']:>8.0f} MiB"
+            f"{r['preset']:<18}{r['params_m']:>10.1f}{r['images_per_s']:>10.2f}"
+            f"{r['s_per_step']:>10.2f}{100 * r['teacher_share']:>9.1f}%"
+            f"{r['peak_rss_mib']:>6.0f} MiB"
         )
 
 

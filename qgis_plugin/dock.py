@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.core import QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -32,6 +32,7 @@ from qgis.PyQt.QtWidgets import (
 from . import catalogue
 from .compat import first
 from .layer_io import band_labels, raster_facts
+from .messages import guarded
 from .params import (
     AREA_CANVAS,
     AREA_LAYER,
@@ -46,7 +47,6 @@ _RASTER = first("Qgis.LayerFilter.RasterLayer", "QgsMapLayerProxyModel.Filter.Ra
 _POLYGONS = first("Qgis.LayerFilter.PolygonLayer", "QgsMapLayerProxyModel.Filter.PolygonLayer")
 _SAVE_FILE = first("QgsFileWidget.StorageMode.SaveFile")
 _GET_FILE = first("QgsFileWidget.StorageMode.GetFile")
-_ = QgsMapLayerProxyModel  # imported so that the filters above resolve on QGIS 3.22
 
 MODEL_BUNDLED, MODEL_FILE = "", "file"
 #: Spin box values meaning "use the model's value" (shown as their special text).
@@ -121,7 +121,7 @@ class SarmaeDock(QDockWidget):
         form.addRow("SAR layer", self.layer_combo)
         form.addRow("", self.layer_info)
         form.addRow("Values are", self.units_combo)
-        form.addRow(_caption("Bands for the model"), QWidget())
+        form.addRow(_caption("Bands for the model"))
         form.addRow(self.band_form)
         return box
 
@@ -215,6 +215,7 @@ class SarmaeDock(QDockWidget):
         return col
 
     # ------------------------------------------------------------------ reacting
+    @guarded
     def _layer_changed(self, *_: Any) -> None:
         layer = self.layer_combo.currentLayer()
         if not isinstance(layer, QgsRasterLayer):
@@ -233,6 +234,7 @@ class SarmaeDock(QDockWidget):
             _say(self.layer_info, str(exc), False)
         self._rebuild_bands(facts)
 
+    @guarded
     def _model_changed(self, *_: Any) -> None:
         from_file = self.model_combo.currentData() == MODEL_FILE
         self.model_file.setEnabled(from_file)
@@ -262,7 +264,10 @@ class SarmaeDock(QDockWidget):
                 text += ". This build has no bundled models: choose a model file above."
             _say(self.model_info, text, bool(found))
             if found:
-                self._model_info = catalogue.model_info(found.get("water") or found["ships"])
+                try:
+                    self._model_info = catalogue.model_info(found.get("water") or found["ships"])
+                except InputRefused as exc:
+                    _say(self.model_info, str(exc), False)
                 self._reset_model_defaults()
         self._can = {"water": water_ok, "ships": ships_ok}
         self._update_buttons()
@@ -316,6 +321,7 @@ class SarmaeDock(QDockWidget):
         self.water_button.setToolTip("" if can["water"] else "Needs a segmentation model")
         self.ships_button.setToolTip("" if can["ships"] else "Needs a detection model")
 
+    @guarded
     def _emit(self, job: str) -> None:
         self.run_requested.emit(self.parameters(job))
 

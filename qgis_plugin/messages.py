@@ -36,7 +36,7 @@ def push(iface: Any, text: str, level: Any = MSG_INFO, details: str = "", durati
 def guarded(method: F) -> F:
     """Run a slot so that any error becomes a message bar entry and a log entry.
 
-    The instance must have ``iface`` (None is fine).
+    Uses the instance's ``iface`` (when it has one) and ``show_status`` (the dock).
     """
 
     @functools.wraps(method)
@@ -44,8 +44,10 @@ def guarded(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a slot must never raise into Qt
-            push(getattr(self, "iface", None), f"unexpected error: {exc}", MSG_CRITICAL,
-                 traceback.format_exc())  # fmt: skip
+            text = f"unexpected error: {exc}"
+            push(getattr(self, "iface", None), text, MSG_CRITICAL, traceback.format_exc())
+            if hasattr(self, "show_status"):  # the dock says it where the user looks
+                self.show_status(text, False)
             return None
 
     return wrapper  # type: ignore[return-value]

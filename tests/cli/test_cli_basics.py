@@ -11,7 +11,10 @@ from sarmae_core.models import create_model, save_checkpoint
 
 def sarmae(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sarmae_core.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "sarmae_core.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
