@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def classFactory(iface: Any) -> Any:  # noqa: N802 - the name QGIS looks for
+def classFactory(iface: Any) -> Any:
     """The plugin instance QGIS asks for (``iface`` is None under ``qgis_process``)."""
     from .plugin import SarmaePlugin
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from qgis import core as _core
+from qgis import gui as _gui
 
 
 def first(*paths: str) -> Any:
-    """The first of the dotted ``paths`` (relative to ``qgis.core``) that exists."""
+    """The first of the dotted ``paths`` (in ``qgis.core`` or ``qgis.gui``) that exists."""
     for path in paths:
-        obj: Any = _core
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        return obj
+        for module in (_core, _gui):
+            obj: Any = module
+            try:
+                for part in path.split("."):
+                    obj = getattr(obj, part)
+            except AttributeError:
+                continue
+            return obj
     raise AttributeError(f"none of {paths} exists in this QGIS")
 
 

@@ -33,15 +33,24 @@ def missing_modules(requirements: dict[str, str] | None = None) -> list[str]:
 
 
 def qgis_python() -> str:
-    """The Python interpreter of this QGIS (``sys.executable`` is QGIS itself on Windows/macOS)."""
+    """The Python interpreter QGIS embeds, as a command to run pip with.
+
+    ``sys.executable`` cannot be trusted inside QGIS: it is QGIS itself on Windows and macOS,
+    and on Linux whatever ``python3`` comes first on PATH (pyenv, conda), not necessarily the
+    Python QGIS runs. The interpreter of this version under ``sys.prefix`` is.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    prefix = Path(sys.prefix)
+    if os.name == "nt":
+        candidates = [prefix / "python.exe", prefix / "python3.exe"]
+    else:
+        candidates = [prefix / "bin" / f"python{version}", prefix / "bin" / "python3"]
     exe = Path(sys.executable)
     if exe.name.lower().startswith("python"):
-        return str(exe)
-    names = ("python.exe", "python3.exe") if os.name == "nt" else ("python3", "python")
-    for folder in (Path(sys.prefix), Path(sys.prefix) / "bin", exe.parent, exe.parent / "bin"):
-        for name in names:
-            if (folder / name).is_file():
-                return str(folder / name)
+        candidates.append(exe)
+    for path in candidates:
+        if path.is_file():
+            return str(path)
     return "python3"
 
 
@@ -86,7 +95,7 @@ def missing_message(modules: list[str]) -> str:
 def run_install(plan: InstallPlan, timeout: float = INSTALL_TIMEOUT_S) -> tuple[bool, str]:
     """Run ``plan`` (call it from a background task); returns success and pip's output."""
     try:
-        done = subprocess.run(  # noqa: S603 - the arguments are ours and were shown to the user
+        done = subprocess.run(
             list(plan.argv), capture_output=True, text=True, timeout=timeout, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

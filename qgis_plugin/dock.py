@@ -15,16 +15,14 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -42,11 +40,14 @@ from .params import (
     RunParameters,
 )
 from .validation import InputRefused, check_raster, default_bands
+from .widgets import caption, describe_layer, double, note, say, select, spin, use_project
 
 _RASTER = first("Qgis.LayerFilter.RasterLayer", "QgsMapLayerProxyModel.Filter.RasterLayer")
 _POLYGONS = first("Qgis.LayerFilter.PolygonLayer", "QgsMapLayerProxyModel.Filter.PolygonLayer")
 _SAVE_FILE = first("QgsFileWidget.StorageMode.SaveFile")
 _GET_FILE = first("QgsFileWidget.StorageMode.GetFile")
+
+_ADJUST_MIN = QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
 
 MODEL_BUNDLED, MODEL_FILE = "", "file"
 #: Spin box values meaning "use the model's value" (shown as their special text).
@@ -58,7 +59,6 @@ UNIT_CHOICES = [
     ("amplitude", "amplitude"),
     ("complex (SLC)", "complex"),
 ]
-_OK, _BAD = "color: #2e7d32;", "color: #c62828;"
 
 
 class SarmaeDock(QDockWidget):
@@ -88,8 +88,14 @@ class SarmaeDock(QDockWidget):
         layout.addWidget(self._output_group())
         layout.addLayout(self._run_row())
         layout.addStretch(1)
+        # Long layer and file names must not widen the dock: combos shrink to a few characters
+        # and elide, the form follows the dock's width and scrolls only vertically.
+        for combo in body.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(_ADJUST_MIN)
+            combo.setMinimumContentsLength(8)
         scroll = QScrollArea()  # a small screen scrolls the form instead of squashing it
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
 
@@ -112,8 +118,8 @@ class SarmaeDock(QDockWidget):
         form = QFormLayout(box)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(_RASTER)
-        self.layer_combo.setProject(self.project)
-        self.layer_info = _note()
+        use_project(self.layer_combo, self.project)
+        self.layer_info = note()
         self.units_combo = QComboBox()
         for label, value in UNIT_CHOICES:
             self.units_combo.addItem(label, value)
@@ -121,7 +127,7 @@ class SarmaeDock(QDockWidget):
         form.addRow("SAR layer", self.layer_combo)
         form.addRow("", self.layer_info)
         form.addRow("Values are", self.units_combo)
-        form.addRow(_caption("Bands for the model"))
+        form.addRow(caption("Bands for the model"))
         form.addRow(self.band_form)
         return box
 
@@ -134,7 +140,7 @@ class SarmaeDock(QDockWidget):
         self.model_file = QgsFileWidget()
         self.model_file.setStorageMode(_GET_FILE)
         self.model_file.setFilter("SARMAE ONNX models (*.onnx)")
-        self.model_info = _note()
+        self.model_info = note()
         form.addRow("Model", self.model_combo)
         form.addRow("File", self.model_file)
         form.addRow("", self.model_info)
@@ -142,24 +148,36 @@ class SarmaeDock(QDockWidget):
 
     def _parameters_group(self) -> QGroupBox:
         box = QGroupBox("Parameters")
-        form = QFormLayout(box)
-        self.tile_spin = _spin(TILE_DEFAULT, 4096, 16, "model's", " px")
-        self.overlap_spin = _spin(OVERLAP_DEFAULT, 2048, 8, "model's", " px")
-        self.batch_spin = _spin(1, 256, 1, "", "")
+        grid = QGridLayout(box)  # two columns of pairs: the whole form fits a laptop screen
+        self.tile_spin = spin(TILE_DEFAULT, 4096, 16, "model's", " px")
+        self.overlap_spin = spin(OVERLAP_DEFAULT, 2048, 8, "model's", " px")
+        self.batch_spin = spin(1, 256, 1, "", "")
         self.batch_spin.setValue(4)
-        self.threshold_spin = _double(THRESHOLD_DEFAULT, 1.0, 0.05, 2, "model's", "")
-        self.min_area_spin = _double(0.0, 1e9, 500.0, 0, "", " m²")
-        self.simplify_spin = _double(0.0, 1e4, 5.0, 1, "", " m")
-        self.threshold_spin.setToolTip("Water probability or ship confidence above which a "
-                                       "pixel is water or a peak is a ship")  # fmt: skip
+        self.threshold_spin = double(THRESHOLD_DEFAULT, 1.0, 0.05, 2, "model's", "")
+        # Ranges bound the widths Qt gives the boxes: 10 km² and 1 km cover every real use.
+        self.min_area_spin = double(0.0, 1e7, 500.0, 0, "", " m²")
+        self.simplify_spin = double(0.0, 1000.0, 5.0, 1, "", " m")
+        self.tile_spin.setToolTip("Tile side in pixels (model's: what the model was trained on)")
+        self.overlap_spin.setToolTip("Overlap between tiles, blended to avoid seams")
+        self.threshold_spin.setToolTip(
+            "Water probability or ship confidence above which a pixel is water or a peak a ship"
+        )
         self.min_area_spin.setToolTip("Water polygons smaller than this are dropped")
         self.simplify_spin.setToolTip("Polygon outlines are simplified to this tolerance")
-        form.addRow("Tile", self.tile_spin)
-        form.addRow("Overlap", self.overlap_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Threshold", self.threshold_spin)
-        form.addRow("Minimum area", self.min_area_spin)
-        form.addRow("Simplification", self.simplify_spin)
+        rows = [
+            ("Tile", self.tile_spin, "Overlap", self.overlap_spin),
+            ("Batch", self.batch_spin, "Threshold", self.threshold_spin),
+            ("Min. area", self.min_area_spin, "Simplify", self.simplify_spin),
+        ]
+        for r, (a, wa, b, wb) in enumerate(rows):
+            for box_ in (wa, wb):  # Qt sizes spin boxes for their maximum; no need here
+                box_.setMinimumWidth(70)
+            grid.addWidget(QLabel(a), r, 0)
+            grid.addWidget(wa, r, 1)
+            grid.addWidget(QLabel(b), r, 2)
+            grid.addWidget(wb, r, 3)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
         return box
 
     def _area_group(self) -> QGroupBox:
@@ -171,7 +189,7 @@ class SarmaeDock(QDockWidget):
         self.area_combo.addItem("Selected polygons of a layer", AREA_POLYGONS)
         self.area_layer_combo = QgsMapLayerComboBox()
         self.area_layer_combo.setFilters(_POLYGONS)
-        self.area_layer_combo.setProject(self.project)
+        use_project(self.area_layer_combo, self.project)
         form.addRow("Process", self.area_combo)
         form.addRow("Polygons", self.area_layer_combo)
         return box
@@ -186,8 +204,8 @@ class SarmaeDock(QDockWidget):
         self.output_file.setStorageMode(_SAVE_FILE)
         self.output_file.setFilter("GeoPackage (*.gpkg)")
         self.output_file.setToolTip("Polygons or boxes; the water mask goes beside it as .tif")
-        self.mask_check = QCheckBox("Add the water mask raster")
-        self.overwrite_check = QCheckBox("Overwrite existing files")
+        self.mask_check = QCheckBox("Add water mask raster")
+        self.overwrite_check = QCheckBox("Overwrite files")
         form.addRow("Results", self.output_combo)
         form.addRow("File", self.output_file)
         form.addRow("", self.mask_check)
@@ -208,7 +226,7 @@ class SarmaeDock(QDockWidget):
         self.cancel_button = QPushButton("Cancel")
         progress.addWidget(self.progress, 1)
         progress.addWidget(self.cancel_button)
-        self.status = _note()
+        self.status = note()
         col.addLayout(buttons)
         col.addLayout(progress)
         col.addWidget(self.status)
@@ -219,19 +237,15 @@ class SarmaeDock(QDockWidget):
     def _layer_changed(self, *_: Any) -> None:
         layer = self.layer_combo.currentLayer()
         if not isinstance(layer, QgsRasterLayer):
-            _say(self.layer_info, "Add a SAR raster to the project, then choose it here.", False)
+            say(self.layer_info, "Add a SAR raster to the project, then choose it here.", False)
             self._rebuild_bands(None)
             return
         facts = raster_facts(layer)
         try:
             check_raster(facts)
-            crs = layer.crs().authid() or "custom CRS"
-            res = f"{layer.rasterUnitsPerPixelX():.3g}"
-            text = (f"{facts.band_count} band(s) · {facts.data_types[0] if facts.data_types else '?'}"
-                    f" · {crs} · {res} units/px")  # fmt: skip
-            _say(self.layer_info, text, True)
+            say(self.layer_info, describe_layer(layer, facts), True)
         except InputRefused as exc:
-            _say(self.layer_info, str(exc), False)
+            say(self.layer_info, str(exc), False)
         self._rebuild_bands(facts)
 
     @guarded
@@ -243,31 +257,33 @@ class SarmaeDock(QDockWidget):
         if from_file:
             path = self.model_file.filePath().strip()
             if not path:
-                _say(self.model_info, "Choose a .onnx model exported with `sarmae export`.", False)
+                say(self.model_info, "Choose a .onnx model exported with `sarmae export`.", False)
             else:
                 try:
                     info = catalogue.model_info(path)
                 except InputRefused as exc:
-                    _say(self.model_info, str(exc), False)
+                    say(self.model_info, str(exc), False)
                 else:
                     self._model_info = info
                     self._fill_from_model(info)
                     water_ok, ships_ok = info.task == "segmentation", info.task == "detection"
-                    _say(self.model_info, catalogue.describe(info), True)
+                    say(self.model_info, catalogue.describe(info), True)
         else:
             found = catalogue.bundled_models()
             water_ok, ships_ok = "water" in found, "ships" in found
-            parts = [f"{name.title()}: {'installed' if job in found else 'not installed'}"
-                     for job, name in catalogue.BUNDLED.items()]  # fmt: skip
+            parts = [
+                f"{name.title()}: {'installed' if job in found else 'not installed'}"
+                for job, name in catalogue.BUNDLED.items()
+            ]
             text = " · ".join(parts)
             if not found:
                 text += ". This build has no bundled models: choose a model file above."
-            _say(self.model_info, text, bool(found))
+            say(self.model_info, text, bool(found))
             if found:
                 try:
                     self._model_info = catalogue.model_info(found.get("water") or found["ships"])
                 except InputRefused as exc:
-                    _say(self.model_info, str(exc), False)
+                    say(self.model_info, str(exc), False)
                 self._reset_model_defaults()
         self._can = {"water": water_ok, "ships": ships_ok}
         self._update_buttons()
@@ -295,7 +311,7 @@ class SarmaeDock(QDockWidget):
         labels = band_labels(facts)
         try:
             suggested = default_bands(facts, info.polarisations)
-        except Exception:  # noqa: BLE001 - a hint only; the run checks properly
+        except Exception:
             suggested = [None] * len(info.polarisations)
         for pol, band in zip(info.polarisations, suggested, strict=True):
             combo = QComboBox()
@@ -331,8 +347,11 @@ class SarmaeDock(QDockWidget):
         layer = self.layer_combo.currentLayer()
         area_layer = self.area_layer_combo.currentLayer()
         bands = [c.currentData() for c in self._band_boxes]
-        model = (self.model_file.filePath().strip()
-                 if self.model_combo.currentData() == MODEL_FILE else "")  # fmt: skip
+        model = (
+            self.model_file.filePath().strip()
+            if self.model_combo.currentData() == MODEL_FILE
+            else ""
+        )
         return RunParameters(
             job=job,
             layer_id=layer.id() if layer is not None else "",
@@ -359,24 +378,24 @@ class SarmaeDock(QDockWidget):
             self.layer_combo.setLayer(self.project.mapLayer(p.layer_id))
         if p.area_layer_id and self.project.mapLayer(p.area_layer_id) is not None:
             self.area_layer_combo.setLayer(self.project.mapLayer(p.area_layer_id))
-        _select(self.model_combo, MODEL_FILE if p.model else MODEL_BUNDLED)
+        select(self.model_combo, MODEL_FILE if p.model else MODEL_BUNDLED)
         self.model_file.setFilePath(p.model)
         self._model_changed()
-        _select(self.units_combo, p.units)
+        select(self.units_combo, p.units)
         self.tile_spin.setValue(p.tile or TILE_DEFAULT)
         self.overlap_spin.setValue(OVERLAP_DEFAULT if p.overlap is None else p.overlap)
         self.batch_spin.setValue(p.batch_size)
         self.threshold_spin.setValue(p.threshold or THRESHOLD_DEFAULT)
         self.min_area_spin.setValue(p.min_area_m2)
         self.simplify_spin.setValue(p.simplify_m)
-        _select(self.area_combo, p.area)
-        _select(self.output_combo, p.output)
+        select(self.area_combo, p.area)
+        select(self.output_combo, p.output)
         self.output_file.setFilePath(p.output_path)
         self.mask_check.setChecked(p.add_mask)
         self.overwrite_check.setChecked(p.overwrite)
         if p.bands and len(p.bands) == len(self._band_boxes):
             for combo, band in zip(self._band_boxes, p.bands, strict=True):
-                _select(combo, band)
+                select(combo, band)
 
     def set_running(self, running: bool) -> None:
         """Buttons off and Cancel on while a run goes, and the other way round."""
@@ -390,52 +409,4 @@ class SarmaeDock(QDockWidget):
         self.progress.setValue(int(percent))
 
     def show_status(self, text: str, ok: bool = True) -> None:
-        _say(self.status, text, ok)
-
-
-def _note() -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-    return label
-
-
-def _caption(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setStyleSheet("font-weight: bold;")
-    return label
-
-
-def _say(label: QLabel, text: str, ok: bool) -> None:
-    label.setText(text)
-    label.setStyleSheet(_OK if ok else _BAD)
-
-
-def _spin(low: int, high: int, step: int, special: str, suffix: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setSingleStep(step)
-    spin.setSuffix(suffix)
-    if special:
-        spin.setSpecialValueText(special)  # shown at the minimum: use the model's value
-    return spin
-
-
-def _double(
-    low: float, high: float, step: float, decimals: int, special: str, suffix: str
-) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(low, high)
-    spin.setDecimals(decimals)
-    spin.setSingleStep(step)
-    spin.setSuffix(suffix)
-    if special:
-        spin.setSpecialValueText(special)
-    return spin
-
-
-def _select(combo: QComboBox, data: Any) -> None:
-    index = combo.findData(data)
-    if index >= 0:
-        combo.setCurrentIndex(index)
+        say(self.status, text, ok)

@@ -47,12 +47,11 @@ def raster_facts(layer: QgsRasterLayer) -> RasterFacts:
         except RuntimeError:  # GDAL raises only where exceptions are switched on
             ds = None
     if ds is None:
-        return RasterFacts(layer.name(), path, provider, layer.crs().isValid(),
-                           layer.bandCount(), (), (), ())  # fmt: skip
+        return RasterFacts(
+            layer.name(), path, provider, layer.crs().isValid(), layer.bandCount(), (), (), ()
+        )
     bands = [ds.GetRasterBand(i) for i in range(1, ds.RasterCount + 1)]
-    georeferenced = bool(ds.GetProjectionRef()) or bool(
-        ds.GetGCPCount() and ds.GetGCPProjection()
-    )
+    georeferenced = bool(ds.GetProjectionRef()) or bool(ds.GetGCPCount() and ds.GetGCPProjection())
     return RasterFacts(
         name=layer.name(),
         path=path,
@@ -70,10 +69,11 @@ def raster_facts(layer: QgsRasterLayer) -> RasterFacts:
 def band_labels(facts: RasterFacts) -> list[str]:
     """``1: VV`` style labels for band pickers."""
     return [
-        f"{i + 1}: {facts.descriptions[i]}" if i < len(facts.descriptions) and
-        facts.descriptions[i] else f"Band {i + 1}"
+        f"{i + 1}: {facts.descriptions[i]}"
+        if i < len(facts.descriptions) and facts.descriptions[i]
+        else f"Band {i + 1}"
         for i in range(facts.band_count)
-    ]  # fmt: skip
+    ]
 
 
 def crs_text(crs: QgsCoordinateReferenceSystem) -> str:

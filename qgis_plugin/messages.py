@@ -23,7 +23,9 @@ def log(text: str, level: Any = MSG_INFO) -> None:
     QgsMessageLog.logMessage(text, LOG_TAG, level)
 
 
-def push(iface: Any, text: str, level: Any = MSG_INFO, details: str = "", duration: int = -1) -> None:
+def push(
+    iface: Any, text: str, level: Any = MSG_INFO, details: str = "", duration: int = -1
+) -> None:
     """``text`` in the message bar (or the log without a GUI); ``details`` in the log panel."""
     log(f"{text}\n{details}".strip(), level)
     if iface is None:
@@ -43,7 +45,7 @@ def guarded(method: F) -> F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a slot must never raise into Qt
+        except Exception as exc:
             text = f"unexpected error: {exc}"
             push(getattr(self, "iface", None), text, MSG_CRITICAL, traceback.format_exc())
             if hasattr(self, "show_status"):  # the dock says it where the user looks

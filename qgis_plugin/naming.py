@@ -30,14 +30,19 @@ def format_area_km2(km2: float | None) -> str:
     return f"{km2:.3f} km²"
 
 
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def water_message(area_km2: float | None, input_name: str, model_label: str, seconds: float) -> str:
     return (
         f"Water: {format_area_km2(area_km2)} in {short(input_name)} "
-        f"(model {model_label}, {seconds:.1f} s)"
+        f"(model {model_label}, {format_seconds(seconds)})"
     )
 
 
 def ships_message(count: int | None, input_name: str, model_label: str, seconds: float) -> str:
     n = count or 0
     noun = "ship" if n == 1 else "ships"
-    return f"{n} {noun} detected in {short(input_name)} (model {model_label}, {seconds:.1f} s)"
+    where = f"{short(input_name)} (model {model_label}, {format_seconds(seconds)})"
+    return f"{n} {noun} detected in {where}"

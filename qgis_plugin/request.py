@@ -38,11 +38,16 @@ def build_request(
     check_bands(facts, model.info.polarisations, params.bands)
 
     options: dict[str, Any] = dict(
-        tile=params.tile, overlap=params.overlap, batch_size=params.batch_size,
-        threshold=params.threshold, units=params.units,
-        bands=list(params.bands) if params.bands else None, job=params.job,
+        tile=params.tile,
+        overlap=params.overlap,
+        batch_size=params.batch_size,
+        threshold=params.threshold,
+        units=params.units,
+        bands=list(params.bands) if params.bands else None,
+        job=params.job,
         overwrite=params.overwrite,
-    )  # fmt: skip
+        backend="onnxruntime",  # never torch, whatever the file
+    )
     if params.job == "water":
         options.update(min_area_m2=params.min_area_m2, simplify_m=params.simplify_m)
     if params.area == AREA_CANVAS:
@@ -57,10 +62,17 @@ def build_request(
     temporary = params.output != OUTPUT_FILES
     output = _temporary_output(params.job) if temporary else _file_output(params, products)
     return InferenceRequest(
-        job=params.job, raster=facts.path, model=str(model.path), model_label=model.label,
-        input_name=layer.name(), layer_crs=crs_text(layer.crs()), output=str(output),
-        products=products, temporary=temporary, options=options,
-    )  # fmt: skip
+        job=params.job,
+        raster=facts.path,
+        model=str(model.path),
+        model_label=model.label,
+        input_name=layer.name(),
+        layer_crs=crs_text(layer.crs()),
+        output=str(output),
+        products=products,
+        temporary=temporary,
+        options=options,
+    )
 
 
 def _temporary_output(job: str) -> Path:
@@ -89,4 +101,3 @@ def _file_output(params: RunParameters, products: tuple[str, ...]) -> Path:
             "another name"
         )
     return path
-

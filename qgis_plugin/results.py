@@ -23,15 +23,17 @@ def add_result_layers(outcome: TaskOutcome, project: QgsProject) -> list[QgsMapL
     req, files = outcome.request, outcome.result.files
     layers: list[QgsMapLayer] = []
     if "class" in files:
-        mask = QgsRasterLayer(str(files["class"]),
-                              layer_name("Water mask", req.model_label, req.input_name), "gdal")  # fmt: skip
+        mask = QgsRasterLayer(
+            str(files["class"]), layer_name("Water mask", req.model_label, req.input_name), "gdal"
+        )
         _check(mask, files["class"])
         style_mask(mask)
         layers.append(mask)
     if "vector" in files:
         kind = "Water" if req.job == "water" else "Ships"
-        vector = QgsVectorLayer(str(files["vector"]),
-                                layer_name(kind, req.model_label, req.input_name), "ogr")  # fmt: skip
+        vector = QgsVectorLayer(
+            str(files["vector"]), layer_name(kind, req.model_label, req.input_name), "ogr"
+        )
         _check(vector, files["vector"])
         (style_water if req.job == "water" else style_ships)(vector)
         layers.append(vector)

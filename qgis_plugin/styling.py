@@ -16,9 +16,10 @@ from qgis.PyQt.QtGui import QColor, QFont
 
 from .compat import LABEL_AROUND_POINT, RENDER_MM, RENDER_POINTS
 
-#: Water: blue at ~45 % opacity, so the SAR texture under it stays visible, with a darker rim.
-WATER_FILL = "30,120,255,115"
-WATER_OUTLINE = "0,70,200,230"
+#: Water: light blue at ~45 % opacity, so the SAR texture under it stays visible (open water is
+#: dark in SAR: a dark blue would vanish into it), with a bright cyan rim.
+WATER_FILL = "40,150,255,115"
+WATER_OUTLINE = "0,200,255,255"
 #: Ships: amber outlines, the colour that stands out best on grey speckle, no fill.
 SHIP_OUTLINE = "255,176,0,255"
 #: Opacity of the optional raster mask (its colour table comes from sarmae: water blue).
@@ -28,9 +29,14 @@ MASK_OPACITY = 0.6
 def style_water(layer: QgsVectorLayer) -> None:
     """Semi-transparent blue polygons."""
     symbol = QgsFillSymbol.createSimple(
-        {"color": WATER_FILL, "outline_color": WATER_OUTLINE, "outline_width": "0.3",
-         "outline_width_unit": "MM", "joinstyle": "round"}
-    )  # fmt: skip
+        {
+            "color": WATER_FILL,
+            "outline_color": WATER_OUTLINE,
+            "outline_width": "0.3",
+            "outline_width_unit": "MM",
+            "joinstyle": "round",
+        }
+    )
     layer.setRenderer(QgsSingleSymbolRenderer(symbol))
     layer.triggerRepaint()
 
@@ -38,16 +44,21 @@ def style_water(layer: QgsVectorLayer) -> None:
 def style_ships(layer: QgsVectorLayer, score_field: str = "score") -> None:
     """Box outlines, each with its score as a label beside it."""
     symbol = QgsFillSymbol.createSimple(
-        {"color": "0,0,0,0", "outline_color": SHIP_OUTLINE, "outline_width": "0.5",
-         "outline_width_unit": "MM", "joinstyle": "miter"}
-    )  # fmt: skip
+        {
+            "color": "0,0,0,0",
+            "outline_color": SHIP_OUTLINE,
+            "outline_width": "0.5",
+            "outline_width_unit": "MM",
+            "joinstyle": "miter",
+        }
+    )
     layer.setRenderer(QgsSingleSymbolRenderer(symbol))
 
     fmt = QgsTextFormat()
     font = QFont()
     font.setBold(True)
     fmt.setFont(font)
-    fmt.setSize(8)
+    fmt.setSize(9)
     fmt.setSizeUnit(RENDER_POINTS)
     fmt.setColor(QColor(255, 255, 255))
     buffer = QgsTextBufferSettings()  # a dark halo keeps labels legible on bright clutter

@@ -60,10 +60,15 @@ def run_inference(
     try:
         predict = core("inference.predict").predict
         outcome.result = predict(
-            request.raster, request.model, request.output, products=request.products,
-            progress=progress, cancel=cancelled, **request.options,
-        )  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a message, not a crash
+            request.raster,
+            request.model,
+            request.output,
+            products=request.products,
+            progress=progress,
+            cancel=cancelled,
+            **request.options,
+        )
+    except Exception as exc:
         if type(exc).__name__ == "CancelledError" or (cancelled is not None and cancelled()):
             outcome.cancelled = True
         else:
@@ -91,8 +96,9 @@ class InferenceTask(QgsTask):
     def __init__(
         self, request: InferenceRequest, on_finished: Callable[[TaskOutcome], None]
     ) -> None:
-        super().__init__(f"SARMAE: {JOB_TITLE[request.job]} on {request.input_name}",
-                         TASK_CAN_CANCEL)  # fmt: skip
+        super().__init__(
+            f"SARMAE: {JOB_TITLE[request.job]} on {request.input_name}", TASK_CAN_CANCEL
+        )
         self.request = request
         self.on_finished = on_finished
         self.outcome: TaskOutcome | None = None
@@ -101,7 +107,7 @@ class InferenceTask(QgsTask):
         self.outcome = run_inference(self.request, self.setProgress, self.isCanceled)
         return self.outcome.ok
 
-    def finished(self, result: bool) -> None:  # noqa: ARG002 - the outcome says more
+    def finished(self, result: bool) -> None:
         outcome = self.outcome or TaskOutcome(self.request, cancelled=True)
         if self.isCanceled() and not outcome.ok:
             outcome.cancelled, outcome.error = True, None

@@ -108,7 +108,7 @@ def default_bands(facts: RasterFacts, polarisations: Sequence[str]) -> list[int 
 
 
 def check_bands(
-    facts: RasterFacts, polarisations: Sequence[str], bands: Sequence[int] | None
+    facts: RasterFacts, polarisations: Sequence[str], bands: Sequence[int | str] | None
 ) -> None:
     """Refuse a band choice the model cannot take (count, range, or unnamed bands).
 
@@ -119,9 +119,11 @@ def check_bands(
     errors = core("errors")
     try:
         sar.map_bands(
-            list(polarisations), band_polarisations(facts), None if bands is None else list(bands),
+            list(polarisations),
+            band_polarisations(facts),
+            None if bands is None else list(bands),
             core("inference.notes").Notes(),
-        )  # fmt: skip
+        )
     except errors.InputError as exc:
         raise InputRefused(f"'{facts.name}': {exc}") from exc
 

@@ -222,6 +222,7 @@ class FinetuneDataConfig:
     Attributes:
         format: reader name (see ``training.datasets.FORMATS``).
         path: dataset folder, relative to ``root``.
+        train_split, test_split: split names the reader knows (usually ``train``, ``test``).
         units: how stored values map to physical units (8-bit chips: a declared assumption).
         bands: reader-specific channel names (e.g. ``[vv, vh]``); None: the reader's default.
         crop: random training crop side (None: whole images); evaluation uses whole images.
@@ -233,6 +234,8 @@ class FinetuneDataConfig:
     root: str = "."
     format: str = "class_folders"
     path: str = ""
+    train_split: str = "train"
+    test_split: str = "test"
     units: UnitsConfig = field(default_factory=UnitsConfig)
     bands: list[str] | None = None
     crop: int | None = None
@@ -299,7 +302,9 @@ def build(cls: type, data: Any, where: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config section {where or 'top level'!r} must be a mapping, got {data!r}")
+        raise ConfigError(
+            f"config section {where or 'top level'!r} must be a mapping, got {data!r}"
+        )
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in data.items():
@@ -428,6 +433,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 node = node[_index(node, part, where)]
             else:
                 if node.get(part) is None:
+                    if parts[i + 1].isdigit():
+                        raise ConfigError(f"{where} has no item {parts[i + 1]}: it is not a list")
                     node[part] = {}
                 node = node[part]
             if not isinstance(node, (dict, list)):

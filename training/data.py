@@ -61,9 +61,14 @@ class RasterWindows:
     """
 
     def __init__(
-        self, paths: list[Path], window: int, units: UnitsConfig, model_units: str,
-        bands: list[int], length: int,
-    ) -> None:  # fmt: skip
+        self,
+        paths: list[Path],
+        window: int,
+        units: UnitsConfig,
+        model_units: str,
+        bands: list[int],
+        length: int,
+    ) -> None:
         self.window, self.units, self.model_units, self.bands = window, units, model_units, bands
         self.length = length
         self.paths, self.shapes, self.nodata = [], [], []
@@ -71,8 +76,13 @@ class RasterWindows:
             try:
                 with rasterio.open(p) as src:
                     if src.height < window or src.width < window:
-                        log.warning("skipping %s: %dx%d is smaller than one %dpx window",
-                                    p, src.width, src.height, window)  # fmt: skip
+                        log.warning(
+                            "skipping %s: %dx%d is smaller than one %dpx window",
+                            p,
+                            src.width,
+                            src.height,
+                            window,
+                        )
                         continue
                     if max(bands) > src.count:
                         raise InputError(f"{p} has {src.count} band(s); asked for bands {bands}")
@@ -114,9 +124,14 @@ class ImageChips:
     """One sample per image file (SAR only), resized (the authors' recipe) or cropped."""
 
     def __init__(
-        self, paths: list[Path], window: int, units: UnitsConfig, model_units: str,
-        bands: list[int], mode: str,
-    ) -> None:  # fmt: skip
+        self,
+        paths: list[Path],
+        window: int,
+        units: UnitsConfig,
+        model_units: str,
+        bands: list[int],
+        mode: str,
+    ) -> None:
         if mode not in ("resize", "crop"):
             raise InputError(f"chip_mode must be 'resize' or 'crop', got {mode!r}")
         self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in paths]
@@ -155,9 +170,14 @@ class PairedChips(ImageChips):
     """SAR chips of which some have a co-registered optical image."""
 
     def __init__(
-        self, pairs: list[tuple[Path, Path | None]], window: int, units: UnitsConfig,
-        model_units: str, bands: list[int], mode: str,
-    ) -> None:  # fmt: skip
+        self,
+        pairs: list[tuple[Path, Path | None]],
+        window: int,
+        units: UnitsConfig,
+        model_units: str,
+        bands: list[int],
+        mode: str,
+    ) -> None:
         super().__init__([], window, units, model_units, bands, mode)
         self.pairs = pairs
 
@@ -212,8 +232,13 @@ def folder_pairs(sar_dir: Path, opt_dir: Path) -> list[tuple[Path, Path | None]]
     else:
         raise InputError(f"optical folder {opt_dir} does not exist")
     pairs = [(s, opts.get(s.relative_to(sar_dir).with_suffix("").as_posix())) for s in sars]
-    log.info("%s: %d of %d SAR images have an optical pair in %s",
-             sar_dir, sum(o is not None for _, o in pairs), len(pairs), opt_dir)  # fmt: skip
+    log.info(
+        "%s: %d of %d SAR images have an optical pair in %s",
+        sar_dir,
+        sum(o is not None for _, o in pairs),
+        len(pairs),
+        opt_dir,
+    )
     return pairs
 
 
@@ -224,13 +249,16 @@ def build_source(
     if cfg.kind not in SOURCE_KINDS:
         from .config import nearest
 
-        raise InputError(f"unknown source kind {cfg.kind!r}{nearest(cfg.kind, SOURCE_KINDS)} "
-                         f"(kinds: {', '.join(SOURCE_KINDS)})")  # fmt: skip
+        raise InputError(
+            f"unknown source kind {cfg.kind!r}{nearest(cfg.kind, SOURCE_KINDS)} "
+            f"(kinds: {', '.join(SOURCE_KINDS)})"
+        )
     paths = [resolve_data_path(root, p) for p in cfg.paths]
     if cfg.kind == "rasters":
         files = find_rasters(paths)[: cfg.max_items]
-        return RasterWindows(files, window, cfg.units, model_units, cfg.bands,
-                             cfg.windows_per_epoch)  # fmt: skip
+        return RasterWindows(
+            files, window, cfg.units, model_units, cfg.bands, cfg.windows_per_epoch
+        )
     if cfg.kind == "chips":
         files = find_files(paths, IMAGE_SUFFIXES, "image chips")[: cfg.max_items]
         return ImageChips(files, window, cfg.units, model_units, cfg.bands, cfg.chip_mode)
@@ -241,8 +269,9 @@ def build_source(
     else:
         if not cfg.sar or not cfg.optical:
             raise InputError("a paired_folders source needs both 'sar' and 'optical' folders")
-        pairs = folder_pairs(resolve_data_path(root, cfg.sar),
-                             resolve_data_path(root, cfg.optical))[: cfg.max_items]  # fmt: skip
+        pairs = folder_pairs(
+            resolve_data_path(root, cfg.sar), resolve_data_path(root, cfg.optical)
+        )[: cfg.max_items]
     if not pairs:
         raise InputError(f"source {cfg.kind} {paths or cfg.sar} lists no images")
     return PairedChips(pairs, window, cfg.units, model_units, cfg.bands, cfg.chip_mode)
@@ -306,8 +335,13 @@ class PretrainDataset(Dataset):
         flip = bool(rng.random() < 0.5) if self.augment.flip else False
         sar = flip_rot(sar, k, flip)
         optical = flip_rot(optical, k, flip) if optical is not None else None
-        return {"sar": torch.from_numpy(sar), "optical": optical, "paired": optical is not None,
-                "index": index, "where": where}  # fmt: skip
+        return {
+            "sar": torch.from_numpy(sar),
+            "optical": optical,
+            "paired": optical is not None,
+            "index": index,
+            "where": where,
+        }
 
 
 def collate_pretrain(samples: list[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -320,12 +354,17 @@ def collate_pretrain(samples: list[dict[str, Any] | None]) -> dict[str, Any] | N
     optical = None
     if paired.any():
         shape = next(s["optical"].shape for s in ok if s["paired"])
-        optical = torch.stack([
-            torch.from_numpy(s["optical"]) if s["paired"] else torch.zeros(shape) for s in ok
-        ])  # fmt: skip
-    return {"sar": sar, "optical": optical, "paired": paired,
-            "index": [s["index"] for s in ok], "where": [s["where"] for s in ok],
-            "dropped": len(samples) - len(ok)}  # fmt: skip
+        optical = torch.stack(
+            [torch.from_numpy(s["optical"]) if s["paired"] else torch.zeros(shape) for s in ok]
+        )
+    return {
+        "sar": sar,
+        "optical": optical,
+        "paired": paired,
+        "index": [s["index"] for s in ok],
+        "where": [s["where"] for s in ok],
+        "dropped": len(samples) - len(ok),
+    }
 
 
 def build_pretrain_dataset(

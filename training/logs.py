@@ -81,8 +81,10 @@ class Progress:
         rate = (done - self.start) / max(now - self.t0, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else float("inf")
         extra = " ".join(f"{k} {v:.4g}" for k, v in info.items())
-        line = (f"{self.label} {done}/{self.total} [{100 * done / max(self.total, 1):3.0f}%] "
-                f"{extra} {rate:.2f} {self.label}/s eta {_hms(eta)}")  # fmt: skip
+        line = (
+            f"{self.label} {done}/{self.total} [{100 * done / max(self.total, 1):3.0f}%] "
+            f"{extra} {rate:.2f} {self.label}/s eta {_hms(eta)}"
+        )
         if self.tty:
             sys.stderr.write("\r" + line + ("\n" if done >= self.total else ""))
         else:

@@ -143,7 +143,8 @@ def optimizer_state_from_tensors(
         if not key.startswith(_STATE_PREFIX):
             continue
         idx, name = key[len(_STATE_PREFIX) :].split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
+        # A copy: the optimiser updates its state in place and must not alias the caller's.
+        state.setdefault(int(idx), {})[name] = value.clone()
     for idx, values in info["scalars"].items():
         state.setdefault(int(idx), {}).update(values)
     groups = info["param_groups"]

@@ -70,7 +70,7 @@ class DebugOptions:
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global RNG third-party code may use
     random.seed(seed)
 
 
@@ -119,8 +119,10 @@ def _compare_run_configs(state: TrainState, now: dict[str, Any]) -> None:
             if before.get(section, {}).get(k) != v:
                 diffs.append(f"{section}.{k}: {before.get(section, {}).get(k)!r} -> {v!r}")
     if diffs:
-        log.warning("resuming with changed settings (%s): the result will differ from an "
-                    "uninterrupted run", "; ".join(diffs))  # fmt: skip
+        log.warning(
+            "resuming with changed settings (%s): the result will differ from an uninterrupted run",
+            "; ".join(diffs),
+        )
 
 
 def run_pretraining(
@@ -155,8 +157,10 @@ def run_pretraining(
     dataset = build_pretrain_dataset(cfg.data, window, model.config.data.units, cfg.run.seed)
     with_sarc = model.sarc is not None
     if dataset.has_optical and not with_sarc:
-        log.warning("some samples have optical pairs but the model has no SARC teacher "
-                    "(model.overrides.sarc.teacher): the alignment loss is off")  # fmt: skip
+        log.warning(
+            "some samples have optical pairs but the model has no SARC teacher "
+            "(model.overrides.sarc.teacher): the alignment loss is off"
+        )
     if with_sarc and not dataset.has_optical:
         log.warning("the model has a SARC teacher but no source has optical pairs")
 
@@ -164,8 +168,9 @@ def run_pretraining(
     eff_batch = o.batch_size * o.accum_steps * world
     peak = peak_lr(o.base_lr, o.lr, eff_batch)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=peak,
-                                  betas=tuple(o.betas))  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        param_groups(model, o.weight_decay), lr=peak, betas=tuple(o.betas)
+    )
     step, epoch, position = 0, 0, 0
     plain = to_plain(cfg)
     if resume is not None:
@@ -175,8 +180,12 @@ def run_pretraining(
         check_same_model(state, model.config)
         _compare_run_configs(state, plain)
         if state.world_size != world:
-            log.warning("checkpoint written by %d process(es), resuming with %d: the data order "
-                        "differs from an uninterrupted run", state.world_size, world)  # fmt: skip
+            log.warning(
+                "checkpoint written by %d process(es), resuming with %d: the data order "
+                "differs from an uninterrupted run",
+                state.world_size,
+                world,
+            )
         state.restore(model, optimizer, rank)
         step, epoch, position = state.step, state.epoch, state.position
         log.info("resumed from %s at step %d (epoch %d)", state.path, step, epoch)
@@ -184,7 +193,9 @@ def run_pretraining(
         seed_everything(cfg.run.seed + rank)  # different masks and speckle on each rank
     ddp: torch.nn.Module = model
     if distributed:
-        ddp = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)  # fmt: skip
+        ddp = DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None
+        )
 
     sampler = ResumableSampler(len(dataset), rank, world, cfg.run.seed)
     per_epoch = sampler.per_rank // o.batch_size // o.accum_steps * o.accum_steps
@@ -194,22 +205,40 @@ def run_pretraining(
             f"accum_steps = {o.batch_size * o.accum_steps}; add data or lower the batch size"
         )
     # Own generator: the loader must not draw from the global RNG (exact resume).
-    loader = DataLoader(dataset, o.batch_size, sampler=sampler, num_workers=cfg.run.num_workers,
-                        collate_fn=collate_pretrain, drop_last=True,
-                        generator=torch.Generator().manual_seed(cfg.run.seed))  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        o.batch_size,
+        sampler=sampler,
+        num_workers=cfg.run.num_workers,
+        collate_fn=collate_pretrain,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.run.seed),
+    )
     if position >= per_epoch:
         epoch, position = epoch + 1, 0
     logger = None
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(plain, indent=2))
-        logger = RunLogger(out_dir, LOG_COLUMNS, cfg.run.tensorboard,
-                           resume_step=step if resume is not None else None)  # fmt: skip
+        logger = RunLogger(
+            out_dir,
+            LOG_COLUMNS,
+            cfg.run.tensorboard,
+            resume_step=step if resume is not None else None,
+        )
     use_amp = cfg.run.amp and device.type == "cuda"
-    log.info("pretraining %s: %d steps, effective batch %d, peak lr %.2e, %d process(es) on %s, "
-             "%d samples per epoch", model.config.preset, o.steps, eff_batch, peak, world, device,
-             len(dataset))  # fmt: skip
-    progress = Progress(o.steps, step) if rank == 0 else None
+    log.info(
+        "pretraining %s: %d steps, effective batch %d, peak lr %.2e, %d process(es) on %s, "
+        "%d samples per epoch",
+        model.config.preset,
+        o.steps,
+        eff_batch,
+        peak,
+        world,
+        device,
+        len(dataset),
+    )
+    progress = Progress(o.steps, step) if rank == 0 and log.isEnabledFor(logging.INFO) else None
     t0, seen, start_step, last = time.perf_counter(), 0, step, {}
     images = None
     while step < o.steps:
@@ -247,41 +276,72 @@ def run_pretraining(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            last = {"loss": out.loss.item(), "loss_rec": out.loss_rec.item(),
-                    "loss_align": out.loss_align.item()}  # fmt: skip
+            last = {
+                "loss": out.loss.item(),
+                "loss_rec": out.loss_rec.item(),
+                "loss_align": out.loss_align.item(),
+            }
             wall = time.perf_counter() - t0
             if logger and (step % cfg.run.log_every == 0 or step == o.steps):
-                logger.write({"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                              **last, "images_per_s": seen / wall, "seconds": wall})  # fmt: skip
+                logger.write(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        **last,
+                        "images_per_s": seen / wall,
+                        "seconds": wall,
+                    }
+                )
             if progress:
                 progress.update(step, loss=last["loss"])
             if step % cfg.run.save_every == 0 or step == o.steps:
                 rngs = D.gather_objects(capture_rng())  # collective: every rank, same point
                 if rank == 0:
-                    save_state(ckpt_dir, model, optimizer, step=step, epoch=epoch,
-                               position=position, rng_per_rank=rngs, run_config=plain,
-                               keep_last=cfg.run.keep_last)  # fmt: skip
-                    save_checkpoint(model, out_dir / "checkpoint.safetensors",
-                                    extra={"step": step, "epoch": epoch}, overwrite=True)  # fmt: skip
+                    save_state(
+                        ckpt_dir,
+                        model,
+                        optimizer,
+                        step=step,
+                        epoch=epoch,
+                        position=position,
+                        rng_per_rank=rngs,
+                        run_config=plain,
+                        keep_last=cfg.run.keep_last,
+                    )
+                    save_checkpoint(
+                        model,
+                        out_dir / "checkpoint.safetensors",
+                        extra={"step": step, "epoch": epoch},
+                        overwrite=True,
+                    )
             if debug.step_sleep:
                 time.sleep(debug.step_sleep)
         if position >= per_epoch:
             if rank == 0 and cfg.run.quicklook and images is not None:
                 save_quicklook(model, images.float(), out_dir / f"recon_epoch{epoch:03d}.png")
             if dataset.skipped:
-                log.warning("%d unreadable sample(s) skipped so far (rank %d)",
-                            len(dataset.skipped), rank)  # fmt: skip
+                log.warning(
+                    "%d unreadable sample(s) skipped so far (rank %d)", len(dataset.skipped), rank
+                )
             epoch, position = epoch + 1, 0
     wall = time.perf_counter() - t0
-    summary = {"steps": step, "epochs_started": epoch + (position > 0),
-               "seconds": wall, "images_per_s": seen / max(wall, 1e-9),
-               "steps_this_session": step - start_step, "skipped_samples": len(dataset.skipped),
-               "world_size": world, **last}  # fmt: skip
+    summary = {
+        "steps": step,
+        "epochs_started": epoch + (position > 0),
+        "seconds": wall,
+        "images_per_s": seen / max(wall, 1e-9),
+        "steps_this_session": step - start_step,
+        "skipped_samples": len(dataset.skipped),
+        "world_size": world,
+        **last,
+    }
     if debug.dump_weights:
         dump = out_dir / "debug" / f"rank{rank}.json"
         dump.parent.mkdir(parents=True, exist_ok=True)
-        dump.write_text(json.dumps({"rank": rank, "sha256": weights_digest(model),
-                                    "seen": debug.seen}))  # fmt: skip
+        dump.write_text(
+            json.dumps({"rank": rank, "sha256": weights_digest(model), "seen": debug.seen})
+        )
     if logger:
         logger.close()
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

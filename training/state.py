@@ -49,7 +49,8 @@ def state_path(folder: Path, step: int) -> Path:
 # ------------------------------------------------------------------------------ RNG
 def capture_rng() -> dict[str, Any]:
     """This process's torch (CPU and current CUDA device), numpy-global and python RNG states."""
-    np_state = np.random.get_state()
+    # Legacy global numpy RNG on purpose: it is what third-party code draws from.
+    np_state = np.random.get_state()  # noqa: NPY002
     return {
         "torch": torch.get_rng_state(),
         # current device only: each rank drives one GPU, and touching the others would
@@ -67,7 +68,7 @@ def restore_rng(state: dict[str, Any]) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"][0])
     name, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(
+    np.random.set_state(  # noqa: NPY002
         (name, state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached)
     )
     version, internal, gauss = state["python"]
@@ -82,21 +83,28 @@ def _rng_to_tensors(per_rank: list[dict[str, Any]]) -> tuple[dict[str, torch.Ten
             tensors[f"rng.{r}.cuda.{i}"] = c
         tensors[f"rng.{r}.numpy_keys"] = s["numpy_keys"]
         version, internal, gauss = s["python"]
-        meta.append({"numpy": s["numpy"], "python": [version, list(internal), gauss],
-                     "cuda": len(s["cuda"])})  # fmt: skip
+        meta.append(
+            {
+                "numpy": s["numpy"],
+                "python": [version, list(internal), gauss],
+                "cuda": len(s["cuda"]),
+            }
+        )
     return tensors, json.dumps(meta)
 
 
 def _rng_from_tensors(tensors: dict[str, torch.Tensor], meta: str) -> list[dict[str, Any]]:
     out = []
     for r, m in enumerate(json.loads(meta)):
-        out.append({
-            "torch": tensors[f"rng.{r}.torch"],
-            "cuda": [tensors[f"rng.{r}.cuda.{i}"] for i in range(m["cuda"])],
-            "numpy_keys": tensors[f"rng.{r}.numpy_keys"],
-            "numpy": m["numpy"],
-            "python": m["python"],
-        })  # fmt: skip
+        out.append(
+            {
+                "torch": tensors[f"rng.{r}.torch"],
+                "cuda": [tensors[f"rng.{r}.cuda.{i}"] for i in range(m["cuda"])],
+                "numpy_keys": tensors[f"rng.{r}.numpy_keys"],
+                "numpy": m["numpy"],
+                "python": m["python"],
+            }
+        )
     return out
 
 
@@ -141,8 +149,13 @@ class TrainState:
         if rank < len(self.rng):
             restore_rng(self.rng[rank])
         else:
-            log.warning("%s has RNG states for %d process(es), this run has more: rank %d "
-                        "continues with fresh random numbers", self.path, len(self.rng), rank)  # fmt: skip
+            log.warning(
+                "%s has RNG states for %d process(es), this run has more: rank %d "
+                "continues with fresh random numbers",
+                self.path,
+                len(self.rng),
+                rank,
+            )
 
 
 def save_state(
@@ -285,8 +298,12 @@ def find_resume_state(folder: Path, explicit: Path | None = None) -> TrainState:
             refused.append(f"{path.name}: {exc}")
             continue
         if refused:
-            log.warning("resuming from older checkpoint %s (step %d); refused: %s",
-                        path.name, state.step, "; ".join(refused))  # fmt: skip
+            log.warning(
+                "resuming from older checkpoint %s (step %d); refused: %s",
+                path.name,
+                state.step,
+                "; ".join(refused),
+            )
         return state
     raise CheckpointError(f"no readable checkpoint in {folder}: {'; '.join(refused)}")
 
@@ -306,7 +323,9 @@ def check_same_model(state: TrainState, config: ModelConfig) -> None:
     a, b = state.model_config.to_dict(), config.to_dict()
     if a == b:
         return
-    diffs = [f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in a if a[k] != b.get(k)]
+    diffs = [
+        f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in a if a[k] != b.get(k)
+    ]
     raise CheckpointError(
         f"{state.path} was written by another model ({'; '.join(diffs)}); resume with the same "
         "model settings, or start a new run in another run.out_dir"

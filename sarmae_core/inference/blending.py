@@ -14,6 +14,7 @@ memory grows with the raster width, never with its height.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -21,7 +22,8 @@ import numpy as np
 from .windows import Tile
 
 #: Called with (first row, stitched values [K, rows, W] float32 (NaN where no tile ran),
-#: valid [rows, W] bool) for each finished chunk of rows, top to bottom.
+#: valid [rows, W] bool) for each finished chunk of rows, top to bottom. The values are a view
+#: of the accumulator, valid only during the call (the sink may modify them).
 Sink = Callable[[int, np.ndarray, np.ndarray], None]
 
 
@@ -56,7 +58,7 @@ def blend_weights_1d(length: int, overlap: int, ramp_start: bool, ramp_end: bool
 
 
 def blend_weights(tile: Tile, overlap: int, kind: str = "cosine") -> np.ndarray:
-    """2-D weights [height, width] of ``tile`` (its unpadded part).
+    """2-D weights [height, width] of ``tile`` (its unpadded part); read-only, shared.
 
     Args:
         tile: the tile; its edge flags say which sides face a neighbour.
@@ -64,13 +66,25 @@ def blend_weights(tile: Tile, overlap: int, kind: str = "cosine") -> np.ndarray:
         kind: ``cosine`` (smooth hand-over) or ``uniform`` (plain mean of overlapping tiles,
             kept to show what the ramps buy).
     """
+    edges = (not tile.first_row, not tile.last_row, not tile.first_col, not tile.last_col)
+    return _weights(tile.height, tile.width, overlap, edges, kind)
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(
+    height: int, width: int, overlap: int, edges: tuple[bool, ...], kind: str
+) -> np.ndarray:
+    # A sweep has at most 9 kinds of tile (corners, sides, inner): compute each once.
     if kind == "uniform":
-        return np.ones((tile.height, tile.width), dtype=np.float32)
-    if kind != "cosine":
+        w = np.ones((height, width), dtype=np.float32)
+    elif kind == "cosine":
+        wr = blend_weights_1d(height, overlap, edges[0], edges[1])
+        wc = blend_weights_1d(width, overlap, edges[2], edges[3])
+        w = np.outer(wr, wc)
+    else:
         raise ValueError(f"unknown blending {kind!r}; use 'cosine' or 'uniform'")
-    wr = blend_weights_1d(tile.height, overlap, not tile.first_row, not tile.last_row)
-    wc = blend_weights_1d(tile.width, overlap, not tile.first_col, not tile.last_col)
-    return np.outer(wr, wc)
+    w.flags.writeable = False
+    return w
 
 
 class StreamingBlender:
@@ -138,9 +152,12 @@ class StreamingBlender:
     def _emit(self, n: int) -> None:
         wsum = self._wsum[:n]
         covered = wsum > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(covered, self._acc[:, :n] / wsum, np.float32(np.nan))
-        self.sink(self._base, out.astype(np.float32, copy=False), self._valid[:n] & covered)
+        # Divide in place: these rows leave the buffer next, and a copy would be the largest
+        # array of the whole run (channels x chunk x width).
+        out = self._acc[:, :n]
+        np.divide(out, wsum, out=out, where=covered)
+        out[:, ~covered] = np.nan
+        self.sink(self._base, out, self._valid[:n] & covered)
         # Move the pending rows up (numpy copies overlapping slices safely) and clear the tail.
         for buf in (self._acc[:, :, :], self._wsum[None], self._valid[None]):
             buf[:, :-n] = buf[:, n:]

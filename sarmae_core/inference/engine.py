@@ -127,19 +127,23 @@ def run_tiles(
 def sweep_segmentation(
     tiles: Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]],
     grid: TileGrid,
-    channels: int,
+    keep: list[int],
     chunk_rows: int,
     sink: Sink,
     stats: SweepStats,
     blending: str = "cosine",
 ) -> None:
-    """Blend ``probabilities`` of every tile and stream finished rows to ``sink``."""
-    blender = StreamingBlender(grid.height, grid.width, channels, grid.tile, chunk_rows, sink)
+    """Blend channels ``keep`` of each tile's ``probabilities``; stream finished rows to ``sink``.
+
+    A two-class model keeps only its foreground channel: the background is its complement,
+    blending commutes with that, and the accumulator (the run's largest array) halves.
+    """
+    blender = StreamingBlender(grid.height, grid.width, len(keep), grid.tile, chunk_rows, sink)
     for tile, out, valid in tiles:
         t = time.perf_counter()
         blender.flush(tile.row)  # every tile above this row has been added
         if out is not None:
-            probs = out["probabilities"][:, : tile.height, : tile.width]
+            probs = out["probabilities"][keep, : tile.height, : tile.width]
             blender.add(tile, probs, blend_weights(tile, grid.overlap, blending), valid)
         stats.stitch_s += time.perf_counter() - t
     t = time.perf_counter()

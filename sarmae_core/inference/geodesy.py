@@ -90,22 +90,23 @@ class EqualArea:
         """Coordinates in ``crs`` -> metres in the equal-area projection."""
         if x.size == 0:
             return x.astype(float), y.astype(float)
-        px, py = warp_transform(self.crs, self.laea, x.ravel().tolist(), y.ravel().tolist())
+        px, py = warp_transform(self.crs, self.laea, x.ravel(), y.ravel())
         return np.asarray(px).reshape(x.shape), np.asarray(py).reshape(y.shape)
 
     def ring_areas(self, rings: Sequence[np.ndarray]) -> np.ndarray:
-        """Unsigned area in m2 of each ring ([n, 2] CRS coordinates); one projection call."""
+        """Unsigned area in m2 of each closed ring ([n, 2] CRS coordinates), vectorised."""
         if not rings:
             return np.zeros(0)
-        sizes = [len(r) for r in rings]
+        sizes = np.array([len(r) for r in rings])
         xy = np.concatenate([np.asarray(r, dtype=float)[:, :2] for r in rings])
         px, py = self.project(xy[:, 0], xy[:, 1])
-        areas = np.empty(len(rings))
-        start = 0
-        for i, n in enumerate(sizes):
-            areas[i] = _shoelace(px[start : start + n], py[start : start + n])
-            start += n
-        return areas
+        # Shoelace over consecutive vertices; the pair that straddles two rings is dropped
+        # (rings are closed, first vertex = last, so no wrap-around term is needed).
+        cross = px[:-1] * py[1:] - px[1:] * py[:-1]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        ends = starts + sizes - 1  # index of each ring's last pair + 1 in ``cross``
+        csum = np.concatenate([[0.0], np.cumsum(cross)])
+        return 0.5 * np.abs(csum[ends] - csum[starts])
 
     def row_pixel_areas(self, transform: Affine, width: int, height: int) -> np.ndarray:
         """Ground area in m2 of one pixel of each row, measured at the middle column.
@@ -135,7 +136,3 @@ class EqualArea:
         across = np.hypot(px[n : 2 * n] - px[:n], py[n : 2 * n] - py[:n])
         along = np.hypot(px[3 * n :] - px[2 * n : 3 * n], py[3 * n :] - py[2 * n : 3 * n])
         return across, along
-
-
-def _shoelace(x: np.ndarray, y: np.ndarray) -> float:
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))

@@ -24,7 +24,7 @@ from .backends import Backend, load_backend
 from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
 from .geodesy import EqualArea
 from .notes import Notes
-from .products import SegmentationSink, plan_outputs
+from .products import SegmentationSink, kept_channels, plan_outputs
 from .source import SarSource
 from .vectorize import GpkgWriter, PolygonOptions, polygonize, write_detections
 from .windows import TileGrid
@@ -218,14 +218,15 @@ def predict(
             tiles = run_tiles(source, region, be, grid, batch_size, canceller, stats, on_batch)
             summary: dict[str, Any] = {}
             if task == "segmentation":
+                keep = kept_channels(len(info.class_names))
                 sink = SegmentationSink(
                     outputs, tuple(plan), info.class_names,
                     info.seg_threshold if threshold is None else threshold,
                     source.crs, region.transform, region.width, region.height, source.nodata,
                     area.row_pixel_areas(region.transform, region.width, region.height)
-                    if area is not None else None,
+                    if area is not None else None, keep,
                 )  # fmt: skip
-                sweep_segmentation(tiles, grid, len(info.class_names), BLOCK, sink, stats)
+                sweep_segmentation(tiles, grid, keep, BLOCK, sink, stats)
                 stats.valid_pixels = sink.valid_pixels
                 _require_valid(stats, source)
                 canceller.check()

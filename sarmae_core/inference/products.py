@@ -70,14 +70,19 @@ def plan_outputs(output: str | Path, task: str, products: Sequence[str] | None) 
     return {p: names[p] for p in products}
 
 
-def classify(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """Class index per pixel from probabilities [K, ...].
+def kept_channels(num_classes: int) -> list[int]:
+    """Class channels worth blending: the foreground alone for a two-class model."""
+    return [1] if num_classes == 2 else list(range(num_classes))
 
-    One or two channels: the foreground probability against ``threshold`` (the model's
-    ``seg_threshold``); more: the most probable class.
+
+def classify(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Class index per pixel from the kept probabilities [K', ...] (:func:`kept_channels`).
+
+    One or two classes: the foreground probability (last channel) against ``threshold`` (the
+    model's ``seg_threshold``); more: the most probable class.
     """
-    if probs.shape[0] <= 2:
-        return (probs[-1] >= threshold).astype(np.uint8)
+    if probs.shape[0] == 1:
+        return (probs[0] >= threshold).astype(np.uint8)
     return np.argmax(probs, axis=0).astype(np.uint8)
 
 
@@ -92,6 +97,7 @@ class SegmentationSink:
         crs, transform, width, height: the output grid.
         nodata: nodata of the probability raster.
         row_areas: ground area in m2 of one pixel of each row (None without a CRS).
+        keep: class index of each channel the sink receives (:func:`kept_channels`).
     """
 
     def __init__(
@@ -106,8 +112,10 @@ class SegmentationSink:
         height: int,
         nodata: float,
         row_areas: np.ndarray | None,
+        keep: Sequence[int],
     ) -> None:
         self.class_names = list(class_names)
+        self.keep = list(keep)
         self.threshold = threshold
         self.nodata = nodata
         self.row_areas = row_areas
@@ -125,8 +133,9 @@ class SegmentationSink:
             w.update_tags(class_names=json.dumps(self.class_names))
             self.writers["class"] = w
         if "probability" in products:
-            self._prob_bands = list(range(1, len(class_names))) or [0]
-            names = [f"probability of {class_names[i]}" for i in self._prob_bands]
+            # One band per foreground class (the only class of a one-channel model).
+            self._prob_bands = [i for i, c in enumerate(self.keep) if c >= 1] or [0]
+            names = [f"probability of {class_names[self.keep[i]]}" for i in self._prob_bands]
             self.writers["probability"] = GeoTiffWriter(
                 outputs.temp("probability"), count=len(names), dtype="float32", nodata=nodata,
                 descriptions=names, overview_resampling="average", **grid,
@@ -151,7 +160,7 @@ class SegmentationSink:
         if "class" in self.writers:
             self.writers["class"].write(row, classes[None])
         if "probability" in self.writers:
-            p = probs[self._prob_bands]
+            p = probs[self._prob_bands]  # a copy: the class map above used the raw values
             p[:, ~valid] = self.nodata
             self.writers["probability"].write(row, p)
         if "mask" in self.writers:

@@ -100,7 +100,7 @@ def test_metadata_round_trips_torch_free(exported):
     assert read_model_info(path) == info
     assert info.task == "segmentation" and info.class_names == ["land", "water"]
     assert info.units == "db" and info.polarisations == ["VV"] and info.tile_size == 64
-    assert info.normalization == {"mean": [-12.0], "std": [5.0]}
+    assert info.normalization == {"mode": "fixed", "mean": [-12.0], "std": [5.0]}
     assert info.outputs == ["probabilities"] and info.name == "test-segmentation"
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert props["model_type"] == "Segmentor"  # what Deepness reads

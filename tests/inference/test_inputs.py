@@ -78,8 +78,9 @@ def test_explicit_units_and_heuristics(tmp_path: Path, out: Path, models, refere
 
 def _identity(polarisations: list[str]) -> CallableBackend:
     names = ["first", *(f"ch{i}" for i in range(1, len(polarisations)))]
+    zeros, ones = [0.0] * len(names), [1.0] * len(names)
     info = seg_info(polarisations=polarisations, class_names=names,
-                    normalization={"mean": [0.0] * len(names), "std": [1.0] * len(names)})  # fmt: skip
+                    normalization={"mean": zeros, "std": ones})  # fmt: skip
     return CallableBackend(lambda b: {"probabilities": b.copy()}, info)
 
 
@@ -178,7 +179,8 @@ def test_sentinel1_grd_measurement_tiff_with_gcps(tmp_path: Path, out: Path, s1_
     rows, cols = np.meshgrid(np.linspace(0, 217, 5), np.linspace(0, 268, 5), indexing="ij")
     xs, ys = t.c + cols.ravel() * t.a, t.f + rows.ravel() * t.e
     lon, lat = warp_transform(crs, "EPSG:4326", xs, ys)
-    gcps = [GroundControlPoint(r, c, x, y) for r, c, x, y in zip(rows.ravel(), cols.ravel(), lon, lat, strict=True)]  # fmt: skip
+    points = zip(rows.ravel(), cols.ravel(), lon, lat, strict=True)
+    gcps = [GroundControlPoint(r, c, x, y) for r, c, x, y in points]
     name = "s1a-iw-grd-vv-20150309t173017-20150309t173042-004963-006357-001.tiff"
     path = tmp_path / name
     with rasterio.open(path, "w", driver="GTiff", width=268, height=217, count=1,
@@ -190,7 +192,7 @@ def test_sentinel1_grd_measurement_tiff_with_gcps(tmp_path: Path, out: Path, s1_
         res = predict(path, model, out / "grd.tif")
     assert res.crs == "EPSG:4326" and res.units == "amplitude"
     assert any("Sentinel-1 GRD file name" in n for n in res.notes)
-    classes, profile = read(res.files["class"])
+    classes, _ = read(res.files["class"])
     assert (classes == 255).any() and (classes != 255).mean() > 0.8  # warped edges are nodata
 
 

@@ -57,9 +57,13 @@ def make_water_model(path: Path, tile: int | None = None, name: str = "water") -
     nodes = [
         # 5 x 5 mean: a few looks of speckle reduction before thresholding
         helper.make_node(
-            "AveragePool", ["input"], ["smooth"], kernel_shape=[5, 5], pads=[2, 2, 2, 2],
+            "AveragePool",
+            ["input"],
+            ["smooth"],
+            kernel_shape=[5, 5],
+            pads=[2, 2, 2, 2],
             count_include_pad=0,
-        ),  # fmt: skip
+        ),
         helper.make_node("Sub", ["threshold", "smooth"], ["margin"]),
         helper.make_node("Mul", ["margin", "slope"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["p_water"]),
@@ -67,19 +71,31 @@ def make_water_model(path: Path, tile: int | None = None, name: str = "water") -
         helper.make_node("Concat", ["p_land", "p_water"], ["probabilities"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "sar_water_threshold", [_input(tile)],
+        nodes,
+        "sar_water_threshold",
+        [_input(tile)],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2, "H", "W"])],
-        [_const("threshold", WATER_THRESHOLD_DB), _const("slope", WATER_SLOPE),
-         _const("one", 1.0)],
-    )  # fmt: skip
+        [_const("threshold", WATER_THRESHOLD_DB), _const("slope", WATER_SLOPE), _const("one", 1.0)],
+    )
     info = ModelInfo(
-        task="segmentation", class_names=["background", "water"], units="db",
-        polarisations=["VV"], normalization={"mean": [0.0], "std": [1.0]}, looks=4.4,
-        resolution_m=20.0, tile_size=tile or 64, tile_overlap=16, patch_size=16,
-        seg_threshold=0.5, preset="test-threshold", version="test", name=name,
+        task="segmentation",
+        class_names=["background", "water"],
+        units="db",
+        polarisations=["VV"],
+        normalization={"mean": [0.0], "std": [1.0]},
+        looks=4.4,
+        resolution_m=20.0,
+        tile_size=tile or 64,
+        tile_overlap=16,
+        patch_size=16,
+        seg_threshold=0.5,
+        preset="test-threshold",
+        version="test",
+        name=name,
         training_data="none (a -17 dB VV threshold written as a graph, for tests)",
-        licence="Apache-2.0", outputs=["probabilities"],
-    )  # fmt: skip
+        licence="Apache-2.0",
+        outputs=["probabilities"],
+    )
     return _save(graph, info, path)
 
 
@@ -97,26 +113,47 @@ def make_ships_model(path: Path, name: str = "ships") -> Path:
         helper.make_node("Add", ["zeros", "half"], ["centre"]),
         helper.make_node("Concat", ["centre", "centre"], ["offset"], axis=1),
     ]
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", c, "h", "w"])
-               for n, c in (("heatmap", 1), ("size", 2), ("offset", 2))]  # fmt: skip
+    outputs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", c, "h", "w"])
+        for n, c in (("heatmap", 1), ("size", 2), ("offset", 2))
+    ]
     graph = helper.make_graph(
-        nodes, "sar_bright_targets", [_input(None)], outputs,
-        [_const("threshold", TARGET_THRESHOLD_DB), _const("slope", TARGET_SLOPE),
-         _const("zero", 0.0), _const("box", TARGET_SIZE_PX), _const("half", 0.5)],
-    )  # fmt: skip
+        nodes,
+        "sar_bright_targets",
+        [_input(None)],
+        outputs,
+        [
+            _const("threshold", TARGET_THRESHOLD_DB),
+            _const("slope", TARGET_SLOPE),
+            _const("zero", 0.0),
+            _const("box", TARGET_SIZE_PX),
+            _const("half", 0.5),
+        ],
+    )
     info = ModelInfo(
-        task="detection", class_names=["ship"], units="db", polarisations=["VV"],
-        normalization={"mean": [0.0], "std": [1.0]}, resolution_m=20.0, tile_size=64,
-        tile_overlap=16, patch_size=16, det_confidence=0.5, det_iou_threshold=0.3,
-        preset="test-threshold", version="test", name=name,
+        task="detection",
+        class_names=["ship"],
+        units="db",
+        polarisations=["VV"],
+        normalization={"mean": [0.0], "std": [1.0]},
+        resolution_m=20.0,
+        tile_size=64,
+        tile_overlap=16,
+        patch_size=16,
+        det_confidence=0.5,
+        det_iou_threshold=0.3,
+        preset="test-threshold",
+        version="test",
+        name=name,
         training_data="none (bright-target peaks written as a graph, for tests)",
-        licence="Apache-2.0", outputs=["heatmap", "size", "offset"],
-    )  # fmt: skip
+        licence="Apache-2.0",
+        outputs=["heatmap", "size", "offset"],
+    )
     return _save(graph, info, path)
 
 
 def export_test_segmentation(path: Path) -> Path:
-    """The real ``sarmae_test`` segmentation network (random weights), as ``sarmae export`` writes."""
+    """The real ``sarmae_test`` segmentation network (random weights), as exported by sarmae."""
     import torch
 
     from sarmae_core.export.onnx import export_onnx
@@ -127,6 +164,12 @@ def export_test_segmentation(path: Path) -> Path:
     cfg = make_config("sarmae_test", data={"resolution": 20.0})
     model = SegmentationModel(cfg, 2, class_names=["background", "water"])
     # The legacy exporter takes a fraction of dynamo's time; the graph contract is the same.
-    export_onnx(model, path, name="test-export", licence="Apache-2.0",
-                training_data="none (random weights)", exporter="legacy")  # fmt: skip
+    export_onnx(
+        model,
+        path,
+        name="test-export",
+        licence="Apache-2.0",
+        training_data="none (random weights)",
+        exporter="legacy",
+    )
     return path

@@ -1,0 +1,265 @@
+"""Figures of the sliding-window inference engine on large rasters, on this machine's CPU.
+
+    python benchmarks/inference.py                      # 4k x 4k, both backends; 16k with ORT
+    python benchmarks/inference.py --sizes 4096         # quicker
+    python benchmarks/inference.py --sizes 4096 16384 --torch-sizes 4096 16384
+
+Input: the real Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (pyroSAR test data,
+Contains modified Copernicus Sentinel data 2015) tiled into VRTs of 4096 x 4096 and
+16384 x 16384 px in a temporary folder (nothing is written to the repository). Model: the
+``sarmae_vit_tiny`` preset with a segmentation head (random weights, seeded: speed does not
+depend on training), exported to ONNX with ``sarmae_core.export.onnx.export_onnx`` and saved as
+a checkpoint for the torch backend. Every run is ``sarmae_core.predict`` writing a class
+GeoTIFF and water polygons, in a fresh process, so its peak resident memory is its own.
+
+Printed: megapixels per second per backend and size (target: onnxruntime >= 1.2x torch); peak
+resident memory (target: 16k <= 1.3x 4k); the share of wall time spent outside the model
+(reading, blending, writing, vectorising), against the model alone run on the same tiles in
+the same batches (target: <= 15 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCENE = REPO / "tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
+
+
+def make_vrt(size: int, folder: Path) -> Path:
+    """A ``size`` x ``size`` VRT that repeats the scene (20 m, EPSG:32631, nodata -99)."""
+    import rasterio
+
+    with rasterio.open(SCENE) as src:
+        w, h, t, wkt = src.width, src.height, src.transform, src.crs.to_wkt()
+    sources = []
+    for r in range(0, size, h):
+        for c in range(0, size, w):
+            cw, ch = min(w, size - c), min(h, size - r)
+            sources.append(
+                f'<SimpleSource><SourceFilename relativeToVRT="0">{SCENE}</SourceFilename>'
+                f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{cw}" '
+                f'ySize="{ch}"/><DstRect xOff="{c}" yOff="{r}" xSize="{cw}" ySize="{ch}"/>'
+                "</SimpleSource>"
+            )
+    xml = (
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{wkt}</SRS>'
+        f"<GeoTransform>{t.c}, {t.a}, 0, {t.f}, 0, {t.e}</GeoTransform>"
+        '<VRTRasterBand dataType="Float32" band="1"><NoDataValue>-99</NoDataValue>'
+        + "".join(sources)
+        + "</VRTRasterBand></VRTDataset>"
+    )
+    path = folder / f"s1_VV_db_tiled_{size}.vrt"  # the name says VV and dB, as the scene's
+    path.write_text(xml)
+    return path
+
+
+def make_models(folder: Path) -> tuple[Path, Path]:
+    """The tiny segmentation model as ONNX and as a checkpoint (same weights)."""
+    import torch
+
+    from sarmae_core.export.onnx import export_onnx
+    from sarmae_core.models.checkpoint import save_checkpoint
+    from sarmae_core.models.heads import SegmentationModel
+    from sarmae_core.models.registry import make_config
+
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_vit_tiny")
+    cfg.data.resolution = 20.0  # the scene's pixel size: no resampling in the figures
+    model = SegmentationModel(cfg, num_classes=2, class_names=["background", "water"]).eval()
+    onnx_path, ckpt = folder / "water_tiny.onnx", folder / "water_tiny.safetensors"
+    export_onnx(model, onnx_path, name="water-bench")
+    save_checkpoint(model, ckpt, extra=model.checkpoint_extras())
+    return onnx_path, ckpt
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; ``ru_maxrss`` would include the parent's,
+    which Linux carries across fork and exec)."""
+    with open("/proc/self/status") as f:
+        line = next(ln for ln in f if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def child_predict(raster: str, model: str, out: str, batch: int) -> dict:
+    """One predict run; returns its figures and this process's peak resident memory."""
+    from sarmae_core.inference import predict
+
+    res = predict(raster, model, out, products=("class", "vector"), batch_size=batch,
+                  overwrite=True)  # fmt: skip
+    s = res.summary
+    return {
+        "backend": res.backend,
+        "wall_s": s.seconds,
+        "model_s_in_run": s.model_seconds,
+        "mpx": s.pixels_processed / 1e6,
+        "mpx_per_s": s.megapixels_per_second,
+        "tiles": s.tiles_run,
+        "timings": s.timings,
+        "peak_rss_mb": peak_rss_mb(),
+        "torch_imported": "torch" in sys.modules,
+    }
+
+
+def child_model_alone(raster: str, model: str, batch: int) -> dict:
+    """The backend alone on the same tiles and batches as predict (tiles read beforehand)."""
+    import rasterio
+
+    from sarmae_core.inference.aoi import resolve_aoi
+    from sarmae_core.inference.backends import load_backend
+    from sarmae_core.inference.engine import prepare_tile
+    from sarmae_core.inference.notes import Notes
+    from sarmae_core.inference.source import SarSource
+    from sarmae_core.inference.windows import TileGrid
+
+    notes = Notes()
+    be = load_backend(model, notes=notes)
+    info = be.info
+    model_s, tiles = 0.0, 0
+    with rasterio.Env(GDAL_CACHEMAX=64), SarSource(raster, info, notes=notes) as src:
+        region = resolve_aoi(None, None, src.crs, src.transform, src.width, src.height, notes)
+        grid = TileGrid(region.height, region.width, info.tile_size, info.tile_overlap)
+        pending: list[np.ndarray] = []
+
+        def run() -> float:
+            x = np.stack(pending)
+            t = time.perf_counter()
+            be.run(x)
+            pending.clear()
+            return time.perf_counter() - t
+
+        for tile in grid:
+            data, valid = src.read(tile.row, tile.col, tile.height, tile.width)
+            if valid.any():
+                pending.append(prepare_tile(data, valid, grid.tile))
+                tiles += 1
+            if len(pending) == batch:
+                model_s += run()
+        if pending:
+            model_s += run()
+    return {"model_alone_s": model_s, "tiles": tiles}
+
+
+def spawn(*args: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, __file__, "--child", *args]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if run.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
+    ap.add_argument(
+        "--torch-sizes",
+        type=int,
+        nargs="*",
+        default=[4096],
+        help="sizes also run with the torch backend (default: 4096)",
+    )
+    ap.add_argument(
+        "--alone-sizes",
+        type=int,
+        nargs="*",
+        default=[4096],
+        help="sizes where the model also runs alone on the same tiles",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="interleaved repeats of each run up to 4096 px; the best is kept "
+        "(shared CPUs vary by tens of per cent between runs)",
+    )
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = ap.parse_args()  # fmt: skip
+    if a.child:
+        kind, *rest = a.child
+        if kind == "predict":
+            print(json.dumps(child_predict(rest[0], rest[1], rest[2], int(rest[3]))))
+        else:
+            print(json.dumps(child_model_alone(rest[0], rest[1], int(rest[2]))))
+        return
+
+    import onnxruntime
+    import torch
+
+    print(f"CPU: {os.cpu_count()} cores; torch {torch.__version__} ({torch.get_num_threads()} "
+          f"threads), onnxruntime {onnxruntime.__version__}; tiny preset, tile 224, overlap 56, "
+          f"batch {a.batch_size}; products: class GeoTIFF + water GeoPackage")  # fmt: skip
+    best: dict[tuple[int, str], dict] = {}
+    with tempfile.TemporaryDirectory(prefix="sarmae-bench-") as tmp:
+        folder = Path(tmp)
+        onnx_path, ckpt = make_models(folder)
+        for size in a.sizes:
+            vrt = make_vrt(size, folder)
+            runs = [("onnxruntime", onnx_path)]
+            if size in a.torch_sizes:
+                runs.append(("torch", ckpt))
+            for _ in range(a.repeats if size <= 4096 else 1):
+                for name, model in runs:  # interleaved, so that slow spells hit both
+                    out = folder / f"w_{size}.tif"
+                    r = spawn("predict", str(vrt), str(model), str(out), str(a.batch_size))
+                    if size in a.alone_sizes:
+                        r.update(spawn("alone", str(vrt), str(model), str(a.batch_size)))
+                    _report(size, name, r)
+                    key = (size, name)
+                    if key in best:  # keep the fastest of each, and the largest memory peak
+                        r["peak_rss_mb"] = max(r["peak_rss_mb"], best[key]["peak_rss_mb"])
+                        for k in ("wall_s", "model_alone_s"):
+                            if k in r:
+                                r[k] = min(r[k], best[key][k])
+                        r["mpx_per_s"] = max(r["mpx_per_s"], best[key]["mpx_per_s"])
+                    best[key] = r
+    print("\nBest of the repeats:")
+    for (size, name), r in best.items():
+        _report(size, name, r)
+    print()
+    for size in a.sizes:
+        if (size, "torch") in best:
+            ratio = best[size, "onnxruntime"]["mpx_per_s"] / best[size, "torch"]["mpx_per_s"]
+            print(f"{size} px: onnxruntime / torch throughput = {ratio:.2f}x (target >= 1.2x)")
+    if (4096, "onnxruntime") in best and (16384, "onnxruntime") in best:
+        big, small = best[16384, "onnxruntime"], best[4096, "onnxruntime"]
+        ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
+        print(f"peak RSS 16k / 4k (onnxruntime) = {ratio:.2f}x (target <= 1.3x)")
+    shares = [r["outside_share"] for r in best.values() if "outside_share" in r]
+    if shares:
+        print(f"share of wall time outside the model, against the model alone: "
+              f"{100 * max(shares):.1f} % at most (target <= 15 %)")  # fmt: skip
+
+
+def _report(size: int, name: str, r: dict) -> None:
+    t = r["timings"]
+    if "model_alone_s" in r:
+        r["outside_share"] = 1 - r["model_alone_s"] / r["wall_s"]
+        alone = (f"model alone {r['model_alone_s']:6.1f} s, outside the model "
+                 f"{100 * r['outside_share']:4.1f} %")  # fmt: skip
+    else:
+        alone = "model alone not run"
+    print(
+        f"{size:>5} px {name:<11} {r['mpx_per_s']:5.2f} Mpx/s  wall {r['wall_s']:6.1f} s  "
+        f"{alone}  (in-run model share {100 * r['model_s_in_run'] / r['wall_s']:4.1f} %)  "
+        f"peak RSS {r['peak_rss_mb']:5.0f} MB\n"
+        f"      read {t['read']:.1f} s, stitch {t['stitch']:.1f} s, "
+        f"write {t.get('write', 0):.1f} s, overviews {t.get('finish', 0):.1f} s, "
+        f"vectorise {t.get('vectorise', 0):.1f} s"
+        f"{'; torch imported' if r['torch_imported'] else ''}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

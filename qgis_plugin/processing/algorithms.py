@@ -1,0 +1,369 @@
+"""Segment water, Detect ships and Run SARMAE ONNX model as Processing algorithms.
+
+Each run validates like the dock (layer, model, bands), writes into a private scratch folder and
+moves the files to the requested outputs only when the run succeeded: a cancelled or failed
+run leaves nothing at the output paths. Progress and cancel go through ``feedback``; errors
+are ``QgsProcessingException`` with a sentence, which Processing shows in its log.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingUtils,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+
+from .. import deps
+from ..catalogue import resolve_model
+from ..compat import (
+    FILE_BEHAVIOR_FILE,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    SOURCE_POLYGON,
+)
+from ..core import core
+from ..layer_io import crs_text, raster_facts
+from ..naming import format_area_km2
+from ..styling import style_mask, style_ships, style_water
+from ..validation import InputRefused, check_bands, check_raster, check_task
+
+UNIT_OPTIONS = ["from the file", "db", "intensity", "amplitude", "complex"]
+TASK_JOB = {"segmentation": "water", "detection": "ships"}
+
+
+class _StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Styles an output when Processing loads it into the project (GUI runs)."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__()
+        self.job = job
+
+    def postProcessLayer(self, layer: Any, context: Any, feedback: Any) -> None:
+        if isinstance(layer, QgsVectorLayer):
+            (style_water if self.job == "water" else style_ships)(layer)
+        elif isinstance(layer, QgsRasterLayer):
+            style_mask(layer)
+
+
+#: Processing keeps only a pointer to a post-processor: these must outlive every run.
+_STYLERS = {job: _StyleOnLoad(job) for job in ("water", "ships")}
+
+
+class _SarmaeAlgorithm(QgsProcessingAlgorithm):
+    """Shared parameters and run; subclasses fix the job (or leave it to the model)."""
+
+    JOB: str | None = None
+    ID, NAME, HELP = "", "", ""
+
+    def createInstance(self) -> QgsProcessingAlgorithm:
+        return type(self)()
+
+    def name(self) -> str:
+        return self.ID
+
+    def displayName(self) -> str:
+        return self.NAME
+
+    def group(self) -> str:
+        return "Deep learning on SAR"
+
+    def groupId(self) -> str:
+        return "sar"
+
+    def shortHelpString(self) -> str:
+        return self.HELP
+
+    # ------------------------------------------------------------------ parameters
+    def initAlgorithm(self, config: Any = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "SAR raster"))
+        model_help = "Model file (.onnx)" + ("" if self.JOB is None else ", empty: bundled model")
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "MODEL",
+                model_help,
+                FILE_BEHAVIOR_FILE,
+                "onnx",
+                optional=self.JOB is not None,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                "BANDS",
+                "Band for each model channel (e.g. 1 or VV,VH; empty: by band name)",
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum("UNITS", "Values are", UNIT_OPTIONS, defaultValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterExtent("EXTENT", "Process only this extent", optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                "AOI", "Process only inside these polygons", [SOURCE_POLYGON], optional=True
+            )
+        )
+        self.addParameter(_number("TILE", "Tile size (px; empty: the model's)", NUMBER_INTEGER))
+        self.addParameter(
+            _number("OVERLAP", "Tile overlap (px; empty: the model's)", NUMBER_INTEGER)
+        )
+        self.addParameter(_number("BATCH_SIZE", "Batch size", NUMBER_INTEGER, 4, minimum=1))
+        self.addParameter(
+            _number("THRESHOLD", "Threshold (empty: the model's)", NUMBER_DOUBLE, maximum=1.0)
+        )
+        if self.JOB != "ships":
+            self.addParameter(_number("MIN_AREA", "Minimum polygon area (m²)", NUMBER_DOUBLE, 0.0))
+            self.addParameter(
+                _number("SIMPLIFY", "Simplification tolerance (m)", NUMBER_DOUBLE, 0.0)
+            )
+        kind = {"water": "Water polygons", "ships": "Ship boxes"}.get(self.JOB or "", "Results")
+        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", kind))
+        if self.JOB != "ships":
+            self.addParameter(
+                QgsProcessingParameterRasterDestination(
+                    "OUTPUT_RASTER",
+                    "Class raster (segmentation)",
+                    optional=True,
+                    createByDefault=False,
+                )
+            )
+        if self.JOB != "ships":
+            self.addOutput(QgsProcessingOutputNumber("WATER_AREA_KM2", "Water area (km²)"))
+        if self.JOB != "water":
+            self.addOutput(QgsProcessingOutputNumber("SHIP_COUNT", "Number of ships"))
+
+    # ------------------------------------------------------------------ run
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        missing = deps.missing_modules()
+        if missing:
+            raise QgsProcessingException(deps.missing_message(missing))
+        try:
+            return self._run(parameters, context, feedback)
+        except InputRefused as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+    def _run(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if layer is None:
+            raise InputRefused("INPUT is not a raster layer GDAL can open")
+        facts = raster_facts(layer)
+        check_raster(facts)
+        model_path = self.parameterAsFile(parameters, "MODEL", context)
+        job = self.JOB
+        if job is None:
+            info = resolve_model("water", model_path).info  # only reads the file's metadata
+            job = TASK_JOB.get(info.task)
+            if job is None:
+                raise InputRefused(
+                    f"{model_path} is a {info.task} model; SARMAE maps pixels "
+                    "(segmentation) or objects (detection)"
+                )
+        model = resolve_model(job, model_path)
+        check_task(model.info.task, job, model.label)
+        bands = _bands(self.parameterAsString(parameters, "BANDS", context))
+        check_bands(facts, model.info.polarisations, bands)
+
+        options: dict[str, Any] = dict(
+            bands=bands,
+            job=job,
+            overwrite=True,
+            backend="onnxruntime",  # never torch, whatever the file
+            units=[None, *UNIT_OPTIONS[1:]][self.parameterAsEnum(parameters, "UNITS", context)],
+            tile=_optional_int(self, parameters, "TILE", context),
+            overlap=_optional_int(self, parameters, "OVERLAP", context),
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            threshold=_optional_double(self, parameters, "THRESHOLD", context),
+        )
+        if job == "water":
+            options["min_area_m2"] = self.parameterAsDouble(parameters, "MIN_AREA", context)
+            options["simplify_m"] = self.parameterAsDouble(parameters, "SIMPLIFY", context)
+        options.update(self._area(parameters, context, layer))
+
+        vector_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
+        if vector_out.suffix.lower() != ".gpkg":
+            raise InputRefused(f"OUTPUT must be a GeoPackage (.gpkg), not {vector_out.name}")
+        raster_out = None
+        if job == "water" and parameters.get("OUTPUT_RASTER") not in (None, ""):
+            raster_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context))
+        products = ("vector", "class") if raster_out else ("vector",)
+
+        scratch = Path(QgsProcessingUtils.tempFolder()) / f"sarmae_{uuid.uuid4().hex[:8]}"
+        scratch.mkdir(parents=True)
+        errors = core("errors")
+        try:
+            result = core("inference.predict").predict(
+                facts.path,
+                str(model.path),
+                scratch / "out.gpkg",
+                products=products,
+                progress=feedback.setProgress,
+                cancel=feedback.isCanceled,
+                **options,
+            )
+            _move(result.files["vector"], vector_out)
+            if raster_out is not None:
+                _move(result.files["class"], raster_out)
+        except errors.CancelledError as exc:
+            raise QgsProcessingException("cancelled; nothing was written") from exc
+        except errors.SarmaeError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+        for note in result.notes:
+            feedback.pushInfo(f"note: {note}")
+        s = result.summary
+        outputs: dict[str, Any] = {"OUTPUT": str(vector_out)}
+        if job == "water":
+            area = s.vector_area_km2 if s.vector_area_km2 is not None else s.water_area_km2
+            outputs["WATER_AREA_KM2"] = area
+            outputs["OUTPUT_RASTER"] = str(raster_out) if raster_out else None
+            feedback.pushInfo(f"water: {format_area_km2(area)}")
+        else:
+            outputs["SHIP_COUNT"] = s.ship_count
+            feedback.pushInfo(f"ships: {s.ship_count}")
+        self._style_on_load(context, job, [str(vector_out), str(raster_out or "")])
+        return outputs
+
+    def _area(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, layer: QgsRasterLayer
+    ) -> dict[str, Any]:
+        source = self.parameterAsSource(parameters, "AOI", context)
+        has_extent = parameters.get("EXTENT") not in (None, "")
+        if source is not None and has_extent:
+            raise InputRefused("give either EXTENT or AOI polygons, not both")
+        if source is not None:
+            features = [
+                {"type": "Feature", "properties": {}, "geometry": json.loads(f.geometry().asJson())}
+                for f in source.getFeatures()
+                if f.hasGeometry()
+            ]
+            if not features:
+                raise InputRefused("the AOI layer has no polygons")
+            return {
+                "aoi": {"type": "FeatureCollection", "features": features},
+                "aoi_crs": crs_text(source.sourceCrs()),
+            }
+        if has_extent:
+            ext = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+            box = (ext.xMinimum(), ext.yMinimum(), ext.xMaximum(), ext.yMaximum())
+            return {"aoi": box, "aoi_crs": crs_text(layer.crs())}
+        return {}
+
+    @staticmethod
+    def _style_on_load(context: QgsProcessingContext, job: str, paths: list[str]) -> None:
+        for path in paths:
+            if path and context.willLoadLayerOnCompletion(path):
+                context.layerToLoadOnCompletionDetails(path).setPostProcessor(_STYLERS[job])
+
+
+class SegmentWater(_SarmaeAlgorithm):
+    JOB, ID, NAME = "water", "segmentwater", "Segment water"
+    HELP = (
+        "Maps open water on a SAR raster (e.g. Sentinel-1 VV in dB) with a SARMAE "
+        "segmentation model (the bundled Water model unless MODEL is given), tile by tile "
+        "in bounded memory. Writes water polygons to a GeoPackage and, optionally, the "
+        "class raster; reports the water area in km²."
+    )
+
+
+class DetectShips(_SarmaeAlgorithm):
+    JOB, ID, NAME = "ships", "detectships", "Detect ships"
+    HELP = (
+        "Detects ships on a SAR raster with a SARMAE detection model (the bundled Ships "
+        "model unless MODEL is given). Writes one box per ship with its score, length "
+        "and width to a GeoPackage, suppressing duplicates across tiles."
+    )
+
+
+class RunModel(_SarmaeAlgorithm):
+    JOB, ID, NAME = None, "runmodel", "Run SARMAE ONNX model"
+    HELP = (
+        "Runs any segmentation or detection model exported with `sarmae export` (its "
+        "bands, units, tile and thresholds come from the file) on a SAR raster."
+    )
+
+
+def _number(
+    name: str,
+    label: str,
+    kind: Any,
+    default: Any = None,
+    minimum: float = 0,
+    maximum: float | None = None,
+) -> QgsProcessingParameterNumber:
+    param = QgsProcessingParameterNumber(
+        name, label, kind, default, optional=default is None, minValue=minimum
+    )
+    if maximum is not None:
+        param.setMaximum(maximum)
+    return param
+
+
+def _optional_int(
+    alg: QgsProcessingAlgorithm,
+    parameters: dict[str, Any],
+    name: str,
+    context: QgsProcessingContext,
+) -> int | None:
+    if parameters.get(name) in (None, ""):
+        return None
+    return alg.parameterAsInt(parameters, name, context)
+
+
+def _optional_double(
+    alg: QgsProcessingAlgorithm,
+    parameters: dict[str, Any],
+    name: str,
+    context: QgsProcessingContext,
+) -> float | None:
+    if parameters.get(name) in (None, ""):
+        return None
+    return alg.parameterAsDouble(parameters, name, context)
+
+
+def _bands(text: str) -> list[int | str] | None:
+    """``"1"`` -> [1]; ``"VV,VH"`` -> ["VV", "VH"]; empty -> None (map by band name)."""
+    items = [t.strip() for t in (text or "").split(",") if t.strip()]
+    return [int(t) if t.isdigit() else t for t in items] or None
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Replace ``dst`` by ``src`` (Processing overwrites the outputs it is given)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    shutil.move(str(src), str(dst))

@@ -1,0 +1,282 @@
+"""Fine-tuning readers on the real sets in ../shared/data (read in place) and on small files
+written here in the formats the shared data lack (COCO JSON, Sen1Floods11 GeoTIFFs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from PIL import Image
+
+from sarmae_core.errors import InputError
+from training.config import FinetuneDataConfig, UnitsConfig
+from training.datasets import IGNORE, TaskCollate, build_dataset
+from training.datasets.base import crop_boxes, transform_boxes
+from training.datasets.ship_masks import mask_boxes
+from training.imageio import flip_rot
+
+from .conftest import ETCI, HRSID, MSTAR, OMBRIA, S1_VV_DB, needs_shared_data
+
+AMP8 = UnitsConfig("amplitude", scale=1 / 255, floor=0.5 / 255)
+ETCI_DB = UnitsConfig("db", scale=35 / 255, offset=-30)
+
+
+def _ds(fmt, path, split="train", train=False, units=AMP8, **kw):
+    cfg = FinetuneDataConfig(root="/", format=fmt, path=str(path), units=units, **kw)
+    return build_dataset(cfg, split, "db", train)
+
+
+@needs_shared_data
+def test_mstar_soc_split_counts_and_few_shot_selection():
+    train, test = _ds("mstar", MSTAR), _ds("mstar", MSTAR, "test")
+    assert (len(train), len(test)) == (2747, 2425)  # the standard SOC split (dataset README)
+    assert train.class_names[0] == "2S1" and train.class_names[-1] == "ZSU234"
+    s = test[0]
+    assert s["image"].shape == (1, 128, 128) and isinstance(s["target"], int)
+    few = _ds("mstar", MSTAR, train=True, shots_per_class=3)
+    classes = [c for _, c in few.items]
+    assert sorted(classes) == sorted(list(range(10)) * 3)
+    assert _ds("mstar", MSTAR, train=True, shots_per_class=3).items == few.items  # deterministic
+    assert len(_ds("mstar", MSTAR, "test", max_test=7)) == 7
+
+
+@needs_shared_data
+def test_class_folders_without_csv_read_split_folders(tmp_path):
+    for split in ("train", "test"):
+        for cls in ("BMP2", "T72"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for p in sorted((MSTAR / "train" / cls).glob("*.jpeg"))[:2]:
+                shutil.copy(p, tmp_path / split / cls / p.name)
+    ds = _ds("class_folders", tmp_path, "test")
+    assert ds.class_names == ["BMP2", "T72"] and len(ds) == 4
+
+
+@needs_shared_data
+def test_etci_scene_split_union_target_and_nodata_ignored():
+    train = _ds("etci", ETCI, units=ETCI_DB)
+    test = _ds("etci", ETCI, "test", units=ETCI_DB)
+    assert (len(train), len(test)) == (356, 198)  # North Alabama / Nebraska held out
+    assert all(i[1].startswith("nebraska") for i in test.items)
+    # the Nebraska tile with the most no-data (tiles.csv vv_frac_255)
+    import csv
+
+    rows = list(csv.DictReader((ETCI / "tiles.csv").open()))
+    worst = max(
+        (r for r in rows if r["scene"].startswith("neb")), key=lambda r: float(r["vv_frac_255"])
+    )
+    idx = next(i for i, it in enumerate(test.items) if it[1] == worst["tile"])
+    s = test[idx]
+    vv = np.asarray(Image.open(ETCI / worst["scene"] / "vv" / f"{worst['tile']}.png"))
+    flood = np.asarray(Image.open(ETCI / worst["scene"] / "flood_label" / f"{worst['tile']}.png"))
+    body = np.asarray(
+        Image.open(ETCI / worst["scene"] / "water_body_label" / f"{worst['tile']}.png")
+    )
+    t = s["target"].numpy()
+    assert (t == IGNORE).mean() == pytest.approx(float(worst["vv_frac_255"]), abs=1e-3)
+    ok = vv != 255
+    assert np.array_equal(t[ok], ((flood > 0) | (body > 0))[ok].astype(np.int64))
+    # nodata pixels get a finite, unremarkable value; others follow the declared affine
+    x = s["image"][0].numpy()
+    assert np.allclose(x[ok], vv[ok].astype(np.float32) * 35 / 255 - 30, atol=1e-4)
+    assert np.isfinite(x).all() and x[~ok].max() < 0
+
+
+@needs_shared_data
+def test_etci_position_split_holds_out_eastern_columns():
+    kw = {"units": ETCI_DB, "options": {"split_by": "position", "test_fraction": 0.2}}
+    train, test = _ds("etci", ETCI, **kw), _ds("etci", ETCI, "test", **kw)
+    assert len(train) + len(test) == 554 and 0.1 < len(test) / 554 < 0.3
+    scene = "nebraska_20170213t002121"
+    col = lambda name: int(name.split("_x-")[1].split("_")[0])  # noqa: E731
+    assert max(col(n) for t, n in train.items if scene in n) < min(
+        col(n) for t, n in test.items if scene in n
+    )
+
+
+@needs_shared_data
+def test_ombria_official_split_and_binary_masks():
+    train = _ds("ombria", OMBRIA, units=UnitsConfig("db", 25 / 255, -25))
+    test = _ds(
+        "ombria", OMBRIA, "test", units=UnitsConfig("db", 25 / 255, -25), bands=["before", "after"]
+    )
+    assert (len(train), len(test)) == (624, 70)
+    s = test[0]
+    assert s["image"].shape == (2, 256, 256)
+    assert set(s["target"].unique().tolist()) <= {0, 1}
+
+
+@needs_shared_data
+def test_hrsid_masks_give_boxes_split_by_scene():
+    train, test = _ds("ship_masks", HRSID), _ds("ship_masks", HRSID, "test")
+    assert (len(train), len(test)) == (30, 6)
+    assert {p.name.split("_")[0] for p, _ in test.items} == {"P0007", "P0015"}
+    assert not {p.name.split("_")[0] for p, _ in train.items} & {"P0007", "P0015"}
+    boxes = [test[i]["target"] for i in range(len(test))] + [
+        train[i]["target"] for i in range(len(train))
+    ]
+    # 8-connected components of at least 4 px: specks touching a hull diagonally join it
+    assert sum(len(b) for b in boxes) == 69
+    mask = np.asarray(Image.open(test.items[0][1])).max(axis=2)
+    b = test[0]["target"].numpy()
+    for x0, y0, x1, y1, c in b.astype(int):
+        assert c == 0 and mask[y0:y1, x0:x1].any()
+        assert not mask[y0:y1, x0 - 1].any() or x0 == 0  # tight on the left edge
+
+
+def test_mask_boxes_are_pixel_edge_boxes():
+    m = np.zeros((20, 30), np.uint8)
+    m[2:5, 10:17] = 1
+    m[10, 3] = 1  # a one-pixel speck
+    assert mask_boxes(m).tolist() == [[10, 2, 17, 5, 0], [3, 10, 4, 11, 0]]
+    assert mask_boxes(m, min_area=4).tolist() == [[10, 2, 17, 5, 0]]
+
+
+@pytest.mark.parametrize("k", range(4))
+@pytest.mark.parametrize("flip", [False, True])
+def test_box_transforms_follow_the_image_transforms(k, flip):
+    rng = np.random.default_rng(k)
+    m = np.zeros((1, 24, 40), np.float32)
+    boxes = np.array([[3, 4, 11, 9, 0], [20, 15, 38, 22, 0]], np.float32)
+    for x0, y0, x1, y1, _ in boxes.astype(int):
+        m[0, y0:y1, x0:x1] = rng.random() + 1
+    moved = flip_rot(m, k, flip)[0]
+    got = transform_boxes(boxes, k, flip, 24, 40)
+    for (x0, y0, x1, y1, _), b in zip(got.astype(int), boxes, strict=True):
+        assert moved[y0:y1, x0:x1].all()  # the box covers its object exactly
+        assert moved[y0:y1, x0:x1].size == (b[2] - b[0]) * (b[3] - b[1])
+
+
+def test_crop_keeps_boxes_whose_centre_stays_and_clips_them():
+    boxes = np.array([[0, 0, 10, 10, 0], [50, 50, 70, 60, 0], [95, 5, 120, 15, 0]], np.float32)
+    out = crop_boxes(boxes, r0=40, c0=45, h=64, w=64)
+    assert out.tolist() == [[5, 10, 25, 20, 0]]
+    assert crop_boxes(boxes, 0, 90, 64, 64).tolist() == [[5, 5, 30, 15, 0]]  # centre 107.5 in
+
+
+@needs_shared_data
+def test_coco_json_reader_matches_the_mask_boxes(tmp_path):
+    masks = _ds("ship_masks", HRSID, "test")
+    (tmp_path / "JPEGImages").mkdir()
+    images, anns = [], []
+    for i, (img, _) in enumerate(masks.items[:3]):
+        shutil.copy(img, tmp_path / "JPEGImages" / img.name)
+        images.append({"id": i + 1, "file_name": img.name, "width": 800, "height": 800})
+        for x0, y0, x1, y1, _ in masks[i]["target"].tolist():
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "iscrowd": 0,
+                }
+            )
+    anns.append({"id": 999, "image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50], "iscrowd": 1})
+    (tmp_path / "annotations").mkdir()
+    coco = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "ship"}]}
+    (tmp_path / "annotations" / "test2017.json").write_text(json.dumps(coco))
+    ds = _ds("coco", tmp_path, "test")
+    assert ds.class_names == ["ship"] and len(ds) == 3
+    for i in range(3):
+        assert torch.equal(ds[i]["target"], masks[i]["target"])  # crowd box ignored
+        assert torch.equal(ds[i]["image"], masks[i]["image"])
+
+
+def test_sen1floods11_geotiffs_split_lists_and_nodata(tmp_path):
+    s1, lab = (
+        tmp_path / "v1.1/data/flood_events/HandLabeled/S1Hand",
+        tmp_path / "v1.1/data/flood_events/HandLabeled/LabelHand",
+    )
+    s1.mkdir(parents=True)
+    lab.mkdir(parents=True)
+    with rasterio.open(S1_VV_DB) as src:  # real dB backscatter as the VV band
+        vv = src.read(1)[:64, :64]
+        profile = {**src.profile, "width": 64, "height": 64, "count": 2, "nodata": None}
+    for chip in ("Bolivia_1", "Ghana_2", "India_3"):
+        with rasterio.open(s1 / f"{chip}_S1Hand.tif", "w", **profile) as dst:
+            dst.write(np.stack([vv, vv - 7]).astype("float32"))
+        label = (vv < -15).astype(np.int16)
+        label[:4] = -1
+        with rasterio.open(
+            lab / f"{chip}_LabelHand.tif", "w", **{**profile, "count": 1, "dtype": "int16"}
+        ) as dst:
+            dst.write(label, 1)
+    splits = tmp_path / "v1.1/splits/flood_handlabeled"
+    splits.mkdir(parents=True)
+    (splits / "flood_test_data.csv").write_text("India_3_S1Hand.tif,India_3_LabelHand.tif\n")
+    ds = _ds("sen1floods11", tmp_path, "test", units=UnitsConfig("db"))
+    assert ds.items == ["India_3"]
+    s = ds[0]
+    assert s["image"].shape == (2, 64, 64)
+    assert torch.allclose(s["image"][0], torch.from_numpy(vv))  # label no-data keeps the image
+    t = s["target"].numpy()
+    assert (t[:4] == IGNORE).all() and np.array_equal(t[4:], (vv[4:] < -15).astype(np.int64))
+
+
+@needs_shared_data
+def test_image_mask_folders_generic_reader(tmp_path):
+    for sub in ("images", "masks"):
+        (tmp_path / "test" / sub).mkdir(parents=True)
+    ids = ["0001", "0002"]
+    for i in ids:
+        shutil.copy(
+            OMBRIA / "train" / "AFTER" / f"S1_after_{i}.png", tmp_path / "test/images" / f"{i}.png"
+        )
+        shutil.copy(
+            OMBRIA / "train" / "MASK" / f"S1_mask_{i}.png", tmp_path / "test/masks" / f"{i}.png"
+        )
+    units = UnitsConfig("db", 25 / 255, -25)
+    generic = _ds("image_mask_folders", tmp_path, "test", units=units)
+    ombria = _ds("ombria", OMBRIA, "train", units=units, max_test=None)
+    ref = {ombria.item_id(it): ombria[k] for k, it in enumerate(ombria.items[:2])}
+    for k, i in enumerate(ids):
+        assert torch.equal(generic[k]["image"], ref[f"train/{i}"]["image"])
+        assert torch.equal(generic[k]["target"], ref[f"train/{i}"]["target"])
+
+
+@needs_shared_data
+def test_unreadable_files_are_skipped_with_a_count_and_all_bad_stops(tmp_path, caplog):
+    (tmp_path / "train" / "BMP2").mkdir(parents=True)
+    for p in sorted((MSTAR / "train" / "BMP2").glob("*.jpeg"))[:3]:
+        shutil.copy(p, tmp_path / "train" / "BMP2" / p.name)
+    (tmp_path / "train" / "BMP2" / "zz_broken.jpeg").write_bytes(b"\xff\xd8 truncated")
+    ds = _ds("class_folders", tmp_path)
+    with caplog.at_level("WARNING"):
+        batch = TaskCollate("classification", 16, [-12.0])([ds[i] for i in range(len(ds))])
+    assert len(batch["id"]) == 3 and len(ds.skipped) == 1
+    assert "zz_broken.jpeg" in caplog.text
+    for p in (tmp_path / "train" / "BMP2").iterdir():
+        p.write_bytes(b"nope")
+    with pytest.raises(InputError, match="none of 4 probed samples"):
+        _ds("class_folders", tmp_path)
+
+
+def test_missing_or_empty_dataset_folder(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        _ds("mstar", tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="is empty"):
+        _ds("etci", tmp_path / "empty")
+
+
+def test_collate_pads_to_the_patch_with_the_normalisation_mean():
+    samples = [
+        {
+            "image": torch.zeros(1, 20, 30),
+            "target": torch.ones(20, 30, dtype=torch.long),
+            "id": "a",
+        },
+        {
+            "image": torch.ones(1, 32, 16),
+            "target": torch.zeros(32, 16, dtype=torch.long),
+            "id": "b",
+        },
+        None,
+    ]
+    b = TaskCollate("segmentation", 16, [-12.0])(samples)
+    assert b["image"].shape == (2, 1, 32, 32) and b["size"] == [(20, 30), (32, 16)]
+    assert b["image"][0, 0, 25, 0] == -12.0 and b["target"][0, 25, 0] == IGNORE

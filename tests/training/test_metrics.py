@@ -1,0 +1,100 @@
+"""Metrics against values worked out by hand, and the Otsu water baseline on a real tile."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.baselines import otsu_water
+from training.metrics import ConfusionMeter, classification_metrics, detection_ap
+
+from .conftest import ETCI, needs_shared_data
+
+GT = np.array([[10, 10, 20, 20, 0], [50, 50, 70, 60, 0]], np.float64)
+
+
+def _dets(*rows):
+    a = np.asarray(rows, np.float64).reshape(-1, 6)
+    return a[:, :4], a[:, 4], a[:, 5].astype(int)
+
+
+def test_perfect_detections_score_one():
+    r = detection_ap([_dets([10, 10, 20, 20, 0.9, 0], [50, 50, 70, 60, 0.8, 0])], [GT], 1)
+    assert r["AP"] == pytest.approx(1.0) and r["AP50"] == pytest.approx(1.0)
+
+
+def test_a_false_positive_ranked_between_two_hits():
+    # TP (0.9), FP (0.8), TP (0.7): recall .5 .5 1, precision 1 .5 .667 -> envelope 1 .667 .667;
+    # 101 recall points: 51 at precision 1 (r <= .5), 50 at 2/3.
+    dets = _dets([10, 10, 20, 20, 0.9, 0], [100, 100, 110, 110, 0.8, 0], [50, 50, 70, 60, 0.7, 0])
+    r = detection_ap([dets], [GT], 1)
+    assert r["AP50"] == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
+    assert r["AP"] == pytest.approx(r["AP50"])  # exact boxes: every IoU threshold agrees
+
+
+def test_iou_thresholds_average_into_coco_ap():
+    # one box of IoU 0.64 with its ground truth: a hit at 0.50 .. 0.60 (3 of 10 thresholds)
+    box = [10, 10, 20, 20 + 10 / 0.64 - 10]  # same x, taller: IoU = 100 / (100 / 0.64)
+    r = detection_ap([_dets([*box, 0.9, 0])], [GT[:1]], 1)
+    assert r["AP50"] == pytest.approx(1.0)
+    assert r["AP"] == pytest.approx(0.3)
+    assert r["AP_per_iou"]["0.65"] == 0.0
+
+
+def test_duplicates_misses_images_and_classes():
+    # a duplicate of a matched box is a false positive; an image without detections adds misses
+    dets = [_dets([10, 10, 20, 20, 0.9, 0], [10, 10, 20, 20, 0.8, 0]), _dets()]
+    gts = [GT[:1], np.array([[0, 0, 5, 5, 0]], float)]
+    r = detection_ap(dets, gts, 1)
+    # TP then FP; 2 ground truths: recall .5 .5 -> 51 points at 1, the rest 0
+    assert r["AP50"] == pytest.approx(51 / 101)
+    # a class without ground truth is left out of the mean, not counted as zero
+    two = detection_ap([_dets([10, 10, 20, 20, 0.9, 0], [0, 0, 4, 4, 0.5, 1])], [GT[:1]], 2)
+    assert two["AP50"] == pytest.approx(1.0) and two["AP50_per_class"][1] is None
+    # detections beyond max_detections per image are dropped (lowest scores first)
+    many = _dets(
+        *[[100 + i, 100, 110 + i, 110, 0.99, 0] for i in range(5)], [10, 10, 20, 20, 0.1, 0]
+    )
+    assert detection_ap([many], [GT[:1]], 1, max_detections=5)["AP50"] == 0.0
+    assert detection_ap([many], [GT[:1]], 1, max_detections=6)["AP50"] > 0.0
+
+
+def test_classification_metrics():
+    r = classification_metrics([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["a", "b", "c"])
+    assert r["top1"] == pytest.approx(3 / 5)
+    assert r["per_class_accuracy"] == {"a": 0.5, "b": 1.0, "c": 0.0}
+    assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert r["support"] == {"a": 2, "b": 2, "c": 1}
+
+
+def test_confusion_meter_iou_and_f1():
+    m = ConfusionMeter(2)
+    target = np.array([[1, 1, 0, 0], [1, 255, 0, 0]])
+    pred = np.array([[1, 0, 1, 0], [1, 1, 0, 0]])
+    m.update(target, pred)  # water: tp 2, fn 1, fp 1 (the 255 pixel is ignored)
+    r = m.metrics(["background", "water"])
+    assert r["water_iou"] == pytest.approx(2 / 4)
+    assert r["water_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert r["per_class_iou"]["background"] == pytest.approx(3 / 5)
+    assert r["pixels"] == 7
+
+
+@needs_shared_data
+def test_otsu_finds_the_water_on_a_real_etci_tile():
+    rows = list(csv.DictReader((ETCI / "tiles.csv").open()))
+    tile = max(rows, key=lambda r: float(r["flood_frac"]) + float(r["water_body_frac"]))
+    d = ETCI / tile["scene"]
+    vv = np.asarray(Image.open(d / "vv" / f"{tile['tile']}.png"), np.float32)
+    truth = (np.asarray(Image.open(d / "flood_label" / f"{tile['tile']}.png")) > 0) | (
+        np.asarray(Image.open(d / "water_body_label" / f"{tile['tile']}.png")) > 0
+    )
+    valid = vv != 255
+    pred = otsu_water(vv, valid)
+    m = ConfusionMeter(2)
+    m.update(np.where(valid, truth, 255), pred)
+    assert m.metrics(["background", "water"])["water_iou"] > 0.6
+    assert not pred[~valid].any()
+    assert not otsu_water(np.full((8, 8), -12.0)).any()  # flat tile: nothing to split

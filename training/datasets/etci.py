@@ -1,0 +1,103 @@
+"""ETCI 2021 flood detection tiles: ``<scene>/[tiles/]{vv,vh,flood_label,water_body_label}/``.
+
+Stored values are the competition's 8-bit scaling of Sentinel-1 backscatter (its dB mapping is
+not documented: declare an affine in ``data.units``); VV = 255 marks no-data, which becomes
+"ignore" in the label map. File names are either ``<tile>.png`` in every folder or the official
+``<tile>_vv.png`` / ``<tile>_vh.png`` with ``<tile>.png`` labels.
+
+Targets (``options.target``): ``water`` (default) = flood OR permanent water body, the dark
+open water a SAR water model sees; ``flood`` or ``water_body`` alone.
+
+Splits (``options.split_by``): ``scene`` (default) holds out whole scenes
+(``options.test_scenes``, default Nebraska): neighbouring tiles of one scene are strongly
+correlated, so a tile-level random split would overstate accuracy. ``position`` holds out the
+easternmost ``options.test_fraction`` of tile columns of every scene (the ``_x-<col>`` in the
+tile names, as in ``tiles.csv``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sarmae_core.errors import ConfigError, InputError
+
+from ..imageio import read_image
+from .base import IGNORE, Loaded, TaskDataset, read_mask
+
+_POS = re.compile(r"_x-(\d+)_y-(\d+)")
+TARGETS = ("water", "flood", "water_body")
+
+
+class Etci(TaskDataset):
+    """ETCI 2021 tiles as binary water segmentation (0 = other, 1 = water, 255 = no-data)."""
+
+    task: ClassVar[str] = "segmentation"
+    OPTIONS: ClassVar[dict[str, Any]] = {
+        "target": "water",
+        "split_by": "scene",
+        "test_scenes": ["nebraska_20170213t002121"],
+        "test_fraction": 0.2,
+    }
+    BANDS: ClassVar[list[str]] = ["vv"]
+
+    def list_items(self) -> list[tuple[Path, str]]:
+        if self.options["target"] not in TARGETS:
+            raise ConfigError(f"data.options.target must be one of {TARGETS}")
+        if any(b not in ("vv", "vh") for b in self.bands):
+            raise ConfigError(f"ETCI bands are vv and vh, got {self.bands}")
+        self.class_names = ["background", "water"]
+        scenes = []
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            tiles = d / "tiles" if (d / "tiles" / "vv").is_dir() else d
+            if (tiles / "vv").is_dir():
+                scenes.append((d.name, tiles))
+        if not scenes:
+            raise InputError(f"{self.root} holds no ETCI scene (<scene>/[tiles/]vv/)")
+        items = []
+        for name, tiles in scenes:
+            names = sorted(re.sub(r"_vv$", "", p.stem) for p in (tiles / "vv").glob("*.png"))
+            test = self._test_tiles(name, names)
+            wanted = [n for n in names if (n in test) == (self.split == "test")]
+            items += [(tiles, n) for n in wanted]
+        if self.split not in ("train", "test"):
+            raise InputError(f"ETCI splits are train and test, got {self.split!r}")
+        return items
+
+    def _test_tiles(self, scene: str, names: list[str]) -> set[str]:
+        how = self.options["split_by"]
+        if how == "scene":
+            return set(names) if scene in self.options["test_scenes"] else set()
+        if how != "position":
+            raise ConfigError(f"data.options.split_by must be 'scene' or 'position', got {how!r}")
+        cols = {n: int(m.group(1)) for n in names if (m := _POS.search(n))}
+        if not cols:
+            return set()
+        cut = np.quantile(list(cols.values()), 1.0 - float(self.options["test_fraction"]))
+        return {n for n, c in cols.items() if c > cut}
+
+    def item_id(self, item: tuple[Path, str]) -> str:
+        return item[1]
+
+    def _plane(self, tiles: Path, folder: str, name: str) -> Path:
+        for cand in (tiles / folder / f"{name}.png", tiles / folder / f"{name}_{folder}.png"):
+            if cand.is_file():
+                return cand
+        raise InputError(f"{tiles / folder} has no file for tile {name}")
+
+    def load(self, item: tuple[Path, str]) -> Loaded:
+        tiles, name = item
+        planes = [read_image(self._plane(tiles, b, name))[0] for b in self.bands]
+        image = np.stack(planes)
+        valid = (image != 255).all(axis=0)  # 255 = no-data at swath edges (dataset README)
+        target = self.options["target"]
+        flood = read_mask(self._plane(tiles, "flood_label", name)) > 127
+        water = flood
+        if target != "flood":
+            body = read_mask(self._plane(tiles, "water_body_label", name)) > 127
+            water = body if target == "water_body" else (flood | body)
+        label = np.where(valid, water.astype(np.uint8), IGNORE).astype(np.uint8)
+        return Loaded(image, label, valid)

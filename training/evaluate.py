@@ -1,0 +1,123 @@
+"""Evaluation of a task model on whole images: the numbers that go into ``metrics.json``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from sarmae_core.inference.detection import Detections, decode_centernet, nms
+
+from .baselines import otsu_water
+from .config import EvalConfig
+from .datasets import IGNORE, TaskCollate, TaskDataset
+from .metrics import ConfusionMeter, classification_metrics, detection_ap
+
+log = logging.getLogger(__name__)
+
+
+def make_loader(model: Any, dataset: TaskDataset, batch_size: int, **kw: Any) -> DataLoader:
+    """Batches padded to the patch size with the model's normalisation mean."""
+    collate = TaskCollate(
+        dataset.task, model.config.patch_size, model.config.data.normalization.mean
+    )
+    return DataLoader(dataset, batch_size, collate_fn=collate, **kw)
+
+
+def decode_batch(
+    out: dict[str, torch.Tensor], cfg: EvalConfig, tile_height: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image (boxes, scores, classes) from :class:`DetectionModel` outputs."""
+    heat, size, offset = (out[k].float().cpu().numpy() for k in ("heatmap", "size", "offset"))
+    results = []
+    for i in range(heat.shape[0]):
+        d = decode_centernet(heat[i], size[i], offset[i], cfg.score_threshold, tile_height)
+        if cfg.nms_iou is not None and len(d):
+            d = nms(d, cfg.nms_iou)
+        order = np.argsort(-d.scores, kind="stable")[: cfg.max_detections]
+        d = d.select(order) if len(d) else Detections.empty()
+        results.append((d.boxes, d.scores, d.classes))
+    return results
+
+
+@torch.no_grad()
+def evaluate(
+    model: Any, dataset: TaskDataset, cfg: EvalConfig, device: torch.device, amp: bool = False
+) -> dict[str, Any]:
+    """Metrics of ``model`` on every readable sample of ``dataset`` (whole images).
+
+    Classification: top-1, per-class accuracy, confusion matrix. Segmentation: IoU per class,
+    mIoU, and for two classes the positive class's IoU/F1 (``water_iou``, ``water_f1``), with
+    the Otsu baseline on the same pixels when ``cfg.baseline == "otsu"``. Detection: COCO AP
+    and AP50.
+    """
+    model.eval()
+    task = dataset.task
+    loader = make_loader(model, dataset, cfg.batch_size)
+    names = dataset.class_names
+    truth: list[Any] = []
+    preds: list[Any] = []
+    meter = ConfusionMeter(len(names))
+    otsu = ConfusionMeter(2) if cfg.baseline == "otsu" and task == "segmentation" else None
+    for batch in loader:
+        if batch is None:
+            continue
+        x = batch["image"].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+        if task == "classification":
+            truth += batch["target"].tolist()
+            preds += out.float().argmax(dim=1).cpu().tolist()
+        elif task == "segmentation":
+            pred = out.float().argmax(dim=1).cpu().numpy()
+            target = batch["target"].numpy()
+            for i, (h, w) in enumerate(batch["size"]):
+                meter.update(target[i, :h, :w], pred[i, :h, :w])
+                if otsu is not None:
+                    vv = batch["image"][i, 0, :h, :w].numpy()
+                    otsu.update(target[i, :h, :w], otsu_water(vv, target[i, :h, :w] != IGNORE))
+        else:
+            preds += decode_batch(out, cfg, x.shape[-2])
+            truth += [t.numpy() for t in batch["target"]]
+    result: dict[str, Any] = {
+        "task": task,
+        "class_names": names,
+        "split": dataset.split,
+        "skipped_unreadable": len(dataset.skipped),
+    }
+    if task == "classification":
+        result.update(classification_metrics(truth, preds, names))
+    elif task == "segmentation":
+        result.update(meter.metrics(names))
+        if otsu is not None:
+            result["baseline_otsu"] = otsu.metrics(names)
+    else:
+        result.update(detection_ap(preds, truth, len(names), cfg.max_detections))
+        result["detections"] = int(sum(len(p[1]) for p in preds))
+    if dataset.skipped:
+        log.warning("evaluation skipped %d unreadable sample(s)", len(dataset.skipped))
+    return result
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    """One line with the main numbers of a metrics dict."""
+    task = metrics["task"]
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    if task == "classification":
+        return f"top-1 {f(metrics['top1'])} on {metrics['samples']} images"
+    if task == "segmentation":
+        line = f"mIoU {f(metrics['miou'])}"
+        if "water_iou" in metrics:
+            name = metrics["positive_class"]
+            line += f", {name} IoU {f(metrics['water_iou'])} F1 {f(metrics['water_f1'])}"
+        if "baseline_otsu" in metrics:
+            b = metrics["baseline_otsu"]
+            line += f" (Otsu: IoU {f(b.get('water_iou'))} F1 {f(b.get('water_f1'))})"
+        return line
+    return f"AP {f(metrics['AP'])}, AP50 {f(metrics['AP50'])} on {metrics['images']} images"

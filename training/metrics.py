@@ -1,0 +1,193 @@
+"""Evaluation metrics in numpy: accuracy, segmentation IoU/F1, detection AP (COCO protocol).
+
+Detection AP follows the COCO evaluation (pycocotools ``COCOeval``, all areas): per class and
+IoU threshold, detections of all images sorted by score, each matched greedily to the unmatched
+ground-truth box of highest IoU at or above the threshold; precision made monotone from the
+right and read at 101 recall points 0, 0.01, ..., 1. ``AP50`` is IoU 0.5; ``AP`` averages
+IoU 0.50:0.05:0.95. Classes without ground truth are left out of the mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+# ---------------------------------------------------------------------------- classification
+def classification_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Top-1, per-class accuracy (recall), confusion matrix (rows: truth, columns: prediction)."""
+    k = len(class_names)
+    t, p = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    support = cm.sum(axis=1)
+    per_class = {
+        name: (float(cm[i, i] / support[i]) if support[i] else None)
+        for i, name in enumerate(class_names)
+    }
+    present = [v for v in per_class.values() if v is not None]
+    return {
+        "top1": float((t == p).mean()) if len(t) else 0.0,
+        "mean_class_accuracy": float(np.mean(present)) if present else 0.0,
+        "per_class_accuracy": per_class,
+        "support": {name: int(s) for name, s in zip(class_names, support, strict=True)},
+        "confusion_matrix": cm.tolist(),
+        "samples": len(t),
+    }
+
+
+# ---------------------------------------------------------------------------- segmentation
+class ConfusionMeter:
+    """Pixel confusion matrix over many images; ``ignore`` labels are left out."""
+
+    def __init__(self, num_classes: int, ignore: int = 255) -> None:
+        self.k, self.ignore = num_classes, ignore
+        self.cm = np.zeros((num_classes, num_classes), np.int64)
+
+    def update(self, target: np.ndarray, pred: np.ndarray) -> None:
+        keep = target != self.ignore
+        t, p = target[keep].astype(np.int64), pred[keep].astype(np.int64)
+        self.cm += np.bincount(t * self.k + p, minlength=self.k**2).reshape(self.k, self.k)
+
+    def metrics(self, class_names: Sequence[str], positive: int | None = 1) -> dict[str, Any]:
+        """IoU per class, mIoU, pixel accuracy; for binary sets also the positive class's
+        IoU, F1, precision and recall (``water_iou``, ``water_f1`` ...)."""
+        cm = self.cm
+        tp = np.diag(cm).astype(np.float64)
+        fp, fn = cm.sum(axis=0) - tp, cm.sum(axis=1) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = tp / (tp + fp + fn)
+        out: dict[str, Any] = {
+            "per_class_iou": {n: _num(v) for n, v in zip(class_names, iou, strict=True)},
+            "miou": _num(np.nanmean(iou)) if np.isfinite(iou).any() else None,
+            "pixel_accuracy": _num(tp.sum() / max(cm.sum(), 1)),
+            "pixels": int(cm.sum()),
+            "confusion_matrix": cm.tolist(),
+        }
+        if positive is not None and self.k == 2:
+            t, f_p, f_n = tp[positive], fp[positive], fn[positive]
+            precision = t / (t + f_p) if t + f_p else 0.0
+            recall = t / (t + f_n) if t + f_n else 0.0
+            out.update(
+                {
+                    "positive_class": class_names[positive],
+                    "water_iou": _num(iou[positive]),
+                    "water_f1": _num(2 * t / (2 * t + f_p + f_n)) if t + f_p + f_n else None,
+                    "water_precision": _num(precision),
+                    "water_recall": _num(recall),
+                }
+            )
+        return out
+
+
+def _num(v: float) -> float | None:
+    return None if not np.isfinite(v) else float(v)
+
+
+# ---------------------------------------------------------------------------- detection
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes ``a`` [n, 4] against ``b`` [m, 4] (x0, y0, x1, y1): [n, m]."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def _ap_one(
+    dets: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], thr: float
+) -> float | None:
+    """AP of one class at one IoU threshold; ``dets[i]`` = (boxes, scores) of image i."""
+    n_gt = sum(len(g) for g in gts)
+    if n_gt == 0:
+        return None
+    scores, tps = [], []
+    for (boxes, sc), g in zip(dets, gts, strict=True):
+        order = np.argsort(-sc, kind="mergesort")
+        boxes, sc = boxes[order], sc[order]
+        ious = iou_matrix(boxes, g)
+        used = np.zeros(len(g), bool)
+        for d in range(len(boxes)):
+            best, best_iou = -1, thr
+            for j in range(len(g)):
+                if not used[j] and ious[d, j] >= best_iou:
+                    best, best_iou = j, ious[d, j]
+            if best >= 0:
+                used[best] = True
+            tps.append(best >= 0)
+            scores.append(sc[d])
+    if not scores:
+        return 0.0
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    tp = np.asarray(tps, np.float64)[order]
+    tp_cum, fp_cum = np.cumsum(tp), np.cumsum(1.0 - tp)
+    recall = tp_cum / n_gt
+    precision = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # envelope from the right
+    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
+    sampled = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
+    return float(sampled.mean())
+
+
+def detection_ap(
+    detections: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ground_truth: Sequence[np.ndarray],
+    num_classes: int,
+    max_detections: int = 100,
+) -> dict[str, Any]:
+    """COCO-style AP over a set of images.
+
+    Args:
+        detections: per image (boxes [n, 4], scores [n], classes [n]).
+        ground_truth: per image boxes [m, 5] as (x0, y0, x1, y1, class).
+        num_classes: number of classes.
+        max_detections: best-scoring detections kept per image (COCO: 100).
+
+    Returns:
+        ``AP`` (IoU .50:.95), ``AP50``, ``AP75``, ``AP_per_iou`` and ``AP50_per_class``.
+    """
+    if len(detections) != len(ground_truth):
+        raise ValueError(f"{len(detections)} detection lists for {len(ground_truth)} images")
+    per: dict[float, list[float]] = {float(t): [] for t in IOU_THRESHOLDS}
+    per_class50: dict[int, float | None] = {}
+    for c in range(num_classes):
+        dets, gts = [], []
+        for (boxes, scores, classes), gt in zip(detections, ground_truth, strict=True):
+            keep = np.argsort(-np.asarray(scores), kind="mergesort")[:max_detections]
+            boxes, scores, classes = (
+                np.asarray(boxes)[keep],
+                np.asarray(scores)[keep],
+                np.asarray(classes)[keep],
+            )
+            sel = classes == c
+            dets.append((boxes[sel].reshape(-1, 4), scores[sel]))
+            g = np.asarray(gt, np.float64).reshape(-1, 5)
+            gts.append(g[g[:, 4] == c, :4])
+        for t in IOU_THRESHOLDS:
+            ap = _ap_one(dets, gts, float(t))
+            if ap is not None:
+                per[float(t)].append(ap)
+            if t == 0.5:
+                per_class50[c] = ap
+    mean_per_iou = {f"{t:.2f}": (float(np.mean(v)) if v else None) for t, v in per.items()}
+    vals = [v for v in mean_per_iou.values() if v is not None]
+    return {
+        "AP": float(np.mean(vals)) if vals else None,
+        "AP50": mean_per_iou["0.50"],
+        "AP75": mean_per_iou["0.75"],
+        "AP_per_iou": mean_per_iou,
+        "AP50_per_class": per_class50,
+        "images": len(ground_truth),
+        "ground_truth_boxes": int(sum(len(np.asarray(g).reshape(-1, 5)) for g in ground_truth)),
+    }

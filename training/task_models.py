@@ -1,0 +1,128 @@
+"""Task models for fine-tuning: the encoder config, starting weights, saving and loading.
+
+Starting weights (``model.init``): our SARMAE checkpoint (``.safetensors``: its ``encoder.*``
+weights, and its config, so the input units and normalisation are the pretrained ones), a
+fine-tuned task model of ours (its encoder), or the authors' released ``.pth``
+(:func:`sarmae_core.models.load_authors_checkpoint`). A checkpoint of another preset or
+architecture is refused, naming what differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from sarmae_core.errors import CheckpointError, ConfigError
+from sarmae_core.models import ModelConfig, load_authors_checkpoint, make_config
+from sarmae_core.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from sarmae_core.models.heads import TASKS, build_task_model
+
+from .config import FinetuneRunConfig, resolve_data_path
+
+log = logging.getLogger(__name__)
+
+#: Encoder fields that must agree between a checkpoint and the run's preset.
+_ARCH_FIELDS = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
+
+
+def check_task(task: str) -> None:
+    if task not in TASKS:
+        from .config import nearest
+
+        raise ConfigError(
+            f"unknown task {task!r}{nearest(task, TASKS)} (tasks: {', '.join(TASKS)})"
+        )
+
+
+def init_path(cfg: FinetuneRunConfig) -> Path | None:
+    if not cfg.model.init:
+        return None
+    p = Path(cfg.model.init).expanduser()
+    if not p.is_file():
+        p2 = resolve_data_path(".", p)
+        if not p2.is_file():
+            raise CheckpointError(f"model.init {cfg.model.init} does not exist")
+        p = p2
+    return p
+
+
+def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
+    """The encoder/data config: the init checkpoint's (ours) or the preset's with overrides."""
+    path = init_path(cfg)
+    preset = make_config(cfg.model.preset)  # validates the preset name (nearest on typo)
+    if path is not None and path.suffix == ".safetensors":
+        config, _, _ = read_checkpoint(path)
+        diffs = [
+            f"{f} {getattr(config, f)} (run: {getattr(preset, f)})"
+            for f in _ARCH_FIELDS
+            if getattr(config, f) != getattr(preset, f)
+        ]
+        if config.preset != cfg.model.preset or diffs:
+            raise CheckpointError(
+                f"{path} holds a {config.preset} model ({', '.join(diffs) or 'same shape'}), "
+                f"but this run asks for model.preset={cfg.model.preset}; set "
+                f"model.preset={config.preset} or pick a checkpoint of that preset"
+            )
+        if config.in_chans != in_chans:
+            raise CheckpointError(
+                f"{path} takes {config.in_chans} channel(s) {config.data.polarisations}; the data "
+                f"give {in_chans}: set data.bands to match"
+            )
+        overrides = {"drop_path_rate": cfg.model.drop_path_rate}
+        return dataclasses.replace(
+            config, **overrides, sarc=dataclasses.replace(config.sarc, teacher=None)
+        )
+    overrides = dict(cfg.model.overrides)
+    overrides.setdefault("drop_path_rate", cfg.model.drop_path_rate)
+    size = cfg.model.img_size or cfg.data.crop
+    if size:
+        overrides.setdefault("img_size", size)
+    in_arg = None if "data" in overrides else in_chans
+    return make_config(cfg.model.preset, in_chans=in_arg, **overrides)
+
+
+def task_kwargs(cfg: FinetuneRunConfig) -> dict[str, Any]:
+    if cfg.task == "classification":
+        return {"linear_probe": cfg.model.linear_probe, "pool": cfg.model.pool}
+    return {"channels": cfg.model.channels} if cfg.model.channels else {}
+
+
+def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list[str]) -> Any:
+    """The task model with its starting weights loaded (and a log of what was loaded)."""
+    check_task(cfg.task)
+    model = build_task_model(
+        cfg.task, config, len(class_names), class_names=class_names, **task_kwargs(cfg)
+    )
+    path = init_path(cfg)
+    if path is None:
+        log.info("fine-tuning from scratch (no model.init)")
+    elif path.suffix == ".safetensors":
+        _, tensors, extras = read_checkpoint(path)
+        enc = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+        if not enc:
+            raise CheckpointError(f"{path} holds no encoder.* weights")
+        model.encoder.load_state_dict(enc, strict=True)
+        log.info("encoder initialised from %s (%s, %d tensors)", path, extras["kind"], len(enc))
+    else:
+        report = load_authors_checkpoint(path, model)
+        log.info("encoder initialised from the authors' checkpoint %s:\n%s", path, report.summary())
+    return model
+
+
+def save_task_model(model: Any, path: Path, extra: dict[str, Any]) -> Path:
+    """Write a fine-tuned model; the header holds task, class names and head options (from
+    the model itself) plus ``extra`` (epoch, metrics, the data's declared units)."""
+    return save_checkpoint(model, path, extra=extra, overwrite=True)
+
+
+def load_task_model(path: Path) -> Any:
+    """A fine-tuned task model, rebuilt from its header and loaded strictly."""
+    model = load_checkpoint(path)
+    if getattr(model, "task", None) not in TASKS:
+        raise CheckpointError(
+            f"{path} holds a {type(model).__name__}, not a fine-tuned task model; "
+            "evaluate takes the model.safetensors that finetune writes"
+        )
+    return model
