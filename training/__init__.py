@@ -1,0 +1,1 @@
+"""sarmae-train: SARMAE pretraining and fine-tuning (configs, data readers, loops, metrics)."""

@@ -45,7 +45,12 @@ def decode_batch(
 
 @torch.no_grad()
 def evaluate(
-    model: Any, dataset: TaskDataset, cfg: EvalConfig, device: torch.device, amp: bool = False
+    model: Any,
+    dataset: TaskDataset,
+    cfg: EvalConfig,
+    device: torch.device,
+    amp: bool = False,
+    records: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on every readable sample of ``dataset`` (whole images).
 
@@ -53,6 +58,10 @@ def evaluate(
     mIoU, and for two classes the positive class's IoU/F1 (``water_iou``, ``water_f1``), with
     the Otsu baseline on the same pixels when ``cfg.baseline == "otsu"``. Detection: COCO AP
     and AP50.
+
+    Args:
+        records: if given, receives one entry per prediction (detection: image, box in pixels,
+            score, class; classification: image, predicted and true class).
     """
     model.eval()
     task = dataset.task
@@ -70,7 +79,13 @@ def evaluate(
             out = model(x)
         if task == "classification":
             truth += batch["target"].tolist()
-            preds += out.float().argmax(dim=1).cpu().tolist()
+            pred_cls = out.float().argmax(dim=1).cpu().tolist()
+            preds += pred_cls
+            if records is not None:
+                records += [
+                    {"image": i, "predicted": names[p], "true": names[t]}
+                    for i, p, t in zip(batch["id"], pred_cls, batch["target"].tolist(), strict=True)
+                ]
         elif task == "segmentation":
             pred = out.float().argmax(dim=1).cpu().numpy()
             target = batch["target"].numpy()
@@ -80,8 +95,16 @@ def evaluate(
                     vv = batch["image"][i, 0, :h, :w].numpy()
                     otsu.update(target[i, :h, :w], otsu_water(vv, target[i, :h, :w] != IGNORE))
         else:
-            preds += decode_batch(out, cfg, x.shape[-2])
+            dets = decode_batch(out, cfg, x.shape[-2])
+            preds += dets
             truth += [t.numpy() for t in batch["target"]]
+            if records is not None:
+                for image_id, (boxes, scores, classes) in zip(batch["id"], dets, strict=True):
+                    records += [
+                        {"image": image_id, "box": [round(float(v), 2) for v in b],
+                         "score": round(float(s), 5), "class": names[int(c)]}
+                        for b, s, c in zip(boxes, scores, classes, strict=True)
+                    ]  # fmt: skip
     result: dict[str, Any] = {
         "task": task,
         "class_names": names,

@@ -26,7 +26,7 @@ from .datasets import FORMATS, build_dataset
 from .evaluate import evaluate, headline, make_loader
 from .logs import Progress, RunLogger
 from .optim import layer_decay_groups, lr_at, peak_lr, set_lr
-from .pretrain import NonFiniteLossError, seed_everything
+from .pretrain import NonFiniteLossError, check_value_range, seed_everything
 from .sampler import ResumableSampler
 from .state import capture_rng, check_same_model, find_resume_state, list_states, save_state
 from .task_models import build_for_run, check_task, encoder_config, save_task_model
@@ -88,6 +88,9 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
         train_ds.class_names,
     )
     model = build_for_run(cfg, config, train_ds.class_names).to(device)
+    first = next((s for s in (train_ds[i] for i in range(min(4, len(train_ds)))) if s), None)
+    if first is not None:
+        check_value_range(model, [first["image"].to(device)], [f"data {cfg.data.format}"])
     model.train()
     eff_batch = o.batch_size * o.accum_steps * world
     peak = peak_lr(o.base_lr, o.lr, eff_batch)
@@ -210,7 +213,11 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
             save_task_model(model, out_dir / "model.safetensors", {"epoch": epoch, "step": step})
     result: dict[str, Any] = {}
     if rank == 0:
-        metrics = evaluate(model, test_ds, cfg.eval, device, amp)
+        records: list[dict[str, Any]] = []
+        metrics = evaluate(model, test_ds, cfg.eval, device, amp, records)
+        if records:  # boxes with scores (detection) or per-image predictions (classification)
+            name = "detections.json" if cfg.task == "detection" else "predictions.json"
+            (out_dir / name).write_text(json.dumps(records))
         metrics.update(
             train_samples=len(train_ds),
             train_skipped_unreadable=len(train_ds.skipped),

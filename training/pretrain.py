@@ -97,6 +97,21 @@ def build_pretrain_model(cfg: PretrainRunConfig) -> SARMAE:
     return create_model(cfg.model.preset, in_chans=in_chans, **overrides)
 
 
+def check_value_range(model: torch.nn.Module, images: list[torch.Tensor], what: list[str]) -> None:
+    """Warn when data sit far outside the model's normalisation: usually undeclared units
+    (8-bit DN read as dB, intensity read as amplitude) rather than unusual scenes."""
+    with torch.no_grad():
+        for x, name in zip(images, what, strict=True):
+            z = model.normalize(x.unsqueeze(0).float())
+            level = float(z.abs().mean())
+            if level > 5.0:
+                log.warning(
+                    "%s: values sit %.0f std from the model's normalisation (%s); check the "
+                    "declared units (units, scale, offset) of this data",
+                    name, level, model.config.data.units,
+                )  # fmt: skip
+
+
 def train_step(
     ddp: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: bool, with_sarc: bool
 ) -> Any:
@@ -155,6 +170,10 @@ def run_pretraining(
     model = build_pretrain_model(cfg)
     window = model.config.img_size
     dataset = build_pretrain_dataset(cfg.data, window, model.config.data.units, cfg.run.seed)
+    firsts = [int(o) for o in dataset.offsets[:-1]]
+    probes = [(dataset[i], s) for i, s in zip(firsts, cfg.data.sources, strict=True)]
+    probes = [(p["sar"], f"source {s.kind} {s.paths or s.sar}") for p, s in probes if p]
+    check_value_range(model, [x for x, _ in probes], [w for _, w in probes])
     with_sarc = model.sarc is not None
     if dataset.has_optical and not with_sarc:
         log.warning(

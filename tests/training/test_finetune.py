@@ -133,6 +133,11 @@ def test_etci_water_segmentation_with_otsu_baseline_and_evaluate(tmp_path):
     again = json.loads((tmp_path / "e.json").read_text())
     assert again["confusion_matrix"] == m["confusion_matrix"]
     assert "water IoU" in r.stdout
+    from training.report import table
+
+    assert "| etci | segmentation | etci | scratch | water IoU / F1 % |" in table(
+        [out / "metrics.json"]
+    )
 
 
 def test_hrsid_ship_detection_reports_coco_ap(tmp_path):
@@ -155,6 +160,8 @@ def test_hrsid_ship_detection_reports_coco_ap(tmp_path):
     assert m["task"] == "detection" and m["images"] == 1 and m["ground_truth_boxes"] > 0
     assert 0.0 <= m["AP"] <= m["AP50"] <= 1.0
     assert m["detections"] <= 100
+    boxes = json.loads((out / "detections.json").read_text())  # boxes with scores
+    assert len(boxes) == m["detections"] and {"image", "box", "score", "class"} <= set(boxes[0])
     assert isinstance(load_checkpoint(out / "model.safetensors"), DetectionModel)
 
 
@@ -251,3 +258,21 @@ def test_bad_fine_tuning_input(tmp_path):
         ok=False,
     )
     assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_finetune_resumes_at_an_epoch_boundary_to_the_same_weights(tmp_path):
+    args = [*TINY, "data.shots_per_class=1", "data.max_test=2", "optim.epochs=2",
+            "optim.batch_size=5", "model.drop_path_rate=0.1"]  # fmt: skip
+    full = tmp_path / "full"
+    invoke("finetune", "--config", "finetune_mstar.yaml", "--out", str(full), *args)
+    states = sorted((full / "checkpoints").glob("state-step*.safetensors"))
+    assert [p.name for p in states] == ["state-step00000002.safetensors",
+                                        "state-step00000004.safetensors"]  # fmt: skip
+    # as if killed after epoch 0: only its checkpoint is left
+    cut = tmp_path / "cut"
+    (cut / "checkpoints").mkdir(parents=True)
+    (cut / "checkpoints" / states[0].name).write_bytes(states[0].read_bytes())
+    invoke("finetune", "--config", "finetune_mstar.yaml", "--out", str(cut), "--resume", *args)
+    a = load_checkpoint(full / "model.safetensors").state_dict()
+    b = load_checkpoint(cut / "model.safetensors").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

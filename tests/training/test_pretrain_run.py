@@ -146,6 +146,11 @@ def test_resume_skips_a_corrupt_latest_checkpoint_and_finishes(tmp_path, caplog)
     invoke(*TINY_PRETRAIN, "--steps", "4", "--save-every", "2", "--out", str(out))
     latest = out / "checkpoints" / "state-step00000004.safetensors"
     latest.write_bytes(latest.read_bytes()[:1000])  # torn file
+    leftover = out / "checkpoints" / ".state-step00000006.safetensors.x1.tmp"  # a killed save
+    leftover.write_bytes(b"partial")
+    r = invoke(*TINY_PRETRAIN, "--steps", "6", "--out", str(out), "--resume-from", str(latest),
+               ok=False)  # fmt: skip
+    assert r.exit_code == 2 and "is corrupt or truncated" in r.stderr  # named: refused
     with caplog.at_level("WARNING"):
         r = invoke(
             *TINY_PRETRAIN, "--steps", "6", "--save-every", "2", "--out", str(out), "--resume"
@@ -153,6 +158,7 @@ def test_resume_skips_a_corrupt_latest_checkpoint_and_finishes(tmp_path, caplog)
     assert "refusing checkpoint state-step00000004" in caplog.text
     assert json.loads(r.stdout.splitlines()[0])["steps_this_session"] == 4  # from step 2
     assert (out / "checkpoints" / "state-step00000006.safetensors").is_file()
+    assert not leftover.exists()
 
 
 def test_nan_loss_stops_and_says_where(tmp_path):
