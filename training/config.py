@@ -234,6 +234,9 @@ class FinetuneDataConfig:
         max_train, max_test: at most this many samples (deterministic pick, for smoke runs).
         shots_per_class: classification few-shot: this many training samples per class.
         options: reader-specific settings (splits, targets), checked by the reader.
+        extra_train: more labelled sets (each a data section of its own: format, path, units,
+            options, crop) whose training splits join this one's; evaluation stays on this
+            section's test split (``sarmae-train evaluate`` scores the others).
     """
 
     root: str = "."
@@ -249,6 +252,7 @@ class FinetuneDataConfig:
     shots_per_class: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    extra_train: list[FinetuneDataConfig] = field(default_factory=list)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from sarmae_core.models.heads import detection_loss, segmentation_loss
 from . import distributed as D
 from .config import FinetuneRunConfig, to_plain
 from .datasets import FORMATS, build_dataset
+from .datasets.base import ConcatTaskDataset
 from .evaluate import evaluate, headline, make_loader
 from .logs import Progress, RunLogger
 from .optim import layer_decay_groups, lr_at, peak_lr, set_lr
@@ -73,6 +74,14 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
     config = encoder_config(cfg, _in_chans(cfg))
     units = config.data.units
     train_ds = build_dataset(cfg.data, cfg.data.train_split, units, True, cfg.run.seed, cfg.task)
+    if cfg.data.extra_train:
+        extra = [
+            build_dataset(e, e.train_split, units, True, cfg.run.seed, cfg.task)
+            for e in cfg.data.extra_train
+        ]
+        for e, ds in zip(cfg.data.extra_train, extra, strict=True):
+            log.info("extra training set %s %s: %d samples", e.format, e.path, len(ds))
+        train_ds = ConcatTaskDataset([train_ds, *extra])
     test_ds = build_dataset(cfg.data, cfg.data.test_split, units, False, cfg.run.seed, cfg.task)
     if test_ds.class_names != train_ds.class_names:
         raise InputError(

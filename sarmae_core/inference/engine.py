@@ -169,11 +169,14 @@ def sweep_detection(
         if out is None:
             continue
         t = time.perf_counter()
+        r0, r1, c0, c1 = tile.core
+        stats.valid_pixels += int(
+            valid[r0 - tile.row : r1 - tile.row, c0 - tile.col : c1 - tile.col].sum()
+        )
         dets = decode_centernet(out["heatmap"], out["size"], out["offset"], confidence, grid.tile)
         if len(dets):
             cx = (dets.boxes[:, 0] + dets.boxes[:, 2]) / 2
             cy = (dets.boxes[:, 1] + dets.boxes[:, 3]) / 2
-            r0, r1, c0, c1 = tile.core
             ix, iy = np.floor(cx).astype(int), np.floor(cy).astype(int)
             keep = (
                 (iy + tile.row >= r0) & (iy + tile.row < r1) & (ix + tile.col >= c0)

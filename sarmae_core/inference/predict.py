@@ -51,8 +51,8 @@ class PredictionSummary:
         water_area_km2: area of the ``water`` class (segmentation), else None.
         vector_area_km2: area of the written polygons (after filtering), else None.
         ship_count: detections written (detection), else None.
-        timings: seconds spent reading, in the model, stitching, writing, finishing
-            (overviews, COG) and vectorising.
+        timings: seconds spent on setup (loading the model, checking the raster), reading,
+            in the model, stitching, writing, finishing (overviews, COG) and vectorising.
     """
 
     seconds: float
@@ -204,6 +204,7 @@ def predict(
                 aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes
             )
             grid = TileGrid(region.height, region.width, tile, overlap)
+            stats.timings["setup"] = time.perf_counter() - start  # model load, raster checks
             area = (
                 EqualArea.for_grid(source.crs, region.transform, region.width, region.height)
                 if source.crs is not None

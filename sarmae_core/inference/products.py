@@ -95,7 +95,7 @@ class SegmentationSink:
         class_names: names by class index.
         threshold: foreground threshold for one- or two-channel models.
         crs, transform, width, height: the output grid.
-        nodata: nodata of the probability raster.
+        nodata: the input's nodata, for the probability raster (NaN if it lies in [0, 1]).
         row_areas: ground area in m2 of one pixel of each row (None without a CRS).
         keep: class index of each channel the sink receives (:func:`kept_channels`).
     """
@@ -117,7 +117,8 @@ class SegmentationSink:
         self.class_names = list(class_names)
         self.keep = list(keep)
         self.threshold = threshold
-        self.nodata = nodata
+        # The input's nodata, unless it is a possible probability (0 in Sentinel-1 GRD files).
+        self.nodata = nodata if not 0.0 <= nodata <= 1.0 else float("nan")
         self.row_areas = row_areas
         k = max(2, len(class_names))
         self.class_pixels = np.zeros(k, dtype=np.int64)
@@ -137,7 +138,7 @@ class SegmentationSink:
             self._prob_bands = [i for i, c in enumerate(self.keep) if c >= 1] or [0]
             names = [f"probability of {class_names[self.keep[i]]}" for i in self._prob_bands]
             self.writers["probability"] = GeoTiffWriter(
-                outputs.temp("probability"), count=len(names), dtype="float32", nodata=nodata,
+                outputs.temp("probability"), count=len(names), dtype="float32", nodata=self.nodata,
                 descriptions=names, overview_resampling="average", **grid,
             )  # fmt: skip
         if "vector" in products:

@@ -217,7 +217,9 @@ def decide_units(
             f"unknown units {explicit!r}: use one of {', '.join(SOURCE_UNITS)} "
             "(dB is 10 log10 of intensity; amplitude is its square root)"
         )
-    negative = float(np.mean(np.real(sample) < 0)) if sample.size else 0.0
+    # Complex samples have negative real parts half of the time: that says nothing.
+    real = sample.size > 0 and not np.iscomplexobj(sample)
+    negative = float(np.mean(sample < 0)) if real else 0.0
     if explicit is not None:
         units = explicit.lower()
         source = "you said so"

@@ -19,7 +19,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
-from ..errors import RasterError
+from ..errors import CancelledError, RasterError
 from .detection import Detections
 from .geodesy import EqualArea, apply
 
@@ -150,12 +150,25 @@ def polygonize(
         layer = tmp.CreateLayer("raw", srs=_srs(crs), geom_type=ogr.wkbPolygon)
         layer.CreateField(ogr.FieldDefn("class", ogr.OFTInteger))
 
+        stopped: list[CancelledError] = []
+
         def callback(_done: float, _msg: str, _data: object) -> int:
-            check_cancel()
+            # An exception cannot cross GDAL's C code: stop it (return 0), re-raise after.
+            try:
+                check_cancel()
+            except CancelledError as exc:
+                stopped.append(exc)
+                return 0
             return 1
 
         layer.StartTransaction()
-        gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
+        try:
+            gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
+        except RuntimeError:
+            if not stopped:
+                raise
+        if stopped:
+            raise stopped[0]
         layer.CommitTransaction()
         src = band = None
     finally:

@@ -79,3 +79,14 @@ def test_exported_model_matches_torch_end_to_end(
     p_torch, _ = read(torch_res.files["probability"])
     np.testing.assert_allclose(p_ort, p_torch, atol=1e-4)
     assert ort_res.summary.tiles == torch_res.summary.tiles > 1
+
+
+def test_checkpoint_path_runs_with_torch(s1_db: Path, out: Path, tmp_path: Path, task_model):
+    from sarmae_core.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(task_model, tmp_path / "water.safetensors",
+                           extra=task_model.checkpoint_extras())  # fmt: skip
+    res = predict(s1_db, ckpt, out / "c.tif", device="cpu")
+    assert res.backend == "torch" and res.summary.tiles_run > 1
+    with pytest.raises(Exception, match="export it to ONNX first"):
+        predict(s1_db, ckpt, out / "d.tif", backend="onnxruntime")

@@ -162,3 +162,16 @@ def test_cancellation_mid_run_leaves_nothing(s1_db: Path, out: Path, models) -> 
     with pytest.raises(RuntimeError, match="out of memory"):
         predict(s1_db, CallableBackend(broken, seg_info()), out / "w.tif")
     _nothing_written(out)
+
+
+def test_cancellation_while_vectorising_leaves_nothing(s1_db: Path, out: Path, models) -> None:
+    cancel = threading.Event()
+
+    def progress(percent: float) -> None:
+        if percent >= 92:  # the sweep is done: polygons are being traced
+            cancel.set()
+
+    with pytest.raises(CancelledError):
+        predict(s1_db, models["water"], out / "w.gpkg", progress=progress, cancel=cancel)
+    assert cancel.is_set()
+    _nothing_written(out)

@@ -189,11 +189,14 @@ def test_sentinel1_grd_measurement_tiff_with_gcps(tmp_path: Path, out: Path, s1_
     # The model takes amplitude: the GRD numbers go in as they are (uncalibrated).
     model = make_seg_onnx(tmp_path / "amp.onnx", seg_info(units="amplitude"))
     with pytest.warns(InferenceWarning, match="georeferenced by 25 GCPs"):
-        res = predict(path, model, out / "grd.tif")
+        res = predict(path, model, out / "grd.tif", products=("class", "probability"))
     assert res.crs == "EPSG:4326" and res.units == "amplitude"
     assert any("Sentinel-1 GRD file name" in n for n in res.notes)
     classes, _ = read(res.files["class"])
     assert (classes == 255).any() and (classes != 255).mean() > 0.8  # warped edges are nodata
+    prob, profile = read(res.files["probability"])
+    # GRD nodata is 0, a possible probability: the probability raster uses NaN instead.
+    assert np.isnan(profile["nodata"]) and np.isnan(prob[classes == 255]).all()
 
 
 class _no_warnings:

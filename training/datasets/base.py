@@ -316,3 +316,31 @@ def read_mask(path: Path) -> np.ndarray:
 
     m = read_image(path)
     return np.nan_to_num(m.max(axis=0)).astype(np.uint8)
+
+
+class ConcatTaskDataset(Dataset):
+    """Several readers' training splits as one dataset (same task and classes required)."""
+
+    def __init__(self, parts: list[TaskDataset]) -> None:
+        names = {tuple(p.class_names) for p in parts}
+        if len(names) != 1:
+            raise InputError(f"training sets name different classes: {sorted(names)}")
+        self.parts = parts
+        self.task = parts[0].task
+        self.class_names = list(parts[0].class_names)
+        self.offsets = np.cumsum([0, *(len(p) for p in parts)])
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return {k: v for p in self.parts for k, v in p.skipped.items()}
+
+    def set_epoch(self, epoch: int) -> None:
+        for p in self.parts:
+            p.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> Any:
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.parts[part][index - int(self.offsets[part])]

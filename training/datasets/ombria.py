@@ -23,13 +23,15 @@ class Ombria(TaskDataset):
     """OMBRIA S1 chips as binary flood segmentation (0 = other, 1 = flood)."""
 
     task: ClassVar[str] = "segmentation"
-    OPTIONS: ClassVar[dict[str, Any]] = {}
+    # The masks are Copernicus EMS flood extents: "water" lets OMBRIA train a water model
+    # beside sets that label all open water (ETCI).
+    OPTIONS: ClassVar[dict[str, Any]] = {"class_name": "flood"}
     BANDS: ClassVar[list[str]] = ["after"]
 
     def list_items(self) -> list[str]:
         if any(b not in ("before", "after") for b in self.bands):
             raise ConfigError(f"OMBRIA bands are before and after, got {self.bands}")
-        self.class_names = ["background", "flood"]
+        self.class_names = ["background", str(self.options["class_name"])]
         masks = self.root / self.split / "MASK"
         if not masks.is_dir():
             raise InputError(f"{masks} does not exist; OMBRIA splits are train and test")

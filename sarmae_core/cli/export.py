@@ -1,0 +1,51 @@
+"""``sarmae export CHECKPOINT -o MODEL.onnx``: a fine-tuned model as one ONNX file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import CheckpointError
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output .onnx file.")  # fmt: skip
+@click.option("--tile", type=int, default=None, help="Tile side in pixels (default: trained).")
+@click.option("--overlap", type=int, default=None, help="Recommended overlap in pixels.")
+@click.option("--name", default="", help="Short model name, e.g. water.")
+@click.option("--training-data", default="", help="Training data with attribution.")
+@click.option("--licence", default="", help="Licence of the weights.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Compare onnxruntime with torch on random SAR-like tiles.")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def export(checkpoint, output, tile, overlap, name, training_data, licence, check, overwrite):
+    """Export a fine-tuned CHECKPOINT (.safetensors) to ONNX with its metadata."""
+    import torch
+
+    from ..export.onnx import check_parity, export_onnx
+    from ..models.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    if not hasattr(model, "export_outputs"):
+        raise CheckpointError(
+            f"{checkpoint} holds a pretraining model; fine-tune it first "
+            "(sarmae-train finetune), then export the task model"
+        )
+    info = export_onnx(
+        model, output, tile_size=tile, tile_overlap=overlap, name=name,
+        training_data=training_data, licence=licence, overwrite=overwrite,
+    )  # fmt: skip
+    size_mb = output.stat().st_size / 1e6
+    click.echo(
+        f"wrote {output} ({size_mb:.1f} MB): {info.task}, classes {info.class_names}, "
+        f"tile {info.tile_size} px, units {info.units}"
+    )
+    if check:
+        g = torch.Generator().manual_seed(0)
+        c, t = info.in_chans, info.tile_size
+        x = -12.0 + 5.0 * torch.randn(2, c, t, t, generator=g)  # dB-like values
+        diff = check_parity(model, output, x)
+        click.echo(f"parity torch vs onnxruntime: max abs diff {diff:.2e}")
