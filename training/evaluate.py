@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from skimage.filters import threshold_otsu
 from torch.utils.data import DataLoader
 
 from sarmae_core.inference.detection import Detections, decode_centernet, nms
@@ -71,6 +72,8 @@ def evaluate(
     preds: list[Any] = []
     meter = ConfusionMeter(len(names))
     otsu = ConfusionMeter(2) if cfg.baseline == "otsu" and task == "segmentation" else None
+    # The set-wide Otsu threshold needs every tile first: keep (vv, target) pairs.
+    otsu_tiles: list[tuple[np.ndarray, np.ndarray]] = []
     for batch in loader:
         if batch is None:
             continue
@@ -94,6 +97,7 @@ def evaluate(
                 if otsu is not None:
                     vv = batch["image"][i, 0, :h, :w].numpy()
                     otsu.update(target[i, :h, :w], otsu_water(vv, target[i, :h, :w] != IGNORE))
+                    otsu_tiles.append((vv, target[i, :h, :w]))
         else:
             dets = decode_batch(out, cfg, x.shape[-2])
             preds += dets
@@ -117,11 +121,31 @@ def evaluate(
         result.update(meter.metrics(names))
         if otsu is not None:
             result["baseline_otsu"] = otsu.metrics(names)
+            result["baseline_otsu_set"] = set_otsu_metrics(otsu_tiles, names)
     else:
         result.update(detection_ap(preds, truth, len(names), cfg.max_detections))
         result["detections"] = int(sum(len(p[1]) for p in preds))
     if dataset.skipped:
         log.warning("evaluation skipped %d unreadable sample(s)", len(dataset.skipped))
+    return result
+
+
+def set_otsu_metrics(tiles: list[tuple[np.ndarray, np.ndarray]], names: list[str]) -> dict:
+    """Otsu with one threshold for the whole test set (e.g. one ETCI scene).
+
+    The stronger form of the classic baseline: a scene-wide histogram holds both water and
+    land, where a single tile without water would be split in two anyway.
+    """
+    meter = ConfusionMeter(2)
+    values = np.concatenate([vv[t != IGNORE].ravel() for vv, t in tiles]) if tiles else None
+    if values is None or values.size == 0:
+        return meter.metrics(names)
+    threshold = float(threshold_otsu(values[np.isfinite(values)]))
+    for vv, target in tiles:
+        valid = target != IGNORE
+        meter.update(target, ((vv < threshold) & valid).astype(np.uint8))
+    result = meter.metrics(names)
+    result["threshold"] = threshold
     return result
 
 
@@ -141,6 +165,9 @@ def headline(metrics: dict[str, Any]) -> str:
             line += f", {name} IoU {f(metrics['water_iou'])} F1 {f(metrics['water_f1'])}"
         if "baseline_otsu" in metrics:
             b = metrics["baseline_otsu"]
-            line += f" (Otsu: IoU {f(b.get('water_iou'))} F1 {f(b.get('water_f1'))})"
+            line += f" (Otsu per tile: IoU {f(b.get('water_iou'))} F1 {f(b.get('water_f1'))}"
+            if "baseline_otsu_set" in metrics:
+                line += f"; per set: IoU {f(metrics['baseline_otsu_set'].get('water_iou'))}"
+            line += ")"
         return line
     return f"AP {f(metrics['AP'])}, AP50 {f(metrics['AP50'])} on {metrics['images']} images"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ import numpy as np
 import rasterio
 
 from ..errors import ConfigError, InputError
-from .aoi import AreaOfInterest, resolve_aoi
+from ..export.metadata import ModelInfo
+from .aoi import AreaOfInterest, Region, resolve_aoi
 from .backends import Backend, load_backend
 from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
 from .geodesy import EqualArea
 from .notes import Notes
 from .products import SegmentationSink, kept_channels, plan_outputs
+from .result import PredictionResult, PredictionSummary
 from .source import SarSource
 from .vectorize import GpkgWriter, PolygonOptions, polygonize, write_detections
 from .windows import TileGrid
@@ -35,77 +37,6 @@ JOBS = {"water": "segmentation", "ships": "detection"}
 #: GDAL's block cache for the run, MB: enough for a few tile rows of reads and writes, and a
 #: fixed bound, so memory does not follow the raster size (GDAL's default is 5 % of RAM).
 GDAL_CACHE_MB = 64
-
-
-@dataclass
-class PredictionSummary:
-    """Figures of a run.
-
-    Attributes:
-        seconds: wall time of the whole call.
-        model_seconds: time spent inside the backend.
-        pixels_processed: valid input pixels that received a prediction.
-        megapixels_per_second: ``pixels_processed`` per wall second / 1e6.
-        tiles, tiles_run: tiles in the grid, and those run (the rest held no valid pixel).
-        class_area_km2: ground area of each class (segmentation; empty without a CRS).
-        water_area_km2: area of the ``water`` class (segmentation), else None.
-        vector_area_km2: area of the written polygons (after filtering), else None.
-        ship_count: detections written (detection), else None.
-        timings: seconds spent on setup (loading the model, checking the raster), reading,
-            in the model, stitching, writing, finishing (overviews, COG) and vectorising.
-    """
-
-    seconds: float
-    model_seconds: float
-    pixels_processed: int
-    megapixels_per_second: float
-    tiles: int
-    tiles_run: int
-    class_area_km2: dict[str, float] = field(default_factory=dict)
-    water_area_km2: float | None = None
-    vector_area_km2: float | None = None
-    ship_count: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class PredictionResult:
-    """What a :func:`predict` run wrote and measured.
-
-    Attributes:
-        files: final path of each product (``class``, ``probability``, ``vector``).
-        task: ``segmentation`` or ``detection``.
-        model: the model as given (name or path).
-        backend: backend that ran (``onnxruntime``, ``torch``, ...), and ``providers`` where.
-        units: units of the input as read; ``crs``: CRS of the outputs (None: pixel space).
-        summary: figures of the run.
-        notes: every assumption and adjustment the run made, in order.
-    """
-
-    files: dict[str, Path]
-    task: str
-    model: str
-    backend: str
-    providers: list[str]
-    units: str
-    crs: str | None
-    summary: PredictionSummary
-    notes: list[str]
-
-    def __str__(self) -> str:
-        s = self.summary
-        lines = [f"{self.task} with {self.model} ({self.backend} on {self.providers[0]})"]
-        lines += [f"  {k}: {v}" for k, v in self.files.items()]
-        if s.water_area_km2 is not None:
-            lines.append(f"  water area: {s.water_area_km2:.3f} km2")
-        if s.ship_count is not None:
-            lines.append(f"  ships: {s.ship_count}")
-        lines.append(
-            f"  {s.pixels_processed / 1e6:.2f} Mpx in {s.seconds:.1f} s "
-            f"({s.megapixels_per_second:.2f} Mpx/s, model {s.model_seconds:.1f} s)"
-        )
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
 
 
 def predict(
@@ -194,7 +125,7 @@ def predict(
     plan = plan_outputs(output, task, products)
     outputs = OutputSet(plan, overwrite=overwrite)
     stats = SweepStats()
-    sink: SegmentationSink | None = None
+    sinks: list[SegmentationSink] = []
     try:
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, COMPRESS_OVERVIEW="DEFLATE"), SarSource(
             raster, info, units=units, bands=bands, allow_optical=allow_optical,
@@ -205,67 +136,27 @@ def predict(
             )
             grid = TileGrid(region.height, region.width, tile, overlap)
             stats.timings["setup"] = time.perf_counter() - start  # model load, raster checks
-            area = (
-                EqualArea.for_grid(source.crs, region.transform, region.width, region.height)
-                if source.crs is not None
-                else None
-            )
             done = [0]
 
             def on_batch(n: int) -> None:
                 done[0] += n
                 report(90.0 * done[0] / len(grid))
 
+            run = _Run(
+                source, region, grid, info, outputs, stats, canceller, report, job,
+                area=EqualArea.for_grid(source.crs, region.transform, region.width, region.height)
+                if source.crs is not None else None,
+            )  # fmt: skip
             tiles = run_tiles(source, region, be, grid, batch_size, canceller, stats, on_batch)
-            summary: dict[str, Any] = {}
             if task == "segmentation":
-                keep = kept_channels(len(info.class_names))
-                sink = SegmentationSink(
-                    outputs, tuple(plan), info.class_names,
-                    info.seg_threshold if threshold is None else threshold,
-                    source.crs, region.transform, region.width, region.height, source.nodata,
-                    area.row_pixel_areas(region.transform, region.width, region.height)
-                    if area is not None else None, keep,
-                )  # fmt: skip
-                sweep_segmentation(tiles, grid, keep, BLOCK, sink, stats)
-                stats.valid_pixels = sink.valid_pixels
-                _require_valid(stats, source)
-                canceller.check()
-                t = time.perf_counter()
-                sink.finish(outputs, cog)
-                stats.timings["finish"] = time.perf_counter() - t
-                stats.timings["write"] = sink.write_s
-                summary.update(_class_areas(sink, source.crs is not None, job))
-                if "vector" in plan:
-                    report(92.0)
-                    t = time.perf_counter()
-                    gpkg = GpkgWriter(
-                        outputs.temp("vector"), _layer_name(job, info.class_names),
-                        source.crs, [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
-                    )  # fmt: skip
-                    total = polygonize(
-                        sink.mask_path, outputs.scratch("raw.gpkg"), gpkg, info.class_names,
-                        source.crs, region.transform, source.pixel_size_m, area,
-                        PolygonOptions(min_area_m2, fill_holes_m2, simplify_m), canceller.check,
-                    )  # fmt: skip
-                    gpkg.close()
-                    summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
-                    stats.timings["vectorise"] = time.perf_counter() - t
+                options = PolygonOptions(min_area_m2, fill_holes_m2, simplify_m)
+                summary = _segment(run, tiles, threshold, cog, options, sinks)
             else:
-                conf = info.det_confidence if threshold is None else threshold
-                dets = sweep_detection(tiles, grid, conf, info.det_iou_threshold, stats)
-                _require_valid(stats, source)
-                canceller.check()
-                t = time.perf_counter()
-                summary["ship_count"] = write_detections(
-                    outputs.temp("vector"), dets, info.class_names, source.crs,
-                    region.transform, source.pixel_size_m, area,
-                )  # fmt: skip
-                stats.timings["vectorise"] = time.perf_counter() - t
+                summary = _detect(run, tiles, threshold)
             canceller.check()
             files = outputs.commit()
     except BaseException:
-        if sink is not None:
+        for sink in sinks:
             sink.close()
         outputs.rollback()
         raise
@@ -292,6 +183,87 @@ def predict(
         ),
         notes=list(notes),
     )
+
+
+@dataclass
+class _Run:
+    """What the product steps of one run share."""
+
+    source: SarSource
+    region: Region
+    grid: TileGrid
+    info: ModelInfo
+    outputs: OutputSet
+    stats: SweepStats
+    canceller: Canceller
+    report: Callable[[float], None]
+    job: str | None
+    area: EqualArea | None
+
+
+def _segment(
+    run: _Run,
+    tiles: Any,
+    threshold: float | None,
+    cog: bool,
+    options: PolygonOptions,
+    sinks: list[SegmentationSink],
+) -> dict[str, Any]:
+    """Blend and write the raster products, then trace polygons; returns summary figures."""
+    info, region, stats, plan = run.info, run.region, run.stats, run.outputs.paths
+    keep = kept_channels(len(info.class_names))
+    areas = run.area.row_pixel_areas(region.transform, region.width, region.height) if (
+        run.area is not None
+    ) else None  # fmt: skip
+    sink = SegmentationSink(
+        run.outputs, tuple(plan), info.class_names,
+        info.seg_threshold if threshold is None else threshold, run.source.crs,
+        region.transform, region.width, region.height, run.source.nodata, areas, keep,
+    )  # fmt: skip
+    sinks.append(sink)  # closed by the caller if anything fails
+    sweep_segmentation(tiles, run.grid, keep, BLOCK, sink, stats)
+    stats.valid_pixels = sink.valid_pixels
+    _require_valid(stats, run.source)
+    run.canceller.check()
+    t = time.perf_counter()
+    sink.finish(run.outputs, cog)
+    stats.timings["finish"] = time.perf_counter() - t
+    stats.timings["write"] = sink.write_s
+    summary = _class_areas(sink, run.source.crs is not None, run.job)
+    if "vector" in plan:
+        run.report(92.0)
+        t = time.perf_counter()
+        gpkg = GpkgWriter(
+            run.outputs.temp("vector"), _layer_name(run.job, info.class_names), run.source.crs,
+            [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
+        )  # fmt: skip
+        try:
+            total = polygonize(
+                sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg, info.class_names,
+                run.source.crs, region.transform, run.source.pixel_size_m, run.area, options,
+                run.canceller.check,
+            )  # fmt: skip
+        finally:
+            gpkg.close()
+        summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
+        stats.timings["vectorise"] = time.perf_counter() - t
+    return summary
+
+
+def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:
+    """Decode, suppress across tiles and write boxes; returns summary figures."""
+    info, stats = run.info, run.stats
+    conf = info.det_confidence if threshold is None else threshold
+    dets = sweep_detection(tiles, run.grid, conf, info.det_iou_threshold, stats)
+    _require_valid(stats, run.source)
+    run.canceller.check()
+    t = time.perf_counter()
+    count = write_detections(
+        run.outputs.temp("vector"), dets, info.class_names, run.source.crs,
+        run.region.transform, run.source.pixel_size_m, run.area,
+    )  # fmt: skip
+    stats.timings["vectorise"] = time.perf_counter() - t
+    return {"ship_count": count}
 
 
 def _progress(callback: Callable[[float], Any] | None) -> Callable[[float], None]:

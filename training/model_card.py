@@ -1,0 +1,168 @@
+"""Model cards for the bundled models, written from the files a recipe produced.
+
+    python -m training.model_card NAME --out CARD.md --command CMD --onnx MODEL.onnx \
+        --pretrain RUN --finetune RUN --eval "LABEL=metrics.json" [--eval ...]
+
+Every figure in a card is read from a metrics or log file of the run; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sarmae_core.export.reader import read_model_info
+
+#: Terms of the data sets the bundled models are trained on (from ../shared/data READMEs).
+DATA_TERMS = {
+    "ETCI 2021": "ETCI 2021 Competition on Flood Detection (NASA IMPACT, IEEE GRSS ESI TC; "
+    "Sentinel-1 GRD from ASF). Released publicly for an open-science competition; no explicit "
+    "licence.",
+    "OMBRIA": "Drakonakis et al., OmbriaNet, IEEE JSTARS 15, 2022 "
+    "(doi:10.1109/JSTARS.2022.3155559). Contains modified Copernicus Sentinel data; "
+    "labels (c) European Union, Copernicus "
+    "Emergency Management Service. Research use with attribution.",
+    "MSTAR": "MSTAR public release (DARPA/AFRL), SOC training chips (17 deg); approved for "
+    "public release; research use. Ross et al., SPIE 3370, 1998.",
+    "HRSID": "Wei et al., HRSID, IEEE Access 2020; GPL-3.0.",
+    "pyroSAR": "pyroSAR test raster (MIT); contains modified Copernicus Sentinel data 2015.",
+}
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def _last_row(path: Path) -> dict[str, str]:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return rows[-1] if rows else {}
+
+
+def water_table(evals: list[tuple[str, dict]]) -> list[str]:
+    lines = [
+        "| held-out set | tiles | model IoU | model F1 | precision | recall "
+        "| Otsu per set IoU | Otsu per tile IoU | model - best Otsu (IoU points) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, m in evals:
+        per_set = m.get("baseline_otsu_set", {}).get("water_iou")
+        per_tile = m.get("baseline_otsu", {}).get("water_iou")
+        best = max(v for v in (per_set, per_tile) if v is not None)
+        gain = 100 * (m["water_iou"] - best)
+        lines.append(
+            f"| {label} | {m.get('images', m.get('samples', 'n/a'))} | {_pct(m['water_iou'])} "
+            f"| {_pct(m['water_f1'])} | {_pct(m.get('water_precision'))} "
+            f"| {_pct(m.get('water_recall'))} | {_pct(per_set)} | {_pct(per_tile)} | {gain:+.1f} |"
+        )
+    return lines
+
+
+def detection_table(evals: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| held-out set | images | AP50 | COCO AP | ships | found | missed | false |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for label, m in evals:
+        c = m.get("counts_at_threshold", {})
+        lines.append(
+            f"| {label} | {m.get('images')} | {_pct(m.get('AP50'))} | {_pct(m.get('AP'))} "
+            f"| {c.get('ships', 'n/a')} | {c.get('found', 'n/a')} | {c.get('missed', 'n/a')} "
+            f"| {c.get('false', 'n/a')} |"
+        )
+    return lines
+
+
+def write_card(args: argparse.Namespace) -> str:
+    info = read_model_info(args.onnx)
+    onnx = Path(args.onnx)
+    sha = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    evals = []
+    for item in args.eval:
+        label, _, path = item.partition("=")
+        evals.append((label, json.loads(Path(path).read_text())))
+    pre = Path(args.pretrain)
+    fin = Path(args.finetune)
+    pre_cfg = json.loads((pre / "config.json").read_text())
+    fin_cfg = json.loads((fin / "config.json").read_text())
+    pre_last = _last_row(pre / "log.csv")
+    fin_last = _last_row(fin / "log.csv")
+    norm = info.normalization
+    lines = [
+        f"# sarmae bundled model: {info.name}",
+        "",
+        f"`{onnx.name}`, {onnx.stat().st_size / 1e6:.1f} MB, sha256 `{sha}`.",
+        "",
+        "## What it does",
+        f"- Task: {info.task}; classes {info.class_names}.",
+        f"- Input: {', '.join(info.polarisations)} backscatter in **{info.units}** "
+        f"(tensor `input` [N, {info.in_chans}, {info.tile_size}, {info.tile_size}]); "
+        f"normalisation inside the graph: {norm.get('mode', 'fixed')}"
+        + (
+            " (each tile standardised by its own mean and std, so any affine rescaling of dB, "
+            "such as 8-bit stretched chips, gives the same result)"
+            if norm.get("mode") == "per_tile"
+            else f", mean {norm['mean']}, std {norm['std']}"
+        )
+        + ".",
+        f"- Trained at about {info.resolution_m} m pixels; tiles of {info.tile_size} px with "
+        f"{info.tile_overlap} px overlap by default; threshold {info.seg_threshold}.",
+        f"- Architecture: SARMAE ViT encoder `{info.preset}` (patch {info.patch_size}) with a "
+        "simple feature pyramid and UPerNet-lite decoder (segmentation) or CenterNet head "
+        "(detection); sarmae " + info.version + ".",
+        "",
+        "## How it was made (rebuild with one command)",
+        "```bash",
+        args.command,
+        "```",
+        f"1. SARMAE pretraining (SARE speckle on, no SARC: no co-registered optical data): "
+        f"{pre_last.get('step', '?')} steps of batch {pre_cfg['optim']['batch_size']} at "
+        f"{pre_cfg['model']['img_size']} px, final loss {float(pre_last.get('loss', 'nan')):.3f} "
+        f"(`{pre / 'log.csv'}`).",
+        f"2. Fine-tuning: {fin_cfg['optim']['epochs']} epochs, batch "
+        f"{fin_cfg['optim']['batch_size']}, crops of {fin_cfg['data'].get('crop')} px, "
+        f"layer decay {fin_cfg['optim'].get('layer_decay')}, final training loss "
+        f"{float(fin_last.get('loss', 'nan')):.3f}.",
+        "",
+        "## Training data (with attribution and terms)",
+        f"{info.training_data}",
+        "",
+        *[f"- {k}: {v}" for k, v in DATA_TERMS.items() if k.split()[0] in args.data_used],
+        "",
+        f"Weights licence: {info.licence}",
+        "",
+        "## Quality on held-out data",
+    ]
+    if info.task == "segmentation":
+        lines += water_table(evals)
+        lines += [
+            "",
+            "Otsu per set: one threshold from the histogram of the whole held-out set (for ETCI "
+            "one scene); Otsu per tile: a threshold per tile (fails on tiles without water).",
+        ]
+    else:
+        lines += detection_table(evals)
+    lines += ["", "## Known limits", *[f"- {x}" for x in args.limit], ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("name")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--onnx", required=True)
+    ap.add_argument("--pretrain", required=True)
+    ap.add_argument("--finetune", required=True)
+    ap.add_argument("--eval", action="append", default=[], help="LABEL=metrics.json")
+    ap.add_argument("--data-used", nargs="+", default=["ETCI", "OMBRIA", "MSTAR", "pyroSAR"])
+    ap.add_argument("--limit", action="append", default=[], help="a known limit (repeatable)")
+    args = ap.parse_args()
+    Path(args.out).write_text(write_card(args))
+    print(f"model card: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
