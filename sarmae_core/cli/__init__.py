@@ -44,17 +44,10 @@ def main(verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from . import info, presets
+    from . import export, info, predict, presets
 
-    main.add_command(info.info)
-    main.add_command(presets.presets)
-    try:  # subcommands whose modules other parts of the package provide
-        from . import export, predict
-
-        main.add_command(export.export)
-        main.add_command(predict.predict)
-    except ImportError:  # pragma: no cover - only while those modules are being written
-        pass
+    for command in (predict.predict, export.export, info.info, presets.presets):
+        main.add_command(command)
 
 
 _register()

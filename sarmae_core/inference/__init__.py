@@ -8,7 +8,8 @@ imported only by :mod:`~sarmae_core.inference.torch_backend`, when asked for.
 
 from .backends import Backend, CallableBackend, OnnxBackend, load_backend
 from .notes import InferenceWarning
-from .predict import PredictionResult, PredictionSummary, predict
+from .predict import predict
+from .result import PredictionResult, PredictionSummary
 from .writers import OutputExistsError
 
 __all__ = [

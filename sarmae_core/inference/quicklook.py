@@ -30,6 +30,29 @@ def _read_decimated(path: Path, band: int, shape: tuple[int, int], nearest: bool
     return data
 
 
+def boxes_from_gpkg(gpkg: str | os.PathLike, raster: str | os.PathLike) -> np.ndarray:
+    """[K, 4] pixel boxes (x0, y0, x1, y1) of the features of a ship GeoPackage over ``raster``.
+
+    The features are in the raster's CRS (predict writes them so), so the inverse geotransform
+    maps their envelopes to pixels.
+    """
+    from osgeo import ogr
+
+    with rasterio.open(raster) as src:
+        inv = ~src.transform
+    ds = ogr.Open(str(gpkg))
+    if ds is None:
+        raise RasterError(f"cannot open {gpkg} as a vector file")
+    boxes = []
+    layer = ds.GetLayer(0)
+    for feature in layer:
+        xmin, xmax, ymin, ymax = feature.GetGeometryRef().GetEnvelope()
+        (c0, r0), (c1, r1) = inv * (xmin, ymax), inv * (xmax, ymin)
+        boxes.append((min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1)))
+    ds = None
+    return np.asarray(boxes, dtype=float).reshape(-1, 4)
+
+
 def write_quicklook(
     raster: str | os.PathLike,
     path: str | os.PathLike,

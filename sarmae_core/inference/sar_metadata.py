@@ -161,7 +161,7 @@ def units_from_metadata(ds, path: Path, bands: Sequence[int]) -> tuple[str, str]
     (``Sigma0_VV_db``), then the file name (``..._db.tif``; Sentinel-1 GRD measurement TIFFs).
     """
     b = bands[0]
-    if np.dtype(ds.dtypes[b - 1]).kind == "c" or ds.dtypes[b - 1].startswith("complex"):
+    if ds.dtypes[b - 1].startswith("complex"):
         return "complex", f"the data type ({ds.dtypes[b - 1]})"
     texts = [
         ("band units", ds.units[b - 1]),
@@ -232,7 +232,7 @@ def decide_units(
             "sampled values are negative (pass units='db' to confirm, or the right units)"
         )
         return "db"
-    elif np.dtype(dtype).kind in "ui":
+    elif dtype.startswith(("uint", "int")):
         notes.warn(
             f"the raster does not say its units; assumed amplitude because its values are "
             f"non-negative {dtype} integers, as in Sentinel-1 GRD digital numbers "

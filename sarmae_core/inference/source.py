@@ -131,9 +131,9 @@ class SarSource:
             )
         stated = units_from_metadata(src, self.path, self._indexes)
         self.units = decide_units(units, stated, values[:, valid], self.source_dtype, self.notes)
-        if self.units == "complex" and np.dtype(self.source_dtype).kind != "c":
+        if self.units == "complex" and dtype_kind(self.source_dtype) != "c":
             raise InputError(f"units='complex' but the raster holds {self.source_dtype} values")
-        if self.units != "complex" and np.dtype(self.source_dtype).kind == "c":
+        if self.units != "complex" and dtype_kind(self.source_dtype) == "c":
             self.notes.info("complex input: converted to intensity |s|^2 before the model")
             self.units = "complex"
         nodata = self._src.nodata
@@ -147,7 +147,7 @@ class SarSource:
         """Pick the read grid: the raster's own, GCP-warped, and/or resampled to the model."""
         src = self._src
         nodata = src.nodata
-        if nodata is None and np.dtype(src.dtypes[0]).kind in "ui":
+        if nodata is None and dtype_kind(src.dtypes[0]) in "ui":
             nodata = 0  # Sentinel-1 GRD/SLC fill their borders with 0
         warp_nodata = dict(src_nodata=nodata, nodata=float("nan") if nodata is None else nodata)
         gcps, gcp_crs = src.gcps
@@ -274,6 +274,11 @@ class SarSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def dtype_kind(dtype: str) -> str:
+    """numpy's kind letter of a rasterio data type (``complex_int16`` has no numpy twin)."""
+    return "c" if dtype.startswith("complex") else np.dtype(dtype).kind
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:

@@ -5,6 +5,12 @@ GeoPackage (so neither the mask nor the raw polygons of a whole scene sit in mem
 read back one by one: small holes filled, simplified, measured in m2 on the ground
 (:class:`~sarmae_core.inference.geodesy.EqualArea`, right in EPSG:4326 too) and filtered by
 area. Needs GDAL's Python bindings (``osgeo``), which QGIS ships.
+
+Memory here is not bounded like the raster sweep: GDAL keeps each polygon whole until it is
+complete, so the peak grows with the largest polygon (a sea with thousands of speckle holes can
+hold millions of vertices). Hole filling and the minimum area act after tracing and do not
+lower that peak; splitting polygons at block edges would bound it, at the price of water
+bodies cut into pieces.
 """
 
 from __future__ import annotations

@@ -1,0 +1,136 @@
+"""``sarmae predict water|ships SCENE``: maps from a SAR scene with a bundled or given model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+
+log = logging.getLogger("sarmae")
+
+
+def _aoi(value: str | None):
+    """``xmin,ymin,xmax,ymax`` or a vector file of polygons."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) == 4:
+        try:
+            return tuple(float(p) for p in parts)
+        except ValueError:
+            pass
+    path = Path(value)
+    if not path.exists():
+        raise ConfigError(
+            f"--aoi {value!r} is neither xmin,ymin,xmax,ymax nor an existing vector file"
+        )
+    return path
+
+
+def _options(func):
+    """Options shared by ``predict water`` and ``predict ships``."""
+    opts = [
+        click.argument("scene", type=click.Path(path_type=Path)),
+        click.option("-o", "--output", type=click.Path(path_type=Path),
+                     help="GeoPackage to write (default: beside the scene)."),
+        click.option("--model", "model", default=None,
+                     help="Bundled model name or .onnx/.safetensors path (default: bundled)."),
+        click.option("--quicklook", type=click.Path(path_type=Path),
+                     help="Also write a PNG of the scene with the results over it."),
+        click.option("--aoi", help="xmin,ymin,xmax,ymax (in --aoi-crs) or a polygon file."),
+        click.option("--aoi-crs", help="CRS of an --aoi box, e.g. EPSG:4326 (default: scene's)."),
+        click.option("--tile", type=int, help="Tile side in pixels (default: the model's)."),
+        click.option("--overlap", type=int, help="Tile overlap in pixels (default: model's)."),
+        click.option("--batch-size", type=int, default=4, show_default=True),
+        click.option("--backend", default="auto", show_default=True,
+                     type=click.Choice(["auto", "onnxruntime", "torch"])),
+        click.option("--device", default="auto", show_default=True,
+                     type=click.Choice(["auto", "cpu", "cuda"])),
+        click.option("--units", type=click.Choice(["db", "intensity", "amplitude", "complex"]),
+                     help="Units of the scene (default: from metadata, else guessed and said)."),
+        click.option("--bands", help="Comma-separated band names or indexes for the model."),
+        click.option("--threshold", type=float, help="Decision threshold (default: model's)."),
+        click.option("--allow-optical", is_flag=True, help="Run even on an 8-bit RGB image."),
+        click.option("--cog", is_flag=True, help="Write rasters as Cloud-Optimized GeoTIFFs."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | None],
+         quicklook: Path | None, **kw) -> None:  # fmt: skip
+    from ..inference.predict import predict as run_predict
+
+    if not scene.exists():
+        raise ConfigError(f"scene {scene} does not exist")
+    output = output or scene.with_name(f"{scene.stem}_{job}.gpkg")
+    if output.suffix.lower() != ".gpkg":
+        raise ConfigError(f"-o/--output must be a .gpkg file, got {output.name}")
+    paths = {"vector": output, **{k: v for k, v in products.items() if v is not None}}
+    if quicklook is not None and quicklook.exists() and not kw["overwrite"]:
+        raise FileExistsError(f"quicklook {quicklook} exists; pass --overwrite to replace it")
+    bands = kw.pop("bands")
+    kw["bands"] = [int(b) if b.isdigit() else b for b in bands.split(",")] if bands else None
+    kw["aoi"] = _aoi(kw.pop("aoi"))
+    model = kw.pop("model") or job
+    quiet = logging.getLogger().level >= logging.ERROR
+    with click.progressbar(length=100, label=f"{job}: {scene.name}", file=None if not quiet
+                           else open("/dev/null", "w")) as bar:  # fmt: skip
+        done = [0]
+
+        def progress(pct: float) -> None:
+            step = int(pct) - done[0]
+            if step > 0:
+                bar.update(step)
+                done[0] += step
+
+        result = run_predict(scene, model, paths, job=job, progress=progress, **kw)
+    for note in result.notes:
+        log.warning("%s", note)
+    if quicklook is not None:
+        _quicklook(scene, result, quicklook, kw["overwrite"])
+    click.echo(str(result))
+    if quicklook is not None:
+        click.echo(f"  quicklook: {quicklook}")
+
+
+def _quicklook(scene: Path, result, path: Path, overwrite: bool) -> None:
+    from ..inference.quicklook import boxes_from_gpkg, write_quicklook
+
+    units = result.units if result.units != "complex" else "intensity"
+    boxes = boxes_from_gpkg(result.files["vector"], scene) if result.task == "detection" else None
+    write_quicklook(scene, path, units, class_raster=result.files.get("class"), boxes_px=boxes,
+                    overwrite=overwrite)  # fmt: skip
+
+
+@click.group()
+def predict() -> None:
+    """Map water or ships in a SAR scene (GeoTIFF, VRT, Sentinel-1 GRD measurement TIFF)."""
+
+
+@predict.command()
+@_options
+@click.option("--raster", type=click.Path(path_type=Path), help="Also write the water mask.")
+@click.option("--probability", type=click.Path(path_type=Path),
+              help="Also write the water probability GeoTIFF.")  # fmt: skip
+@click.option("--min-area", "min_area_m2", type=float, default=0.0, show_default=True,
+              help="Drop water polygons smaller than this (m2).")  # fmt: skip
+@click.option("--fill-holes", "fill_holes_m2", type=float, default=0.0, show_default=True,
+              help="Fill holes in water polygons smaller than this (m2).")  # fmt: skip
+@click.option("--simplify", "simplify_m", type=float, default=0.0, show_default=True,
+              help="Simplify polygon outlines with this tolerance (m).")  # fmt: skip
+def water(scene, output, quicklook, raster, probability, **kw) -> None:
+    """Water polygons (GeoPackage, area in m2) and optionally a mask GeoTIFF."""
+    _run("water", scene, output, {"class": raster, "probability": probability}, quicklook, **kw)
+
+
+@predict.command()
+@_options
+def ships(scene, output, quicklook, **kw) -> None:
+    """Ship boxes (GeoPackage: score, class, length/width in m, centre coordinates)."""
+    _run("ships", scene, output, {}, quicklook, **kw)
