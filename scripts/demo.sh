@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
-# The main job, on the real Sentinel-1 scene committed in tests/fixtures/s1_vv_db.
-# Until the bundled water model exists (issue: bundled default models), the main job is what the
-# library does so far: SARMAE pretraining (SARE speckle on) on windows of the real scene, writing
-# a checkpoint, a training log and a picture of input / speckled / masked / reconstruction.
+# The main job: water segmentation of the real Sentinel-1 scene committed in the repository
+# (tests/fixtures/s1_vv_db, Camargue wetlands, VV sigma0 in dB, 20 m) with the bundled Water
+# model. Writes water polygons (GeoPackage), the water mask (GeoTIFF) and a quicklook PNG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/demo}
 scene=tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif
-rm -rf "$out/pretrain"
-.venv/bin/sarmae-train pretrain "$scene" --units db --preset sarmae_test --steps 120 \
-  --batch-size 16 --warmup-steps 10 --base-lr 1e-3 --save-every 60 --out "$out/pretrain"
-last=$(ls "$out"/pretrain/recon_epoch*.png | tail -n 1)
-echo "outputs:"
-echo "  checkpoint      $out/pretrain/checkpoint.safetensors  (sarmae info shows its config)"
-echo "  training log    $out/pretrain/log.csv"
-echo "  reconstruction  $last  (rows: input | speckled input | masked | reconstruction)"
+mkdir -p "$out"
+.venv/bin/sarmae predict water "$scene" -o "$out/water.gpkg" --raster "$out/water_mask.tif" \
+  --quicklook "$out/water_quicklook.png" --min-area 2000 --overwrite
+echo "open $out/water_quicklook.png to see the scene with the water outline over it"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-# Qt aborts the process without a display: QGIS tests run offscreen.
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: ../shared/data beside the checkout (real SAR data); tests that need more than the committed

@@ -90,8 +90,6 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
                 done[0] += step
 
         result = run_predict(scene, model, paths, job=job, progress=progress, **kw)
-    for note in result.notes:
-        log.warning("%s", note)
     if quicklook is not None:
         _quicklook(scene, result, quicklook, kw["overwrite"])
     click.echo(str(result))

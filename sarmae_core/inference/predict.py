@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ GDAL_CACHE_MB = 64
 def predict(
     raster: str | os.PathLike,
     model: Any = "water",
-    output: str | os.PathLike | None = None,
+    output: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None,
     *,
     aoi: AreaOfInterest | None = None,
     aoi_crs: str | None = None,
@@ -73,7 +73,8 @@ def predict(
         model: a bundled model name (``water``, ``ships``), a path to an ``.onnx`` file or a
             checkpoint, a torch task model, or a :class:`~sarmae_core.inference.Backend`.
         output: output path; ``.tif`` writes a class map, ``.gpkg`` polygons or ship boxes
-            (default: ``<raster>_<model>.gpkg`` beside the input). See ``products``.
+            (default: ``<raster>_<model>.gpkg`` beside the input). See ``products``. Or a
+            mapping ``{"vector": "w.gpkg", "class": "mask.tif", "probability": ...}``.
         aoi: area of interest: ``(xmin, ymin, xmax, ymax)`` in ``aoi_crs`` (default the
             raster's CRS), GeoJSON polygons, or a vector file of polygons.
         aoi_crs: CRS of a box or GeoJSON ``aoi``, e.g. ``"EPSG:4326"``.

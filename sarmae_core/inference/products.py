@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +27,21 @@ _PALETTE = [(0, 0, 0, 0), (0, 112, 255, 255), (230, 25, 75, 255), (60, 180, 75, 
             (255, 225, 25, 255), (145, 30, 180, 255), (70, 240, 240, 255)]  # fmt: skip
 
 
-def plan_outputs(output: str | Path, task: str, products: Sequence[str] | None) -> dict[str, Path]:
+def plan_outputs(
+    output: str | Path | Mapping[str, str | Path], task: str, products: Sequence[str] | None
+) -> dict[str, Path]:
     """Final path of each product.
 
     Without ``products``, the suffix of ``output`` picks one: ``.tif`` a class map, ``.gpkg``
     polygons (segmentation) or boxes (detection). With ``products``, files are named after
     ``output`` without its suffix: ``<stem>.tif`` (class), ``<stem>_probability.tif``,
-    ``<stem>.gpkg`` (vector).
+    ``<stem>.gpkg`` (vector). A mapping ``{product: path}`` names each file itself.
 
     Raises:
         ConfigError: an unknown product or suffix, or raster products for a detection model.
     """
+    if isinstance(output, Mapping):
+        return _explicit_paths(output, task, products)
     out = Path(output)
     suffix = out.suffix.lower()
     if products is None:
@@ -68,6 +72,29 @@ def plan_outputs(output: str | Path, task: str, products: Sequence[str] | None) 
     if products == ("probability",) and suffix in (".tif", ".tiff"):
         names["probability"] = out
     return {p: names[p] for p in products}
+
+
+def _explicit_paths(
+    paths: Mapping[str, str | Path], task: str, products: Sequence[str] | None
+) -> dict[str, Path]:
+    """``{product: path}`` as given, checked for known products and fitting suffixes."""
+    if products is not None and set(products) != set(paths):
+        raise ConfigError("give either products or a {product: path} output, not both")
+    unknown = [p for p in paths if p not in PRODUCTS]
+    if unknown or not paths:
+        raise ConfigError(f"unknown products {unknown}; choose from {', '.join(PRODUCTS)}")
+    if task == "detection" and set(paths) != {"vector"}:
+        raise ConfigError("a detection model writes boxes only (a .gpkg 'vector' output)")
+    wanted = {"class": (".tif", ".tiff"), "probability": (".tif", ".tiff"), "vector": (".gpkg",)}
+    out = {p: Path(v) for p, v in paths.items()}
+    for product, path in out.items():
+        if path.suffix.lower() not in wanted[product]:
+            raise ConfigError(
+                f"the {product} output {path.name!r} must end in {' or '.join(wanted[product])}"
+            )
+    if len(set(out.values())) != len(out):
+        raise ConfigError("two outputs share one file name")
+    return out
 
 
 def kept_channels(num_classes: int) -> list[int]:

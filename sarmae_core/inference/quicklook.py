@@ -105,6 +105,7 @@ def write_quicklook(
     os.close(fd)
     try:
         img.save(tmp, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a picture is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from sarmae_core.inference import OnnxBackend, predict
+from sarmae_core.inference.backends import BUNDLED_DIR
 from sarmae_core.inference.notes import Notes
 
 from .helpers import read
@@ -90,3 +91,10 @@ def test_checkpoint_path_runs_with_torch(s1_db: Path, out: Path, tmp_path: Path,
     assert res.backend == "torch" and res.summary.tiles_run > 1
     with pytest.raises(Exception, match="export it to ONNX first"):
         predict(s1_db, ckpt, out / "d.tif", backend="onnxruntime")
+
+
+@pytest.mark.skipif(not (BUNDLED_DIR / "water.onnx").exists(), reason="no bundled water model")
+def test_bundled_model_by_name(s1_db: Path, out: Path) -> None:
+    res = predict(s1_db, "water", out / "water.gpkg")
+    assert res.task == "segmentation" and res.backend == "onnxruntime"
+    assert res.files["vector"].exists() and res.summary.water_area_km2 is not None

@@ -93,8 +93,8 @@ def test_foreign_onnx(tmp_path: Path, s1_db: Path, out: Path) -> None:
 
 
 def test_bundled_model_missing(s1_db: Path, out: Path) -> None:
-    with pytest.raises(CheckpointError, match="no bundled model named 'water'"):
-        predict(s1_db, "water", out / "w.tif")
+    with pytest.raises(CheckpointError, match="no bundled model named 'glaciers'"):
+        predict(s1_db, "glaciers", out / "w.tif")
     with pytest.raises(CheckpointError, match="does not exist"):
         predict(s1_db, out / "missing.onnx", out / "w.tif")
     _nothing_written(out)
