@@ -10,7 +10,7 @@ export QGIS_PREFIX_PATH := /usr
 export XDG_RUNTIME_DIR := $(or $(XDG_RUNTIME_DIR),/tmp/sarmae-runtime-$(shell id -u))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint demo bench
+.PHONY: setup test lint demo bench plugin
 
 setup:
 	@bash scripts/setup.sh
@@ -28,3 +28,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/pretrain.py
+	$(PY) benchmarks/inference.py
+
+plugin: setup
+	$(PY) scripts/build_plugin.py --out dist

@@ -28,5 +28,9 @@ class RasterError(SarmaeError, OSError):
     """A raster or vector file that cannot be read or written."""
 
 
+class OutputExistsError(RasterError, FileExistsError):
+    """An output file exists and the run was not allowed to replace it."""
+
+
 class CancelledError(SarmaeError):
     """A run stopped by the user; whatever it had started writing was removed."""

@@ -6,11 +6,11 @@ numpy, rasterio, onnxruntime and GDAL's ``osgeo`` (for vector files) are needed;
 imported only by :mod:`~sarmae_core.inference.torch_backend`, when asked for.
 """
 
+from ..errors import OutputExistsError
 from .backends import Backend, CallableBackend, OnnxBackend, load_backend
 from .notes import InferenceWarning
 from .predict import predict
 from .result import PredictionResult, PredictionSummary
-from .writers import OutputExistsError
 
 __all__ = [
     "Backend",

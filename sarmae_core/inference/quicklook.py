@@ -15,8 +15,8 @@ import rasterio
 from rasterio.enums import Resampling
 from scipy import ndimage
 
-from .. import units as U
 from ..errors import RasterError
+from ..units import convert
 
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
 OUTLINE_RGB = np.array([0, 235, 255], dtype=np.uint8)
@@ -84,7 +84,7 @@ def write_quicklook(
         scale = min(1.0, max_side / max(src.width, src.height))
         shape = (max(1, round(src.height * scale)), max(1, round(src.width * scale)))
     sar = _read_decimated(Path(raster), band, shape, nearest=False)
-    values = np.asarray(U.convert(sar.filled(np.nan).astype(np.float64), units, "db"))
+    values = np.asarray(convert(sar.filled(np.nan).astype(np.float64), units, "db"))
     valid = np.isfinite(values) & ~np.ma.getmaskarray(sar)
     lo, hi = np.percentile(values[valid], [2, 98]) if valid.any() else (0.0, 1.0)
     grey = np.clip((values - lo) / max(hi - lo, 1e-6), 0, 1) * 255

@@ -20,16 +20,12 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
-from ..errors import RasterError
+from ..errors import OutputExistsError, RasterError
 
 #: Side of GeoTIFF blocks; the blender hands out rows in multiples of it.
 BLOCK = 256
 #: GDAL may add these beside a file it writes.
 _SIDECARS = (".aux.xml", ".ovr", "-journal", "-wal", "-shm")
-
-
-class OutputExistsError(RasterError, FileExistsError):
-    """An output file exists and the run was not allowed to replace it."""
 
 
 class OutputSet:
