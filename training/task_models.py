@@ -9,7 +9,6 @@ architecture is refused, naming what differs.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,17 @@ def init_path(cfg: FinetuneRunConfig) -> Path | None:
     return p
 
 
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied key by key into nested dicts."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
     """The encoder/data config: the init checkpoint's (ours) or the preset's with overrides."""
     path = init_path(cfg)
@@ -70,10 +80,20 @@ def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
                 f"{path} takes {config.in_chans} channel(s) {config.data.polarisations}; the data "
                 f"give {in_chans}: set data.bands to match"
             )
-        overrides = {"drop_path_rate": cfg.model.drop_path_rate}
-        return dataclasses.replace(
-            config, **overrides, sarc=dataclasses.replace(config.sarc, teacher=None)
-        )
+        # The run's overrides (e.g. the data normalisation) apply on top of the checkpoint's
+        # config, as they do on a preset; only the architecture must stay the checkpoint's.
+        merged = _deep_merge(config.to_dict(), dict(cfg.model.overrides))
+        merged["drop_path_rate"] = cfg.model.drop_path_rate
+        merged["sarc"]["teacher"] = None
+        result = ModelConfig.from_dict(merged)
+        changed = [f for f in _ARCH_FIELDS if getattr(result, f) != getattr(config, f)]
+        if changed or result.in_chans != config.in_chans:
+            raise ConfigError(
+                f"model.overrides change the architecture of {path} "
+                f"({', '.join(changed) or 'in_chans'}); only data, masking and "
+                "regularisation settings can change on a checkpoint"
+            )
+        return result
     overrides = dict(cfg.model.overrides)
     overrides.setdefault("drop_path_rate", cfg.model.drop_path_rate)
     size = cfg.model.img_size or cfg.data.crop

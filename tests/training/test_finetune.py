@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from sarmae_core.errors import ConfigError
 from sarmae_core.models import create_model, load_checkpoint, save_checkpoint
 from sarmae_core.models.heads import ClassificationModel, DetectionModel, SegmentationModel
 
@@ -276,3 +277,28 @@ def test_finetune_resumes_at_an_epoch_boundary_to_the_same_weights(tmp_path):
     a = load_checkpoint(full / "model.safetensors").state_dict()
     b = load_checkpoint(cut / "model.safetensors").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_model_overrides_apply_on_top_of_an_init_checkpoint(tmp_path):
+    """A run's data settings are not silently dropped when it starts from a checkpoint."""
+    from sarmae_core.models import create_model, save_checkpoint
+    from training.config import FinetuneRunConfig, load_config
+    from training.task_models import encoder_config
+
+    ckpt = save_checkpoint(create_model("sarmae_test"), tmp_path / "pre.safetensors")
+    cfg = load_config(
+        FinetuneRunConfig,
+        "finetune_water_etci.yaml",
+        [f"model.init={ckpt}", "model.preset=sarmae_test",
+         "model.overrides.data.normalization.mode=per_tile"],
+    )  # fmt: skip
+    config = encoder_config(cfg, 1)
+    assert config.data.normalization.mode == "per_tile"
+    assert config.embed_dim == 32  # architecture is the checkpoint's
+    bad = load_config(
+        FinetuneRunConfig,
+        "finetune_water_etci.yaml",
+        [f"model.init={ckpt}", "model.preset=sarmae_test", "model.overrides.depth=3"],
+    )
+    with pytest.raises(ConfigError, match="change the architecture"):
+        encoder_config(bad, 1)
