@@ -35,6 +35,7 @@ CORE_FILES = (
     "errors.py",
     "config.py",
     "units.py",
+    "files.py",
     "export/__init__.py",
     "export/metadata.py",
     "export/reader.py",

@@ -16,7 +16,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from sarmae_core.errors import CheckpointError
+from sarmae_core.files import atomic_path
 from sarmae_core.models import ModelConfig
+from sarmae_core.models.checkpoint import read_safetensors
 
 from .optim import optimizer_state_from_tensors, optimizer_state_to_tensors
 
@@ -198,16 +198,8 @@ def save_state(
         "crc32": _crc(tensors),
     }
     path = state_path(folder, step)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        with open(tmp, "rb") as f:  # on disk before it gets the real name
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp:  # on disk before it gets the real name
+        save_file(tensors, str(tmp), metadata=header)
     _fsync_dir(folder)
     for old in list_states(folder)[keep_last:]:
         old.unlink(missing_ok=True)
@@ -241,14 +233,7 @@ def load_state(path: Path) -> TrainState:
     Raises:
         CheckpointError: missing, unparsable, not a training checkpoint, or CRC mismatch.
     """
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is corrupt or truncated ({exc})") from exc
+    header, tensors = read_safetensors(path)
     if header.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a resumable training checkpoint (no {FORMAT!r} header); "

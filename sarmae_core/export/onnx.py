@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ConfigError, InputError
+from ..files import atomic_path
 from ..models.heads import TaskModel
 from .metadata import ModelInfo
 
@@ -185,18 +185,10 @@ def export_onnx(
     proto.producer_name, proto.doc_string = "sarmae", f"sarmae {model.task} model {name}".strip()
     onnx.checker.check_model(proto)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file in the same folder, then an atomic rename: a reader never sees half a model.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
+    with atomic_path(path) as tmp:  # a reader never sees half a model
+        tmp.write_bytes(proto.SerializeToString())
         if path.exists() and not overwrite:  # appeared while we exported
             raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return info
 
 

@@ -7,7 +7,6 @@ decimated (never whole at full resolution) and shown in dB with a 2-98 % stretch
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from rasterio.enums import Resampling
 from scipy import ndimage
 
 from ..errors import RasterError
+from ..files import atomic_path
 from ..units import convert
 
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
@@ -100,14 +100,6 @@ def write_quicklook(
         draw = ImageDraw.Draw(img)
         for x0, y0, x1, y1 in np.asarray(boxes_px, dtype=float) * scale:
             draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=SHIP_RGB, width=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a picture is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from timm.models import adapt_input_conv
 from torch import nn
 
 from ..errors import CheckpointError
+from ..files import atomic_path
 from .registry import ModelConfig
 
 #: Header key holding the model config JSON inside our safetensors files.
@@ -69,32 +69,33 @@ def save_checkpoint(
     extras = {**getattr(model, "checkpoint_extras", dict)(), **(extra or {})}
     for key, value in extras.items():
         header[key] = json.dumps(value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict]:
-    """Config, tensors and header extras of one of our checkpoints."""
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Header metadata and tensors of a safetensors file.
+
+    Raises:
+        CheckpointError: missing, truncated or not a safetensors file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{path} is not a readable safetensors checkpoint ({exc}); "
+            f"{path} is not a readable safetensors checkpoint ({exc}); it may be truncated, or "
             "if it is one of the authors' .pth files use load_authors_checkpoint"
         ) from exc
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict]:
+    """Config, tensors and header extras of one of our checkpoints."""
+    header, tensors = read_safetensors(path)
     if CONFIG_KEY not in header:
         raise CheckpointError(f"{path} has no sarmae model config in its header")
     config = ModelConfig.from_dict(json.loads(header[CONFIG_KEY]))
@@ -156,8 +157,7 @@ class LoadReport:
 
 def _read_torch_file(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
+        return read_safetensors(path)[1]
     try:
         # The authors' script saves its argparse namespace next to the weights: allow that
         # class only; anything else that needs code to unpickle is refused.
