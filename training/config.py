@@ -276,6 +276,8 @@ class EvalConfig:
         max_detections: detection: boxes kept per image (COCO: 100).
         nms_iou: detection: NMS IoU after CenterNet's peak test (None: peaks only).
         baseline: segmentation of water: also score ``otsu`` thresholding, or None.
+        count_threshold: detection: the confidence at which found / missed / false objects
+            are counted (the default ``det_conf`` an exported model carries).
     """
 
     batch_size: int = 8
@@ -283,6 +285,7 @@ class EvalConfig:
     max_detections: int = 100
     nms_iou: float | None = 0.5
     baseline: str | None = None
+    count_threshold: float = 0.3
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sarmae_core.inference.detection import Detections, decode_centernet, nms
 from .baselines import otsu_water
 from .config import EvalConfig
 from .datasets import IGNORE, TaskCollate, TaskDataset
-from .metrics import ConfusionMeter, classification_metrics, detection_ap
+from .metrics import ConfusionMeter, classification_metrics, detection_ap, detection_counts
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def evaluate(
             result["baseline_otsu_set"] = set_otsu_metrics(otsu_tiles, names)
     else:
         result.update(detection_ap(preds, truth, len(names), cfg.max_detections))
+        result["counts_at_threshold"] = detection_counts(preds, truth, cfg.count_threshold)
         result["detections"] = int(sum(len(p[1]) for p in preds))
     if dataset.skipped:
         log.warning("evaluation skipped %d unreadable sample(s)", len(dataset.skipped))
@@ -170,4 +171,9 @@ def headline(metrics: dict[str, Any]) -> str:
                 line += f"; per set: IoU {f(metrics['baseline_otsu_set'].get('water_iou'))}"
             line += ")"
         return line
-    return f"AP {f(metrics['AP'])}, AP50 {f(metrics['AP50'])} on {metrics['images']} images"
+    line = f"AP {f(metrics['AP'])}, AP50 {f(metrics['AP50'])} on {metrics['images']} images"
+    c = metrics.get("counts_at_threshold")
+    if c:
+        line += (f"; at confidence {c['threshold']}: {c['found']} of {c['objects']} found, "
+                 f"{c['missed']} missed, {c['false']} false")  # fmt: skip
+    return line

@@ -105,6 +105,52 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
+def _greedy_matches(
+    boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray, thr: float
+) -> list[bool]:
+    """COCO matching in one image: by falling score, each detection takes the free ground-truth
+    box it overlaps most (IoU >= ``thr``); returns, per detection in score order, whether it
+    matched."""
+    order = np.argsort(-scores, kind="mergesort")
+    ious = iou_matrix(boxes[order], gt)
+    used = np.zeros(len(gt), bool)
+    hits = []
+    for d in range(len(order)):
+        best, best_iou = -1, thr
+        for j in range(len(gt)):
+            if not used[j] and ious[d, j] >= best_iou:
+                best, best_iou = j, ious[d, j]
+        if best >= 0:
+            used[best] = True
+        hits.append(best >= 0)
+    return hits
+
+
+def detection_counts(
+    detections: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ground_truth: Sequence[np.ndarray],
+    score_threshold: float,
+    iou: float = 0.5,
+) -> dict[str, Any]:
+    """Objects found, missed and false detections at one confidence (all classes together).
+
+    What a user of a ship map sees: at the model's threshold, how many ships are on the map,
+    how many were missed, and how many boxes mark no ship (IoU >= ``iou`` counts as found).
+    """
+    found = false = total = 0
+    for (boxes, scores, _), gt in zip(detections, ground_truth, strict=True):
+        g = np.asarray(gt, np.float64).reshape(-1, 5)[:, :4]
+        keep = np.asarray(scores) >= score_threshold
+        hits = _greedy_matches(
+            np.asarray(boxes).reshape(-1, 4)[keep], np.asarray(scores)[keep], g, iou
+        )
+        found += sum(hits)
+        false += len(hits) - sum(hits)
+        total += len(g)
+    return {"threshold": score_threshold, "iou": iou, "objects": total, "found": found,
+            "missed": total - found, "false": false}  # fmt: skip
+
+
 def _ap_one(
     dets: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], thr: float
 ) -> float | None:
@@ -114,19 +160,8 @@ def _ap_one(
         return None
     scores, tps = [], []
     for (boxes, sc), g in zip(dets, gts, strict=True):
-        order = np.argsort(-sc, kind="mergesort")
-        boxes, sc = boxes[order], sc[order]
-        ious = iou_matrix(boxes, g)
-        used = np.zeros(len(g), bool)
-        for d in range(len(boxes)):
-            best, best_iou = -1, thr
-            for j in range(len(g)):
-                if not used[j] and ious[d, j] >= best_iou:
-                    best, best_iou = j, ious[d, j]
-            if best >= 0:
-                used[best] = True
-            tps.append(best >= 0)
-            scores.append(sc[d])
+        tps += _greedy_matches(boxes, sc, g, thr)
+        scores += list(np.sort(sc, kind="mergesort")[::-1]) if len(sc) else []
     if not scores:
         return 0.0
     order = np.argsort(-np.asarray(scores), kind="mergesort")

@@ -63,13 +63,13 @@ def water_table(evals: list[tuple[str, dict]]) -> list[str]:
 
 
 def detection_table(evals: list[tuple[str, dict]]) -> list[str]:
-    lines = ["| held-out set | images | AP50 | COCO AP | ships | found | missed | false |",
+    lines = ["| held-out set | images | AP50 | COCO AP | ships | found | missed | false boxes |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, m in evals:
         c = m.get("counts_at_threshold", {})
         lines.append(
             f"| {label} | {m.get('images')} | {_pct(m.get('AP50'))} | {_pct(m.get('AP'))} "
-            f"| {c.get('ships', 'n/a')} | {c.get('found', 'n/a')} | {c.get('missed', 'n/a')} "
+            f"| {c.get('objects', 'n/a')} | {c.get('found', 'n/a')} | {c.get('missed', 'n/a')} "
             f"| {c.get('false', 'n/a')} |"
         )
     return lines

@@ -98,3 +98,19 @@ def test_otsu_finds_the_water_on_a_real_etci_tile():
     assert m.metrics(["background", "water"])["water_iou"] > 0.6
     assert not pred[~valid].any()
     assert not otsu_water(np.full((8, 8), -12.0)).any()  # flat tile: nothing to split
+
+
+def test_detection_counts_found_missed_false_at_a_threshold():
+    from training.metrics import detection_counts
+
+    gt = [np.array([[0, 0, 10, 10, 0], [20, 20, 30, 30, 0]], float), np.zeros((0, 5))]
+    dets = [
+        # a hit, a duplicate of it (false), a low-score hit on the second ship (below threshold)
+        (np.array([[0, 0, 10, 11], [1, 0, 10, 10], [20, 20, 30, 30]], float),
+         np.array([0.9, 0.8, 0.1]), np.zeros(3, int)),
+        (np.array([[5, 5, 9, 9]], float), np.array([0.5]), np.zeros(1, int)),  # on empty sea
+    ]  # fmt: skip
+    c = detection_counts(dets, gt, score_threshold=0.3)
+    assert (c["objects"], c["found"], c["missed"], c["false"]) == (2, 1, 1, 2)
+    c = detection_counts(dets, gt, score_threshold=0.05)
+    assert (c["found"], c["missed"], c["false"]) == (2, 0, 2)
