@@ -45,7 +45,7 @@ def _last_row(path: Path) -> dict[str, str]:
 
 def water_table(evals: list[tuple[str, dict]]) -> list[str]:
     lines = [
-        "| held-out set | tiles | model IoU | model F1 | precision | recall "
+        "| held-out set | Mpx | model IoU | model F1 | precision | recall "
         "| Otsu per set IoU | Otsu per tile IoU | model - best Otsu (IoU points) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -55,7 +55,7 @@ def water_table(evals: list[tuple[str, dict]]) -> list[str]:
         best = max(v for v in (per_set, per_tile) if v is not None)
         gain = 100 * (m["water_iou"] - best)
         lines.append(
-            f"| {label} | {m.get('images', m.get('samples', 'n/a'))} | {_pct(m['water_iou'])} "
+            f"| {label} | {m['pixels'] / 1e6:.1f} | {_pct(m['water_iou'])} "
             f"| {_pct(m['water_f1'])} | {_pct(m.get('water_precision'))} "
             f"| {_pct(m.get('water_recall'))} | {_pct(per_set)} | {_pct(per_tile)} | {gain:+.1f} |"
         )
@@ -109,9 +109,10 @@ def write_card(args: argparse.Namespace) -> str:
         + ".",
         f"- Trained at about {info.resolution_m} m pixels; tiles of {info.tile_size} px with "
         f"{info.tile_overlap} px overlap by default; threshold {info.seg_threshold}.",
-        f"- Architecture: SARMAE ViT encoder `{info.preset}` (patch {info.patch_size}) with a "
-        "simple feature pyramid and UPerNet-lite decoder (segmentation) or CenterNet head "
-        "(detection); sarmae " + info.version + ".",
+        f"- Architecture: SARMAE ViT encoder `{info.preset}` (patch {info.patch_size}), simple "
+        "feature pyramid, "
+        + ("UPerNet-lite decoder" if info.task == "segmentation" else "CenterNet head")
+        + f"; sarmae {info.version}.",
         "",
         "## How it was made (rebuild with one command)",
         "```bash",
@@ -144,6 +145,9 @@ def write_card(args: argparse.Namespace) -> str:
         ]
     else:
         lines += detection_table(evals)
+    if args.picture:
+        lines += ["", "## On a calibrated Sentinel-1 scene", "",
+                  f"![input and result]({args.picture})", "", args.picture_caption]  # fmt: skip
     lines += ["", "## Known limits", *[f"- {x}" for x in args.limit], ""]
     return "\n".join(lines)
 
@@ -159,6 +163,8 @@ def main() -> None:
     ap.add_argument("--eval", action="append", default=[], help="LABEL=metrics.json")
     ap.add_argument("--data-used", nargs="+", default=["ETCI", "OMBRIA", "MSTAR", "pyroSAR"])
     ap.add_argument("--limit", action="append", default=[], help="a known limit (repeatable)")
+    ap.add_argument("--picture", help="picture of the model on a real scene (path from the card)")
+    ap.add_argument("--picture-caption", default="")
     args = ap.parse_args()
     Path(args.out).write_text(write_card(args))
     print(f"model card: {args.out}")

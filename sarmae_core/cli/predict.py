@@ -56,6 +56,8 @@ def _options(func):
         click.option("--allow-optical", is_flag=True, help="Run even on an 8-bit RGB image."),
         click.option("--cog", is_flag=True, help="Write rasters as Cloud-Optimized GeoTIFFs."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
+        click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -78,6 +80,10 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
     kw["bands"] = [int(b) if b.isdigit() else b for b in bands.split(",")] if bands else None
     kw["aoi"] = _aoi(kw.pop("aoi"))
     model = kw.pop("model") or job
+    verbose, quiet = kw.pop("verbose"), kw.pop("quiet")
+    if quiet or verbose:  # the same switches as `sarmae -v/-q`, after the subcommand too
+        level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+        logging.getLogger().setLevel(level)
     quiet = logging.getLogger().level >= logging.ERROR
     with click.progressbar(length=100, label=f"{job}: {scene.name}", file=None if not quiet
                            else open("/dev/null", "w")) as bar:  # fmt: skip

@@ -62,6 +62,7 @@ def write_quicklook(
     band: int = 1,
     max_side: int = 1600,
     overwrite: bool = False,
+    side_by_side: bool = False,
 ) -> Path:
     """Write a PNG of ``raster`` (band ``band`` in ``units``) with results over it.
 
@@ -74,6 +75,7 @@ def write_quicklook(
         band: input band to show (1-based).
         max_side: longest side of the picture in pixels.
         overwrite: replace an existing PNG.
+        side_by_side: put the plain scene left of the one with results, to compare them.
     """
     from PIL import Image, ImageDraw
 
@@ -81,7 +83,8 @@ def write_quicklook(
     if path.exists() and not overwrite:
         raise RasterError(f"quicklook {path} exists; pass overwrite to replace it")
     with rasterio.open(raster) as src:
-        scale = min(1.0, max_side / max(src.width, src.height))
+        # small scenes are enlarged (up to 4x) so that a person can see the outlines
+        scale = min(4.0, max_side / max(src.width, src.height))
         shape = (max(1, round(src.height * scale)), max(1, round(src.width * scale)))
     sar = _read_decimated(Path(raster), band, shape, nearest=False)
     values = np.asarray(convert(sar.filled(np.nan).astype(np.float64), units, "db"))
@@ -89,6 +92,7 @@ def write_quicklook(
     lo, hi = np.percentile(values[valid], [2, 98]) if valid.any() else (0.0, 1.0)
     grey = np.clip((values - lo) / max(hi - lo, 1e-6), 0, 1) * 255
     rgb = np.repeat(np.where(valid, grey, 0)[..., None], 3, axis=2).astype(np.float32)
+    plain = rgb.copy()
     if class_raster is not None:
         cls = _read_decimated(Path(class_raster), 1, shape, nearest=True)
         water = (cls.filled(0) == 1) & valid
@@ -100,6 +104,10 @@ def write_quicklook(
         draw = ImageDraw.Draw(img)
         for x0, y0, x1, y1 in np.asarray(boxes_px, dtype=float) * scale:
             draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=SHIP_RGB, width=2)
+    if side_by_side:
+        gap = np.full((shape[0], 8, 3), 255, np.uint8)
+        both = np.concatenate([plain.astype(np.uint8), gap, np.asarray(img)], axis=1)
+        img = Image.fromarray(both)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return path
