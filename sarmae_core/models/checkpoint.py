@@ -88,8 +88,8 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, str], dict[str,
             return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{path} is not a readable safetensors checkpoint ({exc}); it may be truncated, or "
-            "if it is one of the authors' .pth files use load_authors_checkpoint"
+            f"{path} is corrupt or truncated, or not a safetensors file ({exc}); the authors' "
+            ".pth checkpoints load with load_authors_checkpoint"
         ) from exc
 
 

@@ -64,7 +64,7 @@ def test_predict_water_writes_polygons_mask_and_quicklook(tmp_path, tiny_water_o
         assert (m.width, m.height) == (src.width, src.height)
     assert out.stat().st_size > 0
     img = np.asarray(Image.open(png))
-    assert img.shape == (217, 268, 3)
+    assert img.shape == (4 * 217, 4 * 268, 3)  # a small scene is shown enlarged 4x
     # second run: outputs exist, nothing is replaced without --overwrite
     stamp = mask.stat().st_mtime_ns
     r = sarmae(*args)

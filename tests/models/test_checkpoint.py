@@ -55,7 +55,7 @@ def test_save_refuses_to_overwrite_and_leaves_no_temp_files(tmp_path):
 def test_corrupt_and_missing_checkpoints_are_refused(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+    with pytest.raises(CheckpointError, match="corrupt or truncated, or not a safetensors file"):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.safetensors")
