@@ -23,7 +23,7 @@ from qgis.gui import QgsMapCanvas
 from qgis.PyQt.QtCore import QEventLoop, QSize, QTimer
 from qgis.PyQt.QtGui import QColor, QImage, QPainter
 
-from tests.qgis.conftest import SCREENSHOTS
+from tests.qgis.conftest import ROOT, SCREENSHOTS
 
 pytestmark = pytest.mark.qgis
 
@@ -92,6 +92,8 @@ def colour_share(image: QImage, test: Any) -> float:
 
 
 def test_screenshots_of_dock_and_map_with_results(bundled, plugin, s1_layer, project, tmp_path):
+    # The picture shows the real bundled Water model (ships: still the stand-in detector).
+    shutil.copy(ROOT / "sarmae_core" / "models" / "bundled" / "water.onnx", bundled / "water.onnx")
     low, high = style_sar_backdrop(s1_layer)
     assert -24 < low < -18 and -7 < high < -2  # a dB stretch, from the data
     dock = plugin.dock
