@@ -40,16 +40,21 @@ REPO = Path(__file__).resolve().parents[1]
 SCENE = REPO / "tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
 
 
-def make_vrt(size: int, folder: Path) -> Path:
-    """A ``size`` x ``size`` VRT that repeats the scene (20 m, EPSG:32631, nodata -99)."""
+def make_vrt(
+    size: int, folder: Path, height: int | None = None, pixel_m: float | None = None
+) -> Path:
+    """A ``size`` x ``height`` (default square) VRT that repeats the scene (EPSG:32631, nodata
+    -99), with the scene's 20 m pixels or ``pixel_m``."""
     import rasterio
 
+    height = height or size
     with rasterio.open(SCENE) as src:
         w, h, t, wkt = src.width, src.height, src.transform, src.crs.to_wkt()
+    px = pixel_m or t.a
     sources = []
-    for r in range(0, size, h):
+    for r in range(0, height, h):
         for c in range(0, size, w):
-            cw, ch = min(w, size - c), min(h, size - r)
+            cw, ch = min(w, size - c), min(h, height - r)
             sources.append(
                 f'<SimpleSource><SourceFilename relativeToVRT="0">{SCENE}</SourceFilename>'
                 f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{cw}" '
@@ -57,13 +62,13 @@ def make_vrt(size: int, folder: Path) -> Path:
                 "</SimpleSource>"
             )
     xml = (
-        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{wkt}</SRS>'
-        f"<GeoTransform>{t.c}, {t.a}, 0, {t.f}, 0, {t.e}</GeoTransform>"
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{height}"><SRS>{wkt}</SRS>'
+        f"<GeoTransform>{t.c}, {px}, 0, {t.f}, 0, {-px}</GeoTransform>"
         '<VRTRasterBand dataType="Float32" band="1"><NoDataValue>-99</NoDataValue>'
         + "".join(sources)
         + "</VRTRasterBand></VRTDataset>"
     )
-    path = folder / f"s1_VV_db_tiled_{size}.vrt"  # the name says VV and dB, as the scene's
+    path = folder / f"s1_VV_db_tiled_{size}x{height}.vrt"  # the name says VV and dB, as the scene's
     path.write_text(xml)
     return path
 
