@@ -82,6 +82,40 @@ class ModelInfo:
     def in_chans(self) -> int:
         return len(self.polarisations)
 
+    @classmethod
+    def from_task_model(
+        cls,
+        model: Any,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        class_names: list[str] | None = None,
+        **descriptive: str,
+    ) -> ModelInfo:
+        """What a task model (``sarmae_core.models.heads``) expects, from its config.
+
+        Reads attributes only, so this module stays torch-free. ``descriptive``: ``version``,
+        ``name``, ``training_data``, ``licence``.
+        """
+        cfg = model.config
+        data = cfg.data
+        tile = cfg.img_size if tile_size is None else int(tile_size)
+        norm = data.normalization
+        return cls(
+            task=model.task,
+            class_names=list(model.class_names if class_names is None else class_names),
+            units=data.units,
+            polarisations=list(data.polarisations),
+            normalization={"mode": norm.mode, "mean": list(norm.mean), "std": list(norm.std)},
+            looks=data.looks,
+            resolution_m=data.resolution,
+            tile_size=tile,
+            tile_overlap=tile // 4 if tile_overlap is None else tile_overlap,
+            patch_size=cfg.patch_size,
+            preset=cfg.preset,
+            outputs=list(model.output_names),
+            **descriptive,
+        )
+
     def to_metadata_props(self) -> dict[str, str]:
         """String key/value pairs for ONNX ``metadata_props``."""
         props = {

@@ -148,28 +148,10 @@ def export_onnx(
             f"use exporter='dynamo' or tile_size={cfg.img_size}"
         )
 
-    info = ModelInfo(
-        task=model.task,
-        class_names=names,
-        units=cfg.data.units,
-        polarisations=list(cfg.data.polarisations),
-        normalization={
-            "mode": cfg.data.normalization.mode,
-            "mean": list(cfg.data.normalization.mean),
-            "std": list(cfg.data.normalization.std),
-        },
-        looks=cfg.data.looks,
-        resolution_m=cfg.data.resolution,
-        tile_size=tile,
-        tile_overlap=tile // 4 if tile_overlap is None else tile_overlap,
-        patch_size=cfg.patch_size,
-        preset=cfg.preset,
-        version=__version__,
-        name=name,
-        training_data=training_data,
-        licence=licence,
-        outputs=list(model.output_names),
-    )
+    info = ModelInfo.from_task_model(
+        model, tile, tile_overlap, names,
+        version=__version__, name=name, training_data=training_data, licence=licence,
+    )  # fmt: skip
 
     # Only the shape of the example matters; batch 2 because torch.export specialises 0 and 1.
     example = torch.zeros(2, cfg.in_chans, tile, tile)

@@ -9,7 +9,6 @@ the exported ONNX graphs, so both backends are fed the same arrays.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -21,23 +20,7 @@ from .notes import Notes
 
 def info_from_task_model(model: Any, tile_size: int | None = None) -> ModelInfo:
     """:class:`ModelInfo` of a torch task model, as the ONNX exporter would write it."""
-    cfg = model.config
-    data = cfg.data
-    tile = tile_size or cfg.img_size
-    return ModelInfo(
-        task=model.task,
-        class_names=list(model.class_names),
-        units=data.units,
-        polarisations=list(data.polarisations),
-        normalization=asdict(data.normalization),
-        looks=data.looks,
-        resolution_m=data.resolution,
-        tile_size=tile,
-        tile_overlap=tile // 4,
-        patch_size=cfg.patch_size,
-        preset=cfg.preset,
-        outputs=list(getattr(model, "output_names", ())),
-    )
+    return ModelInfo.from_task_model(model, tile_size)
 
 
 class TorchBackend:
