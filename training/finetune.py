@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sarmae_core.errors import InputError
-from sarmae_core.models.heads import detection_loss, segmentation_loss
+from sarmae_core.models.losses import detection_loss, segmentation_loss
 
 from . import distributed as D
 from .config import FinetuneRunConfig, to_plain

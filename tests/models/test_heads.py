@@ -14,12 +14,10 @@ from sarmae_core.models.heads import (
     ClassificationModel,
     DetectionModel,
     SegmentationModel,
-    build_detection_targets,
     build_task_model,
     default_indices,
-    detection_loss,
-    segmentation_loss,
 )
+from sarmae_core.models.losses import build_detection_targets, detection_loss, segmentation_loss
 from sarmae_core.models.registry import make_config
 
 S1_VV_DB = (
