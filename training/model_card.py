@@ -63,7 +63,9 @@ def water_table(evals: list[tuple[str, dict]]) -> list[str]:
 
 
 def detection_table(evals: list[tuple[str, dict]]) -> list[str]:
-    lines = ["| held-out set | images | AP50 | COCO AP | ships | found | missed | false boxes |",
+    conf = next((m.get("counts_at_threshold", {}).get("threshold") for _, m in evals), None)
+    lines = [f"Counts at the model's confidence {conf} (IoU >= 0.5 is found):", "",
+             "| held-out set | images | AP50 | COCO AP | ships | found | missed | false boxes |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, m in evals:
         c = m.get("counts_at_threshold", {})
@@ -146,7 +148,8 @@ def write_card(args: argparse.Namespace) -> str:
     else:
         lines += detection_table(evals)
     if args.picture:
-        lines += ["", "## On a calibrated Sentinel-1 scene", "",
+        title = "On a calibrated Sentinel-1 scene" if info.task == "segmentation" else "On a scene"
+        lines += ["", f"## {title}", "",
                   f"![input and result]({args.picture})", "", args.picture_caption]  # fmt: skip
     lines += ["", "## Known limits", *[f"- {x}" for x in args.limit], ""]
     return "\n".join(lines)
