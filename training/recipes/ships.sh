@@ -13,12 +13,7 @@ data=${2:-../shared/data}
 train=.venv/bin/sarmae-train
 bundled=sarmae_core/models/bundled
 
-if [ ! -f "$out/pretrain/summary.json" ]; then
-  resume=()
-  ls "$out"/pretrain/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
-  $train pretrain --config training/configs/pretrain_bundled.yaml "${resume[@]}" \
-    run.out_dir="$out/pretrain" data.root="$data"
-fi
+training/recipes/encoder.sh "$out" "$data"
 if [ ! -f "$out/ships/metrics.json" ]; then
   rm -rf "$out/ships"
   $train finetune --config training/configs/finetune_ships_bundled.yaml \

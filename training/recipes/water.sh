@@ -15,12 +15,7 @@ train=.venv/bin/sarmae-train
 bundled=sarmae_core/models/bundled
 cmd="training/recipes/water.sh $out $data"
 
-if [ ! -f "$out/pretrain/summary.json" ]; then
-  resume=()
-  ls "$out"/pretrain/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
-  $train pretrain --config training/configs/pretrain_bundled.yaml "${resume[@]}" \
-    run.out_dir="$out/pretrain" data.root="$data"
-fi
+training/recipes/encoder.sh "$out" "$data"
 if [ ! -f "$out/water/metrics.json" ]; then
   rm -rf "$out/water"
   $train finetune --config training/configs/finetune_water_bundled.yaml \
