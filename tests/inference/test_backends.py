@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from sarmae_core.inference import OnnxBackend, predict
-from sarmae_core.inference.backends import BUNDLED_DIR
 from sarmae_core.inference.notes import Notes
 
 from .helpers import read
@@ -93,7 +92,6 @@ def test_checkpoint_path_runs_with_torch(s1_db: Path, out: Path, tmp_path: Path,
         predict(s1_db, ckpt, out / "d.tif", backend="onnxruntime")
 
 
-@pytest.mark.skipif(not (BUNDLED_DIR / "water.onnx").exists(), reason="no bundled water model")
 def test_bundled_model_by_name(s1_db: Path, out: Path) -> None:
     res = predict(s1_db, "water", out / "water.gpkg")
     assert res.task == "segmentation" and res.backend == "onnxruntime"
