@@ -15,19 +15,11 @@ from pathlib import Path
 
 import click
 
+from sarmae_core.cli import SarmaeGroup
 from sarmae_core.errors import SarmaeError
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except (SarmaeError, FileExistsError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SarmaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
 def main(verbose: bool, quiet: bool) -> None:
