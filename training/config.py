@@ -38,17 +38,20 @@ class UnitsConfig:
 
     Calibrated rasters need only ``units``. 8-bit chips are not calibrated: declare the affine
     you assume (e.g. ``units: db, scale: 35/255, offset: -30``) and say why in a comment.
+    Bands stretched differently (ETCI's VV and VH) take one value per band:
+    ``scale: [35/255, 16/255]``.
 
     Attributes:
         units: physical units after the affine: ``db``, ``intensity`` or ``amplitude``.
-        scale, offset: affine from stored values to ``units``.
+        scale, offset: affine from stored values to ``units``: one number for all bands, or a
+            list with one per band (in ``data.bands`` order).
         floor: lowest physical value (zero amplitude or intensity has no dB: half an 8-bit
             step keeps shadows finite), or None.
     """
 
     units: str = "db"
-    scale: float = 1.0
-    offset: float = 0.0
+    scale: float | list[float] = 1.0
+    offset: float | list[float] = 0.0
     floor: float | None = None
 
     def __post_init__(self) -> None:
@@ -57,11 +60,26 @@ class UnitsConfig:
                 f"units {self.units!r} is not one of {', '.join(UNITS)}; for 8-bit chips declare "
                 "the physical units and an affine (scale, offset) from DN to them"
             )
-        if not self.scale:
+        if not np.all(np.asarray(self.scale, dtype=float)):
             raise ConfigError("units.scale must not be 0")
 
+    def _per_band(self, value: float | list[float], bands: int, name: str) -> np.ndarray:
+        v = np.asarray(value, dtype=np.float32)
+        if v.ndim == 0:
+            return v
+        if v.shape != (bands,):
+            raise ConfigError(
+                f"units.{name} lists {v.size} values for {bands} band(s); give one per band "
+                "(in data.bands order) or a single number for all"
+            )
+        return v.reshape(bands, 1, 1)
+
     def to_physical(self, dn: np.ndarray) -> np.ndarray:
-        x = dn.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        """Physical values of ``dn`` (``[C, H, W]`` when scale/offset are per band)."""
+        bands = dn.shape[0] if dn.ndim == 3 else 1
+        scale = self._per_band(self.scale, bands, "scale")
+        offset = self._per_band(self.offset, bands, "offset")
+        x = dn.astype(np.float32) * scale + offset
         if self.floor is not None:
             x = np.maximum(x, np.float32(self.floor))
         return x

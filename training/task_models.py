@@ -15,7 +15,12 @@ from typing import Any
 
 from sarmae_core.errors import CheckpointError, ConfigError
 from sarmae_core.models import ModelConfig, load_authors_checkpoint, make_config
-from sarmae_core.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from sarmae_core.models.checkpoint import (
+    adapt_patch_embed,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from sarmae_core.models.heads import TASKS, build_task_model
 
 from .config import FinetuneRunConfig, resolve_data_path
@@ -75,11 +80,6 @@ def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
                 f"but this run asks for model.preset={cfg.model.preset}; set "
                 f"model.preset={config.preset} or pick a checkpoint of that preset"
             )
-        if config.in_chans != in_chans:
-            raise CheckpointError(
-                f"{path} takes {config.in_chans} channel(s) {config.data.polarisations}; the data "
-                f"give {in_chans}: set data.bands to match"
-            )
         # The run's overrides (e.g. the data normalisation) apply on top of the checkpoint's
         # config, as they do on a preset; only the architecture must stay the checkpoint's.
         merged = _deep_merge(config.to_dict(), dict(cfg.model.overrides))
@@ -87,11 +87,18 @@ def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
         merged["sarc"]["teacher"] = None
         result = ModelConfig.from_dict(merged)
         changed = [f for f in _ARCH_FIELDS if getattr(result, f) != getattr(config, f)]
-        if changed or result.in_chans != config.in_chans:
+        if changed:
             raise ConfigError(
-                f"model.overrides change the architecture of {path} "
-                f"({', '.join(changed) or 'in_chans'}); only data, masking and "
-                "regularisation settings can change on a checkpoint"
+                f"model.overrides change the architecture of {path} ({', '.join(changed)}); "
+                "only data, masking and regularisation settings can change on a checkpoint"
+            )
+        if result.in_chans != in_chans:
+            # A VV encoder can start a VV+VH model (its patch embedding is widened), but the
+            # bands, their order and their statistics must then be declared for the new input.
+            raise CheckpointError(
+                f"{path} takes {result.in_chans} channel(s) {result.data.polarisations}; the data "
+                f"give {in_chans}: set data.bands to match, or declare the new input with "
+                "model.overrides.data (polarisations and normalisation mean/std per band)"
             )
         return result
     overrides = dict(cfg.model.overrides)
@@ -123,6 +130,14 @@ def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list
         enc = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
         if not enc:
             raise CheckpointError(f"{path} holds no encoder.* weights")
+        embed = "patch_embed.proj.weight"
+        want = model.encoder.state_dict()[embed].shape[1]
+        if embed in enc and enc[embed].shape[1] != want:
+            log.info(
+                "patch embedding widened from %d to %d input channel(s) (kernel repeated / %d)",
+                enc[embed].shape[1], want, want,
+            )  # fmt: skip
+            enc[embed] = adapt_patch_embed(enc[embed], want)
         model.encoder.load_state_dict(enc, strict=True)
         log.info("encoder initialised from %s (%s, %d tensors)", path, extras["kind"], len(enc))
     else:

@@ -216,6 +216,22 @@ def _architecture_differences(enc_state: dict[str, torch.Tensor], target: nn.Mod
     return diffs
 
 
+def adapt_patch_embed(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A patch-embedding weight ``[D, C, p, p]`` for ``in_chans`` input channels.
+
+    One channel to several (a VV encoder fine-tuned on VV+VH): the kernel is repeated and divided
+    by ``in_chans``, so standardised channels that agree give the pretrained response and the
+    extra channels start from what the encoder learnt rather than from noise. RGB weights (the
+    authors' checkpoints) follow timm's ``adapt_input_conv`` (summed for one channel).
+    """
+    weight = weight.float()
+    if weight.shape[1] == in_chans:
+        return weight
+    if weight.shape[1] == 1:
+        return weight.repeat(1, in_chans, 1, 1) / in_chans
+    return adapt_input_conv(in_chans, weight)
+
+
 def load_authors_checkpoint(
     path: str | os.PathLike, encoder: nn.Module, strict_architecture: bool = True
 ) -> LoadReport:
@@ -252,7 +268,7 @@ def load_authors_checkpoint(
             continue
         target_shape = ours[key].shape
         if key == "patch_embed.proj.weight" and value.shape[1] != target_shape[1]:
-            value = adapt_input_conv(target_shape[1], value.float())
+            value = adapt_patch_embed(value, target_shape[1])
             report.adapted[key] = f"input channels {state[key].shape[1]} -> {target_shape[1]}"
         elif key == "pos_embed" and value.shape != target_shape:
             old = math.isqrt(value.shape[1] - 1)

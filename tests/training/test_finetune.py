@@ -302,3 +302,45 @@ def test_model_overrides_apply_on_top_of_an_init_checkpoint(tmp_path):
     )
     with pytest.raises(ConfigError, match="change the architecture"):
         encoder_config(bad, 1)
+
+
+def test_vv_encoder_starts_a_vv_vh_water_model(tmp_path, sarmae_ckpt):
+    """The bundled VV+VH recipe: a VV checkpoint, ETCI VV and VH with per-band affines."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "vvvh"
+    invoke(
+        "finetune", "--config", "finetune_water_vvvh_bundled.yaml", "--out", str(out), *TINY,
+        "--init", str(sarmae_ckpt), "data.max_train=4", "data.max_test=2", "data.crop=64",
+        "optim.epochs=1", "optim.batch_size=2",
+    )  # fmt: skip
+    model = load_checkpoint(out / "model.safetensors")
+    assert model.config.data.polarisations == ["VV", "VH"]
+    assert model.config.data.normalization.mean == [-12.0, -19.0]
+    # Before training, both channels of the widened kernel are the VV kernel halved; one epoch
+    # of fine-tuning moves them only a little, and never to zero.
+    vv = load_file(sarmae_ckpt)["encoder.patch_embed.proj.weight"]
+    w = model.encoder.patch_embed.proj.weight.detach()
+    assert w.shape[1] == 2
+    for c in range(2):
+        assert torch.nn.functional.cosine_similarity(w[:, c].flatten(), vv[:, 0].flatten(), 0) > 0.9
+    # Without the VH declaration the VV checkpoint is refused with what to do
+    r = invoke(
+        "finetune", "--config", "finetune_water_etci.yaml", "--out", str(tmp_path / "x"), *TINY,
+        "--init", str(sarmae_ckpt), "data.bands=[vv,vh]", ok=False,
+    )  # fmt: skip
+    assert "model.overrides.data" in r.stderr
+
+
+def test_units_take_one_affine_per_band():
+    import numpy as np
+
+    from training.config import UnitsConfig
+
+    dn = np.full((2, 2, 2), 100, np.uint8)
+    u = UnitsConfig(units="db", scale=[0.5, 0.25], offset=[-30.0, -20.0])
+    phys = u.to_physical(dn)
+    assert phys[0].flat[0] == pytest.approx(20.0) and phys[1].flat[0] == pytest.approx(5.0)
+    assert UnitsConfig(scale=2.0).to_physical(dn)[1, 0, 0] == 200.0
+    with pytest.raises(ConfigError, match="one per band"):
+        UnitsConfig(scale=[1.0, 2.0, 3.0]).to_physical(dn)
