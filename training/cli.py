@@ -255,6 +255,11 @@ def evaluate(config_path, overrides, checkpoint, out) -> None:
         )
     metrics = run_eval(model.to(device), ds, cfg.eval, device)
     metrics["checkpoint"] = str(checkpoint)
+    # what was scored, for training.report (the checkpoint's folder describes its training data)
+    metrics["data"] = {
+        "format": cfg.data.format, "path": cfg.data.path, "test_split": cfg.data.test_split,
+        "shots_per_class": cfg.data.shots_per_class,
+    }  # fmt: skip
     text = json.dumps(metrics, indent=2)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

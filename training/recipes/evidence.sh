@@ -1,46 +1,82 @@
 #!/usr/bin/env bash
-# Evidence runs for training/README.md ("Results"): pretrain the tiny preset on the real SAR in
-# ../shared/data, then fine-tune each task from scratch and from that encoder, and print the
-# README table from the metrics.json files the runs wrote.
+# Evidence runs for training/README.md ("Results"): does SARMAE pretraining help on real SAR?
 #
-#   training/recipes/evidence.sh [OUT]          (default OUT=runs/evidence)
+#   training/recipes/evidence.sh [OUT] [DATA]     (default OUT=runs/evidence, DATA=../shared/data)
+#
+# 1. Pretrains the tiny preset (training/configs/pretrain_tiny.yaml: real SAR in DATA, training
+#    splits only, never MSTAR's 15 deg test chips) twice, identical but for SARE:
+#      pretrain-mae   plain MAE (model.overrides.speckle.enabled=false)
+#      pretrain-sare  MAE + SARE speckle
+#    and, when SARC_ARGS is set, a third, pretrain-sarc, with those overrides added (they must
+#    add a paired SAR/optical source and a teacher, e.g.
+#      SARC_ARGS="data.sources.3={kind: paired_folders, sar: S1/, optical: S2/, units: {units: db}}
+#                 model.overrides.sarc.teacher={name: efficientnet_lite0}"
+#    ). DATA holds no co-registered optical images, so the default table has no SARC row.
+# 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
+#    seeds SEEDS (default "0 1 2"; the seed also draws the 40 chips), and all labels with seeds
+#    FULL_SEEDS (default "0"; FULL_EPOCHS epochs, default 10, to fit a 2-core CPU: the config's
+#    30 are for a GPU).
+# 3. Prints the table (seeds as mean +- std) with python -m training.report, adding the held-out
+#    water and ship scores of the bundled models when BUNDLED (default runs/bundled) holds the
+#    runs of training/recipes/water.sh and ships.sh.
 #
 # Environment: PRETRAIN_ARGS / FINETUNE_ARGS add key=value overrides to every pretraining /
-# fine-tuning run (e.g. FINETUNE_ARGS="run.threads=2"); LAUNCH prefixes the pretraining command
-# (e.g. LAUNCH="torchrun --nproc_per_node=4 -m training.cli" on a GPU machine).
+# fine-tuning run; LAUNCH prefixes the pretraining command (e.g.
+# LAUNCH="torchrun --standalone --nproc_per_node=4 -m training.cli" on a GPU machine).
 # Finished runs (summary.json / metrics.json present) are skipped, so the script can be rerun
-# after an interruption; an interrupted pretraining continues with --resume.
+# after an interruption; an interrupted pretraining continues with --resume. Runs are
+# independent: several copies of this script on the same OUT share the work only if started on
+# different steps, so on a 2-core CPU run one copy (each run uses one thread).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/evidence}
+data=${2:-../shared/data}
+bundled=${BUNDLED:-runs/bundled}
 train=".venv/bin/sarmae-train"
 launch=${LAUNCH:-$train}
 read -r -a pre <<<"${PRETRAIN_ARGS:-}"
 read -r -a fin <<<"${FINETUNE_ARGS:-}"
+read -r -a seeds <<<"${SEEDS:-0 1 2}"
+read -r -a full_seeds <<<"${FULL_SEEDS:-0}"
 
-if [ ! -f "$out/pretrain/summary.json" ]; then
-  resume=()
-  ls "$out"/pretrain/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
+pretrain() {  # variant [overrides...]
+  local dir="$out/pretrain-$1" resume=()
+  shift
+  [ -f "$dir/summary.json" ] && return 0
+  ls "$dir"/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
   $launch pretrain --config training/configs/pretrain_tiny.yaml "${resume[@]}" \
-    run.out_dir="$out/pretrain" "${pre[@]}"
+    run.out_dir="$dir" data.root="$data" "$@" "${pre[@]}"
+}
+pretrain mae model.overrides.speckle.enabled=false
+pretrain sare
+inits=(scratch mae sare)
+if [ -n "${SARC_ARGS:-}" ]; then
+  read -r -a sarc <<<"$SARC_ARGS"
+  pretrain sarc "${sarc[@]}"
+  inits+=(sarc)
 fi
-ckpt="$out/pretrain/checkpoint.safetensors"
 
-finetune() {  # name config [overrides...]
-  local name=$1 cfg=$2
+finetune() {  # name seed [overrides...]
+  local name=$1 seed=$2
   shift 2
-  for init in scratch sarmae; do
-    local dir="$out/$name-$init" args=()
-    [ "$init" = sarmae ] && args=(--init "$ckpt")
+  for init in "${inits[@]}"; do
+    local dir="$out/$name-$init-s$seed" args=()
+    [ "$init" != scratch ] && args=(--init "$out/pretrain-$init/checkpoint.safetensors")
     [ -f "$dir/metrics.json" ] && continue
     rm -rf "$dir"
-    $train finetune --config "training/configs/$cfg.yaml" "${args[@]}" run.out_dir="$dir" \
+    $train finetune --config training/configs/finetune_mstar.yaml "${args[@]}" \
+      run.out_dir="$dir" run.seed="$seed" data.root="$data" run.num_workers=0 run.threads=1 \
       "$@" "${fin[@]}"
   done
 }
-finetune mstar finetune_mstar
-finetune mstar40 finetune_mstar data.shots_per_class=40
-finetune etci finetune_water_etci
-finetune hrsid finetune_ships_hrsid
+for seed in "${seeds[@]}"; do finetune mstar40 "$seed" data.shots_per_class=40; done
+for seed in "${full_seeds[@]}"; do
+  finetune mstar "$seed" optim.epochs="${FULL_EPOCHS:-10}"
+done
 
-.venv/bin/python -m training.report "$out"/*/metrics.json | tee "$out/table.md"
+runs=("$out"/mstar40-*-s*/metrics.json "$out"/mstar-*-s*/metrics.json)
+for f in water/metrics.json water/metrics_ombria_test.json water_vvvh/metrics.json \
+  ships/metrics.json; do
+  [ -f "$bundled/$f" ] && runs+=("$bundled/$f")
+done
+.venv/bin/python -m training.report "${runs[@]}" | tee "$out/table.md"
