@@ -2,8 +2,9 @@
 
 ``predict`` runs a segmentation (water) or detection (ships) model over any raster GDAL reads,
 in windows and bounded memory, and writes class/probability GeoTIFFs and GeoPackages. Only
-numpy, rasterio, onnxruntime and GDAL's ``osgeo`` (for vector files) are needed; torch is
-imported only by :mod:`~sarmae_core.inference.torch_backend`, when asked for.
+numpy, onnxruntime and one library for files are needed: GDAL's Python bindings (``osgeo``,
+what QGIS ships) when they import, else rasterio (:mod:`~sarmae_core.inference.raster_io`);
+torch is imported only by :mod:`~sarmae_core.inference.torch_backend`, when asked for.
 """
 
 from ..errors import OutputExistsError

@@ -5,51 +5,32 @@ projection is exactly equal-area on the ellipsoid (PROJ uses the authalic latitu
 polygon's planar area there is its area on the ground whether the raster is in UTM metres or in
 EPSG:4326 degrees (Deepness #128: areas wrong in EPSG:4326). Distances (ship lengths) are
 measured in the same projection; its scale error stays below 1e-3 within 250 km of the centre,
-far below a pixel. Only rasterio (which bundles PROJ) is needed, not pyproj.
+far below a pixel. The IO backend's PROJ (GDAL's osr, or rasterio's) projects; no pyproj.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-from affine import Affine
-from rasterio.crs import CRS
-from rasterio.warp import transform as warp_transform
+
+from .georef import Crs, Transform, transform_xy
 
 # WGS84 ellipsoid, for the metres-per-degree of geographic pixel sizes.
 _A = 6378137.0
 _E2 = 0.00669437999014
 
 
-def apply(t: Affine, x: Any, y: Any) -> tuple[Any, Any]:
-    """Map pixel coordinates (scalars or arrays) through ``t``.
-
-    Written out because affine 3 deprecates ``t * (x, y)`` and affine 2 (rasterio 1.3) lacks
-    ``t @ (x, y)``.
-    """
-    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
-
-
-def compose(t: Affine, u: Affine) -> Affine:
-    """``t`` after ``u`` (``t * u`` in affine 2, ``t @ u`` in affine 3)."""
-    return Affine(
-        t.a * u.a + t.b * u.d, t.a * u.b + t.b * u.e, t.a * u.c + t.b * u.f + t.c,
-        t.d * u.a + t.e * u.d, t.d * u.b + t.e * u.e, t.d * u.c + t.e * u.f + t.f,
-    )  # fmt: skip
-
-
-def centre_lonlat(crs: CRS, transform: Affine, width: int, height: int) -> tuple[float, float]:
+def centre_lonlat(crs: Crs, transform: Transform, width: int, height: int) -> tuple[float, float]:
     """Longitude and latitude of the centre of a ``width`` x ``height`` grid."""
-    x, y = apply(transform, width / 2, height / 2)
-    lon, lat = warp_transform(crs, "EPSG:4326", [x], [y])
+    x, y = transform.apply(width / 2, height / 2)
+    lon, lat = transform_xy(crs, crs.backend.parse_crs("EPSG:4326"), [x], [y])
     return float(lon[0]), float(lat[0])
 
 
 def pixel_size_m(
-    crs: CRS | None, transform: Affine, width: int, height: int
+    crs: Crs | None, transform: Transform, width: int, height: int
 ) -> tuple[float, float] | None:
     """Pixel width and height on the ground in metres at the grid centre; None without a CRS."""
     if crs is None:
@@ -64,7 +45,7 @@ def pixel_size_m(
         per_deg_lon = math.radians(1.0) * _A * math.cos(math.radians(lat)) / math.sqrt(w)
         per_deg_lat = math.radians(1.0) * _A * (1.0 - _E2) / w**1.5
         return sx * per_deg_lon, sy * per_deg_lat
-    unit = crs.linear_units_factor[1]
+    unit = crs.metres_per_unit
     return sx * unit, sy * unit
 
 
@@ -76,22 +57,21 @@ class EqualArea:
         lon, lat: centre of the projection (the scene centre).
     """
 
-    def __init__(self, crs: CRS, lon: float, lat: float) -> None:
+    def __init__(self, crs: Crs, lon: float, lat: float) -> None:
         self.crs = crs
-        self.laea = CRS.from_proj4(
+        self.laea = crs.backend.parse_crs(
             f"+proj=laea +lat_0={lat:.8f} +lon_0={lon:.8f} +datum=WGS84 +units=m +no_defs"
         )
 
     @classmethod
-    def for_grid(cls, crs: CRS, transform: Affine, width: int, height: int) -> EqualArea:
+    def for_grid(cls, crs: Crs, transform: Transform, width: int, height: int) -> EqualArea:
         return cls(crs, *centre_lonlat(crs, transform, width, height))
 
     def project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates in ``crs`` -> metres in the equal-area projection."""
         if x.size == 0:
             return x.astype(float), y.astype(float)
-        px, py = warp_transform(self.crs, self.laea, x.ravel(), y.ravel())
-        return np.asarray(px).reshape(x.shape), np.asarray(py).reshape(y.shape)
+        return transform_xy(self.crs, self.laea, x, y)
 
     def ring_areas(self, rings: Sequence[np.ndarray]) -> np.ndarray:
         """Unsigned area in m2 of each closed ring ([n, 2] CRS coordinates), vectorised."""
@@ -108,7 +88,7 @@ class EqualArea:
         csum = np.concatenate([[0.0], np.cumsum(cross)])
         return 0.5 * np.abs(csum[ends] - csum[starts])
 
-    def row_pixel_areas(self, transform: Affine, width: int, height: int) -> np.ndarray:
+    def row_pixel_areas(self, transform: Transform, width: int, height: int) -> np.ndarray:
         """Ground area in m2 of one pixel of each row, measured at the middle column.
 
         On a north-up geographic grid pixel areas change with latitude only; on a projected grid
@@ -118,7 +98,7 @@ class EqualArea:
         r = np.arange(height, dtype=float)
         cols = np.stack([c, c + 1, c + 1, c])  # corners, anticlockwise in pixel space
         rows = np.stack([r, r, r + 1, r + 1])
-        x, y = apply(transform, cols, rows)
+        x, y = transform.apply(cols, rows)
         px, py = self.project(np.asarray(x), np.asarray(y))
         return 0.5 * np.abs(
             sum(px[i] * py[(i + 1) % 4] - px[(i + 1) % 4] * py[i] for i in range(4))

@@ -16,19 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 
 from ..errors import ConfigError, InputError
 from ..export.metadata import ModelInfo
+from . import raster_io
 from .aoi import AreaOfInterest, Region, resolve_aoi
 from .backends import Backend, load_backend
+from .blending import Sink
 from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
-from .geodesy import EqualArea
+from .geodesy import EqualArea, pixel_size_m
+from .georef import Transform
 from .notes import Notes
 from .products import SegmentationSink, kept_channels, plan_outputs
+from .regrid import OutputWindow, ToInputGrid
 from .result import PredictionResult, PredictionSummary
 from .source import SarSource
-from .vectorize import GpkgWriter, PolygonOptions, polygonize, write_detections
+from .vectorize import PolygonOptions, polygonize, write_detections
 from .windows import TileGrid
 from .writers import BLOCK, OutputSet
 
@@ -65,6 +68,7 @@ def predict(
     resolution_tolerance: float = 0.25,
     progress: Callable[[float], Any] | None = None,
     cancel: Any = None,
+    io: str | None = None,
 ) -> PredictionResult:
     """Run a segmentation (water) or detection (ships) model over a whole SAR raster.
 
@@ -93,10 +97,14 @@ def predict(
         cog: write Cloud-Optimized GeoTIFFs.
         overwrite: replace existing outputs.
         allow_optical: run on an image that looks optical (8-bit RGB).
-        resolution_tolerance: relative pixel-size mismatch tolerated before resampling.
+        resolution_tolerance: relative pixel-size mismatch tolerated before the input is
+            resampled to the model's resolution; raster outputs stay on the input's grid.
         progress: called with the percentage done (0-100), e.g. ``QgsTask.setProgress``.
         cancel: a ``threading.Event`` or a callable returning True to stop
             (``QgsTask.isCanceled``); stopping raises :class:`CancelledError`.
+        io: the library that reads and writes files: ``gdal`` (GDAL's Python bindings),
+            ``rasterio``, or ``auto`` (default, or ``$SARMAE_IO``: GDAL's bindings when they
+            import, else rasterio).
 
     Returns:
         The files written, a summary (areas, ship count, time, pixels) and the run's notes.
@@ -128,13 +136,15 @@ def predict(
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, COMPRESS_OVERVIEW="DEFLATE"), SarSource(
+        files_io = raster_io.get(io)
+        with files_io.environment(GDAL_CACHE_MB), SarSource(
             raster, info, units=units, bands=bands, allow_optical=allow_optical,
-            resolution_tolerance=resolution_tolerance, notes=notes,
+            resolution_tolerance=resolution_tolerance, notes=notes, io=files_io.name,
         ) as source:  # fmt: skip
             region = resolve_aoi(
-                aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes
-            )
+                aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes,
+                source.io,
+            )  # fmt: skip
             grid = TileGrid(region.height, region.width, tile, overlap)
             stats.timings["setup"] = time.perf_counter() - start  # model load, raster checks
             done = [0]
@@ -143,11 +153,7 @@ def predict(
                 done[0] += n
                 report(90.0 * done[0] / len(grid))
 
-            run = _Run(
-                source, region, grid, info, outputs, stats, canceller, report, job,
-                area=EqualArea.for_grid(source.crs, region.transform, region.width, region.height)
-                if source.crs is not None else None,
-            )  # fmt: skip
+            run = _Run(source, region, grid, info, outputs, stats, canceller, report, job)
             tiles = run_tiles(source, region, be, grid, batch_size, canceller, stats, on_batch)
             if task == "segmentation":
                 options = PolygonOptions(min_area_m2, fill_holes_m2, simplify_m)
@@ -170,6 +176,7 @@ def predict(
         model=str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
         backend=be.name,
         providers=list(be.providers),
+        io=source.io.name,
         units=source.units,
         crs=source.crs.to_string() if source.crs is not None else None,
         summary=PredictionSummary(
@@ -199,7 +206,6 @@ class _Run:
     canceller: Canceller
     report: Callable[[float], None]
     job: str | None
-    area: EqualArea | None
 
 
 def _segment(
@@ -210,38 +216,51 @@ def _segment(
     options: PolygonOptions,
     sinks: list[SegmentationSink],
 ) -> dict[str, Any]:
-    """Blend and write the raster products, then trace polygons; returns summary figures."""
-    info, region, stats, plan = run.info, run.region, run.stats, run.outputs.paths
+    """Blend and write the raster products, then trace polygons; returns summary figures.
+
+    Products are written on the input's grid: the region itself, or, when tiles were read
+    resampled to the model's resolution, the input pixels it covers (:mod:`.regrid`).
+    """
+    info, region, stats, source = run.info, run.region, run.stats, run.source
+    plan = run.outputs.paths
     keep = kept_channels(len(info.class_names))
-    areas = run.area.row_pixel_areas(region.transform, region.width, region.height) if (
-        run.area is not None
-    ) else None  # fmt: skip
+    out = _output_window(source, region)
+    area = _equal_area(source, out.transform, out.width, out.height)
     sink = SegmentationSink(
-        run.outputs, tuple(plan), info.class_names,
-        info.seg_threshold if threshold is None else threshold, run.source.crs,
-        region.transform, region.width, region.height, run.source.nodata, areas, keep,
+        source.io, run.outputs, tuple(plan), info.class_names,
+        info.seg_threshold if threshold is None else threshold, source.crs, out.transform,
+        out.width, out.height, source.nodata,
+        area.row_pixel_areas(out.transform, out.width, out.height) if area else None, keep,
     )  # fmt: skip
     sinks.append(sink)  # closed by the caller if anything fails
-    sweep_segmentation(tiles, run.grid, keep, BLOCK, sink, stats)
+    target: Sink = sink
+    if source.resampled:
+        target = ToInputGrid(
+            sink, (region.height, region.width), (region.row, region.col),
+            (source.input_height / source.height, source.input_width / source.width), out,
+            source.input_valid, BLOCK,
+        )  # fmt: skip
+    sweep_segmentation(tiles, run.grid, keep, BLOCK, target, stats)
     stats.valid_pixels = sink.valid_pixels
-    _require_valid(stats, run.source)
+    _require_valid(stats, source)
     run.canceller.check()
     t = time.perf_counter()
     sink.finish(run.outputs, cog)
     stats.timings["finish"] = time.perf_counter() - t
     stats.timings["write"] = sink.write_s
-    summary = _class_areas(sink, run.source.crs is not None, run.job)
+    summary = _class_areas(sink, source.crs is not None, run.job)
     if "vector" in plan:
         run.report(92.0)
         t = time.perf_counter()
-        gpkg = GpkgWriter(
-            run.outputs.temp("vector"), _layer_name(run.job, info.class_names), run.source.crs,
+        gpkg = source.io.FeatureWriter(
+            run.outputs.temp("vector"), _layer_name(run.job, info.class_names), source.crs,
             [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
         )  # fmt: skip
         try:
             total = polygonize(
-                sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg, info.class_names,
-                run.source.crs, region.transform, run.source.pixel_size_m, run.area, options,
+                source.io, sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg,
+                info.class_names, out.transform,
+                pixel_size_m(source.crs, out.transform, out.width, out.height), area, options,
                 run.canceller.check,
             )  # fmt: skip
         finally:
@@ -249,6 +268,26 @@ def _segment(
         summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
         stats.timings["vectorise"] = time.perf_counter() - t
     return summary
+
+
+def _equal_area(
+    source: SarSource, transform: Transform, width: int, height: int
+) -> EqualArea | None:
+    """Ground measures for a grid of the source's CRS (None in pixel space)."""
+    if source.crs is None:
+        return None
+    return EqualArea.for_grid(source.crs, transform, width, height)
+
+
+def _output_window(source: SarSource, region: Region) -> OutputWindow:
+    """Where raster products go: the region, or the input pixels it covers when resampled."""
+    if not source.resampled:
+        return OutputWindow(region.row, region.col, region.height, region.width, region.transform)
+    scale = (source.input_height / source.height, source.input_width / source.width)
+    shape = (source.input_height, source.input_width)
+    return OutputWindow.covering(
+        (region.row, region.col, region.height, region.width), scale, source.input_transform, shape
+    )
 
 
 def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:
@@ -259,9 +298,11 @@ def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:
     _require_valid(stats, run.source)
     run.canceller.check()
     t = time.perf_counter()
+    region = run.region
     count = write_detections(
-        run.outputs.temp("vector"), dets, info.class_names, run.source.crs,
-        run.region.transform, run.source.pixel_size_m, run.area,
+        run.source.io, run.outputs.temp("vector"), dets, info.class_names, run.source.crs,
+        region.transform, run.source.pixel_size_m,
+        _equal_area(run.source, region.transform, region.width, region.height),
     )  # fmt: skip
     stats.timings["vectorise"] = time.perf_counter() - t
     return {"ship_count": count}

@@ -12,13 +12,13 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-from affine import Affine
-from rasterio.crs import CRS
 
 from ..errors import ConfigError
-from .writers import GeoTiffWriter, OutputSet, to_cog
+from .georef import Crs, Transform
+from .writers import GeoTiffWriter, OutputSet
 
 PRODUCTS = ("class", "probability", "vector")
 CLASS_NODATA = 255
@@ -117,6 +117,7 @@ class SegmentationSink:
     """Writes each finished chunk of blended probabilities to the requested products.
 
     Args:
+        io: the IO backend that writes the rasters.
         outputs: the run's output set (temporary paths come from it).
         products: products to write.
         class_names: names by class index.
@@ -129,12 +130,13 @@ class SegmentationSink:
 
     def __init__(
         self,
+        io: ModuleType,
         outputs: OutputSet,
         products: Sequence[str],
         class_names: Sequence[str],
         threshold: float,
-        crs: CRS | None,
-        transform: Affine,
+        crs: Crs | None,
+        transform: Transform,
         width: int,
         height: int,
         nodata: float,
@@ -155,24 +157,25 @@ class SegmentationSink:
         self.writers: dict[str, GeoTiffWriter] = {}
         grid = dict(width=width, height=height, crs=crs, transform=transform)
         if "class" in products:
-            w = GeoTiffWriter(outputs.temp("class"), count=1, dtype="uint8", nodata=CLASS_NODATA,
-                              descriptions=["class"], **grid)  # fmt: skip
-            w.set_colormap({i: _PALETTE[i % len(_PALETTE)] for i in range(len(class_names))})
-            w.update_tags(class_names=json.dumps(self.class_names))
-            self.writers["class"] = w
+            self.writers["class"] = GeoTiffWriter(
+                io, outputs.temp("class"), count=1, dtype="uint8", nodata=CLASS_NODATA,
+                descriptions=["class"],
+                colormap={i: _PALETTE[i % len(_PALETTE)] for i in range(len(class_names))},
+                tags={"class_names": json.dumps(self.class_names)}, **grid,
+            )  # fmt: skip
         if "probability" in products:
             # One band per foreground class (the only class of a one-channel model).
             self._prob_bands = [i for i, c in enumerate(self.keep) if c >= 1] or [0]
             names = [f"probability of {class_names[self.keep[i]]}" for i in self._prob_bands]
             self.writers["probability"] = GeoTiffWriter(
-                outputs.temp("probability"), count=len(names), dtype="float32", nodata=self.nodata,
-                descriptions=names, overview_resampling="average", **grid,
+                io, outputs.temp("probability"), count=len(names), dtype="float32",
+                nodata=self.nodata, descriptions=names, overview_resampling="average", **grid,
             )  # fmt: skip
         if "vector" in products:
             self.mask_path = outputs.scratch("foreground.tif")
             # nodata 0: background and invalid pixels are not traced into polygons
             self.writers["mask"] = GeoTiffWriter(
-                self.mask_path, count=1, dtype="uint8", nodata=0, **grid
+                io, self.mask_path, count=1, dtype="uint8", nodata=0, **grid
             )
 
     def __call__(self, row: int, probs: np.ndarray, valid: np.ndarray) -> None:
@@ -205,7 +208,7 @@ class SegmentationSink:
                 w = self.writers[key]
                 w.finish()
                 if cog:
-                    to_cog(w.path, outputs.temp(key), w.overview_resampling.name)
+                    w.to_cog(outputs.temp(key))
 
     def close(self) -> None:
         """Close files after a failure (the output set removes them)."""

@@ -10,47 +10,44 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
-from scipy import ndimage
 
 from ..errors import RasterError
 from ..files import atomic_path
 from ..units import convert
+from . import raster_io
 
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
 OUTLINE_RGB = np.array([0, 235, 255], dtype=np.uint8)
 SHIP_RGB = (255, 176, 0)
 
 
-def _read_decimated(path: Path, band: int, shape: tuple[int, int], nearest: bool) -> np.ndarray:
-    with rasterio.open(path) as src:
-        resampling = Resampling.nearest if nearest else Resampling.average
-        data = src.read(band, out_shape=shape, resampling=resampling, masked=True)
-    return data
-
-
-def boxes_from_gpkg(gpkg: str | os.PathLike, raster: str | os.PathLike) -> np.ndarray:
+def boxes_from_gpkg(
+    gpkg: str | os.PathLike, raster: str | os.PathLike, io: str | None = None
+) -> np.ndarray:
     """[K, 4] pixel boxes (x0, y0, x1, y1) of the features of a ship GeoPackage over ``raster``.
 
     The features are in the raster's CRS (predict writes them so), so the inverse geotransform
     maps their envelopes to pixels.
     """
-    from osgeo import ogr
-
-    with rasterio.open(raster) as src:
-        inv = ~src.transform
-    ds = ogr.Open(str(gpkg))
-    if ds is None:
-        raise RasterError(f"cannot open {gpkg} as a vector file")
+    backend = raster_io.get(io)
+    src = backend.open_raster(os.fspath(raster))
+    inv = src.transform.inverse()
+    src.close()
+    polygons, _ = backend.read_polygons(Path(gpkg))
     boxes = []
-    layer = ds.GetLayer(0)
-    for feature in layer:
-        xmin, xmax, ymin, ymax = feature.GetGeometryRef().GetEnvelope()
-        (c0, r0), (c1, r1) = inv * (xmin, ymax), inv * (xmax, ymin)
-        boxes.append((min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1)))
-    ds = None
+    for polygon in polygons:
+        cols, rows = inv.apply(polygon[0][:, 0], polygon[0][:, 1])
+        boxes.append((cols.min(), rows.min(), cols.max(), rows.max()))
     return np.asarray(boxes, dtype=float).reshape(-1, 4)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = (
+        mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    )
+    return mask & ~inner
 
 
 def write_quicklook(
@@ -63,6 +60,7 @@ def write_quicklook(
     max_side: int = 1600,
     overwrite: bool = False,
     side_by_side: bool = False,
+    io: str | None = None,
 ) -> Path:
     """Write a PNG of ``raster`` (band ``band`` in ``units``) with results over it.
 
@@ -76,17 +74,22 @@ def write_quicklook(
         max_side: longest side of the picture in pixels.
         overwrite: replace an existing PNG.
         side_by_side: put the plain scene left of the one with results, to compare them.
+        io: IO backend name (see :func:`.raster_io.get`).
     """
     from PIL import Image, ImageDraw
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise RasterError(f"quicklook {path} exists; pass overwrite to replace it")
-    with rasterio.open(raster) as src:
+    backend = raster_io.get(io)
+    src = backend.open_raster(os.fspath(raster))
+    try:
         # small scenes are enlarged (up to 4x) so that a person can see the outlines
         scale = min(4.0, max_side / max(src.width, src.height))
         shape = (max(1, round(src.height * scale)), max(1, round(src.width * scale)))
-    sar = _read_decimated(Path(raster), band, shape, nearest=False)
+        sar = src.read_resampled(band, *shape, nearest=False)
+    finally:
+        src.close()
     values = np.asarray(convert(sar.filled(np.nan).astype(np.float64), units, "db"))
     valid = np.isfinite(values) & ~np.ma.getmaskarray(sar)
     lo, hi = np.percentile(values[valid], [2, 98]) if valid.any() else (0.0, 1.0)
@@ -94,11 +97,14 @@ def write_quicklook(
     rgb = np.repeat(np.where(valid, grey, 0)[..., None], 3, axis=2).astype(np.float32)
     plain = rgb.copy()
     if class_raster is not None:
-        cls = _read_decimated(Path(class_raster), 1, shape, nearest=True)
+        classes = backend.open_raster(os.fspath(class_raster))
+        try:
+            cls = classes.read_resampled(1, *shape, nearest=True)
+        finally:
+            classes.close()
         water = (cls.filled(0) == 1) & valid
         rgb[water] = 0.55 * rgb[water] + 0.45 * WATER_RGB  # see the SAR texture through it
-        outline = water & ~ndimage.binary_erosion(water)
-        rgb[outline] = OUTLINE_RGB
+        rgb[_edge(water)] = OUTLINE_RGB
     img = Image.fromarray(rgb.astype(np.uint8))
     if boxes_px is not None and len(boxes_px):
         draw = ImageDraw.Draw(img)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rasterio.enums import ColorInterp
 
 from ..errors import InputError
 from .notes import Notes
@@ -141,14 +140,14 @@ def check_not_optical(ds, allow_optical: bool) -> None:
     Raises:
         InputError: unless ``allow_optical``.
     """
-    colours = {ColorInterp.red, ColorInterp.green, ColorInterp.blue}
+    colours = {"red", "green", "blue"}
     rgb = ds.count >= 3 and (
         set(ds.colorinterp[:3]) == colours or all(dt == "uint8" for dt in ds.dtypes[:3])
     )
     if rgb and not allow_optical:
         raise InputError(
             f"the raster looks like an optical image ({ds.count} bands, {ds.dtypes[0]}, "
-            f"colours {', '.join(c.name for c in ds.colorinterp)}), not SAR backscatter; "
+            f"colours {', '.join(ds.colorinterp)}), not SAR backscatter; "
             "SAR models give meaningless results on it. If it really is SAR, pass "
             "allow_optical=True (--allow-optical) and choose bands=[...]"
         )

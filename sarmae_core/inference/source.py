@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import rasterio
-from affine import Affine
-from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 
 from ..errors import InputError, RasterError
 from ..export.metadata import ModelInfo
 from ..units import convert
-from .geodesy import compose, pixel_size_m
+from . import raster_io
+from .geodesy import pixel_size_m
+from .georef import Crs, Transform
 from .notes import Notes
+from .raster_io import Raster
 from .sar_metadata import (
     band_polarisations,
     check_not_optical,
@@ -40,8 +37,10 @@ from .sar_metadata import (
 _SAMPLE_GRID, _SAMPLE_SIZE = 5, 64
 
 
-def open_dataset(raster: str | os.PathLike):
-    """Open ``raster`` with rasterio, turning every failure into a clear :class:`RasterError`."""
+def open_dataset(raster: str | os.PathLike, io: ModuleType | None = None) -> Raster:
+    """Open ``raster`` with the IO backend ``io`` (default: :func:`.raster_io.get`), turning
+    every failure into a clear :class:`RasterError`."""
+    io = io or raster_io.get()
     text = os.fspath(raster)
     virtual = text.startswith("/vsi") or "://" in text
     path = Path(text)
@@ -50,12 +49,7 @@ def open_dataset(raster: str | os.PathLike):
             raise RasterError(f"input raster {path} does not exist; check the path")
         if path.is_file() and path.stat().st_size == 0:
             raise RasterError(f"input raster {path} is empty (0 bytes): it holds no raster")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # we say it ourselves
-            ds = rasterio.open(text)
-    except RasterioIOError as exc:
-        raise RasterError(f"{text} is not a raster GDAL can read ({exc})") from exc
+    ds = io.open_raster(text)
     if ds.width == 0 or ds.height == 0 or ds.count == 0:
         ds.close()
         raise RasterError(f"{text} is a zero-size raster ({ds.width} x {ds.height} px, no data)")
@@ -75,10 +69,14 @@ class SarSource:
         resolution_tolerance: relative pixel-size difference to the model's resolution above
             which the raster is resampled on the fly.
         notes: collects every assumption and adjustment.
+        io: IO backend name (``auto``, ``gdal``, ``rasterio``; None: ``$SARMAE_IO`` or auto).
 
     Attributes:
         crs, transform, width, height: the grid reads are made on (the raster's own grid, or
             its resampled or GCP-warped version).
+        input_transform, input_width, input_height: the raster's own grid (or its GCP-warped
+            version): outputs are written on it.
+        io: the IO backend module in use.
         units: the input's units; ``channels``: how model channels are made from bands.
         nodata: nodata value for float outputs (the input's when it fits, else NaN).
     """
@@ -93,13 +91,15 @@ class SarSource:
         allow_optical: bool = False,
         resolution_tolerance: float = 0.25,
         notes: Notes | None = None,
+        io: str | None = None,
     ) -> None:
         self.notes = notes if notes is not None else Notes()
         self.info = info
         self.path = Path(os.fspath(raster))
-        self._src = open_dataset(raster)
+        self.io = raster_io.get(io)
+        self._src = open_dataset(raster, self.io)
         self._ds = self._src
-        self._vrts: list[WarpedVRT] = []  # outermost last
+        self._vrts: list[Raster] = []  # outermost last
         try:
             self._setup(units, bands, allow_optical, resolution_tolerance)
         except BaseException:
@@ -150,21 +150,23 @@ class SarSource:
         if nodata is None and dtype_kind(src.dtypes[0]) in "ui":
             nodata = 0  # Sentinel-1 GRD/SLC fill their borders with 0
         warp_nodata = dict(src_nodata=nodata, nodata=float("nan") if nodata is None else nodata)
-        gcps, gcp_crs = src.gcps
-        if src.crs is None and gcps and gcp_crs is not None:
+        if src.crs is None and src.gcp_count and src.gcp_crs is not None:
             # Sentinel-1 SAFE measurement TIFFs carry GCPs, not a geotransform: warp on the fly
-            # with GDAL's GCP fit. rasterio's WarpedVRT reads zeros from GCP sources when given
-            # a target grid, so this one keeps its default grid; resampling wraps it below.
+            # with GDAL's GCP fit, on GDAL's suggested grid (rasterio's WarpedVRT reads zeros
+            # from GCP sources when given a target grid); resampling wraps it below.
             self._vrts.append(
-                WarpedVRT(src, crs=gcp_crs, resampling=Resampling.bilinear, **warp_nodata)
+                self.io.warp(src, src.gcp_crs, None, None, None, "bilinear", **warp_nodata)
             )
             self.notes.warn(
-                f"{self.path.name} is georeferenced by {len(gcps)} GCPs only; it is warped to "
-                f"{gcp_crs.to_string()} on the fly"
+                f"{self.path.name} is georeferenced by {src.gcp_count} GCPs only; it is warped "
+                f"to {src.gcp_crs.to_string()} on the fly"
             )
         base = self._vrts[-1] if self._vrts else src
         crs, transform, width, height = base.crs, base.transform, base.width, base.height
+        self.input_transform, self.input_width, self.input_height = transform, width, height
+        self._base = base
         self.pixel_size_m = pixel_size_m(crs, transform, width, height)
+        self.input_pixel_size_m = self.pixel_size_m
         res = self.info.resolution_m
         if crs is None:
             self.notes.warn(
@@ -179,29 +181,30 @@ class SarSource:
                 new_h = max(1, round(height * py / res))
                 # Averaging when shrinking keeps every input pixel's contribution (nearer to
                 # multilooking than bilinear sampling); dB values are averaged as they are.
-                resampling = Resampling.average if new_w < width else Resampling.bilinear
-                transform = compose(transform, Affine.scale(width / new_w, height / new_h))
+                resampling = "average" if new_w < width else "bilinear"
+                transform = transform.then(Transform.scale(width / new_w, height / new_h))
                 self.notes.warn(
                     f"pixel size {px:.3g} x {py:.3g} m differs from the model's {res:g} m by "
-                    f"more than {tolerance:.0%}: resampled on the fly ({resampling.name}) to "
-                    f"{new_w} x {new_h} px; outputs are on this {res:g} m grid"
+                    f"more than {tolerance:.0%}: resampled on the fly ({resampling}) to "
+                    f"{new_w} x {new_h} px for the model; outputs are resampled back to the "
+                    "input's grid"
                 )
                 self.pixel_size_m = (px * width / new_w, py * height / new_h)
                 width, height = new_w, new_h
                 self._vrts.append(
-                    WarpedVRT(
-                        base, crs=crs, transform=transform, width=width, height=height,
-                        resampling=resampling, **warp_nodata,
-                    )
-                )  # fmt: skip
+                    self.io.warp(base, crs, transform, width, height, resampling, **warp_nodata)
+                )
         self._ds = self._vrts[-1] if self._vrts else src
-        self.crs, self.transform, self.width, self.height = crs, transform, width, height
-        flags = [self._ds.mask_flag_enums[b - 1] for b in self._indexes]
+        self.crs: Crs | None = crs
+        self.transform, self.width, self.height = transform, width, height
         # Alpha bands and internal masks need GDAL's mask; plain nodata is a cheaper compare.
-        self._gdal_mask = bool(self._vrts) or any(
-            MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags
-        )
-        self._nodata_in = self._ds.nodata
+        self._gdal_mask = bool(self._vrts) or self._ds.has_mask(self._indexes)
+        self._base_mask = self._base is not src or src.has_mask(self._indexes)
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the read grid differs from the input's (outputs are resampled back)."""
+        return self._ds is not self._base
 
     # ------------------------------------------------------------------ reading
     def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -211,9 +214,8 @@ class SarSource:
             ``(data [C, height, width] float32 in the model's units, valid [height, width])``;
             ``data`` is undefined where ``valid`` is False.
         """
-        window = Window(col, row, width, height)
-        raw = self._ds.read(self._indexes, window=window)  # [B, h, w]
-        valid = self._valid(raw, window)
+        raw = self._ds.read(self._indexes, row, col, height, width)  # [B, h, w]
+        valid = self._valid(self._ds, raw, row, col, self._gdal_mask)
         pos = {b: i for i, b in enumerate(self._indexes)}
         dst = self.info.units
         out = np.empty((len(self.channels), height, width), dtype=np.float32)
@@ -228,11 +230,19 @@ class SarSource:
         valid &= np.isfinite(out).all(axis=0)
         return out, valid
 
-    def _valid(self, raw: np.ndarray, window: Window) -> np.ndarray:
-        if self._gdal_mask:
-            valid = (self._ds.read_masks(self._indexes, window=window) > 0).all(axis=0)
-        elif self._nodata_in is not None:
-            nod = self._nodata_in
+    def input_valid(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Validity of a window of the input's own grid (where outputs are written)."""
+        raw = self._base.read(self._indexes, row, col, height, width)
+        return self._valid(self._base, raw, row, col, self._base_mask)
+
+    def _valid(
+        self, ds: Raster, raw: np.ndarray, row: int, col: int, gdal_mask: bool
+    ) -> np.ndarray:
+        height, width = raw.shape[1:]
+        if gdal_mask:
+            valid = (ds.read_masks(self._indexes, row, col, height, width) > 0).all(axis=0)
+        elif ds.nodata is not None:
+            nod = ds.nodata
             valid = ~(np.isnan(raw) if math.isnan(nod) else raw == nod).any(axis=0)
         else:
             valid = np.ones(raw.shape[1:], dtype=bool)
@@ -248,9 +258,8 @@ class SarSource:
         values, masks = [], []
         for r in np.unique(rows):
             for c in np.unique(cols):
-                window = Window(int(c), int(r), size_c, size_r)
-                raw = self._ds.read(self._indexes, window=window)
-                masks.append(self._valid(raw, window).ravel())
+                raw = self._ds.read(self._indexes, int(r), int(c), size_r, size_c)
+                masks.append(self._valid(self._ds, raw, int(r), int(c), self._gdal_mask).ravel())
                 values.append(raw.reshape(len(self._indexes), -1))
         return np.concatenate(values, axis=1), np.concatenate(masks)
 
@@ -258,8 +267,8 @@ class SarSource:
         """Full scan, in strips, for a raster whose sample found nothing valid."""
         step = max(1, (1 << 24) // max(1, self.width * len(self._indexes)))
         for r in range(0, self.height, step):
-            window = Window(0, r, self.width, min(step, self.height - r))
-            if self._valid(self._ds.read(self._indexes, window=window), window).any():
+            raw = self._ds.read(self._indexes, r, 0, min(step, self.height - r), self.width)
+            if self._valid(self._ds, raw, r, 0, self._gdal_mask).any():
                 return True
         return False
 
@@ -277,7 +286,7 @@ class SarSource:
 
 
 def dtype_kind(dtype: str) -> str:
-    """numpy's kind letter of a rasterio data type (``complex_int16`` has no numpy twin)."""
+    """numpy's kind letter of a raster data type (``complex_int16`` has no numpy twin)."""
     return "c" if dtype.startswith("complex") else np.dtype(dtype).kind
 
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import rasterio
-import rasterio.shutil
-from affine import Affine
-from rasterio.crs import CRS
-from rasterio.enums import Resampling
 
 from ..errors import OutputExistsError, RasterError
+from .georef import Crs, Transform
+from .raster_io import overview_factors
 
 #: Side of GeoTIFF blocks; the blender hands out rows in multiples of it.
 BLOCK = 256
@@ -119,85 +118,73 @@ class GeoTiffWriter:
     """A tiled, compressed GeoTIFF filled by row chunks, then given overviews.
 
     Args:
+        io: the IO backend that writes it.
         path: file to write (a temporary path from :class:`OutputSet`).
         width, height, count, dtype: raster shape and type.
         crs, transform, nodata: georeference (``crs`` None for pixel-space rasters).
         descriptions: band descriptions.
         overview_resampling: ``nearest`` for classes, ``average`` for probabilities.
+        colormap: colour of each value of band 1 (a class map).
+        tags: dataset metadata.
     """
 
     def __init__(
         self,
+        io: ModuleType,
         path: Path,
         width: int,
         height: int,
         count: int,
         dtype: str,
-        crs: CRS | None,
-        transform: Affine,
+        crs: Crs | None,
+        transform: Transform,
         nodata: float | None,
-        descriptions: list[str] | None = None,
+        descriptions: Sequence[str] = (),
         overview_resampling: str = "nearest",
+        colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
+        self.io = io
         self.path = path
-        self.overview_resampling = Resampling[overview_resampling]
-        profile = dict(
-            driver="GTiff",
-            width=width,
-            height=height,
-            count=count,
-            dtype=dtype,
-            crs=crs,
-            transform=transform,
-            nodata=nodata,
-            tiled=True,
-            blockxsize=BLOCK,
-            blockysize=BLOCK,
-            compress="deflate",
+        self.width, self.height = width, height
+        self.overview_resampling = overview_resampling
+        options = {
+            "TILED": "YES",
+            "BLOCKXSIZE": str(BLOCK),
+            "BLOCKYSIZE": str(BLOCK),
+            "COMPRESS": "DEFLATE",
             # Horizontal differencing: 2 for integers, 3 (floating point) for float32.
-            predictor=3 if np.dtype(dtype).kind == "f" else 2,
-            bigtiff="if_safer",
-        )
-        self._ds = rasterio.open(path, "w", **profile)
-        for i, text in enumerate(descriptions or [], start=1):
-            self._ds.set_band_description(i, text)
+            "PREDICTOR": "3" if np.dtype(dtype).kind == "f" else "2",
+            "BIGTIFF": "IF_SAFER",
+        }
+        self._ds = io.create_geotiff(
+            path, width, height, count, dtype, crs, transform, nodata, options,
+            descriptions=list(descriptions), colormap=colormap, tags=tags,
+        )  # fmt: skip
 
     def write(self, row: int, values: np.ndarray) -> None:
         """Write ``values`` [count, rows, width] starting at ``row``."""
-        window = rasterio.windows.Window(0, row, values.shape[-1], values.shape[-2])
-        self._ds.write(values, window=window)
-
-    def set_colormap(self, colours: dict[int, tuple[int, int, int, int]]) -> None:
-        self._ds.write_colormap(1, colours)
-
-    def update_tags(self, **tags: str) -> None:
-        self._ds.update_tags(**tags)
+        self._ds.write(row, values)
 
     def close(self) -> None:
-        if not self._ds.closed:
-            self._ds.close()
+        self._ds.close()
 
     def finish(self) -> None:
         """Close, then add internal overviews down to about one block."""
         self.close()
-        with rasterio.open(self.path, "r+") as ds:
-            factors, f = [], 2
-            while max(ds.width, ds.height) / f >= BLOCK / 2:
-                factors.append(f)
-                f *= 2
-            if factors:
-                ds.build_overviews(factors, self.overview_resampling)
-                ds.update_tags(ns="rio_overview", resampling=self.overview_resampling.name)
+        factors = overview_factors(self.width, self.height, BLOCK)
+        if factors:
+            self.io.build_overviews(self.path, factors, self.overview_resampling)
 
-
-def to_cog(src: Path, dst: Path, overview_resampling: str) -> None:
-    """Copy a GeoTIFF (with its overviews) to a Cloud-Optimized GeoTIFF."""
-    rasterio.shutil.copy(
-        src,
-        dst,
-        driver="COG",
-        compress="DEFLATE",
-        blocksize=BLOCK,
-        overview_resampling=overview_resampling.upper(),
-        bigtiff="IF_SAFER",
-    )
+    def to_cog(self, dst: Path) -> None:
+        """Copy the finished file (with its overviews) to a Cloud-Optimized GeoTIFF."""
+        self.io.to_cog(
+            self.path,
+            dst,
+            {
+                "COMPRESS": "DEFLATE",
+                "BLOCKSIZE": str(BLOCK),
+                "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
+                "BIGTIFF": "IF_SAFER",
+            },
+        )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.control import GroundControlPoint
+from rasterio.enums import Resampling
 from rasterio.warp import transform as warp_transform
 from rasterio.warp import transform_bounds
 
@@ -113,20 +114,56 @@ def test_polarisation_from_band_tags(tmp_path: Path, out: Path) -> None:
     np.testing.assert_allclose(p, DB - 6.0, rtol=1e-6)  # band "ch1" is the VH channel
 
 
-@pytest.mark.parametrize(("resolution", "size"), [(10.0, (434, 536)), (40.0, (108, 134))])
+@pytest.mark.parametrize("resolution", [10.0, 40.0])
 def test_pixel_size_is_matched_to_the_model(
-    tmp_path: Path, out: Path, s1_db: Path, resolution: float, size: tuple[int, int]
+    tmp_path: Path, out: Path, s1_db: Path, resolution: float
 ) -> None:
+    """The model sees its own resolution; the outputs stay on the input's 20 m grid."""
     from .helpers import make_seg_onnx
 
     model = make_seg_onnx(tmp_path / "m.onnx", seg_info(resolution_m=resolution))
     with pytest.warns(InferenceWarning, match=f"differs from the model's {resolution:g} m"):
-        res = predict(s1_db, model, out / "r.tif")
+        res = predict(s1_db, model, out / "r.tif", products=("class", "probability"))
     classes, profile = read(res.files["class"])
-    assert classes.shape == size
-    assert profile["transform"].a == pytest.approx(resolution, rel=0.01)
+    with rasterio.open(s1_db) as src:
+        assert classes.shape == src.shape and profile["transform"] == src.transform
     assert any("resampled on the fly" in n for n in res.notes)
     assert res.summary.water_area_km2 == pytest.approx(5.8, rel=0.15)  # about the 20 m result
+    prob, _ = read(res.files["probability"])
+    valid = classes != 255
+    assert ((prob[valid] >= 0.5) == (classes[valid] == 1)).all()  # one product, two rasters
+
+
+def test_finer_input_gives_outputs_on_its_own_grid(
+    tmp_path: Path, out: Path, s1_db: Path, models
+) -> None:
+    """A 10 m input (the 20 m scene resampled) to a 20 m model: mask on the 10 m grid, the
+    water fraction of the 20 m run."""
+    fine = tmp_path / "scene_10m_VV_db.tif"
+    with rasterio.open(s1_db) as src:
+        data = src.read(
+            1, out_shape=(src.height * 2, src.width * 2), resampling=Resampling.bilinear
+        )
+        t = src.transform
+        profile = src.profile | dict(
+            width=src.width * 2, height=src.height * 2,
+            transform=rasterio.Affine(t.a / 2, t.b, t.c, t.d, t.e / 2, t.f),
+        )  # fmt: skip
+    profile.pop("blockysize", None)
+    with rasterio.open(fine, "w", **profile) as dst:
+        dst.write(data, 1)
+    coarse = predict(s1_db, models["water"], out / "m20.tif", products=("class", "vector"))
+    with pytest.warns(InferenceWarning, match="outputs are resampled back to the input's grid"):
+        res = predict(fine, models["water"], out / "m10.tif", products=("class", "vector"))
+    classes, profile = read(res.files["class"])
+    with rasterio.open(fine) as src:
+        assert classes.shape == src.shape
+        assert (profile["transform"], profile["crs"]) == (src.transform, src.crs)
+    c20, _ = read(coarse.files["class"])
+    fraction = (classes == 1).sum() / (classes != 255).sum()
+    assert fraction == pytest.approx((c20 == 1).sum() / (c20 != 255).sum(), rel=0.03)
+    assert res.summary.water_area_km2 == pytest.approx(coarse.summary.water_area_km2, rel=0.03)
+    assert res.summary.vector_area_km2 == pytest.approx(res.summary.water_area_km2, rel=1e-6)
 
 
 def test_area_of_interest(tmp_path: Path, out: Path, s1_db: Path, models) -> None:

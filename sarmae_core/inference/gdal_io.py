@@ -1,0 +1,387 @@
+"""The IO backend on GDAL's own Python bindings (``osgeo``): what QGIS ships.
+
+Thin calls only; what to read, write and compute is decided by the engine (see
+:mod:`~sarmae_core.inference.raster_io` for the functions every backend provides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from ..errors import CancelledError, InputError, RasterError
+from .geometry import Polygon, from_wkb, to_wkb
+from .georef import Crs, Transform
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+osr.UseExceptions()
+
+name = "gdal"
+#: GDAL data type names -> rasterio's names, which the engine uses.
+_DTYPES = {
+    "Byte": "uint8", "Int8": "int8", "UInt16": "uint16", "Int16": "int16", "UInt32": "uint32",
+    "Int32": "int32", "UInt64": "uint64", "Int64": "int64", "Float32": "float32",
+    "Float64": "float64", "CInt16": "complex_int16", "CInt32": "complex_int32",
+    "CFloat32": "complex64", "CFloat64": "complex128",
+}  # fmt: skip
+_GDT = {v: getattr(gdal, f"GDT_{k}") for k, v in _DTYPES.items() if hasattr(gdal, f"GDT_{k}")}
+_RESAMPLING = {"nearest": gdal.GRIORA_NearestNeighbour, "average": gdal.GRIORA_Average}
+#: Features per OGR transaction: SQLite is fast in big transactions, slow feature by feature.
+_BATCH = 2000
+
+
+@contextmanager
+def environment(cache_mb: int) -> Iterator[None]:
+    """GDAL's block cache at most ``cache_mb`` and deflate overviews, for this run only."""
+    old_cache = gdal.GetCacheMax()
+    old_compress = gdal.GetThreadLocalConfigOption("COMPRESS_OVERVIEW", None)
+    gdal.SetCacheMax(min(old_cache, cache_mb << 20))
+    gdal.SetThreadLocalConfigOption("COMPRESS_OVERVIEW", "DEFLATE")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("COMPRESS_OVERVIEW", old_compress)
+        gdal.SetCacheMax(old_cache)
+
+
+# ---------------------------------------------------------------------- CRS
+def parse_crs(text: str) -> Crs:
+    """A CRS from ``EPSG:n``, WKT or a PROJ string.
+
+    Raises:
+        InputError: text GDAL does not understand as a CRS.
+    """
+    srs = osr.SpatialReference()
+    try:
+        srs.SetFromUserInput(text)
+    except RuntimeError as exc:
+        raise InputError(f"unknown CRS {text!r} ({exc})") from exc
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)  # x = easting / longitude
+    code = srs.GetAuthorityCode(None) if srs.GetAuthorityName(None) == "EPSG" else None
+    geographic = bool(srs.IsGeographic())
+    return Crs(
+        wkt=srs.ExportToWkt(),
+        epsg=int(code) if code else None,
+        is_geographic=geographic,
+        metres_per_unit=1.0 if geographic else float(srs.GetLinearUnits()),
+        native=srs,
+        backend=_module(),
+    )
+
+
+def transform_xy(src: Crs, dst: Crs, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size == 0:
+        return x, y
+    ct = osr.CoordinateTransformation(src.native, dst.native)
+    out = np.asarray(ct.TransformPoints(np.column_stack([x.ravel(), y.ravel()])))
+    return out[:, 0].reshape(x.shape), out[:, 1].reshape(y.shape)
+
+
+def _module() -> Any:
+    import sys
+
+    return sys.modules[__name__]
+
+
+def _crs_or_none(wkt: str) -> Crs | None:
+    return parse_crs(wkt) if wkt else None
+
+
+# ---------------------------------------------------------------------- rasters
+class GdalRaster:
+    """A raster opened with GDAL (see :class:`.raster_io.Raster`)."""
+
+    def __init__(self, ds: Any, path: str, keep: tuple[Any, ...] = ()) -> None:
+        self._ds = ds
+        self._keep = keep  # parents of a virtual dataset must outlive it
+        self.path = path
+        self.width, self.height, self.count = ds.RasterXSize, ds.RasterYSize, ds.RasterCount
+        bands = [ds.GetRasterBand(i) for i in range(1, self.count + 1)]
+        self.dtypes = tuple(_DTYPES.get(gdal.GetDataTypeName(b.DataType), "float64") for b in bands)
+        self.nodata = bands[0].GetNoDataValue() if bands else None
+        self.crs = _crs_or_none(ds.GetProjection())
+        gt = ds.GetGeoTransform(can_return_null=True)
+        self.transform = Transform.from_gdal(gt) if gt else Transform.identity()
+        self.gcp_count = ds.GetGCPCount()
+        self.gcp_crs = _crs_or_none(ds.GetGCPProjection()) if self.gcp_count else None
+        self.descriptions = tuple(b.GetDescription() or "" for b in bands)
+        self.units = tuple(b.GetUnitType() or "" for b in bands)
+        self.colorinterp = tuple(
+            gdal.GetColorInterpretationName(b.GetColorInterpretation()).lower() for b in bands
+        )
+
+    def tags(self, band: int) -> dict[str, str]:
+        return dict(self._ds.GetRasterBand(band).GetMetadata() or {})
+
+    def has_mask(self, bands: Sequence[int]) -> bool:
+        flags = [self._ds.GetRasterBand(b).GetMaskFlags() for b in bands]
+        return any(f & (gdal.GMF_PER_DATASET | gdal.GMF_ALPHA) for f in flags)
+
+    def read(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
+        data = self._ds.ReadAsArray(col, row, width, height, band_list=list(bands))
+        return data.reshape(len(bands), height, width)
+
+    def read_masks(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
+        return np.stack(
+            [
+                self._ds.GetRasterBand(b).GetMaskBand().ReadAsArray(col, row, width, height)
+                for b in bands
+            ]
+        )
+
+    def read_resampled(self, band: int, height: int, width: int, nearest: bool) -> Any:
+        b = self._ds.GetRasterBand(band)
+        alg = _RESAMPLING["nearest" if nearest else "average"]
+        size = dict(buf_xsize=width, buf_ysize=height, resample_alg=alg)
+        data = b.ReadAsArray(0, 0, self.width, self.height, **size)
+        mask = b.GetMaskBand().ReadAsArray(0, 0, self.width, self.height, **size)
+        return np.ma.masked_array(data, mask=mask == 0)
+
+    def close(self) -> None:
+        self._ds = None
+        self._keep = ()
+
+
+def open_raster(path: str) -> GdalRaster:
+    """Open ``path`` for reading.
+
+    Raises:
+        RasterError: not a raster GDAL can read.
+    """
+    try:
+        ds = gdal.Open(path)
+    except RuntimeError as exc:
+        raise RasterError(f"{path} is not a raster GDAL can read ({exc})") from exc
+    if ds is None:  # pragma: no cover - exceptions are on
+        raise RasterError(f"{path} is not a raster GDAL can read")
+    return GdalRaster(ds, path)
+
+
+def warp(
+    raster: GdalRaster,
+    crs: Crs,
+    transform: Transform | None,
+    width: int | None,
+    height: int | None,
+    resampling: str,
+    src_nodata: float | None,
+    nodata: float,
+) -> GdalRaster:
+    """A virtual (VRT) warp of ``raster`` to ``crs`` on a grid (None: GDAL's suggested one).
+
+    Raises:
+        InputError: a rotated target grid (``gdalwarp`` takes north-up bounds only).
+    """
+    options: dict[str, Any] = dict(format="VRT", dstSRS=crs.wkt, resampleAlg=resampling,
+                                   srcNodata=src_nodata, dstNodata=nodata)  # fmt: skip
+    if transform is not None:
+        if transform.b or transform.d:
+            raise InputError(
+                "the raster's grid is rotated: GDAL cannot resample it on the fly; resample it "
+                "first (gdalwarp) or pass a larger resolution_tolerance"
+            )
+        x0, y0 = transform.apply(0, 0)
+        x1, y1 = transform.apply(width, height)
+        options.update(outputBounds=(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)),
+                       width=width, height=height)  # fmt: skip
+    ds = gdal.Warp("", raster._ds, **options)
+    return GdalRaster(ds, raster.path, keep=(raster,))
+
+
+class GeoTiffWriter:
+    """A GeoTIFF created with ``options`` (GDAL creation options), written in row chunks."""
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        count: int,
+        dtype: str,
+        crs: Crs | None,
+        transform: Transform,
+        nodata: float | None,
+        options: Mapping[str, str],
+        descriptions: Sequence[str] = (),
+        colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        driver = gdal.GetDriverByName("GTiff")
+        ds = driver.Create(str(path), width, height, count, _GDT[dtype],
+                           options=[f"{k}={v}" for k, v in options.items()])  # fmt: skip
+        ds.SetGeoTransform(transform.to_gdal())
+        if crs is not None:
+            ds.SetProjection(crs.wkt)
+        for i in range(1, count + 1):
+            band = ds.GetRasterBand(i)
+            if nodata is not None:
+                band.SetNoDataValue(float(nodata))
+            if i <= len(descriptions):
+                band.SetDescription(descriptions[i - 1])
+        if colormap:
+            table = gdal.ColorTable()
+            for value, colour in colormap.items():
+                table.SetColorEntry(int(value), tuple(colour))
+            ds.GetRasterBand(1).SetRasterColorTable(table)
+            ds.GetRasterBand(1).SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+        for key, value in (tags or {}).items():
+            ds.SetMetadataItem(key, value)
+        self._ds = ds
+
+    def write(self, row: int, values: np.ndarray) -> None:
+        for i in range(values.shape[0]):
+            self._ds.GetRasterBand(i + 1).WriteArray(values[i], 0, row)
+
+    def close(self) -> None:
+        if self._ds is not None:
+            self._ds.FlushCache()
+            self._ds = None
+
+
+create_geotiff = GeoTiffWriter
+
+
+def build_overviews(path: Path, factors: list[int], resampling: str) -> None:
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    ds.BuildOverviews(resampling.upper(), factors)
+    ds.SetMetadataItem("resampling", resampling, "rio_overview")  # as rasterio records it
+    ds = None
+
+
+def to_cog(src: Path, dst: Path, options: Mapping[str, str]) -> None:
+    gdal.Translate(str(dst), str(src), format="COG",
+                   creationOptions=[f"{k}={v}" for k, v in options.items()])  # fmt: skip
+
+
+# ---------------------------------------------------------------------- vectors
+def polygonize(
+    raster: Path, scratch: Path, check_cancel: Callable[[], None]
+) -> Iterator[tuple[Polygon, int]]:
+    """Polygons of the non-zero pixels of a uint8 raster (nodata 0) and their values.
+
+    ``GDALPolygonize`` traces them into a scratch GeoPackage on disk, so the raw polygons of a
+    whole scene never sit in memory; they are read back one by one.
+    """
+    src = gdal.Open(str(raster))
+    band = src.GetRasterBand(1)
+    tmp = ogr.GetDriverByName("GPKG").CreateDataSource(str(scratch))
+    layer = tmp.CreateLayer("raw", geom_type=ogr.wkbPolygon)
+    try:
+        layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+        stopped: list[CancelledError] = []
+
+        def callback(_done: float, _msg: str, _data: object) -> int:
+            # An exception cannot cross GDAL's C code: stop it (return 0), re-raise after.
+            try:
+                check_cancel()
+            except CancelledError as exc:
+                stopped.append(exc)
+                return 0
+            return 1
+
+        layer.StartTransaction()
+        try:
+            gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
+        except RuntimeError:
+            if not stopped:
+                raise
+        if stopped:
+            raise stopped[0]
+        layer.CommitTransaction()
+        src = band = None
+        layer.ResetReading()
+        for feature in layer:
+            yield from_wkb(feature.GetGeometryRef().ExportToIsoWkb())[0], feature.GetField(0)
+    finally:  # closed here, before the caller deletes the scratch file
+        src = band = layer = tmp = None
+
+
+class FeatureWriter:
+    """One multipolygon layer in a new GeoPackage, written in batched transactions."""
+
+    def __init__(
+        self, path: Path, layer: str, crs: Crs | None, fields: Sequence[tuple[str, str]]
+    ) -> None:
+        self._ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+        srs = crs.native if crs is not None else None
+        self._layer = self._ds.CreateLayer(layer, srs=srs, geom_type=ogr.wkbMultiPolygon)
+        kinds = {"int": ogr.OFTInteger64, "real": ogr.OFTReal, "str": ogr.OFTString}
+        for field_name, kind in fields:
+            self._layer.CreateField(ogr.FieldDefn(field_name, kinds[kind]))
+        self._defn = self._layer.GetLayerDefn()
+        self._pending = 0
+        self.count = 0
+        self._layer.StartTransaction()
+
+    def add(self, polygon: Polygon, **values: object) -> None:
+        feature = ogr.Feature(self._defn)
+        feature.SetGeometry(ogr.CreateGeometryFromWkb(to_wkb(polygon)))
+        for key, value in values.items():
+            if value is not None:
+                feature.SetField(key, value)
+        self._layer.CreateFeature(feature)
+        self.count += 1
+        self._pending += 1
+        if self._pending >= _BATCH:
+            self._layer.CommitTransaction()
+            self._layer.StartTransaction()
+            self._pending = 0
+
+    def close(self) -> None:
+        if self._ds is not None:
+            self._layer.CommitTransaction()
+            self._layer = self._defn = None
+            self._ds = None  # OGR closes the file when the last reference goes
+
+
+def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
+    """Polygons of every layer of a vector file GDAL reads, and the first layer's CRS.
+
+    Raises:
+        RasterError: a file GDAL cannot read as vectors.
+    """
+    try:
+        ds = ogr.Open(str(path))
+    except RuntimeError as exc:
+        raise RasterError(f"{path} is not a vector file GDAL can read ({exc})") from exc
+    if ds is None:
+        raise RasterError(f"{path} is not a vector file GDAL can read")
+    polygons: list[Polygon] = []
+    crs = None
+    for layer in ds:
+        srs = layer.GetSpatialRef()
+        if srs is not None and crs is None:
+            crs = parse_crs(srs.ExportToWkt())
+        for feature in layer:
+            g = feature.GetGeometryRef()
+            if g is not None and ogr.GT_Flatten(g.GetGeometryType()) in (
+                ogr.wkbPolygon,
+                ogr.wkbMultiPolygon,
+            ):
+                polygons += from_wkb(g.ExportToIsoWkb())
+    ds = None
+    return polygons, crs
+
+
+def simplify(polygon: Polygon, tolerance: float) -> Polygon:
+    """GEOS's topology-preserving simplification; of a polygon that splits, the largest part."""
+    out = ogr.CreateGeometryFromWkb(to_wkb(polygon, multi=False)).SimplifyPreserveTopology(
+        tolerance
+    )
+    try:
+        parts = from_wkb(out.ExportToIsoWkb()) if out is not None and not out.IsEmpty() else []
+    except InputError:  # a geometry collection: nothing polygonal left
+        parts = []
+    return max(parts, key=lambda p: abs(_shoelace(p[0])), default=[])
+
+
+def _shoelace(ring: np.ndarray) -> float:
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))

@@ -1,0 +1,142 @@
+"""Which library reads and writes the files: GDAL's Python bindings, else rasterio.
+
+The engine reaches files only through one of two thin backends with the same functions:
+
+- :mod:`~sarmae_core.inference.gdal_io`: ``osgeo.gdal``/``ogr``/``osr``, what QGIS ships (the
+  plugin's only choice: it may import numpy, onnxruntime and GDAL, nothing else);
+- :mod:`~sarmae_core.inference.rasterio_io`: rasterio, whose wheels bundle GDAL, for a plain
+  ``pip install`` where GDAL's bindings (which need the system's GDAL) are missing.
+
+``auto`` takes GDAL's bindings when they import, else rasterio. ``SARMAE_IO=gdal|rasterio``
+in the environment, or ``predict(..., io=...)``, forces one. What a backend provides (the
+functions and classes each module defines; :class:`Raster` and :class:`FeatureWriter` are the
+shapes of the objects they return):
+
+``name``; ``environment(cache_mb)`` (a context with a bounded block cache and deflate
+overviews); ``open_raster(path) -> Raster`` (raises :class:`~sarmae_core.errors.RasterError`);
+``warp(raster, crs, transform, width, height, resampling, src_nodata, nodata) -> Raster`` (a
+virtual warped or resampled view; ``transform=None``: the backend's default grid);
+``parse_crs(text) -> Crs``; ``transform_xy(src, dst, x, y)``; ``create_geotiff(path, width,
+height, count, dtype, crs, transform, nodata, descriptions, colormap, tags) -> writer`` with
+``write(row, values)`` and ``close()``; ``build_overviews(path, factors, resampling)``;
+``to_cog(src, dst, resampling)``; ``polygonize(raster_path, scratch, check_cancel)`` yielding
+``(polygon, value)``; ``FeatureWriter(path, layer, crs, fields)``; ``read_polygons(path)``;
+``simplify(polygon, tolerance)``. Polygons are lists of closed rings, each an ``[n, 2]`` float
+array, the exterior first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ConfigError
+from .georef import Crs, Transform
+
+#: Environment variable that forces a backend.
+ENV = "SARMAE_IO"
+BACKENDS = ("gdal", "rasterio")
+#: A polygon: closed rings ([n, 2] arrays), exterior first.
+Polygon = list[np.ndarray]
+
+
+class Raster(Protocol):
+    """An open raster (or a warped view of one), as both backends present it.
+
+    ``dtypes`` use rasterio's names (``uint16``, ``float32``, ``complex_int16``);
+    ``colorinterp`` lower-case GDAL names (``gray``, ``red``, ``undefined``); bands are 1-based.
+    """
+
+    width: int
+    height: int
+    count: int
+    dtypes: tuple[str, ...]
+    nodata: float | None
+    crs: Crs | None
+    transform: Transform
+    gcp_count: int
+    gcp_crs: Crs | None
+    descriptions: tuple[str, ...]
+    units: tuple[str, ...]
+    colorinterp: tuple[str, ...]
+
+    def tags(self, band: int) -> dict[str, str]: ...
+
+    def has_mask(self, bands: Sequence[int]) -> bool:
+        """Whether validity needs GDAL's mask (alpha band, internal mask, warped edges)."""
+        ...
+
+    def read(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
+        """``[len(bands), height, width]`` in the raster's data type."""
+        ...
+
+    def read_masks(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
+        """GDAL's masks of ``bands`` (0 invalid, 255 valid), ``[len(bands), height, width]``."""
+        ...
+
+    def read_resampled(self, band: int, height: int, width: int, nearest: bool) -> Any:
+        """The whole band at ``height`` x ``width`` (overviews used), a masked array."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FeatureWriter(Protocol):
+    """One multipolygon layer of a new GeoPackage (fields: ``(name, int|real|str)``)."""
+
+    count: int
+
+    def add(self, polygon: Polygon, **values: object) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def get(name: str | None = None) -> ModuleType:
+    """The IO backend ``name`` (``gdal``, ``rasterio``, ``auto``; None: ``$SARMAE_IO`` or auto).
+
+    Raises:
+        ConfigError: an unknown name, or a backend whose library is not installed.
+    """
+    choice = (name or os.environ.get(ENV) or "auto").strip().lower()
+    if choice == "auto":
+        for candidate in BACKENDS:
+            try:
+                return get(candidate)
+            except ConfigError:
+                continue
+        raise ConfigError(
+            "reading rasters needs GDAL's Python bindings (osgeo, shipped by QGIS) or "
+            "rasterio; install one (pip install rasterio)"
+        )
+    if choice not in BACKENDS:
+        where = f" (from ${ENV})" if name is None else ""
+        raise ConfigError(f"unknown IO backend {choice!r}{where}; use auto, gdal or rasterio")
+    if choice not in _loaded:
+        try:
+            _loaded[choice] = importlib.import_module(f"{__package__}.{choice}_io")
+        except ImportError as exc:
+            what = "GDAL's Python bindings (osgeo)" if choice == "gdal" else "rasterio"
+            raise ConfigError(f"the {choice} IO backend needs {what}: {exc}") from exc
+    return _loaded[choice]
+
+
+def numpy_dtype(dtype: str) -> np.dtype:
+    """numpy's type for a raster data type name (complex integers are read as complex64)."""
+    return np.dtype("complex64" if dtype.startswith("complex_int") else dtype)
+
+
+def overview_factors(width: int, height: int, block: int) -> list[int]:
+    """Overview levels 2, 4, 8, ... down to about half a block on the longer side."""
+    factors, f = [], 2
+    while max(width, height) / f >= block / 2:
+        factors.append(f)
+        f *= 2
+    return factors

@@ -1,0 +1,262 @@
+"""The IO backend on rasterio (whose wheels bundle GDAL), for when GDAL's bindings are missing.
+
+Thin calls only, the same functions as :mod:`~sarmae_core.inference.gdal_io` (see
+:mod:`~sarmae_core.inference.raster_io`). rasterio has no vector API: GeoPackages are written
+and read with sqlite3 (:mod:`~sarmae_core.inference.gpkg`), GeoJSON areas parsed as JSON, and
+polygons simplified per ring (Douglas-Peucker, not topology-preserving like GEOS).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.features
+import rasterio.shutil
+import rasterio.warp
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from ..errors import InputError, RasterError
+from .geometry import Polygon, geojson_polygons, simplify_ring
+from .georef import Crs, Transform
+from .gpkg import GpkgWriter, read_layers
+
+name = "rasterio"
+#: Polygons traced between two checks of the cancel flag.
+_CANCEL_EVERY = 2000
+
+
+@contextmanager
+def environment(cache_mb: int) -> Iterator[None]:
+    """GDAL's block cache at most ``cache_mb`` and deflate overviews, for this run only."""
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb, COMPRESS_OVERVIEW="DEFLATE"):
+        yield
+
+
+# ---------------------------------------------------------------------- CRS
+def parse_crs(text: str) -> Crs:
+    """A CRS from ``EPSG:n``, WKT or a PROJ string.
+
+    Raises:
+        InputError: text PROJ does not understand as a CRS.
+    """
+    try:
+        return _wrap(CRS.from_user_input(text))
+    except CRSError as exc:
+        raise InputError(f"unknown CRS {text!r} ({exc})") from exc
+
+
+def _wrap(crs: CRS | None) -> Crs | None:
+    if crs is None:
+        return None
+    geographic = bool(crs.is_geographic)
+    return Crs(
+        wkt=crs.to_wkt(),
+        epsg=crs.to_epsg(),
+        is_geographic=geographic,
+        metres_per_unit=1.0 if geographic else float(crs.linear_units_factor[1]),
+        native=crs,
+        backend=sys.modules[__name__],
+    )
+
+
+def transform_xy(src: Crs, dst: Crs, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size == 0:
+        return x, y
+    px, py = rasterio.warp.transform(src.native, dst.native, x.ravel(), y.ravel())
+    return np.asarray(px).reshape(x.shape), np.asarray(py).reshape(y.shape)
+
+
+# ---------------------------------------------------------------------- rasters
+class RioRaster:
+    """A raster opened with rasterio (see :class:`.raster_io.Raster`)."""
+
+    def __init__(self, ds: Any, path: str) -> None:
+        self._ds = ds
+        self.path = path
+        self.width, self.height, self.count = ds.width, ds.height, ds.count
+        self.dtypes = tuple(ds.dtypes)
+        self.nodata = ds.nodata
+        self.crs = _wrap(ds.crs)
+        self.transform = Transform.of(ds.transform)
+        gcps, gcp_crs = ds.gcps
+        self.gcp_count = len(gcps)
+        self.gcp_crs = _wrap(gcp_crs) if gcps else None
+        self.descriptions = tuple(d or "" for d in ds.descriptions)
+        self.units = tuple(u or "" for u in ds.units)
+        self.colorinterp = tuple(c.name for c in ds.colorinterp)
+
+    def tags(self, band: int) -> dict[str, str]:
+        return dict(self._ds.tags(band))
+
+    def has_mask(self, bands: Sequence[int]) -> bool:
+        flags = [self._ds.mask_flag_enums[b - 1] for b in bands]
+        return any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
+
+    def read(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
+        return self._ds.read(list(bands), window=Window(col, row, width, height))
+
+    def read_masks(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
+        return self._ds.read_masks(list(bands), window=Window(col, row, width, height))
+
+    def read_resampled(self, band: int, height: int, width: int, nearest: bool) -> Any:
+        resampling = Resampling.nearest if nearest else Resampling.average
+        return self._ds.read(band, out_shape=(height, width), resampling=resampling, masked=True)
+
+    def close(self) -> None:
+        self._ds.close()
+
+
+def open_raster(path: str) -> RioRaster:
+    """Open ``path`` for reading.
+
+    Raises:
+        RasterError: not a raster GDAL can read.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the engine says it
+            ds = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise RasterError(f"{path} is not a raster GDAL can read ({exc})") from exc
+    return RioRaster(ds, path)
+
+
+def warp(
+    raster: RioRaster,
+    crs: Crs,
+    transform: Transform | None,
+    width: int | None,
+    height: int | None,
+    resampling: str,
+    src_nodata: float | None,
+    nodata: float,
+) -> RioRaster:
+    """A virtual warp of ``raster`` to ``crs`` on a grid (None: GDAL's suggested one)."""
+    vrt = WarpedVRT(
+        raster._ds, crs=crs.native, transform=None if transform is None else Affine(*transform),
+        width=width, height=height, resampling=Resampling[resampling], src_nodata=src_nodata,
+        nodata=nodata,
+    )  # fmt: skip
+    return RioRaster(vrt, raster.path)
+
+
+class GeoTiffWriter:
+    """A GeoTIFF created with ``options`` (GDAL creation options), written in row chunks."""
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        count: int,
+        dtype: str,
+        crs: Crs | None,
+        transform: Transform,
+        nodata: float | None,
+        options: Mapping[str, str],
+        descriptions: Sequence[str] = (),
+        colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        with warnings.catch_warnings():  # pixel-space outputs: the engine says it
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self._ds = rasterio.open(
+                path, "w", driver="GTiff", width=width, height=height, count=count, dtype=dtype,
+                crs=None if crs is None else crs.native, transform=Affine(*transform),
+                nodata=nodata, **{k.lower(): v for k, v in options.items()},
+            )  # fmt: skip
+        for i, text in enumerate(descriptions, start=1):
+            self._ds.set_band_description(i, text)
+        if colormap:
+            self._ds.write_colormap(1, dict(colormap))
+        if tags:
+            self._ds.update_tags(**tags)
+
+    def write(self, row: int, values: np.ndarray) -> None:
+        self._ds.write(values, window=Window(0, row, values.shape[-1], values.shape[-2]))
+
+    def close(self) -> None:
+        if not self._ds.closed:
+            self._ds.close()
+
+
+create_geotiff = GeoTiffWriter
+
+
+def build_overviews(path: Path, factors: list[int], resampling: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ds = rasterio.open(path, "r+")
+    with ds:
+        ds.build_overviews(factors, Resampling[resampling])
+        ds.update_tags(ns="rio_overview", resampling=resampling)
+
+
+def to_cog(src: Path, dst: Path, options: Mapping[str, str]) -> None:
+    rasterio.shutil.copy(src, dst, driver="COG", **{k.lower(): v for k, v in options.items()})
+
+
+# ---------------------------------------------------------------------- vectors
+def polygonize(
+    raster: Path, scratch: Path, check_cancel: Callable[[], None]
+) -> Iterator[tuple[Polygon, int]]:
+    """Polygons of the non-zero pixels of a uint8 raster (nodata 0) and their values.
+
+    rasterio runs ``GDALPolygonize`` into an in-memory layer (``scratch`` is not used), then
+    hands the polygons out one by one.
+    """
+    with rasterio.open(raster) as ds:
+        band = rasterio.band(ds, 1)
+        shapes = rasterio.features.shapes(band, mask=band, connectivity=4, transform=ds.transform)
+        for i, (geometry, value) in enumerate(shapes):
+            if i % _CANCEL_EVERY == 0:
+                check_cancel()
+            yield geojson_polygons(geometry)[0], int(value)
+
+
+FeatureWriter = GpkgWriter
+
+
+def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
+    """Polygons and CRS of a GeoPackage or a GeoJSON file (other formats need GDAL's bindings).
+
+    Raises:
+        RasterError: a format this backend cannot read.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".gpkg":
+        polygons, wkt = read_layers(path)
+        return polygons, parse_crs(wkt) if wkt else None
+    if suffix in (".geojson", ".json"):
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RasterError(f"{path} is not a GeoJSON file ({exc})") from exc
+        named = ((obj.get("crs") or {}).get("properties") or {}).get("name")
+        return geojson_polygons(obj), parse_crs(named or "EPSG:4326")
+    raise RasterError(
+        f"reading {suffix or 'these'} files needs GDAL's Python bindings (osgeo); give the area "
+        "as a GeoPackage or GeoJSON file, or install python3-gdal"
+    )
+
+
+def simplify(polygon: Polygon, tolerance: float) -> Polygon:
+    """Douglas-Peucker on each ring; rings that collapse below a triangle are dropped."""
+    rings = [simplify_ring(r, tolerance) for r in polygon]
+    if len(rings[0]) < 4:
+        return []
+    return [rings[0], *(r for r in rings[1:] if len(r) >= 4)]
