@@ -255,8 +255,10 @@ def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
 
 
 def simplify(polygon: Polygon, tolerance: float) -> Polygon:
-    """Douglas-Peucker on each ring; rings that collapse below a triangle are dropped."""
-    rings = [simplify_ring(r, tolerance) for r in polygon]
-    if len(rings[0]) < 4:
-        return []
-    return [rings[0], *(r for r in rings[1:] if len(r) >= 4)]
+    """Douglas-Peucker on each ring; a ring that would collapse below a triangle is kept as it
+    was (as GEOS keeps small holes and islands)."""
+    out = []
+    for ring in polygon:
+        simple = simplify_ring(ring, tolerance)
+        out.append(simple if len(simple) >= 4 else ring)
+    return out

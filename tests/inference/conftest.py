@@ -1,4 +1,5 @@
-"""Fixtures of the inference tests: real ONNX test models and the real Sentinel-1 raster."""
+"""Fixtures of the inference tests: real ONNX test models and the real Sentinel-1 raster, each
+test run once with each IO backend (``SARMAE_IO=gdal`` and ``rasterio``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from sarmae_core.inference import CallableBackend
 
 from ..conftest import S1_VV_DB
 from .helpers import make_det_onnx, make_seg_onnx, seg_info
+
+
+@pytest.fixture(params=["gdal", "rasterio"], autouse=True)
+def io_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every inference test runs with each IO backend: GDAL's bindings and rasterio."""
+    monkeypatch.setenv("SARMAE_IO", request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")
