@@ -16,11 +16,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-#: module name -> pip requirement. onnxruntime runs the models; rasterio (which brings affine)
-#: is used by sarmae_core's windowed raster reading and writing.
+#: module name -> pip requirement. onnxruntime runs the models; files are read and written
+#: with GDAL's own Python bindings, which QGIS ships.
 REQUIREMENTS: dict[str, str] = {
     "onnxruntime": "onnxruntime>=1.18",
-    "rasterio": "rasterio>=1.3.10",
 }
 #: pip may take long on a slow connection, but must not hang a QGIS task forever.
 INSTALL_TIMEOUT_S = 900

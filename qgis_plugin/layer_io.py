@@ -77,7 +77,7 @@ def band_labels(facts: RasterFacts) -> list[str]:
 
 
 def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
-    """A CRS as the engine (PROJ through rasterio) reads it: EPSG code, else WKT2."""
+    """A CRS as the engine (PROJ through GDAL's osr) reads it: EPSG code, else WKT2."""
     authid = crs.authid()
     if authid.upper().startswith("EPSG:"):
         return authid

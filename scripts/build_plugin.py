@@ -11,10 +11,11 @@ The zip holds one folder, ``sarmae_plugin/`` (QGIS's plugin manager installs it 
         models/bundled/<name>.onnx                           bundled models
 
 The engine is vendored as a subpackage and imported by its qualified name (see
-``qgis_plugin/core.py``), so users install nothing but onnxruntime (and rasterio) and an
-installed ``sarmae_core`` of another version never mixes with it. The build refuses a vendored
-module that imports a sibling left out of the zip, or torch/timm/qgis at module level, so a
-change in ``sarmae_core`` cannot silently break the plugin.
+``qgis_plugin/core.py``), so users install nothing but onnxruntime and an installed
+``sarmae_core`` of another version never mixes with it. It reads and writes files with GDAL's
+own bindings (``osgeo``, shipped by QGIS): the rasterio IO backend is left out. The build
+refuses a vendored module that imports a sibling left out of the zip, or torch, rasterio and
+the like at module level, so a change in ``sarmae_core`` cannot silently break the plugin.
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ CORE_FILES = (
     "export/metadata.py",
     "export/reader.py",
 )
-#: Modules left out on purpose; imported only inside functions, for checkpoints (torch).
-CORE_EXCLUDED = {"inference/torch_backend.py"}
-#: Must never be imported at module level by what the plugin carries.
-FORBIDDEN = {"torch", "timm", "torchvision", "qgis"}
+#: Modules left out on purpose: torch (checkpoints) and the rasterio IO backend with its
+#: sqlite GeoPackage writer; the engine imports them only when asked for, by name.
+CORE_EXCLUDED = {"inference/torch_backend.py", "inference/rasterio_io.py", "inference/gpkg.py"}
+#: Must never be imported at module level by what the plugin carries: the plugin's inference
+#: may import numpy, onnxruntime and GDAL's osgeo only.
+FORBIDDEN = {"torch", "timm", "torchvision", "qgis", "rasterio", "affine", "shapely", "pyproj",
+             "scipy", "fiona"}  # fmt: skip
 #: Fixed timestamp: the same sources give the same zip.
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 

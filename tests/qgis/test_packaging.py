@@ -142,7 +142,7 @@ def test_qgis_process_run_segmentwater_command_line(profile, tmp_path):
     site = next(p for p in sys.path if p.endswith("site-packages") and "venv" in p)
     env = os.environ | {
         "QGIS_CUSTOM_CONFIG_PATH": str(profile),
-        # What `pip install --user onnxruntime rasterio` gives QGIS's Python; .pth files are not
+        # What `pip install --user onnxruntime` gives QGIS's Python; .pth files are not
         # read from PYTHONPATH, so the repository's sarmae_core stays invisible: the zip's runs.
         "PYTHONPATH": site,
         "QT_QPA_PLATFORM": "offscreen",
@@ -247,11 +247,6 @@ def test_plugin_runs_never_import_torch(imports_of_a_run):
     assert "sarmae_core" not in modules
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sarmae_core's inference engine reads and writes rasters with rasterio (and affine); "
-    "the issue allows only numpy, onnxruntime and GDAL's osgeo",
-)
 def test_plugin_inference_imports_only_numpy_onnxruntime_and_gdal(imports_of_a_run):
     extra = set(imports_of_a_run["third_party"]) - ALLOWED - QGIS_OWN
     assert not extra, f"third-party modules beyond the allowed: {sorted(extra)}"
