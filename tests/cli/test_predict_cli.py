@@ -51,7 +51,11 @@ def test_export_writes_metadata_and_refuses_to_overwrite(tiny_water_onnx):
     assert tiny_water_onnx.read_bytes() == before
 
 
-def test_predict_water_writes_polygons_mask_and_quicklook(tmp_path, tiny_water_onnx):
+@pytest.mark.parametrize("io", ["gdal", "rasterio"])
+def test_predict_water_writes_polygons_mask_and_quicklook(
+    tmp_path, tiny_water_onnx, io, monkeypatch
+):
+    monkeypatch.setenv("SARMAE_IO", io)  # the IO backend the command uses
     out = tmp_path / "water.gpkg"
     mask, png = tmp_path / "mask.tif", tmp_path / "quicklook.png"
     args = ["predict", "water", str(S1_VV_DB), "-o", str(out), "--raster", str(mask),
