@@ -167,3 +167,16 @@ def test_reader_rejects_corrupt_foreign_and_missing_files(tmp_path):
 
     with pytest.raises(CheckpointError, match="no model file"):
         read_model_info(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_attention_is_fused_into_one_operator_per_block(exported, task, tmp_path, real_tiles):
+    model, path, _ = exported[task]
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    depth = len(model.encoder.blocks)
+    assert ops.count("Attention") == depth and "Softmax" not in ops  # nor the final one
+    plain = tmp_path / "plain.onnx"
+    export_onnx(model, plain, fuse=False)
+    ops = [n.op_type for n in onnx.load(str(plain)).graph.node]
+    assert "Attention" not in ops and ops.count("Softmax") >= depth
+    assert check_parity(model, plain, real_tiles) <= 1e-4
