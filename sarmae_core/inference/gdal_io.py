@@ -17,6 +17,7 @@ from osgeo import gdal, ogr, osr
 from ..errors import CancelledError, InputError, RasterError
 from .geometry import Polygon, from_wkb, to_wkb
 from .georef import Crs, Transform
+from .raster_io import Grid, Nodata, RasterSpec
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -165,23 +166,17 @@ def open_raster(path: str) -> GdalRaster:
 
 
 def warp(
-    raster: GdalRaster,
-    crs: Crs,
-    transform: Transform | None,
-    width: int | None,
-    height: int | None,
-    resampling: str,
-    src_nodata: float | None,
-    nodata: float,
+    raster: GdalRaster, crs: Crs, grid: Grid | None, resampling: str, nodata: Nodata
 ) -> GdalRaster:
-    """A virtual (VRT) warp of ``raster`` to ``crs`` on a grid (None: GDAL's suggested one).
+    """A virtual (VRT) warp of ``raster`` to ``crs`` on ``grid`` (None: GDAL's suggested one).
 
     Raises:
         InputError: a rotated target grid (``gdalwarp`` takes north-up bounds only).
     """
     options: dict[str, Any] = dict(format="VRT", dstSRS=crs.wkt, resampleAlg=resampling,
-                                   srcNodata=src_nodata, dstNodata=nodata)  # fmt: skip
-    if transform is not None:
+                                   srcNodata=nodata[0], dstNodata=nodata[1])  # fmt: skip
+    if grid is not None:
+        transform, width, height = grid
         if transform.b or transform.d:
             raise InputError(
                 "the raster's grid is rotated: GDAL cannot resample it on the fly; resample it "
@@ -196,42 +191,28 @@ def warp(
 
 
 class GeoTiffWriter:
-    """A GeoTIFF created with ``options`` (GDAL creation options), written in row chunks."""
+    """A GeoTIFF created as ``spec`` says, written in row chunks."""
 
-    def __init__(
-        self,
-        path: Path,
-        width: int,
-        height: int,
-        count: int,
-        dtype: str,
-        crs: Crs | None,
-        transform: Transform,
-        nodata: float | None,
-        options: Mapping[str, str],
-        descriptions: Sequence[str] = (),
-        colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, path: Path, spec: RasterSpec) -> None:
         driver = gdal.GetDriverByName("GTiff")
-        ds = driver.Create(str(path), width, height, count, _GDT[dtype],
-                           options=[f"{k}={v}" for k, v in options.items()])  # fmt: skip
-        ds.SetGeoTransform(transform.to_gdal())
-        if crs is not None:
-            ds.SetProjection(crs.wkt)
-        for i in range(1, count + 1):
+        ds = driver.Create(str(path), spec.width, spec.height, spec.count, _GDT[spec.dtype],
+                           options=[f"{k}={v}" for k, v in spec.options.items()])  # fmt: skip
+        ds.SetGeoTransform(spec.transform.to_gdal())
+        if spec.crs is not None:
+            ds.SetProjection(spec.crs.wkt)
+        for i in range(1, spec.count + 1):
             band = ds.GetRasterBand(i)
-            if nodata is not None:
-                band.SetNoDataValue(float(nodata))
-            if i <= len(descriptions):
-                band.SetDescription(descriptions[i - 1])
-        if colormap:
+            if spec.nodata is not None:
+                band.SetNoDataValue(float(spec.nodata))
+            if i <= len(spec.descriptions):
+                band.SetDescription(spec.descriptions[i - 1])
+        if spec.colormap:
             table = gdal.ColorTable()
-            for value, colour in colormap.items():
+            for value, colour in spec.colormap.items():
                 table.SetColorEntry(int(value), tuple(colour))
             ds.GetRasterBand(1).SetRasterColorTable(table)
             ds.GetRasterBand(1).SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-        for key, value in (tags or {}).items():
+        for key, value in spec.tags.items():
             ds.SetMetadataItem(key, value)
         self._ds = ds
 

@@ -12,16 +12,19 @@ in the environment, or ``predict(..., io=...)``, forces one. What a backend prov
 functions and classes each module defines; :class:`Raster` and :class:`FeatureWriter` are the
 shapes of the objects they return):
 
-``name``; ``environment(cache_mb)`` (a context with a bounded block cache and deflate
-overviews); ``open_raster(path) -> Raster`` (raises :class:`~sarmae_core.errors.RasterError`);
-``warp(raster, crs, transform, width, height, resampling, src_nodata, nodata) -> Raster`` (a
-virtual warped or resampled view; ``transform=None``: the backend's default grid);
-``parse_crs(text) -> Crs``; ``transform_xy(src, dst, x, y)``; ``create_geotiff(path, width,
-height, count, dtype, crs, transform, nodata, descriptions, colormap, tags) -> writer`` with
-``write(row, values)`` and ``close()``; ``build_overviews(path, factors, resampling)``;
-``to_cog(src, dst, resampling)``; ``polygonize(raster_path, scratch, check_cancel)`` yielding
-``(polygon, value)``; ``FeatureWriter(path, layer, crs, fields)``; ``read_polygons(path)``;
-``simplify(polygon, tolerance)``. Polygons are lists of closed rings, each an ``[n, 2]`` float
+- ``name``;
+- ``environment(cache_mb)``: a context with a bounded block cache and deflate overviews;
+- ``open_raster(path) -> Raster`` (raises :class:`~sarmae_core.errors.RasterError`);
+- ``warp(raster, crs, grid, resampling, nodata) -> Raster``: a virtual warped or resampled
+  view on ``grid`` (:data:`Grid`; None: GDAL's suggested grid), ``nodata`` a :data:`Nodata`;
+- ``parse_crs(text) -> Crs`` and ``transform_xy(src, dst, x, y)``;
+- ``create_geotiff(path, RasterSpec)``: a writer with ``write(row, values)`` and ``close()``;
+- ``build_overviews(path, factors, resampling)``, ``to_cog(src, dst, creation_options)``;
+- ``polygonize(raster_path, scratch, check_cancel)``, yielding ``(polygon, value)``;
+- ``FeatureWriter(path, layer, crs, fields)``, ``read_polygons(path)``,
+  ``simplify(polygon, tolerance)``.
+
+Polygons are lists of closed rings, each an ``[n, 2]`` float
 array, the exterior first.
 """
 
@@ -29,7 +32,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -43,6 +47,10 @@ ENV = "SARMAE_IO"
 BACKENDS = ("gdal", "rasterio")
 #: A polygon: closed rings ([n, 2] arrays), exterior first.
 Polygon = list[np.ndarray]
+#: A target grid: transform, width, height.
+Grid = tuple[Transform, int, int]
+#: Nodata of a warp: the source's (None: none) and the output's.
+Nodata = tuple[float | None, float]
 
 
 class Raster(Protocol):
@@ -84,6 +92,23 @@ class Raster(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RasterSpec:
+    """A GeoTIFF to create: shape, type, georeference, GDAL creation options and metadata."""
+
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: Crs | None
+    transform: Transform
+    nodata: float | None
+    options: Mapping[str, str]
+    descriptions: Sequence[str] = ()
+    colormap: Mapping[int, tuple[int, int, int, int]] | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class FeatureWriter(Protocol):

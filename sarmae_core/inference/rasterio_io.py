@@ -32,6 +32,7 @@ from ..errors import InputError, RasterError
 from .geometry import Polygon, geojson_polygons, simplify_ring
 from .georef import Crs, Transform
 from .gpkg import GpkgWriter, read_layers
+from .raster_io import Grid, Nodata, RasterSpec
 
 name = "rasterio"
 #: Polygons traced between two checks of the cancel flag.
@@ -136,55 +137,35 @@ def open_raster(path: str) -> RioRaster:
 
 
 def warp(
-    raster: RioRaster,
-    crs: Crs,
-    transform: Transform | None,
-    width: int | None,
-    height: int | None,
-    resampling: str,
-    src_nodata: float | None,
-    nodata: float,
+    raster: RioRaster, crs: Crs, grid: Grid | None, resampling: str, nodata: Nodata
 ) -> RioRaster:
-    """A virtual warp of ``raster`` to ``crs`` on a grid (None: GDAL's suggested one)."""
-    vrt = WarpedVRT(
-        raster._ds, crs=crs.native, transform=None if transform is None else Affine(*transform),
-        width=width, height=height, resampling=Resampling[resampling], src_nodata=src_nodata,
-        nodata=nodata,
-    )  # fmt: skip
+    """A virtual warp of ``raster`` to ``crs`` on ``grid`` (None: GDAL's suggested one)."""
+    target = {}
+    if grid is not None:
+        target = dict(transform=Affine(*grid[0]), width=grid[1], height=grid[2])
+    vrt = WarpedVRT(raster._ds, crs=crs.native, resampling=Resampling[resampling],
+                    src_nodata=nodata[0], nodata=nodata[1], **target)  # fmt: skip
     return RioRaster(vrt, raster.path)
 
 
 class GeoTiffWriter:
-    """A GeoTIFF created with ``options`` (GDAL creation options), written in row chunks."""
+    """A GeoTIFF created as ``spec`` says, written in row chunks."""
 
-    def __init__(
-        self,
-        path: Path,
-        width: int,
-        height: int,
-        count: int,
-        dtype: str,
-        crs: Crs | None,
-        transform: Transform,
-        nodata: float | None,
-        options: Mapping[str, str],
-        descriptions: Sequence[str] = (),
-        colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, path: Path, spec: RasterSpec) -> None:
         with warnings.catch_warnings():  # pixel-space outputs: the engine says it
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             self._ds = rasterio.open(
-                path, "w", driver="GTiff", width=width, height=height, count=count, dtype=dtype,
-                crs=None if crs is None else crs.native, transform=Affine(*transform),
-                nodata=nodata, **{k.lower(): v for k, v in options.items()},
+                path, "w", driver="GTiff", width=spec.width, height=spec.height,
+                count=spec.count, dtype=spec.dtype, crs=spec.crs.native if spec.crs else None,
+                transform=Affine(*spec.transform), nodata=spec.nodata,
+                **{k.lower(): v for k, v in spec.options.items()},
             )  # fmt: skip
-        for i, text in enumerate(descriptions, start=1):
+        for i, text in enumerate(spec.descriptions, start=1):
             self._ds.set_band_description(i, text)
-        if colormap:
-            self._ds.write_colormap(1, dict(colormap))
-        if tags:
-            self._ds.update_tags(**tags)
+        if spec.colormap:
+            self._ds.write_colormap(1, dict(spec.colormap))
+        if spec.tags:
+            self._ds.update_tags(**spec.tags)
 
     def write(self, row: int, values: np.ndarray) -> None:
         self._ds.write(values, window=Window(0, row, values.shape[-1], values.shape[-2]))

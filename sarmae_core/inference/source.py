@@ -149,14 +149,12 @@ class SarSource:
         nodata = src.nodata
         if nodata is None and dtype_kind(src.dtypes[0]) in "ui":
             nodata = 0  # Sentinel-1 GRD/SLC fill their borders with 0
-        warp_nodata = dict(src_nodata=nodata, nodata=float("nan") if nodata is None else nodata)
+        warp_nodata = (nodata, float("nan") if nodata is None else nodata)
         if src.crs is None and src.gcp_count and src.gcp_crs is not None:
             # Sentinel-1 SAFE measurement TIFFs carry GCPs, not a geotransform: warp on the fly
             # with GDAL's GCP fit, on GDAL's suggested grid (rasterio's WarpedVRT reads zeros
             # from GCP sources when given a target grid); resampling wraps it below.
-            self._vrts.append(
-                self.io.warp(src, src.gcp_crs, None, None, None, "bilinear", **warp_nodata)
-            )
+            self._vrts.append(self.io.warp(src, src.gcp_crs, None, "bilinear", warp_nodata))
             self.notes.warn(
                 f"{self.path.name} is georeferenced by {src.gcp_count} GCPs only; it is warped "
                 f"to {src.gcp_crs.to_string()} on the fly"
@@ -192,7 +190,7 @@ class SarSource:
                 self.pixel_size_m = (px * width / new_w, py * height / new_h)
                 width, height = new_w, new_h
                 self._vrts.append(
-                    self.io.warp(base, crs, transform, width, height, resampling, **warp_nodata)
+                    self.io.warp(base, crs, (transform, width, height), resampling, warp_nodata)
                 )
         self._ds = self._vrts[-1] if self._vrts else src
         self.crs: Crs | None = crs

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import OutputExistsError, RasterError
 from .georef import Crs, Transform
-from .raster_io import overview_factors
+from .raster_io import RasterSpec, overview_factors
 
 #: Side of GeoTIFF blocks; the blender hands out rows in multiples of it.
 BLOCK = 256
@@ -157,10 +157,9 @@ class GeoTiffWriter:
             "PREDICTOR": "3" if np.dtype(dtype).kind == "f" else "2",
             "BIGTIFF": "IF_SAFER",
         }
-        self._ds = io.create_geotiff(
-            path, width, height, count, dtype, crs, transform, nodata, options,
-            descriptions=list(descriptions), colormap=colormap, tags=tags,
-        )  # fmt: skip
+        spec = RasterSpec(width, height, count, dtype, crs, transform, nodata, options,
+                          list(descriptions), colormap, dict(tags or {}))  # fmt: skip
+        self._ds = io.create_geotiff(path, spec)
 
     def write(self, row: int, values: np.ndarray) -> None:
         """Write ``values`` [count, rows, width] starting at ``row``."""

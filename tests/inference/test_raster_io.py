@@ -112,10 +112,10 @@ def test_warped_views_agree(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
     for name, io in ios.items():
         src = io.open_raster(str(path))
         assert src.crs is None and src.gcp_count == 25 and src.gcp_crs.epsg == 4326
-        warped = io.warp(src, src.gcp_crs, None, None, None, "bilinear", None, float("nan"))
+        warped = io.warp(src, src.gcp_crs, None, "bilinear", (None, float("nan")))
         t2 = warped.transform.then(Transform.scale(2, 2))
         w, h = warped.width // 2, warped.height // 2
-        coarse = io.warp(warped, warped.crs, t2, w, h, "average", None, float("nan"))
+        coarse = io.warp(warped, warped.crs, (t2, w, h), "average", (None, float("nan")))
         data, mask = coarse.read([1], 0, 0, h, w)[0], coarse.read_masks([1], 0, 0, h, w)[0]
         views[name] = (warped.transform, warped.width, warped.height, coarse.transform, data, mask)
         coarse.close()
