@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sarmae_core.errors import ConfigError
 from sarmae_core.inference import OnnxBackend, predict
 from sarmae_core.inference.notes import Notes
 
@@ -43,6 +44,18 @@ def test_onnx_backend_reports_its_provider(models) -> None:
     out = backend.run(np.full((3, 1, 64, 64), -20.0, np.float32))
     assert out["probabilities"].shape == (3, 2, 64, 64)
     np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_onnx_backend_threads(models) -> None:
+    one = OnnxBackend(models["water"], threads=1)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    x = np.full((2, 1, 64, 64), -20.0, np.float32)
+    default = OnnxBackend(models["water"])
+    np.testing.assert_allclose(
+        one.run(x)["probabilities"], default.run(x)["probabilities"], atol=1e-6
+    )
+    with pytest.raises(ConfigError, match="threads"):
+        OnnxBackend(models["water"], threads=0)
 
 
 @pytest.fixture(scope="module")
