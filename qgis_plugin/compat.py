@@ -48,6 +48,6 @@ GEOMETRY_POLYGON = first("Qgis.GeometryType.Polygon", "QgsWkbTypes.GeometryType.
 
 RENDER_MM = first("Qgis.RenderUnit.Millimeters", "QgsUnitTypes.RenderUnit.RenderMillimeters")
 RENDER_POINTS = first("Qgis.RenderUnit.Points", "QgsUnitTypes.RenderUnit.RenderPoints")
-LABEL_AROUND_POINT = first(
-    "Qgis.LabelPlacement.AroundPoint", "QgsPalLayerSettings.Placement.AroundPoint"
+LABEL_OUTSIDE_POLYGONS = first(
+    "Qgis.LabelPlacement.OutsidePolygons", "QgsPalLayerSettings.Placement.OutsidePolygons"
 )

@@ -14,7 +14,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor, QFont
 
-from .compat import LABEL_AROUND_POINT, RENDER_MM, RENDER_POINTS
+from .compat import LABEL_OUTSIDE_POLYGONS, RENDER_MM, RENDER_POINTS
 
 #: Water: light blue at ~45 % opacity, so the SAR texture under it stays visible (open water is
 #: dark in SAR: a dark blue would vanish into it), with a bright cyan rim.
@@ -71,8 +71,9 @@ def style_ships(layer: QgsVectorLayer, score_field: str = "score") -> None:
     label = QgsPalLayerSettings()
     label.fieldName = f'format_number("{score_field}", 2)'
     label.isExpression = True
-    label.placement = LABEL_AROUND_POINT
-    label.dist = 1.0
+    # Beside the box, never over it: a ship is a few bright pixels that a label would hide.
+    label.placement = LABEL_OUTSIDE_POLYGONS
+    label.dist = 0.5
     label.distUnits = RENDER_MM
     label.setFormat(fmt)
     layer.setLabeling(QgsVectorLayerSimpleLabeling(label))

@@ -19,19 +19,25 @@ import pytest
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication
 
-from tests.conftest import S1_VV_DB
+from tests.conftest import S1_VV_DB, SHARED_DATA
 from tests.qgis.sar_models import export_test_segmentation, make_ships_model, make_water_model
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Screenshots land here too (``/out/`` is git-ignored) so that people can look at them.
 SCREENSHOTS = ROOT / "out" / "screenshots"
+#: The real bundled models (ONNX with their metadata and model cards).
+BUNDLED_DIR = ROOT / "sarmae_core" / "models" / "bundled"
+#: A real HRSID tile (Sentinel-1B/TerraSAR-X, 0.5-3 m; Wei et al. 2020, GPL-3.0) from a scene the
+#: bundled Ships model did not train on, in ../shared/data: the S1 scene has no ships.
+HRSID_TILE = SHARED_DATA / "hrsid_mini" / "mini_test" / "images" / "P0015_3600_4400_4200_5000.jpg"
 
 pytestmark = pytest.mark.qgis
 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Test models: water and ships baselines (dynamic tiles) and a fixed-tile water model."""
+    """Stand-in models for tests that need a model of their own (a file to pick, a fixed tile,
+    a model for the wrong job): water and ships baselines and a fixed-tile water model."""
     folder = tmp_path_factory.mktemp("models")
     return {
         "water": make_water_model(folder / "water.onnx"),
@@ -48,18 +54,13 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def bundled(models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Pretend the plugin was built with Water and Ships models bundled."""
-    import shutil
-
+def bundled(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The plugin with its real bundled Water and Ships models, as the zip carries them."""
     from qgis_plugin import catalogue
 
-    folder = tmp_path / "bundled"
-    folder.mkdir()
-    shutil.copy(models["water"], folder / "water.onnx")
-    shutil.copy(models["ships"], folder / "ships.onnx")
-    monkeypatch.setattr(catalogue, "bundled_models_dir", lambda: folder)
-    return folder
+    assert (BUNDLED_DIR / "water.onnx").is_file() and (BUNDLED_DIR / "ships.onnx").is_file()
+    monkeypatch.setattr(catalogue, "bundled_models_dir", lambda: BUNDLED_DIR)
+    return BUNDLED_DIR
 
 
 @pytest.fixture
@@ -97,6 +98,28 @@ def _write_like_s1(path: Path, data: np.ndarray, crs: bool = True, **profile: An
     with rasterio.open(path, "w", **meta) as dst:
         dst.write(data)
     return path
+
+
+@pytest.fixture
+def hrsid_layer(project: QgsProject, tmp_path: Path) -> QgsRasterLayer:
+    """The HRSID tile as a VV GeoTIFF layer. HRSID tiles are 8-bit greyscale chips without a
+    georeference: they are placed at an arbitrary spot in UTM 51N with 1 m pixels, and their
+    values passed on as they are (the Ships model standardises each tile, so any linear
+    stretch of dB, like these chips, gives the same result; see ships.md)."""
+    import rasterio
+    from PIL import Image
+
+    if not HRSID_TILE.is_file():
+        pytest.skip(f"HRSID tile not found in {SHARED_DATA}")
+    grey = np.asarray(Image.open(HRSID_TILE).convert("L"), dtype=np.float32)
+    path = tmp_path / "HRSID_P0015_VV_db.tif"
+    origin = rasterio.transform.from_origin(350_000.0, 3_460_000.0, 1.0, 1.0)
+    profile = dict(driver="GTiff", width=grey.shape[1], height=grey.shape[0], count=1,
+                   dtype="float32", crs="EPSG:32651", transform=origin)  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(grey, 1)
+        dst.set_band_description(1, "VV")
+    return add_layer(project, path, "HRSID P0015 (1 m)")
 
 
 @pytest.fixture

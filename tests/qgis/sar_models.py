@@ -1,11 +1,12 @@
 """Small SAR models for the plugin tests, written as ONNX graphs with sarmae's metadata.
 
-The bundled water and ship models are trained later; until then the tests need models whose
-outputs mean something on the real Sentinel-1 scene, so that areas can be checked for
-plausibility and screenshots show a map a person can judge. These graphs implement the classic
-SAR baselines with the exact input/output contract of ``sarmae export`` (one ``[N, C, H, W]``
-input in the model's units; ``probabilities`` for segmentation; CenterNet ``heatmap``/``size``/
-``offset`` for detection) and ``ModelInfo`` in ``metadata_props``:
+Runs with the bundled models use the real ones (``sarmae_core/models/bundled``); these stand-ins
+serve the tests that need a model of their own: a file to pick in the dock, a fixed tile size,
+a model for the wrong job, a second model in the zip. Their outputs still mean something on the
+real Sentinel-1 scene, so areas can be checked for plausibility. These graphs implement the
+classic SAR baselines with the exact input/output contract of ``sarmae export`` (one
+``[N, C, H, W]`` input in the model's units; ``probabilities`` for segmentation; CenterNet
+``heatmap``/``size``/``offset`` for detection) and ``ModelInfo`` in ``metadata_props``:
 
 - water: speckle-smoothed VV below a dB threshold (open water is a specular reflector, dark
   in VV; the classic Otsu/EM threshold baseline lands near -17 dB for Sentinel-1 VV);

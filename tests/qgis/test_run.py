@@ -45,11 +45,11 @@ def test_segment_water_synchronously_adds_styled_polygons(
     (water,) = result_layers(project, s1_layer.id())
     assert isinstance(water, QgsVectorLayer)
     assert water.crs() == s1_layer.crs()  # EPSG:32631, as the input
-    assert water.featureCount() > 5
+    assert water.featureCount() > 0  # a few large connected water bodies
     assert water.name() == "Water [water] S1A VV dB 2015-03-09"
     area_km2 = sum(f.geometry().area() for f in water.getFeatures()) / 1e6
-    # The marshes of this Camargue scene: the dark (< -17 dB) share of the image is ~17 %.
-    assert 0.08 * SCENE_KM2 < area_km2 < 0.3 * SCENE_KM2
+    # The lagoons and marshes of this Camargue scene: the bundled model maps about a third of it.
+    assert 0.2 * SCENE_KM2 < area_km2 < 0.45 * SCENE_KM2
     assert abs(area_km2 - outcome.result.summary.vector_area_km2) < 0.01 * area_km2
     assert all(f["area_m2"] >= 2000 for f in water.getFeatures())
     fill = water.renderer().symbol().symbolLayer(0)
@@ -60,21 +60,24 @@ def test_segment_water_synchronously_adds_styled_polygons(
     assert not messages(qgis_iface, CRITICAL)
 
 
-def test_detect_ships_adds_boxes_with_score_labels(plugin, s1_layer, project, qgis_iface, bundled):
-    plugin.start(RunParameters(job="ships", layer_id=s1_layer.id()), background=False)
+def test_detect_ships_adds_boxes_with_score_labels(
+    plugin, hrsid_layer, project, qgis_iface, bundled
+):
+    plugin.start(RunParameters(job="ships", layer_id=hrsid_layer.id()), background=False)
     assert plugin.last_outcome.ok, plugin.last_outcome.error
-    (ships,) = result_layers(project, s1_layer.id())
+    (ships,) = result_layers(project, hrsid_layer.id())
     count = plugin.last_outcome.result.summary.ship_count
     assert ships.featureCount() == count > 0
-    assert ships.crs() == s1_layer.crs()
+    assert ships.crs() == hrsid_layer.crs()
     for f in ships.getFeatures():
-        assert 0.5 <= f["score"] <= 1.0
+        assert 0.3 <= f["score"] <= 1.0  # the model's confidence threshold is 0.3
         box = f.geometry().boundingBox()
-        assert box.width() == pytest.approx(80, rel=0.05)  # 4 px of 20 m
+        assert 5 < max(box.width(), box.height()) < 400  # metres, on 1 m pixels
+        assert f["length_m"] == pytest.approx(max(box.width(), box.height()), rel=0.01)
     assert ships.labelsEnabled()
     assert "score" in ships.labeling().settings().fieldName
     (text,) = messages(qgis_iface, SUCCESS)
-    assert text.startswith(f"SARMAE:{count} ships detected in S1A VV dB 2015-03-09 (model ships, ")
+    assert text.startswith(f"SARMAE:{count} ships detected in HRSID P0015 (1 m) (model ships, ")
 
 
 def test_run_through_the_task_manager_keeps_qgis_responsive(

@@ -1,8 +1,8 @@
 """Screenshots of the dock and of a map canvas with results, saved as test artifacts.
 
 They land in the test's temporary folder and in ``out/screenshots/`` (git-ignored) for people
-to look at: the S1 scene in grey (a 2-98 % dB stretch), water in see-through blue, ships as
-amber boxes with their scores.
+to look at: the real bundled models' results over SAR in grey (a 2-98 % stretch): water in
+see-through blue on the S1 scene, ships as amber boxes with their scores on an HRSID tile.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from qgis.gui import QgsMapCanvas
 from qgis.PyQt.QtCore import QEventLoop, QSize, QTimer
 from qgis.PyQt.QtGui import QColor, QImage, QPainter
 
-from tests.qgis.conftest import ROOT, SCREENSHOTS
+from tests.qgis.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.qgis
 
@@ -91,21 +91,28 @@ def colour_share(image: QImage, test: Any) -> float:
     return hits / total
 
 
-def test_screenshots_of_dock_and_map_with_results(bundled, plugin, s1_layer, project, tmp_path):
-    # The picture shows the real bundled Water model (ships: still the stand-in detector).
-    shutil.copy(ROOT / "sarmae_core" / "models" / "bundled" / "water.onnx", bundled / "water.onnx")
+def test_screenshots_of_dock_and_maps_with_results(
+    bundled, plugin, s1_layer, hrsid_layer, project, tmp_path
+):
+    """The real bundled models: Water on the S1 scene, Ships on a held-out HRSID tile (the S1
+    scene, inland wetlands, has no ships)."""
     low, high = style_sar_backdrop(s1_layer)
     assert -24 < low < -18 and -7 < high < -2  # a dB stretch, from the data
+    style_sar_backdrop(hrsid_layer)
     dock = plugin.dock
-    dock.layer_combo.setLayer(s1_layer)
     dock.min_area_spin.setValue(2000)
     dock.simplify_spin.setValue(10)
     dock.mask_check.setChecked(False)
+    dock.layer_combo.setLayer(hrsid_layer)
     plugin.start(dock.parameters("ships"), background=False)
+    assert plugin.last_outcome.ok, plugin.last_outcome.error
+    ship_count = plugin.last_outcome.result.summary.ship_count
+    dock.layer_combo.setLayer(s1_layer)
     plugin.start(dock.parameters("water"), background=False)
-    assert plugin.last_outcome.ok
+    assert plugin.last_outcome.ok, plugin.last_outcome.error
     water = next(lyr for lyr in project.mapLayers().values() if lyr.name().startswith("Water"))
     ships = next(lyr for lyr in project.mapLayers().values() if lyr.name().startswith("Ships"))
+    assert ships.featureCount() == ship_count > 0
 
     dock.setFloating(True)
     dock.resize(430, 1000)
@@ -113,9 +120,17 @@ def test_screenshots_of_dock_and_map_with_results(bundled, plugin, s1_layer, pro
     dock_image = dock.grab().toImage()
     extent = s1_layer.extent()
     extent.scale(1.02)
-    map_image = render_canvas([ships, water, s1_layer], extent, s1_layer.crs(), QSize(820, 680))
+    water_map = render_canvas([water, s1_layer], extent, s1_layer.crs(), QSize(820, 680))
+    ships_map = render_canvas(
+        [ships, hrsid_layer], hrsid_layer.extent(), hrsid_layer.crs(), QSize(680, 680)
+    )
 
-    out = {"dock": dock_image, "map": map_image, "overview": side_by_side(dock_image, map_image)}
+    out = {
+        "dock": dock_image,
+        "map": water_map,
+        "ships": ships_map,
+        "overview": side_by_side(side_by_side(dock_image, water_map), ships_map),
+    }
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name, image in out.items():
         path = tmp_path / f"sarmae_{name}.png"
@@ -123,11 +138,18 @@ def test_screenshots_of_dock_and_map_with_results(bundled, plugin, s1_layer, pro
         shutil.copy(path, SCREENSHOTS / path.name)
 
     # What a person would check at a glance, measured: grey SAR, blue water, amber ships.
-    blue = colour_share(map_image, lambda r, g, b: b > r + 40 and b > g + 10)
-    amber = colour_share(map_image, lambda r, g, b: r > 200 and 120 < g < 210 and b < 80)
-    grey = colour_share(map_image, lambda r, g, b: abs(r - g) < 8 and abs(g - b) < 8 and r > 60)
-    assert 0.05 < blue < 0.4, blue
-    assert amber > 0.0005, amber
-    assert grey > 0.3, grey
+    def blue(r: int, g: int, b: int) -> bool:
+        return b > r + 40 and b > g + 10
+
+    def amber(r: int, g: int, b: int) -> bool:
+        return r > 200 and 120 < g < 210 and b < 80
+
+    def grey(r: int, g: int, b: int) -> bool:
+        return abs(r - g) < 8 and abs(g - b) < 8 and r > 60
+
+    assert 0.05 < colour_share(water_map, blue) < 0.5
+    assert colour_share(water_map, grey) > 0.2
+    assert colour_share(ships_map, amber) > 0.0005 and colour_share(ships_map, blue) < 0.001
+    assert colour_share(ships_map, grey) > 0.05
     assert Path(SCREENSHOTS / "sarmae_overview.png").stat().st_size > 50_000
     dock.hide()
