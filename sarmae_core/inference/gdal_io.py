@@ -21,7 +21,6 @@ from .raster_io import Grid, Nodata, RasterSpec
 
 gdal.UseExceptions()
 ogr.UseExceptions()
-osr.UseExceptions()
 
 name = "gdal"
 #: GDAL data type names -> rasterio's names, which the engine uses.
@@ -59,10 +58,17 @@ def parse_crs(text: str) -> Crs:
         InputError: text GDAL does not understand as a CRS.
     """
     srs = osr.SpatialReference()
+    # osr raises only where someone switched its exceptions on (not here: QGIS's process is
+    # shared); else it returns an error code and leaves the message with GDAL.
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        srs.SetFromUserInput(text)
+        failed = srs.SetFromUserInput(text) != 0
     except RuntimeError as exc:
         raise InputError(f"unknown CRS {text!r} ({exc})") from exc
+    finally:
+        gdal.PopErrorHandler()
+    if failed:
+        raise InputError(f"unknown CRS {text!r}: give an EPSG code (EPSG:4326), WKT or PROJ")
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)  # x = easting / longitude
     code = srs.GetAuthorityCode(None) if srs.GetAuthorityName(None) == "EPSG" else None
     geographic = bool(srs.IsGeographic())
