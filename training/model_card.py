@@ -148,7 +148,9 @@ def write_card(args: argparse.Namespace) -> str:
     else:
         lines += detection_table(evals)
     if args.picture:
-        title = "On a calibrated Sentinel-1 scene" if info.task == "segmentation" else "On a scene"
+        title = args.picture_title or (
+            "On a calibrated Sentinel-1 scene" if info.task == "segmentation" else "On a scene"
+        )
         lines += ["", f"## {title}", "",
                   f"![input and result]({args.picture})", "", args.picture_caption]  # fmt: skip
     lines += ["", "## Known limits", *[f"- {x}" for x in args.limit], ""]
@@ -168,6 +170,7 @@ def main() -> None:
     ap.add_argument("--limit", action="append", default=[], help="a known limit (repeatable)")
     ap.add_argument("--picture", help="picture of the model on a real scene (path from the card)")
     ap.add_argument("--picture-caption", default="")
+    ap.add_argument("--picture-title", default="", help="heading over the picture")
     args = ap.parse_args()
     Path(args.out).write_text(write_card(args))
     print(f"model card: {args.out}")
