@@ -2,25 +2,31 @@
 
     python benchmarks/inference.py                  # 4k: both backends, 3 repeats; 16k: ORT once
     python benchmarks/inference.py --sizes 4096     # about 6 minutes on 2 cores
+    python benchmarks/inference.py --sizes 4096 --threads 1   # the backends' own speed ratio
     python benchmarks/inference.py --sizes 4096 16384 --products class --repeats 1 \
         --torch-sizes --alone-sizes                 # memory of the streamed sweep alone
+    python benchmarks/inference.py --model random   # untrained head: worst case for polygons
 
-A 16k run takes about 8 minutes on 2 cores (9604 tiles of 224 px).
+A 16k run takes about 8 minutes on 2 cores (~7000 tiles of 256 px).
 
 Input: the real Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (pyroSAR test data,
 Contains modified Copernicus Sentinel data 2015) tiled into VRTs of 4096 x 4096 and
-16384 x 16384 px in a temporary folder (nothing is written to the repository). Model: the
-``sarmae_vit_tiny`` preset with a segmentation head (random weights, seeded: speed does not
-depend on training), exported to ONNX with ``sarmae_core.export.onnx.export_onnx`` and saved as
-a checkpoint for the torch backend. Every run is ``sarmae_core.predict`` writing a class
-GeoTIFF and water polygons (``--products``), in a fresh process, so that its peak resident
-memory is its own. An untrained head calls ~70 % of the scene water in speckle-sized pieces: a
-worst case for vectorising, which real water maps are far from.
+16384 x 16384 px in a temporary folder (nothing is written to the repository). Model
+(``--model``): ``water``, the bundled Water model (the ``sarmae_vit_tiny`` preset with a
+segmentation head, 256 px tiles) with, for the torch backend, the checkpoint it was exported
+from (``runs/bundled/water/model.safetensors``, made by ``training/recipes/water.sh``; without
+it torch is not run); or ``random``, the same architecture with random weights (seeded; speed
+does not depend on training) exported with ``sarmae_core.export.onnx.export_onnx`` and saved
+as a checkpoint. An untrained head calls ~70 % of the scene water in speckle-sized pieces: a
+worst case for vectorising, which real water maps are far from. Every run is
+``sarmae_core.predict`` writing a class GeoTIFF and water polygons (``--products``), in a fresh
+process, so that its peak resident memory is its own. Both backends run on the CPU with the
+same number of threads (``--threads``, default torch's).
 
-Printed: megapixels per second per backend and size (target: onnxruntime >= 1.2x torch); peak
-resident memory (target: 16k <= 1.3x 4k); the share of wall time spent outside the model
-(reading, blending, writing, vectorising), against the model alone run on the same tiles in
-the same batches (target: <= 15 %).
+Printed: megapixels per second per backend and size (target: onnxruntime >= 1.2x torch), and
+the ratio of the two models alone on the same tiles; peak resident memory (target: 16k <= 1.3x
+4k); the share of wall time spent outside the model (reading, blending, writing, vectorising),
+against the model alone run on the same tiles in the same batches (target: <= 15 %).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SCENE = REPO / "tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
+WATER_ONNX = REPO / "sarmae_core/models/bundled/water.onnx"
+WATER_CKPT = REPO / "runs/bundled/water/model.safetensors"
 
 
 def make_vrt(
@@ -74,7 +82,7 @@ def make_vrt(
 
 
 def make_models(folder: Path) -> tuple[Path, Path]:
-    """The tiny segmentation model as ONNX and as a checkpoint (same weights)."""
+    """The tiny segmentation model with random weights as ONNX and as a checkpoint."""
     import torch
 
     from sarmae_core.export.onnx import export_onnx
@@ -100,43 +108,67 @@ def peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def child_predict(raster: str, model: str, out: str, batch: int, products: str) -> dict:
+def load_cpu_backend(model: str, threads: int):
+    """The model's backend on the CPU with ``threads`` threads (onnxruntime for .onnx files,
+    torch for checkpoints)."""
+    if model.endswith(".onnx"):
+        from sarmae_core.inference.backends import OnnxBackend
+
+        return OnnxBackend(model, device="cpu", threads=threads)
+    import torch
+
+    from sarmae_core.inference.backends import load_backend
+
+    torch.set_num_threads(threads)
+    return load_backend(model, backend="torch", device="cpu")
+
+
+def child_predict(
+    raster: str, model: str, out: str, batch: int, products: str, threads: int
+) -> dict:
     """One predict run; returns its figures and this process's peak resident memory."""
     from sarmae_core.inference import predict
 
-    res = predict(raster, model, out, products=tuple(products.split(",")), batch_size=batch,
+    t = time.perf_counter()
+    backend = load_cpu_backend(model, threads)  # made here to set its threads
+    load_s = time.perf_counter() - t
+    res = predict(raster, backend, out, products=tuple(products.split(",")), batch_size=batch,
                   overwrite=True)  # fmt: skip
     s = res.summary
+    timings = dict(s.timings)
+    timings["setup"] = timings.get("setup", 0.0) + load_s  # counted as predict counts it
     return {
         "backend": res.backend,
-        "wall_s": s.seconds,
+        "wall_s": s.seconds + load_s,
         "model_s_in_run": s.model_seconds,
         "mpx": s.pixels_processed / 1e6,
-        "mpx_per_s": s.megapixels_per_second,
+        "mpx_per_s": s.pixels_processed / 1e6 / (s.seconds + load_s),
         "tiles": s.tiles_run,
-        "timings": s.timings,
+        "timings": timings,
         "peak_rss_mb": peak_rss_mb(),
         "torch_imported": "torch" in sys.modules,
     }
 
 
-def child_model_alone(raster: str, model: str, batch: int) -> dict:
+def child_model_alone(raster: str, model: str, batch: int, threads: int) -> dict:
     """The backend alone on the same tiles and batches as predict (tiles read beforehand)."""
-    import rasterio
-
+    from sarmae_core.inference import raster_io
     from sarmae_core.inference.aoi import resolve_aoi
-    from sarmae_core.inference.backends import load_backend
     from sarmae_core.inference.engine import prepare_tile
     from sarmae_core.inference.notes import Notes
+    from sarmae_core.inference.predict import GDAL_CACHE_MB
     from sarmae_core.inference.source import SarSource
     from sarmae_core.inference.windows import TileGrid
 
     notes = Notes()
-    be = load_backend(model, notes=notes)
+    be = load_cpu_backend(model, threads)
     info = be.info
     model_s, tiles = 0.0, 0
-    with rasterio.Env(GDAL_CACHEMAX=64), SarSource(raster, info, notes=notes) as src:
-        region = resolve_aoi(None, None, src.crs, src.transform, src.width, src.height, notes)
+    io = raster_io.get(None)  # as predict: GDAL's bindings when they import, else rasterio
+    with io.environment(GDAL_CACHE_MB), SarSource(raster, info, notes=notes, io=io.name) as src:
+        region = resolve_aoi(
+            None, None, src.crs, src.transform, src.width, src.height, notes, src.io
+        )
         grid = TileGrid(region.height, region.width, info.tile_size, info.tile_overlap)
         pending: list[np.ndarray] = []
 
@@ -189,66 +221,85 @@ def main() -> None:
         "--repeats",
         type=int,
         default=3,
-        help="interleaved repeats of each run up to 4096 px; the best is kept "
+        help="interleaved repeats of each run up to 4096 px; medians are printed "
         "(shared CPUs vary by tens of per cent between runs)",
     )
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--products", default="class,vector",
                     help="what predict writes (default: class,vector)")  # fmt: skip
+    ap.add_argument("--model", choices=("water", "random"), default="water",
+                    help="the bundled Water model (default) or random weights")  # fmt: skip
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads of both backends (default: torch's default)")  # fmt: skip
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()  # fmt: skip
     if a.child:
         kind, *rest = a.child
         if kind == "predict":
-            print(json.dumps(child_predict(rest[0], rest[1], rest[2], int(rest[3]), rest[4])))
+            raster, model, out, batch, products, threads = rest
+            print(json.dumps(child_predict(raster, model, out, int(batch), products, int(threads))))
         else:
-            print(json.dumps(child_model_alone(rest[0], rest[1], int(rest[2]))))
+            raster, model, batch, threads = rest
+            print(json.dumps(child_model_alone(raster, model, int(batch), int(threads))))
         return
 
     import onnxruntime
     import torch
 
-    print(f"CPU: {os.cpu_count()} cores; torch {torch.__version__} ({torch.get_num_threads()} "
-          f"threads), onnxruntime {onnxruntime.__version__}; tiny preset, tile 224, overlap 56, "
-          f"batch {a.batch_size}; products: {a.products}")  # fmt: skip
-    best: dict[tuple[int, str], dict] = {}
+    from sarmae_core.export.reader import read_model_info
+
+    threads = a.threads or torch.get_num_threads()
+    results: dict[tuple[int, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="sarmae-bench-") as tmp:
         folder = Path(tmp)
-        onnx_path, ckpt = make_models(folder)
+        if a.model == "water":
+            onnx_path, ckpt = WATER_ONNX, (WATER_CKPT if WATER_CKPT.exists() else None)
+        else:
+            onnx_path, ckpt = make_models(folder)
+        info = read_model_info(onnx_path)
+        print(f"CPU: {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime "
+              f"{onnxruntime.__version__}, both on {threads} thread(s); model {a.model} "
+              f"({info.preset}, {info.task}), tile {info.tile_size}, overlap "
+              f"{info.tile_overlap}, batch {a.batch_size}; products: {a.products}")  # fmt: skip
+        if ckpt is None:
+            print(f"torch not run: no checkpoint {WATER_CKPT.relative_to(REPO)} (made by "
+                  "training/recipes/water.sh); --model random compares the backends")  # fmt: skip
         for size in a.sizes:
             vrt = make_vrt(size, folder)
             runs = [("onnxruntime", onnx_path)]
-            if size in a.torch_sizes:
+            if size in a.torch_sizes and ckpt is not None:
                 runs.append(("torch", ckpt))
             for _ in range(a.repeats if size <= 4096 else 1):
                 for name, model in runs:  # interleaved, so that slow spells hit both
                     out = folder / f"w_{size}.tif"
                     r = spawn("predict", str(vrt), str(model), str(out), str(a.batch_size),
-                              a.products)  # fmt: skip
+                              a.products, str(threads))  # fmt: skip
                     if size in a.alone_sizes:
-                        r.update(spawn("alone", str(vrt), str(model), str(a.batch_size)))
+                        r.update(spawn("alone", str(vrt), str(model), str(a.batch_size),
+                                       str(threads)))  # fmt: skip
                     _report(size, name, r)
-                    key = (size, name)
-                    if key in best:  # keep the fastest of each, and the largest memory peak
-                        r["peak_rss_mb"] = max(r["peak_rss_mb"], best[key]["peak_rss_mb"])
-                        for k in ("wall_s", "model_alone_s"):
-                            if k in r:
-                                r[k] = min(r[k], best[key][k])
-                        r["mpx_per_s"] = max(r["mpx_per_s"], best[key]["mpx_per_s"])
-                    best[key] = r
-    print("\nBest of the repeats:")
-    for (size, name), r in best.items():
+                    results.setdefault((size, name), []).append(r)
+    med = {key: _median_run(rs) for key, rs in results.items()}
+    print("\nMedians of the repeats (peak RSS: the largest):")
+    for (size, name), r in med.items():
         _report(size, name, r)
     print()
     for size in a.sizes:
-        if (size, "torch") in best:
-            ratio = best[size, "onnxruntime"]["mpx_per_s"] / best[size, "torch"]["mpx_per_s"]
-            print(f"{size} px: onnxruntime / torch throughput = {ratio:.2f}x (target >= 1.2x)")
-    if (4096, "onnxruntime") in best and (16384, "onnxruntime") in best:
-        big, small = best[16384, "onnxruntime"], best[4096, "onnxruntime"]
+        if (size, "torch") not in results:
+            continue
+        ort_runs, torch_runs = results[size, "onnxruntime"], results[size, "torch"]
+        pairs = list(zip(ort_runs, torch_runs, strict=True))  # run one after the other
+        ratio = np.median([o["mpx_per_s"] / t["mpx_per_s"] for o, t in pairs])
+        print(f"{size} px: onnxruntime / torch throughput = {ratio:.2f}x, median of "
+              f"{len(pairs)} interleaved pairs (target >= 1.2x)")  # fmt: skip
+        if all("model_alone_s" in r for r in ort_runs + torch_runs):
+            alone = np.median([t["model_alone_s"] / o["model_alone_s"] for o, t in pairs])
+            print(f"{size} px: model alone, torch time / onnxruntime time = {alone:.2f}x")
+    if (4096, "onnxruntime") in med and (16384, "onnxruntime") in med:
+        big, small = med[16384, "onnxruntime"], med[4096, "onnxruntime"]
         ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
         print(f"peak RSS 16k / 4k (onnxruntime) = {ratio:.2f}x (target <= 1.3x)")
-    for (size, name), r in best.items():
+    for (size, name), r in med.items():
         if "outside_share" in r:
             share, no_setup = 100 * r["outside_share"], 100 * r["outside_share_no_setup"]
             print(f"{size} px {name}: share of wall time outside the model, against the model "
@@ -256,12 +307,27 @@ def main() -> None:
                   "(target <= 15 %)")  # fmt: skip
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """One run of medians (times, speeds, shares) with the largest memory peak of ``runs``."""
+    r = dict(runs[0])
+    for k in ("wall_s", "model_s_in_run", "mpx_per_s", "model_alone_s", "outside_share",
+              "outside_share_no_setup"):  # fmt: skip
+        if k in r:
+            r[k] = float(np.median([x[k] for x in runs]))
+    r["timings"] = {k: float(np.median([x["timings"].get(k, 0.0) for x in runs]))
+                    for k in r["timings"]}  # fmt: skip
+    r["peak_rss_mb"] = max(x["peak_rss_mb"] for x in runs)
+    r["median"] = True
+    return r
+
+
 def _report(size: int, name: str, r: dict) -> None:
     t = r["timings"]
     setup = t.get("setup", 0.0)
     if "model_alone_s" in r:
-        r["outside_share"] = 1 - r["model_alone_s"] / r["wall_s"]
-        r["outside_share_no_setup"] = 1 - r["model_alone_s"] / (r["wall_s"] - setup)
+        if not r.get("median"):  # a median run has the medians of its runs' shares
+            r["outside_share"] = 1 - r["model_alone_s"] / r["wall_s"]
+            r["outside_share_no_setup"] = 1 - r["model_alone_s"] / (r["wall_s"] - setup)
         alone = (f"model alone {r['model_alone_s']:6.1f} s, outside the model "
                  f"{100 * r['outside_share']:4.1f} % ({100 * r['outside_share_no_setup']:4.1f} % "
                  "without setup)")  # fmt: skip
