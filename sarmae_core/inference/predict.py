@@ -236,9 +236,8 @@ def _segment(
     target: Sink = sink
     if source.resampled:
         target = ToInputGrid(
-            sink, (region.height, region.width), (region.row, region.col),
-            (source.input_height / source.height, source.input_width / source.width), out,
-            source.input_valid, BLOCK,
+            sink, (region.height, region.width), (region.row, region.col), source.input_scale,
+            out, source.input_valid, BLOCK,
         )  # fmt: skip
     sweep_segmentation(tiles, run.grid, keep, BLOCK, target, stats)
     stats.valid_pixels = sink.valid_pixels
@@ -283,11 +282,10 @@ def _output_window(source: SarSource, region: Region) -> OutputWindow:
     """Where raster products go: the region, or the input pixels it covers when resampled."""
     if not source.resampled:
         return OutputWindow(region.row, region.col, region.height, region.width, region.transform)
-    scale = (source.input_height / source.height, source.input_width / source.width)
-    shape = (source.input_height, source.input_width)
     return OutputWindow.covering(
-        (region.row, region.col, region.height, region.width), scale, source.input_transform, shape
-    )
+        (region.row, region.col, region.height, region.width), source.input_scale,
+        source.input_transform, (source.input_height, source.input_width),
+    )  # fmt: skip
 
 
 def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:

@@ -204,6 +204,11 @@ class SarSource:
         """Whether the read grid differs from the input's (outputs are resampled back)."""
         return self._ds is not self._base
 
+    @property
+    def input_scale(self) -> tuple[float, float]:
+        """Input pixels per read-grid pixel, (rows, cols)."""
+        return self.input_height / self.height, self.input_width / self.width
+
     # ------------------------------------------------------------------ reading
     def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Model input of a window of the read grid.
