@@ -140,7 +140,7 @@ class PyramidFusion(nn.Module):
             feats[i] = feats[i] + _resize(feats[i + 1], feats[i].shape[-2:])
         outs = [s(f) for s, f in zip(self.smooth, feats, strict=True)]
         size = outs[0].shape[-2:]
-        # fuse = 1x1 conv (no bias) over the levels concatenated at the finest stride, then
+        # fuse = 1x1 conv over the levels concatenated at the finest stride, then
         # norm and GELU. The conv is linear per pixel and bilinear resizing is linear per
         # channel, so each level's slice of the conv runs at the level's own stride and the
         # resized results are summed: the same function without the [N, 4C, H/4, W/4] concat
@@ -150,6 +150,8 @@ class PyramidFusion(nn.Module):
         fused = F.conv2d(outs[0], weights[0])
         for w, o in zip(weights[1:], outs[1:], strict=True):
             fused = fused + _resize(F.conv2d(o, w), size)
+        if conv.bias is not None:  # once: resizing keeps constants
+            fused = fused + conv.bias.view(1, -1, 1, 1)
         return act(norm(fused))
 
 

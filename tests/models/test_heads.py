@@ -13,6 +13,7 @@ from sarmae_core.errors import ConfigError, InputError
 from sarmae_core.models.heads import (
     ClassificationModel,
     DetectionModel,
+    PyramidFusion,
     SegmentationModel,
     build_task_model,
     default_indices,
@@ -81,6 +82,24 @@ def test_output_shapes_of_every_head(preset, px):
         assert model.task == task and model.config is cfg
     assert seg.class_names == ["background", "class_1", "class_2"]
     assert det.stride == 4 and seg.indices == default_indices(cfg.depth)
+
+
+def test_pyramid_fusion_is_the_concat_then_conv_it_replaces():
+    torch.manual_seed(0)
+    fusion = PyramidFusion(8).eval()
+    torch.nn.init.normal_(fusion.fuse[1].weight)  # non-trivial norm after the fused conv
+    feats = [torch.randn(2, 8, 40 // 2**i, 36 // 2**i) for i in range(4)]
+    with torch.no_grad():
+        got = fusion(feats)
+        # The UPerNet form: every level resized to the finest stride, concatenated, 1x1 conv.
+        f = list(feats)
+        for i in range(2, -1, -1):
+            f[i] = f[i] + F.interpolate(f[i + 1], size=f[i].shape[-2:], mode="bilinear")
+        outs = [s(x) for s, x in zip(fusion.smooth, f, strict=True)]
+        size = outs[0].shape[-2:]
+        up = [outs[0], *(F.interpolate(o, size=size, mode="bilinear") for o in outs[1:])]
+        want = fusion.fuse(torch.cat(up, dim=1))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_default_indices_follow_the_paper_and_scale_with_depth():
