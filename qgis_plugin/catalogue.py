@@ -68,15 +68,34 @@ def _read_info(path: str, _mtime: int, _size: int) -> Any:
         raise InputRefused(str(exc)) from exc
 
 
-def resolve_model(job: str, model: str) -> ModelChoice:
-    """The model a run of ``job`` uses: ``model`` if given, else the bundled one.
+def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path | None:
+    """The bundled model of ``job`` for a raster: the variant reading the most of its bands
+    (Water VV+VH on a layer with VV and VH bands, else Water VV), as ``sarmae predict`` does.
+
+    ``bands``: the form's band choice (one per model channel) or None to map by name.
+    """
+    default = bundled_models().get(job)
+    if default is None or not raster:
+        return default
+    name = core("inference.bundled").bundled_for_raster(
+        job, raster, list(bands) if bands else None, bundled_models_dir()
+    )
+    path = bundled_models_dir() / f"{name}.onnx"
+    return path if path.is_file() else default
+
+
+def resolve_model(
+    job: str, model: str, raster: str | None = None, bands: Any = None
+) -> ModelChoice:
+    """The model a run of ``job`` uses: ``model`` if given, else the bundled one for ``raster``
+    (see :func:`bundled_for_layer`).
 
     Raises:
         InputRefused: the bundled model is not installed, or the file is not a sarmae model.
     """
     if model:
         return ModelChoice(Path(model), model_info(model), bundled=False)
-    path = bundled_models().get(job)
+    path = bundled_for_layer(job, raster, bands)
     if path is None:
         raise InputRefused(
             f"the bundled model for {JOB_TITLE[job]} is not installed in this version of the "

@@ -308,6 +308,11 @@ class SarmaeDock(QDockWidget):
         info = self._model_info
         if info is None or facts is None:
             return
+        if self.model_combo.currentData() != MODEL_FILE and info.task == "segmentation":
+            # the bundled Water model for this layer: VV+VH when it has both bands
+            path = catalogue.bundled_for_layer("water", facts.path)
+            if path is not None:
+                info = catalogue.model_info(path)
         labels = band_labels(facts)
         try:
             suggested = default_bands(facts, info.polarisations)

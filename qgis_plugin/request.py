@@ -33,7 +33,7 @@ def build_request(
         raise InputRefused("choose a SAR raster layer (Input ▸ SAR layer)")
     facts = raster_facts(layer)
     check_raster(facts)
-    model = resolve_model(params.job, params.model)
+    model = resolve_model(params.job, params.model, facts.path, params.bands)
     check_task(model.info.task, params.job, model.label)
     check_bands(facts, model.info.polarisations, params.bands)
 

