@@ -14,8 +14,8 @@
 #    ). DATA holds no co-registered optical images, so the default table has no SARC row.
 # 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
 #    seeds SEEDS (default "0 1 2"; the seed also draws the 40 chips), and all labels with seeds
-#    FULL_SEEDS (default "0"; FULL_EPOCHS epochs, default 10, to fit a 2-core CPU: the config's
-#    30 are for a GPU).
+#    FULL_SEEDS (default "0", "" for none; FULL_EPOCHS epochs, default 10, to fit a 2-core CPU:
+#    the config's 30 are for a GPU).
 # 3. Prints the table (seeds as mean +- std) with python -m training.report, adding the held-out
 #    water and ship scores of the bundled models when BUNDLED (default runs/bundled) holds the
 #    runs of training/recipes/water.sh and ships.sh.
@@ -25,8 +25,9 @@
 # LAUNCH="torchrun --standalone --nproc_per_node=4 -m training.cli" on a GPU machine).
 # Finished runs (summary.json / metrics.json present) are skipped, so the script can be rerun
 # after an interruption; an interrupted pretraining continues with --resume. Runs are
-# independent: several copies of this script on the same OUT share the work only if started on
-# different steps, so on a 2-core CPU run one copy (each run uses one thread).
+# independent, so copies of this script on the same OUT can share the work when given disjoint
+# runs, e.g. on two cores: SEEDS="0 1" FULL_SEEDS="" and SEEDS=2 FULL_SEEDS=0 (each run uses one
+# thread; two copies on the same run would clash).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/evidence}
@@ -37,7 +38,7 @@ launch=${LAUNCH:-$train}
 read -r -a pre <<<"${PRETRAIN_ARGS:-}"
 read -r -a fin <<<"${FINETUNE_ARGS:-}"
 read -r -a seeds <<<"${SEEDS:-0 1 2}"
-read -r -a full_seeds <<<"${FULL_SEEDS:-0}"
+read -r -a full_seeds <<<"${FULL_SEEDS-0}"
 
 pretrain() {  # variant [overrides...]
   local dir="$out/pretrain-$1" resume=()
