@@ -6,19 +6,8 @@
 #    with AP50, COCO AP and the ships found, missed and falsely reported at the model's
 #    confidence,
 # 3. export to sarmae_core/models/bundled/ships.onnx and its model card ships.md.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-out=${1:-runs/bundled}
-data=${2:-../shared/data}
-train=.venv/bin/sarmae-train
-bundled=sarmae_core/models/bundled
-
-training/recipes/encoder.sh "$out" "$data"
-if [ ! -f "$out/ships/metrics.json" ]; then
-  rm -rf "$out/ships"
-  $train finetune --config training/configs/finetune_ships_bundled.yaml \
-    --init "$out/pretrain/checkpoint.safetensors" run.out_dir="$out/ships" data.root="$data"
-fi
+source "$(dirname "$0")/common.sh" "$@"
+finetune_once ships finetune_ships_bundled
 .venv/bin/sarmae export "$out/ships/model.safetensors" -o "$bundled/ships.onnx" --overwrite \
   --tile 256 --overlap 32 --name ships \
   --licence "research use, under the terms of its training data (HRSID: GPL-3.0; see ships.md)" \

@@ -7,21 +7,9 @@
 # 3. scoring on the OMBRIA test split,
 # 4. export to sarmae_core/models/bundled/water.onnx and its model card water.md.
 # Finished steps are skipped, so the script can be rerun after an interruption.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-out=${1:-runs/bundled}
-data=${2:-../shared/data}
-train=.venv/bin/sarmae-train
-bundled=sarmae_core/models/bundled
+source "$(dirname "$0")/common.sh" "$@"
 cmd="training/recipes/water.sh $out $data"
-
-training/recipes/encoder.sh "$out" "$data"
-if [ ! -f "$out/water/metrics.json" ]; then
-  rm -rf "$out/water"
-  $train finetune --config training/configs/finetune_water_bundled.yaml \
-    --init "$out/pretrain/checkpoint.safetensors" run.out_dir="$out/water" \
-    data.root="$data" data.extra_train.0.root="$data"
-fi
+finetune_once water finetune_water_bundled data.extra_train.0.root="$data"
 $train evaluate --config training/configs/eval_water_ombria.yaml \
   --checkpoint "$out/water/model.safetensors" --out "$out/water/metrics_ombria_test.json" \
   data.root="$data"

@@ -8,20 +8,9 @@
 #    reference, the VV model, this model) and the model card water_vvvh.md.
 # `sarmae predict water` picks this model for scenes that have both VV and VH bands.
 # Finished steps are skipped, so the script can be rerun after an interruption.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-out=${1:-runs/bundled}
-data=${2:-../shared/data}
-train=.venv/bin/sarmae-train
-bundled=sarmae_core/models/bundled
+source "$(dirname "$0")/common.sh" "$@"
 cmd="training/recipes/water_vvvh.sh $out $data"
-
-training/recipes/encoder.sh "$out" "$data"
-if [ ! -f "$out/water_vvvh/metrics.json" ]; then
-  rm -rf "$out/water_vvvh"
-  $train finetune --config training/configs/finetune_water_vvvh_bundled.yaml \
-    --init "$out/pretrain/checkpoint.safetensors" run.out_dir="$out/water_vvvh" data.root="$data"
-fi
+finetune_once water_vvvh finetune_water_vvvh_bundled
 .venv/bin/sarmae export "$out/water_vvvh/model.safetensors" -o "$bundled/water_vvvh.onnx" \
   --overwrite --tile 256 --overlap 64 --name water_vvvh \
   --licence "research use, under the terms of its training data (see water_vvvh.md)" \
