@@ -84,6 +84,13 @@ def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path |
     return path if path.is_file() else default
 
 
+def variants_text(job: str) -> str:
+    """`` (VV, VV+VH)`` when more than one bundled variant of ``job`` is installed."""
+    variants = core("inference.bundled").VARIANTS.get(job, ())
+    here = ["+".join(p) for n, p in variants if (bundled_models_dir() / f"{n}.onnx").is_file()]
+    return f" ({', '.join(reversed(here))})" if len(here) > 1 else ""
+
+
 def resolve_model(
     job: str, model: str, raster: str | None = None, bands: Any = None
 ) -> ModelChoice:

@@ -273,6 +273,7 @@ class SarmaeDock(QDockWidget):
             water_ok, ships_ok = "water" in found, "ships" in found
             parts = [
                 f"{name.title()}: {'installed' if job in found else 'not installed'}"
+                + catalogue.variants_text(job)
                 for job, name in catalogue.BUNDLED.items()
             ]
             text = " · ".join(parts)
