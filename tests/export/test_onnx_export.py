@@ -180,3 +180,22 @@ def test_attention_is_fused_into_one_operator_per_block(exported, task, tmp_path
     ops = [n.op_type for n in onnx.load(str(plain)).graph.node]
     assert "Attention" not in ops and ops.count("Softmax") >= depth
     assert check_parity(model, plain, real_tiles) <= 1e-4
+
+
+def test_a_fused_graph_that_differs_from_torch_is_not_kept(exported, tmp_path, monkeypatch):
+    import sarmae_core.export.onnx as export_module
+    from sarmae_core.export.optimize import fuse_attention
+
+    def wrong_heads(proto, blocks):  # one head instead of the model's: another function
+        n = fuse_attention(proto, blocks)
+        for node in proto.graph.node:
+            if node.op_type == "Attention":
+                node.attribute[0].i = 1
+        return n
+
+    monkeypatch.setattr(export_module, "fuse_attention", wrong_heads)
+    model, _, _ = exported["segmentation"]
+    path = tmp_path / "model.onnx"
+    with pytest.warns(UserWarning, match="attention not fused"):
+        export_onnx(model, path)
+    assert "Attention" not in [n.op_type for n in onnx.load(str(path)).graph.node]
