@@ -29,9 +29,13 @@ def child(raster: str, out: str) -> None:
 
     res = predict(raster, "water", {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
                   batch_size=8, overwrite=True)  # fmt: skip
+    from sarmae_core.export.reader import read_model_info
+    from sarmae_core.inference.backends import resolve_model_path
+
     s = res.summary
-    print(json.dumps({"wall_s": s.seconds, "model_s": s.model_seconds,
-                      "mpx_model": s.pixels_processed / 1e6, "water_km2": s.water_area_km2,
+    model_m = read_model_info(resolve_model_path(res.model)).resolution_m
+    print(json.dumps({"wall_s": s.seconds, "model_s": s.model_seconds, "model_m": model_m,
+                      "water_km2": s.water_area_km2,
                       "peak_rss_mb": peak_rss_mb(), "notes": res.notes}))  # fmt: skip
 
 
@@ -51,6 +55,8 @@ def main() -> None:
                            capture_output=True, text=True, check=True)  # fmt: skip
         f = json.loads(r.stdout.strip().splitlines()[-1])
     mpx_in = args.width * args.height / 1e6
+    # pixels_processed counts the input's grid; the model saw the raster at its own pixel size
+    f["mpx_model"] = mpx_in * (args.pixel / (f["model_m"] or args.pixel)) ** 2
     print(f"bundled water model on {args.width} x {args.height} px at {args.pixel:g} m "
           f"({mpx_in:.0f} Mpx; {f['mpx_model']:.0f} Mpx at the model's resolution)")  # fmt: skip
     print(f"  wall {f['wall_s']:.0f} s: {mpx_in / f['wall_s']:.2f} Mpx/s of input, "
