@@ -72,7 +72,7 @@ def _seed_row(name: str, paths: list[Path]) -> list[str]:
     first = row(paths[0])
     values = [v for v in (_headline(json.loads(p.read_text())) for p in paths) if v is not None]
     n = len(paths)
-    first[0] = f"{name} ({n} seeds)"
+    first[0] = f"{name} ({n} seed{'s' if n != 1 else ''})"
     if len(values) == n and n > 1:
         mean, std = 100 * statistics.fmean(values), 100 * statistics.stdev(values)
         first[5] = f"{mean:.2f} ± {std:.2f}"
