@@ -149,16 +149,17 @@ def nocrs_tif(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def big_s1_tif(tmp_path: Path) -> Path:
-    """The S1 scene mirrored 5 x 5 (1340 x 1085 px, 1.5 Mpx): a run that lasts long enough to
-    watch QGIS's event loop and to cancel."""
+    """The S1 scene mirrored 9 x 9 (2412 x 1953 px, 4.7 Mpx): a run that lasts long enough to
+    watch QGIS's event loop and to cancel (about 1.5 s with the fused ONNX test ViT here)."""
     import rasterio
 
+    n = 9
     with rasterio.open(S1_VV_DB) as src:
         band = src.read(1)
-    row = np.concatenate([band if i % 2 == 0 else band[:, ::-1] for i in range(5)], axis=1)
-    big = np.concatenate([row if i % 2 == 0 else row[::-1] for i in range(5)], axis=0)[None]
+    row = np.concatenate([band if i % 2 == 0 else band[:, ::-1] for i in range(n)], axis=1)
+    big = np.concatenate([row if i % 2 == 0 else row[::-1] for i in range(n)], axis=0)[None]
     h, w = big.shape[1:]
-    return _write_like_s1(tmp_path / "S1_VV_db_5x5.tif", big, width=w, height=h)
+    return _write_like_s1(tmp_path / f"S1_VV_db_{n}x{n}.tif", big, width=w, height=h)
 
 
 def add_layer(project: QgsProject, path: Path, name: str) -> QgsRasterLayer:
