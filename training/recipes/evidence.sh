@@ -14,7 +14,7 @@
 #    ). DATA holds no co-registered optical images, so the default table has no SARC row.
 # 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
 #    seeds SEEDS (default "0 1 2"; the seed also draws the 40 chips) for FEW_EPOCHS (50), and
-#    all labels with seeds FULL_SEEDS (default "0", "" for none) for FULL_EPOCHS (5: the
+#    all labels with seeds FULL_SEEDS (default "0 1 2", "" for none) for FULL_EPOCHS (5: the
 #    config's 30 are for a GPU). Sized for a 2-core CPU: batch 32, so a peak lr of 1e-3
 #    (base_lr 8e-3; the config's 1.25e-4 barely moved a tiny ViT in 360 steps: test top-1 about
 #    20 % for every start). Layer-wise lr decay (0.75) is a fine-tuning device for pretrained
@@ -29,7 +29,7 @@
 # Finished runs (summary.json / metrics.json present) are skipped, so the script can be rerun
 # after an interruption; an interrupted pretraining continues with --resume. Runs are
 # independent, so copies of this script on the same OUT can share the work when given disjoint
-# runs, e.g. on two cores: SEEDS="0 1" FULL_SEEDS="" and SEEDS=2 FULL_SEEDS=0 (each run uses one
+# runs, e.g. on two cores: SEEDS="0 1" FULL_SEEDS="0 1" and SEEDS=2 FULL_SEEDS=2 (each run uses one
 # thread; two copies on the same run would clash).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,7 +41,7 @@ launch=${LAUNCH:-$train}
 read -r -a pre <<<"${PRETRAIN_ARGS:-}"
 read -r -a fin <<<"${FINETUNE_ARGS:-}"
 read -r -a seeds <<<"${SEEDS:-0 1 2}"
-read -r -a full_seeds <<<"${FULL_SEEDS-0}"
+read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2}"
 
 pretrain() {  # variant [overrides...]
   local dir="$out/pretrain-$1" resume=()
