@@ -63,22 +63,24 @@ class UnitsConfig:
         if not np.all(np.asarray(self.scale, dtype=float)):
             raise ConfigError("units.scale must not be 0")
 
-    def _per_band(self, value: float | list[float], bands: int, name: str) -> np.ndarray:
+    def _per_band(self, value: float | list[float], dn: np.ndarray, name: str) -> np.ndarray:
+        """``value`` shaped to broadcast over the bands of ``dn`` (``[C, H, W]``, or one band
+        ``[H, W]``) without changing its shape."""
         v = np.asarray(value, dtype=np.float32)
         if v.ndim == 0:
             return v
+        bands = dn.shape[0] if dn.ndim == 3 else 1
         if v.shape != (bands,):
             raise ConfigError(
                 f"units.{name} lists {v.size} values for {bands} band(s); give one per band "
                 "(in data.bands order) or a single number for all"
             )
-        return v.reshape(bands, 1, 1)
+        return v.reshape(bands, 1, 1) if dn.ndim == 3 else v.reshape(())
 
     def to_physical(self, dn: np.ndarray) -> np.ndarray:
         """Physical values of ``dn`` (``[C, H, W]`` when scale/offset are per band)."""
-        bands = dn.shape[0] if dn.ndim == 3 else 1
-        scale = self._per_band(self.scale, bands, "scale")
-        offset = self._per_band(self.offset, bands, "offset")
+        scale = self._per_band(self.scale, dn, "scale")
+        offset = self._per_band(self.offset, dn, "offset")
         x = dn.astype(np.float32) * scale + offset
         if self.floor is not None:
             x = np.maximum(x, np.float32(self.floor))

@@ -70,13 +70,14 @@ def _headline(m: dict[str, Any]) -> float | None:
 def _seed_row(name: str, paths: list[Path]) -> list[str]:
     """One row for the seeds of a run: mean +- sample std of the headline metric (in %)."""
     first = row(paths[0])
-    values = [v for v in (_headline(json.loads(p.read_text())) for p in paths) if v is not None]
+    metrics = [json.loads(p.read_text()) for p in paths]
+    values = [v for v in map(_headline, metrics) if v is not None]
     n = len(paths)
     first[0] = f"{name} ({n} seed{'s' if n != 1 else ''})"
     if len(values) == n and n > 1:
         mean, std = 100 * statistics.fmean(values), 100 * statistics.stdev(values)
         first[5] = f"{mean:.2f} ± {std:.2f}"
-    task = json.loads(paths[0].read_text())["task"]
+    task = metrics[0]["task"]
     first[4] = {"classification": "top-1 %", "segmentation": "water IoU %"}.get(task, "AP50 %")
     first[6] = ""
     return first

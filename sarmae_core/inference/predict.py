@@ -125,9 +125,10 @@ def predict(
     report = _progress(progress)
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
+    files_io = raster_io.get(io)
     if isinstance(model, str) and model in JOBS and not Path(model).exists():
         # the job's bundled model: the variant for the scene's bands (VV+VH water when both)
-        model = bundled_for_raster(model, raster, bands, BUNDLED_DIR, raster_io.get(io), notes)
+        model = bundled_for_raster(model, raster, bands, BUNDLED_DIR, files_io, notes)
     be = load_backend(model, backend, device, notes)
     info = be.info
     task = _check_task(info.task, job, model)
@@ -142,7 +143,6 @@ def predict(
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
     try:
-        files_io = raster_io.get(io)
         with files_io.environment(GDAL_CACHE_MB), SarSource(
             raster, info, units=units, bands=bands, allow_optical=allow_optical,
             resolution_tolerance=resolution_tolerance, notes=notes, io=files_io.name,
