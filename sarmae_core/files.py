@@ -38,3 +38,28 @@ def atomic_path(path: str | os.PathLike, fsync: bool = False, mode: int = 0o644)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def model_file_kind(path: str | os.PathLike) -> str:
+    """What a model file is, from its first bytes (and suffix), without loading it.
+
+    Returns one of ``safetensors``, ``onnx``, ``torch`` (a ``torch.save`` zip or pickle),
+    ``empty`` or ``unknown``: enough to tell a user who gave one kind where another was needed
+    what they gave, rather than "corrupt".
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    size = path.stat().st_size
+    if not head:
+        return "empty"
+    if len(head) > 8:
+        header_len = int.from_bytes(head[:8], "little")
+        if 0 < header_len < size and head[8:9] == b"{":
+            return "safetensors"
+    if head[:4] == b"PK\x03\x04" or (head[0] == 0x80 and 2 <= head[1] <= 5):
+        return "torch"
+    # an ONNX ModelProto starts with its ir_version (field 1, varint) and names its opsets
+    if path.suffix.lower() == ".onnx" or (head[0] == 0x08 and b"onnx" in head):
+        return "onnx"
+    return "unknown"

@@ -1,12 +1,14 @@
 """The ``sarmae`` command: one click group, one small module per subcommand.
 
 Exit codes: 0 success, 1 unexpected failure, 2 bad input or usage (the message says what to do),
-130 cancelled.
+130 cancelled (Ctrl-C), 143 terminated (SIGTERM). A cancelled or terminated run removes what it
+had started writing, as any failed run does.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -17,18 +19,43 @@ from ..errors import CancelledError, SarmaeError
 log = logging.getLogger("sarmae")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service stopping, ``timeout``, ``kill``), raised where the run is.
+
+    A KeyboardInterrupt like Ctrl-C, so that every ``except BaseException`` clean-up that
+    removes a run's temporary files runs for it too.
+    """
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
 class SarmaeGroup(click.Group):
     """Turns our own errors into one readable line and an exit code, never a traceback."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (an embedding application): its own rules
+            previous = None
+        try:
             return super().invoke(ctx)
+        except Terminated:
+            click.echo("cancelled: terminated (SIGTERM); nothing was written", err=True)
+            ctx.exit(128 + signal.SIGTERM)
+        except KeyboardInterrupt:
+            click.echo("cancelled: interrupted (Ctrl-C); nothing was written", err=True)
+            ctx.exit(130)
         except CancelledError as exc:
             click.echo(f"cancelled: {exc}", err=True)
             ctx.exit(130)
         except (SarmaeError, FileExistsError, FileNotFoundError) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=SarmaeGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -28,6 +28,7 @@ def export(checkpoint, output, tile, overlap, name, training_data, licence, chec
     from ..export.onnx import check_parity, export_onnx
     from ..models.checkpoint import load_checkpoint
 
+    _check_is_checkpoint(checkpoint)
     model = load_checkpoint(checkpoint)
     if not hasattr(model, "export_outputs"):
         raise CheckpointError(
@@ -49,3 +50,30 @@ def export(checkpoint, output, tile, overlap, name, training_data, licence, chec
         x = -12.0 + 5.0 * torch.randn(2, c, t, t, generator=g)  # dB-like values
         diff = check_parity(model, output, x)
         click.echo(f"parity torch vs onnxruntime: max abs diff {diff:.2e}")
+
+
+def _check_is_checkpoint(path: Path) -> None:
+    """Say what the file is when it is not what ``export`` takes (not "corrupt")."""
+    from ..files import model_file_kind
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    kind = model_file_kind(path)
+    expects = (
+        "`sarmae export` takes a fine-tuned .safetensors checkpoint written by "
+        "`sarmae-train finetune`"
+    )
+    if kind == "onnx":
+        raise CheckpointError(
+            f"{path} is an ONNX model, already exported: {expects}. Run the ONNX model with "
+            f"`sarmae predict --model {path}`, or see what it holds with `sarmae info {path}`"
+        )
+    if kind == "torch":
+        raise CheckpointError(
+            f"{path} is a PyTorch (torch.save) checkpoint: {expects}. Pickled files are never "
+            "loaded here (they can run code); pass the authors' .pth weights to "
+            "`sarmae-train finetune --init`, then export the checkpoint it writes"
+        )
+    if kind != "safetensors":
+        raise CheckpointError(f"{path} is {'empty' if kind == 'empty' else 'not a checkpoint'}"
+                              f": {expects}")  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import warnings
 from pathlib import Path
 
 import click
@@ -56,6 +58,8 @@ def _options(func):
         click.option("--allow-optical", is_flag=True, help="Run even on an 8-bit RGB image."),
         click.option("--cog", is_flag=True, help="Write rasters as Cloud-Optimized GeoTIFFs."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("--force", is_flag=True,
+                     help="Run even when the work looks absurd or may not fit disk or memory."),
         click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
         click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
     ]  # fmt: skip
@@ -66,6 +70,7 @@ def _options(func):
 
 def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | None],
          quicklook: Path | None, **kw) -> None:  # fmt: skip
+    from ..inference.notes import InferenceWarning
     from ..inference.predict import predict as run_predict
 
     if not scene.exists():
@@ -74,8 +79,6 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
     if output.suffix.lower() != ".gpkg":
         raise ConfigError(f"-o/--output must be a .gpkg file, got {output.name}")
     paths = {"vector": output, **{k: v for k, v in products.items() if v is not None}}
-    if quicklook is not None and quicklook.exists() and not kw["overwrite"]:
-        raise FileExistsError(f"quicklook {quicklook} exists; pass --overwrite to replace it")
     bands = kw.pop("bands")
     kw["bands"] = [int(b) if b.isdigit() else b for b in bands.split(",")] if bands else None
     kw["aoi"] = _aoi(kw.pop("aoi"))
@@ -85,8 +88,11 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
         level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
         logging.getLogger().setLevel(level)
     quiet = logging.getLogger().level >= logging.ERROR
-    with click.progressbar(length=100, label=f"{job}: {scene.name}", file=None if not quiet
-                           else open("/dev/null", "w")) as bar:  # fmt: skip
+    sink = io.StringIO() if quiet else None  # -q: the bar draws into nothing
+    with click.progressbar(length=100, label=f"{job}: {scene.name}", file=sink) as bar, \
+            warnings.catch_warnings():  # fmt: skip
+        # The run's notes are printed once, with the result (not again as Python warnings).
+        warnings.simplefilter("ignore", InferenceWarning)
         done = [0]
 
         def progress(pct: float) -> None:
@@ -95,21 +101,9 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
                 bar.update(step)
                 done[0] += step
 
-        result = run_predict(scene, model, paths, job=job, progress=progress, **kw)
-    if quicklook is not None:
-        _quicklook(scene, result, quicklook, kw["overwrite"])
+        result = run_predict(scene, model, paths, job=job, progress=progress,
+                             quicklook=quicklook, **kw)  # fmt: skip
     click.echo(str(result))
-    if quicklook is not None:
-        click.echo(f"  quicklook: {quicklook}")
-
-
-def _quicklook(scene: Path, result, path: Path, overwrite: bool) -> None:
-    from ..inference.quicklook import boxes_from_gpkg, write_quicklook
-
-    units = result.units if result.units != "complex" else "intensity"
-    boxes = boxes_from_gpkg(result.files["vector"], scene) if result.task == "detection" else None
-    write_quicklook(scene, path, units, class_raster=result.files.get("class"), boxes_px=boxes,
-                    overwrite=overwrite)  # fmt: skip
 
 
 @click.group()
@@ -125,7 +119,7 @@ def predict() -> None:
 @click.option("--min-area", "min_area_m2", type=float, default=0.0, show_default=True,
               help="Drop water polygons smaller than this (m2).")  # fmt: skip
 @click.option("--fill-holes", "fill_holes_m2", type=float, default=0.0, show_default=True,
-              help="Fill holes in water polygons smaller than this (m2).")  # fmt: skip
+              help="Fill holes in water polygons smaller than this (m2; inf: all).")  # fmt: skip
 @click.option("--simplify", "simplify_m", type=float, default=0.0, show_default=True,
               help="Simplify polygon outlines with this tolerance (m).")  # fmt: skip
 def water(scene, output, quicklook, raster, probability, **kw) -> None:

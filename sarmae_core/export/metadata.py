@@ -10,6 +10,7 @@ Deepness ``standardization_*`` keys are therefore identity (0 and 1).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,6 +84,7 @@ class ModelInfo:
         return len(self.polarisations)
 
     @classmethod
+        _validate(self)
     def from_task_model(
         cls,
         model: Any,
@@ -165,3 +167,58 @@ class ModelInfo:
             return cls(**{k: v for k, v in data.items() if k in known})
         except (json.JSONDecodeError, TypeError) as exc:
             raise CheckpointError(f"{source} has damaged sarmae metadata: {exc}") from exc
+            if not isinstance(data, dict):
+                raise TypeError(f"'sarmae_info' holds {type(data).__name__}, not an object")
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"{source} has invalid sarmae metadata: {exc}; export the model again with "
+                "`sarmae export`"
+            ) from exc
+
+
+#: Units a model's input tensor can be in.
+MODEL_UNITS = ("db", "intensity", "amplitude")
+
+
+def _validate(info: ModelInfo) -> None:
+    """Refuse metadata that would divide by zero or mislead later (a hand-edited or foreign
+    file): every field is checked for its type and range, naming the field."""
+
+    def bad(name: str, want: str) -> CheckpointError:
+        return CheckpointError(f"{name} must be {want}, got {getattr(info, name)!r}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    for name in ("class_names", "polarisations"):
+        v = getattr(info, name)
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+            raise bad(name, "a non-empty list of names")
+    if info.units not in MODEL_UNITS:
+        raise bad("units", f"one of {', '.join(MODEL_UNITS)}")
+    for name in ("tile_size", "patch_size"):
+        if not is_int(getattr(info, name)) or getattr(info, name) < 1:
+            raise bad(name, "a whole number of pixels, at least 1")
+    if not is_int(info.tile_overlap) or not 0 <= info.tile_overlap < info.tile_size:
+        raise bad("tile_overlap", f"a whole number of pixels from 0 to {info.tile_size - 1}")
+    if info.resolution_m is not None and not (is_num(info.resolution_m) and info.resolution_m > 0):
+        raise bad("resolution_m", "a positive number of metres, or null")
+    if not (is_num(info.looks) and info.looks > 0):
+        raise bad("looks", "a positive number")
+    for name in ("seg_threshold", "det_confidence", "det_iou_threshold"):
+        if not (is_num(getattr(info, name)) and 0 <= getattr(info, name) <= 1):
+            raise bad(name, "a number from 0 to 1")
+    norm = info.normalization
+    if not isinstance(norm, dict):
+        raise bad("normalization", "an object with 'mean' and 'std' lists")
+    for key in ("mean", "std"):
+        values = norm.get(key, [])
+        if not isinstance(values, list) or not all(is_num(x) for x in values):
+            raise bad("normalization", f"an object whose {key!r} is a list of finite numbers")
+    if any(x <= 0 for x in norm.get("std", [])):
+        raise bad("normalization", "an object whose 'std' values are positive")
+    if not isinstance(info.outputs, list) or not all(isinstance(x, str) for x in info.outputs):
+        raise bad("outputs", "a list of output names")

@@ -89,7 +89,15 @@ def resolve_aoi(
         geoms = geojson_polygons(aoi)
         what = "area polygons"
     else:
-        box = tuple(float(v) for v in aoi)
+        try:
+            box = tuple(float(v) for v in aoi)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"area of interest {aoi!r} must be (xmin, ymin, xmax, ymax) numbers, GeoJSON "
+                "or a vector file"
+            ) from None
+        if not all(math.isfinite(v) for v in box):
+            raise InputError(f"area of interest {aoi} must be finite numbers (no NaN or inf)")
         if len(box) != 4 or box[0] >= box[2] or box[1] >= box[3]:
             raise InputError(f"area of interest {aoi} must be (xmin, ymin, xmax, ymax)")
         what = f"area {box}"

@@ -17,7 +17,7 @@ from osgeo import gdal, ogr, osr
 from ..errors import CancelledError, InputError, RasterError
 from .geometry import Polygon, from_wkb, to_wkb
 from .georef import Crs, Transform
-from .raster_io import Grid, Nodata, RasterSpec
+from .raster_io import Grid, Nodata, RasterSpec, read_error
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -132,23 +132,33 @@ class GdalRaster:
         return any(f & (gdal.GMF_PER_DATASET | gdal.GMF_ALPHA) for f in flags)
 
     def read(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
-        data = self._ds.ReadAsArray(col, row, width, height, band_list=list(bands))
+        try:
+            data = self._ds.ReadAsArray(col, row, width, height, band_list=list(bands))
+        except RuntimeError as exc:
+            raise read_error(self.path, exc, row, col, height, width) from exc
+        if data is None:  # GDAL without exceptions (another plugin turned them off)
+            raise read_error(self.path, RuntimeError("read failed"), row, col, height, width)
         return data.reshape(len(bands), height, width)
 
     def read_masks(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
-        return np.stack(
-            [
+        try:
+            masks = [
                 self._ds.GetRasterBand(b).GetMaskBand().ReadAsArray(col, row, width, height)
                 for b in bands
             ]
-        )
+        except RuntimeError as exc:
+            raise read_error(self.path, exc, row, col, height, width) from exc
+        return np.stack(masks)
 
     def read_resampled(self, band: int, height: int, width: int, nearest: bool) -> Any:
         b = self._ds.GetRasterBand(band)
         alg = _RESAMPLING["nearest" if nearest else "average"]
         size = dict(buf_xsize=width, buf_ysize=height, resample_alg=alg)
-        data = b.ReadAsArray(0, 0, self.width, self.height, **size)
-        mask = b.GetMaskBand().ReadAsArray(0, 0, self.width, self.height, **size)
+        try:
+            data = b.ReadAsArray(0, 0, self.width, self.height, **size)
+            mask = b.GetMaskBand().ReadAsArray(0, 0, self.width, self.height, **size)
+        except RuntimeError as exc:
+            raise read_error(self.path, exc, 0, 0, self.height, self.width) from exc
         return np.ma.masked_array(data, mask=mask == 0)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from .georef import Crs, Transform, transform_xy
 
 # WGS84 ellipsoid, for the metres-per-degree of geographic pixel sizes.
@@ -26,7 +27,16 @@ def centre_lonlat(crs: Crs, transform: Transform, width: int, height: int) -> tu
     """Longitude and latitude of the centre of a ``width`` x ``height`` grid."""
     x, y = transform.apply(width / 2, height / 2)
     lon, lat = transform_xy(crs, crs.backend.parse_crs("EPSG:4326"), [x], [y])
-    return float(lon[0]), float(lat[0])
+    lon, lat = float(lon[0]), float(lat[0])
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        # Named in the user's terms: the raster's own CRS and size, never a CRS derived here.
+        raise InputError(
+            f"the centre of the {width:,} x {height:,} px raster ({x:.6g}, {y:.6g} in "
+            f"{crs.to_string()}) has no longitude/latitude: the raster reaches beyond the area "
+            "its CRS covers. Check its georeference (geotransform, size) or pass an area of "
+            "interest"
+        )
+    return lon, lat
 
 
 def pixel_size_m(

@@ -24,11 +24,13 @@ from .aoi import AreaOfInterest, Region, resolve_aoi
 from .backends import BUNDLED_DIR, Backend, load_backend
 from .blending import Sink
 from .bundled import bundled_for_raster
+from .checks import check_args, check_work, disk_full
 from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
 from .geodesy import EqualArea, pixel_size_m
 from .georef import Transform
 from .notes import Notes
 from .products import SegmentationSink, kept_channels, plan_outputs
+from .quicklook import boxes_from_gpkg, write_quicklook
 from .regrid import OutputWindow, ToInputGrid
 from .result import PredictionResult, PredictionSummary
 from .source import SarSource
@@ -64,7 +66,9 @@ def predict(
     fill_holes_m2: float = 0.0,
     simplify_m: float = 0.0,
     cog: bool = False,
+    quicklook: str | os.PathLike | None = None,
     overwrite: bool = False,
+    force: bool = False,
     allow_optical: bool = False,
     resolution_tolerance: float = 0.25,
     progress: Callable[[float], Any] | None = None,
@@ -98,7 +102,11 @@ def predict(
             the model's.
         min_area_m2, fill_holes_m2, simplify_m: polygon cleaning (areas in m2, tolerance in m).
         cog: write Cloud-Optimized GeoTIFFs.
-        overwrite: replace existing outputs.
+        quicklook: also write a PNG of the scene with the results drawn over it; part of the
+            run's outputs (checked, written and committed with them).
+        overwrite: replace existing outputs (never a file the run reads).
+        force: run even when the work looks absurd (billions of pixels) or may not fit the
+            disk or memory (:func:`.checks.check_work`).
         allow_optical: run on an image that looks optical (8-bit RGB).
         resolution_tolerance: relative pixel-size mismatch tolerated before the input is
             resampled to the model's resolution; raster outputs stay on the input's grid.
@@ -119,6 +127,7 @@ def predict(
         ConfigError: contradictory options, or a model that does not do the job.
         CancelledError: the run was cancelled; nothing was written.
     """
+    check_args(locals())
     start = time.perf_counter()
     notes = Notes()
     canceller = Canceller(cancel)
@@ -139,9 +148,13 @@ def predict(
         name = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else task
         output = Path(raster).with_name(f"{Path(raster).stem}_{name}.gpkg")
     plan = plan_outputs(output, task, products)
-    outputs = OutputSet(plan, overwrite=overwrite)
+    if quicklook is not None:
+        plan["quicklook"] = Path(quicklook)
+    reads = [raster] + [p for p in (aoi, model) if isinstance(p, (str, os.PathLike))]
+    outputs = OutputSet(plan, overwrite=overwrite, reads=reads)
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
+    need = 0
     try:
         with files_io.environment(GDAL_CACHE_MB), SarSource(
             raster, info, units=units, bands=bands, allow_optical=allow_optical,
@@ -152,6 +165,7 @@ def predict(
                 source.io,
             )  # fmt: skip
             grid = TileGrid(region.height, region.width, tile, overlap)
+            need = _check_work(source, region, grid, info, outputs, force)
             stats.timings["setup"] = time.perf_counter() - start  # model load, raster checks
             done = [0]
 
@@ -159,19 +173,24 @@ def predict(
                 done[0] += n
                 report(90.0 * done[0] / len(grid))
 
-            run = _Run(source, region, grid, info, outputs, stats, canceller, report, job)
+            run = _Run(source, region, grid, info, outputs, stats, canceller, report, job, sinks)
             tiles = run_tiles(source, region, be, grid, batch_size, canceller, stats, on_batch)
             if task == "segmentation":
                 options = PolygonOptions(min_area_m2, fill_holes_m2, simplify_m)
                 summary = _segment(run, tiles, threshold, cog, options, sinks)
             else:
                 summary = _detect(run, tiles, threshold)
+            if quicklook is not None:
+                _quicklook(run, raster)
             canceller.check()
             files = outputs.commit()
-    except BaseException:
+    except BaseException as exc:
         for sink in sinks:
             sink.close()
         outputs.rollback()
+        full = disk_full(exc, outputs.folders, need) if isinstance(exc, Exception) else None
+        if full is not None:
+            raise full from exc
         raise
     report(100.0)
     seconds = time.perf_counter() - start
@@ -212,6 +231,7 @@ class _Run:
     canceller: Canceller
     report: Callable[[float], None]
     job: str | None
+    sinks: list[SegmentationSink]
 
 
 def _segment(
@@ -273,6 +293,41 @@ def _segment(
         summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
         stats.timings["vectorise"] = time.perf_counter() - t
     return summary
+
+
+def _check_work(
+    source: SarSource,
+    region: Region,
+    grid: TileGrid,
+    info: ModelInfo,
+    outputs: OutputSet,
+    force: bool,
+) -> int:
+    """Estimate the run before starting it: see :func:`.checks.check_work`."""
+    out = _output_window(source, region)
+    scale_r, scale_c = source.input_scale
+    input_px = (round(region.height * scale_r), round(region.width * scale_c))
+    band_bytes = 0
+    if info.task == "segmentation":
+        # the blender's band: sums of weighted probabilities, of weights, and validity
+        rows = min(region.height, grid.tile + BLOCK)
+        band_bytes = rows * region.width * (4 * len(kept_channels(len(info.class_names))) + 5)
+    return check_work((region.height, region.width), input_px, (out.height, out.width),
+                      list(outputs.paths), band_bytes, outputs.folders, force)  # fmt: skip
+
+
+def _quicklook(run: _Run, raster: str | os.PathLike) -> None:
+    """Write the quicklook under its temporary name, from the other products' temporary files."""
+    outputs, source = run.outputs, run.source
+    boxes = None
+    if run.info.task == "detection":
+        boxes = boxes_from_gpkg(outputs.current("vector"), raster, source.io.name)
+    classes = outputs.current("class")
+    if classes is None:  # the foreground mask traced for polygons shows the same water
+        classes = getattr(run.sinks[0], "mask_path", None) if run.sinks else None
+    units = source.units if source.units != "complex" else "intensity"
+    write_quicklook(raster, outputs.temp("quicklook"), units, class_raster=classes,
+                    boxes_px=boxes, overwrite=True, io=source.io.name)  # fmt: skip
 
 
 def _equal_area(

@@ -90,7 +90,10 @@ def write_quicklook(
         sar = src.read_resampled(band, *shape, nearest=False)
     finally:
         src.close()
-    values = np.asarray(convert(sar.filled(np.nan).astype(np.float64), units, "db"))
+    # float before filling: integer scenes (uint16 GRD numbers, uint8) have no NaN to fill with
+    filled = np.ma.masked_array(sar, dtype=np.float64).filled(np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.asarray(convert(filled, units, "db"))
     valid = np.isfinite(values) & ~np.ma.getmaskarray(sar)
     lo, hi = np.percentile(values[valid], [2, 98]) if valid.any() else (0.0, 1.0)
     grey = np.clip((values - lo) / max(hi - lo, 1e-6), 0, 1) * 255

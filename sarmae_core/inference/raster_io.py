@@ -153,6 +153,19 @@ def get(name: str | None = None) -> ModuleType:
     return _loaded[choice]
 
 
+def read_error(path: str, exc: BaseException, row: int, col: int, height: int, width: int):
+    """The :class:`~sarmae_core.errors.RasterError` of a failed read: the file and the block,
+    and the likely causes, in the same words whichever backend read it."""
+    from ..errors import RasterError
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return RasterError(
+        f"{path}: cannot read the block of rows {row}-{row + height - 1}, columns "
+        f"{col}-{col + width - 1} ({first}); the file may be truncated or damaged, or a VRT "
+        "whose source files are missing: check it with gdalinfo -checksum"
+    )
+
+
 def numpy_dtype(dtype: str) -> np.dtype:
     """numpy's type for a raster data type name (complex integers are read as complex64)."""
     return np.dtype("complex64" if dtype.startswith("complex_int") else dtype)

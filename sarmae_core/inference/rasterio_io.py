@@ -24,7 +24,7 @@ import rasterio.warp
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -32,7 +32,7 @@ from ..errors import InputError, RasterError
 from .geometry import Polygon, geojson_polygons, simplify_ring
 from .georef import Crs, Transform
 from .gpkg import GpkgWriter, read_layers
-from .raster_io import Grid, Nodata, RasterSpec
+from .raster_io import Grid, Nodata, RasterSpec, read_error
 
 name = "rasterio"
 #: Polygons traced between two checks of the cancel flag.
@@ -108,14 +108,25 @@ class RioRaster:
         return any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
 
     def read(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
-        return self._ds.read(list(bands), window=Window(col, row, width, height))
+        try:
+            return self._ds.read(list(bands), window=Window(col, row, width, height))
+        except RasterioError as exc:
+            raise read_error(self.path, exc, row, col, height, width) from exc
 
     def read_masks(self, bands: Sequence[int], row: int, col: int, height: int, width: int) -> Any:
-        return self._ds.read_masks(list(bands), window=Window(col, row, width, height))
+        try:
+            return self._ds.read_masks(list(bands), window=Window(col, row, width, height))
+        except RasterioError as exc:
+            raise read_error(self.path, exc, row, col, height, width) from exc
 
     def read_resampled(self, band: int, height: int, width: int, nearest: bool) -> Any:
         resampling = Resampling.nearest if nearest else Resampling.average
-        return self._ds.read(band, out_shape=(height, width), resampling=resampling, masked=True)
+        try:
+            return self._ds.read(
+                band, out_shape=(height, width), resampling=resampling, masked=True
+            )
+        except RasterioError as exc:
+            raise read_error(self.path, exc, 0, 0, self.height, self.width) from exc
 
     def close(self) -> None:
         self._ds.close()

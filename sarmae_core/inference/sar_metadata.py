@@ -198,6 +198,49 @@ def decide_units(
     dtype: str,
     notes: Notes,
 ) -> str:
+    """Units of the input: explicit, else stated by the file, else guessed from values; values
+    far outside the physical range of those units are refused (see :func:`_decide_units`)."""
+    units = _decide_units(explicit, stated, sample, dtype, notes)
+    if units == "db" and sample.size and not np.iscomplexobj(sample):
+        _check_db_range(sample, dtype)
+    return units
+
+
+def _check_db_range(sample: np.ndarray, dtype: str) -> None:
+    """Refuse dB values no radar measures: typically scaled integers (dB x 100 in int16).
+
+    Backscatter lies within about -60 dB (noise floor) and +40 dB (corner reflectors); a scene
+    whose typical value (median of magnitudes) is beyond 100 is stored scaled, and read as dB
+    it would turn every pixel into water (or into land).
+    """
+    values = np.asarray(sample, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return
+    typical = float(np.median(np.abs(values)))
+    if typical <= _DB_LIMIT:
+        return
+    lo, hi = np.percentile(values, [1, 99])
+    scale = 10 ** round(np.log10(typical / 12.0))  # typical SAR backscatter: about -12 dB
+    raise InputError(
+        f"values from {lo:g} to {hi:g} (typical {typical:g}) cannot be dB backscatter, which "
+        f"lies within about -60 to +40 dB; {dtype} data like these usually hold dB x {scale:g}: "
+        f"divide by {scale:g} first (gdal_calc.py --calc=A/{scale:g} --type=Float32), or give "
+        "the right units"
+    )
+
+
+#: Typical magnitude of dB samples above which values are not backscatter in dB.
+_DB_LIMIT = 100.0
+
+
+def _decide_units(
+    explicit: str | None,
+    stated: tuple[str, str] | None,
+    sample: np.ndarray,
+    dtype: str,
+    notes: Notes,
+) -> str:
     """Units of the input: explicit, else stated by the file, else guessed from values.
 
     Args:
