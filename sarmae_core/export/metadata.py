@@ -78,13 +78,13 @@ class ModelInfo:
             raise CheckpointError(
                 f"unknown model task {self.task!r}; expected one of {', '.join(TASK_TO_DEEPNESS)}"
             )
+        _validate(self)
 
     @property
     def in_chans(self) -> int:
         return len(self.polarisations)
 
     @classmethod
-        _validate(self)
     def from_task_model(
         cls,
         model: Any,
@@ -163,12 +163,12 @@ class ModelInfo:
             )
         try:
             data: dict[str, Any] = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError(f"'sarmae_info' holds {type(data).__name__}, not an object")
             known = {f for f in cls.__dataclass_fields__}
             return cls(**{k: v for k, v in data.items() if k in known})
         except (json.JSONDecodeError, TypeError) as exc:
             raise CheckpointError(f"{source} has damaged sarmae metadata: {exc}") from exc
-            if not isinstance(data, dict):
-                raise TypeError(f"'sarmae_info' holds {type(data).__name__}, not an object")
         except CheckpointError as exc:
             raise CheckpointError(
                 f"{source} has invalid sarmae metadata: {exc}; export the model again with "
