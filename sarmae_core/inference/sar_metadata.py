@@ -202,12 +202,17 @@ def decide_units(
     far outside the physical range of those units are refused (see :func:`_decide_units`)."""
     units = _decide_units(explicit, stated, sample, dtype, notes)
     if units == "db" and sample.size and not np.iscomplexobj(sample):
-        _check_db_range(sample, dtype)
+        problem = _db_range_problem(sample, dtype)
+        if problem and explicit is None:
+            raise InputError(problem)
+        if problem:  # the user insisted on dB: run, but say what the values look like
+            notes.warn(problem)
     return units
 
 
-def _check_db_range(sample: np.ndarray, dtype: str) -> None:
-    """Refuse dB values no radar measures: typically scaled integers (dB x 100 in int16).
+def _db_range_problem(sample: np.ndarray, dtype: str) -> str | None:
+    """What is wrong with dB values no radar measures: typically scaled integers (dB x 100
+    in int16); None when they look like backscatter.
 
     Backscatter lies within about -60 dB (noise floor) and +40 dB (corner reflectors); a scene
     whose typical value (median of magnitudes) is beyond 100 is stored scaled, and read as dB
@@ -216,13 +221,13 @@ def _check_db_range(sample: np.ndarray, dtype: str) -> None:
     values = np.asarray(sample, dtype=np.float64)
     values = values[np.isfinite(values)]
     if not values.size:
-        return
+        return None
     typical = float(np.median(np.abs(values)))
     if typical <= _DB_LIMIT:
-        return
+        return None
     lo, hi = np.percentile(values, [1, 99])
     scale = 10 ** round(np.log10(typical / 12.0))  # typical SAR backscatter: about -12 dB
-    raise InputError(
+    return (
         f"values from {lo:g} to {hi:g} (typical {typical:g}) cannot be dB backscatter, which "
         f"lies within about -60 to +40 dB; {dtype} data like these usually hold dB x {scale:g}: "
         f"divide by {scale:g} first (gdal_calc.py --calc=A/{scale:g} --type=Float32), or give "
