@@ -114,7 +114,8 @@ def resolve_model(
 
 def describe(info: Any) -> str:
     """One line about a model for the form: task, bands and units, pixel size, tile."""
-    res = f", {info.resolution_m:g} m" if info.resolution_m else ""
+    trained = core("inference.source").trained_for(info)
+    res = "" if trained == "any pixel size" else f", {trained}"
     names = ", ".join(n for n in info.class_names if n not in ("background",)) or "-"
     return (
         f"{info.task} ({names}) · {'+'.join(info.polarisations)} in {info.units}{res} · "

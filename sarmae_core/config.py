@@ -61,6 +61,9 @@ class SarDataConfig:
         looks: equivalent number of looks of the training data (for speckle modelling and as a
             hint when users' data differ).
         resolution: pixel size in metres the model was trained at (``None`` if unknown).
+        resolution_range: ``[finest, coarsest]`` pixel sizes in metres the model was trained
+            across (scale augmentation); inputs inside it are read on their own grid, others
+            are resampled to the nearer end. ``None``: the model knows ``resolution`` only.
     """
 
     units: str = "db"
@@ -68,8 +71,21 @@ class SarDataConfig:
     normalization: Normalization = field(default_factory=Normalization)
     looks: float = 4.4
     resolution: float | None = 10.0
+    resolution_range: list[float] | None = None
 
     def __post_init__(self) -> None:
+        if self.resolution_range is not None:
+            r = [float(v) for v in self.resolution_range]
+            if len(r) != 2 or not (0 < r[0] <= r[1] and math.isfinite(r[1])):
+                raise ConfigError(
+                    f"resolution_range must be [finest, coarsest] metres with 0 < finest <= "
+                    f"coarsest, got {self.resolution_range}"
+                )
+            if self.resolution is not None and not r[0] <= self.resolution <= r[1]:
+                raise ConfigError(
+                    f"resolution {self.resolution} m lies outside resolution_range {r}"
+                )
+            self.resolution_range = r
         if isinstance(self.normalization, dict):
             self.normalization = Normalization(**self.normalization)
         if self.units not in UNITS:

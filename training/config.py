@@ -89,10 +89,38 @@ class UnitsConfig:
 
 @dataclass
 class AugmentConfig:
-    """Augmentations valid for SAR: they move pixels, never change radiometry."""
+    """Augmentations valid for SAR.
+
+    Attributes:
+        flip, rot90: mirror and quarter turns (geometry only).
+        scale: ``[min, max]`` zoom factor drawn log-uniformly per sample (0.5 = pixels twice as
+            coarse, by area averaging as multilooking would; labels by nearest neighbour), so
+            that one model serves the 10-20 m pixels of Sentinel-1 GRD, ETCI and OMBRIA. Fine-tuning
+            only; None: off.
+        db_offset, db_gain: calibration jitter for models on dB input, fine-tuning only: a
+            random offset in +-``db_offset`` dB and a gain in 1 +- ``db_gain`` about the
+            sample's median. 8-bit training chips reach dB through assumed affines; this keeps
+            the model from relying on those assumptions to the decibel.
+    """
 
     flip: bool = True
     rot90: bool = True
+    scale: list[float] | None = None
+    db_offset: float = 0.0
+    db_gain: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.scale is not None and (
+            len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] <= 4
+        ):
+            raise ConfigError(
+                f"augment.scale must be [min, max] with 0 < min <= max <= 4, got {self.scale}"
+            )
+        if self.db_offset < 0 or not 0 <= self.db_gain < 1:
+            raise ConfigError(
+                f"augment.db_offset must be >= 0 dB and db_gain in [0, 1), got "
+                f"{self.db_offset} and {self.db_gain}"
+            )
 
 
 @dataclass
@@ -226,6 +254,9 @@ class FinetuneModelConfig:
         linear_probe: classification: freeze the encoder, train the head only.
         pool: classification pooling, ``mean`` or ``cls``.
         channels: dense decoder width (None: the heads' default).
+        detail: segmentation: channels of the full-resolution detail path (0: none).
+        context_pool: segmentation: the encoder reads the input average-pooled by this factor
+            (1 or 2; 2 needs ``detail``): twice the context per token at a quarter of the cost.
         overrides: :class:`sarmae_core.models.ModelConfig` keys for a model built from scratch
             (a checkpoint's own config wins for the architecture and input units).
     """
@@ -237,6 +268,8 @@ class FinetuneModelConfig:
     pool: str = "mean"
     drop_path_rate: float = 0.1
     channels: int | None = None
+    detail: int = 0
+    context_pool: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)
 
 

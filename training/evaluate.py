@@ -15,16 +15,22 @@ from sarmae_core.inference.detection import Detections, decode_centernet, nms
 from .baselines import otsu_water
 from .config import EvalConfig
 from .datasets import IGNORE, TaskCollate, TaskDataset
-from .metrics import ConfusionMeter, classification_metrics, detection_ap, detection_counts
+from .metrics import (
+    ConfusionMeter,
+    ReliabilityMeter,
+    classification_metrics,
+    detection_ap,
+    detection_counts,
+    oracle_threshold,
+)
 
 log = logging.getLogger(__name__)
 
 
 def make_loader(model: Any, dataset: TaskDataset, batch_size: int, **kw: Any) -> DataLoader:
     """Batches padded to the patch size with the model's normalisation mean."""
-    collate = TaskCollate(
-        dataset.task, model.config.patch_size, model.config.data.normalization.mean
-    )
+    multiple = getattr(model, "tile_multiple", model.config.patch_size)
+    collate = TaskCollate(dataset.task, multiple, model.config.data.normalization.mean)
     return DataLoader(dataset, batch_size, collate_fn=collate, **kw)
 
 
@@ -72,6 +78,7 @@ def evaluate(
     preds: list[Any] = []
     meter = ConfusionMeter(len(names))
     otsu = ConfusionMeter(2) if cfg.baseline == "otsu" and task == "segmentation" else None
+    reliability = ReliabilityMeter() if task == "segmentation" and len(names) == 2 else None
     # The set-wide Otsu threshold needs every tile first: keep (vv, target) pairs.
     otsu_tiles: list[tuple[np.ndarray, np.ndarray]] = []
     for batch in loader:
@@ -90,10 +97,13 @@ def evaluate(
                     for i, p, t in zip(batch["id"], pred_cls, batch["target"].tolist(), strict=True)
                 ]
         elif task == "segmentation":
-            pred = out.float().argmax(dim=1).cpu().numpy()
+            prob = out.float().softmax(dim=1).cpu().numpy()
+            pred = prob.argmax(axis=1)
             target = batch["target"].numpy()
             for i, (h, w) in enumerate(batch["size"]):
                 meter.update(target[i, :h, :w], pred[i, :h, :w])
+                if reliability is not None:
+                    reliability.update(prob[i, 1, :h, :w], target[i, :h, :w])
                 if otsu is not None:
                     vv = batch["image"][i, 0, :h, :w].numpy()
                     otsu.update(target[i, :h, :w], otsu_water(vv, target[i, :h, :w] != IGNORE))
@@ -122,6 +132,12 @@ def evaluate(
         if otsu is not None:
             result["baseline_otsu"] = otsu.metrics(names)
             result["baseline_otsu_set"] = set_otsu_metrics(otsu_tiles, names)
+            result["baseline_oracle_threshold"] = oracle_threshold(
+                np.concatenate([vv[t != IGNORE].ravel() for vv, t in otsu_tiles] or [[]]),
+                np.concatenate([t[t != IGNORE].ravel() == 1 for _, t in otsu_tiles] or [[]]),
+            )
+        if reliability is not None:
+            result["calibration"] = reliability.metrics()
     else:
         result.update(detection_ap(preds, truth, len(names), cfg.max_detections))
         result["counts_at_threshold"] = detection_counts(preds, truth, cfg.count_threshold)
@@ -169,6 +185,9 @@ def headline(metrics: dict[str, Any]) -> str:
             line += f" (Otsu per tile: IoU {f(b.get('water_iou'))} F1 {f(b.get('water_f1'))}"
             if "baseline_otsu_set" in metrics:
                 line += f"; per set: IoU {f(metrics['baseline_otsu_set'].get('water_iou'))}"
+            if "baseline_oracle_threshold" in metrics:
+                o = metrics["baseline_oracle_threshold"]
+                line += f"; best single threshold: IoU {f(o.get('water_iou'))}"
             line += ")"
         return line
     line = f"AP {f(metrics['AP'])}, AP50 {f(metrics['AP50'])} on {metrics['images']} images"

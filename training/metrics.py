@@ -86,6 +86,81 @@ class ConfusionMeter:
         return out
 
 
+def oracle_threshold(values: np.ndarray, positive: np.ndarray) -> dict[str, Any]:
+    """The best single threshold ``values < t`` = positive, chosen by looking at the labels.
+
+    The strongest form of the threshold baseline (an analyst who tuned one dB value on this
+    very scene): every distinct value is tried, by sorting once and counting.
+
+    Args:
+        values: backscatter of the labelled pixels (dark = positive, e.g. water in dB).
+        positive: bool labels of the same pixels.
+
+    Returns:
+        ``threshold`` and the positive class's ``water_iou`` and ``water_f1`` at it.
+    """
+    v, pos = np.asarray(values, np.float64).ravel(), np.asarray(positive, bool).ravel()
+    keep = np.isfinite(v)
+    v, pos = v[keep], pos[keep]
+    total = int(pos.sum())
+    if v.size == 0 or total == 0:
+        return {"threshold": None, "water_iou": None, "water_f1": None}
+    order = np.argsort(v, kind="stable")
+    v, pos = v[order], pos[order]
+    tp = np.cumsum(pos)
+    fp = np.cumsum(~pos)
+    # Only cut between distinct values: all pixels of equal value fall on one side.
+    last = np.r_[v[1:] != v[:-1], True]
+    tp, fp, vv = tp[last], fp[last], v[last]
+    iou = tp / (total + fp)
+    i = int(np.argmax(iou))
+    nxt = vv[i + 1] if i + 1 < vv.size else vv[i] + 1.0
+    return {
+        "threshold": float((vv[i] + nxt) / 2),
+        "water_iou": float(iou[i]),
+        "water_f1": float(2 * tp[i] / (total + tp[i] + fp[i])),
+    }
+
+
+class ReliabilityMeter:
+    """Calibration of a positive-class probability: reliability table, ECE, and the IoU the
+    map would have at other thresholds (is the default 0.5 the right operating point?)."""
+
+    def __init__(self, bins: int = 10) -> None:
+        self.bins = bins
+        self.count = np.zeros(bins, np.int64)
+        self.positive = np.zeros(bins, np.int64)
+        self.prob_sum = np.zeros(bins, np.float64)
+
+    def update(self, prob: np.ndarray, target: np.ndarray, ignore: int = 255) -> None:
+        keep = target != ignore
+        p, t = prob[keep].astype(np.float64), target[keep] == 1
+        b = np.minimum((p * self.bins).astype(int), self.bins - 1)
+        self.count += np.bincount(b, minlength=self.bins)
+        self.positive += np.bincount(b, weights=t, minlength=self.bins).astype(np.int64)
+        self.prob_sum += np.bincount(b, weights=p, minlength=self.bins)
+
+    def metrics(self) -> dict[str, Any]:
+        n = max(int(self.count.sum()), 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_p = self.prob_sum / self.count
+            freq = self.positive / self.count
+        ece = float(np.nansum(self.count / n * np.abs(mean_p - freq)))
+        table = [
+            {"bin": [i / self.bins, (i + 1) / self.bins], "pixels": int(c),
+             "mean_probability": _num(mp), "observed_frequency": _num(f)}
+            for i, (c, mp, f) in enumerate(zip(self.count, mean_p, freq, strict=True))
+        ]  # fmt: skip
+        total_pos = int(self.positive.sum())
+        iou_at = {}
+        for k in range(1, self.bins):
+            # pixels with probability >= k / bins are called positive
+            tp = int(self.positive[k:].sum())
+            fp = int(self.count[k:].sum()) - tp
+            iou_at[f"{k / self.bins:.1f}"] = _num(tp / (total_pos + fp)) if total_pos else None
+        return {"ece": ece, "reliability": table, "iou_at_threshold": iou_at}
+
+
 def _num(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sarmae_core.export.reader import read_model_info
+from sarmae_core.inference.source import trained_for
 
 #: Terms of the data sets the bundled models are trained on (from ../shared/data READMEs).
 DATA_TERMS = {
@@ -109,11 +110,23 @@ def write_card(args: argparse.Namespace) -> str:
             else f", mean {norm['mean']}, std {norm['std']}"
         )
         + ".",
-        f"- Trained at about {info.resolution_m} m pixels; tiles of {info.tile_size} px with "
+        f"- Trained for {trained_for(info)} (inputs outside are resampled to the nearer "
+        f"end); tiles of {info.tile_size} px with "
         f"{info.tile_overlap} px overlap by default; threshold {info.seg_threshold}.",
         f"- Architecture: SARMAE ViT encoder `{info.preset}` (patch {info.patch_size}), simple "
         "feature pyramid, "
-        + ("UPerNet-lite decoder" if info.task == "segmentation" else "CenterNet head")
+        + (
+            (
+                "UPerNet-lite decoder"
+                + (
+                    " with a full-resolution detail path"
+                    if info.tile_step > info.patch_size
+                    else ""
+                )
+            )
+            if info.task == "segmentation"
+            else "CenterNet head"
+        )
         + f"; sarmae {info.version}.",
         "",
         "## How it was made (rebuild with one command)",

@@ -113,7 +113,12 @@ def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
 def task_kwargs(cfg: FinetuneRunConfig) -> dict[str, Any]:
     if cfg.task == "classification":
         return {"linear_probe": cfg.model.linear_probe, "pool": cfg.model.pool}
-    return {"channels": cfg.model.channels} if cfg.model.channels else {}
+    kwargs: dict[str, Any] = {"channels": cfg.model.channels} if cfg.model.channels else {}
+    if cfg.task == "segmentation" and (cfg.model.detail or cfg.model.context_pool != 1):
+        kwargs.update(detail=cfg.model.detail, context_pool=cfg.model.context_pool)
+    elif cfg.model.detail or cfg.model.context_pool != 1:
+        raise ConfigError("model.detail and model.context_pool are segmentation options")
+    return kwargs
 
 
 def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list[str]) -> Any:

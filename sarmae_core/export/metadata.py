@@ -39,9 +39,13 @@ class ModelInfo:
         normalization: ``{"mean": [...], "std": [...]}`` that the graph applies internally.
         looks: equivalent number of looks of the training data.
         resolution_m: pixel size the model was trained at, metres (None if any).
+        resolution_range_m: ``[finest, coarsest]`` pixel sizes in metres the model was trained
+            across; inputs inside are not resampled (None: ``resolution_m`` only).
         tile_size: input tile side in pixels the model was trained/exported for.
         tile_overlap: overlap between tiles in pixels (recommended default).
-        patch_size: ViT patch; tile sides must be multiples of it.
+        patch_size: ViT patch.
+        tile_multiple: tile sides must be multiples of it (0: ``patch_size``; a segmentation
+            model whose encoder reads the input pooled by 2 needs twice the patch).
         seg_threshold, det_confidence, det_iou_threshold: default decision thresholds.
         preset: encoder preset name.
         version: sarmae version that wrote the model.
@@ -60,9 +64,11 @@ class ModelInfo:
     )
     looks: float = 4.4
     resolution_m: float | None = 10.0
+    resolution_range_m: list[float] | None = None
     tile_size: int = 256
     tile_overlap: int = 64
     patch_size: int = 16
+    tile_multiple: int = 0
     seg_threshold: float = 0.5
     det_confidence: float = 0.3
     det_iou_threshold: float = 0.3
@@ -83,6 +89,11 @@ class ModelInfo:
     @property
     def in_chans(self) -> int:
         return len(self.polarisations)
+
+    @property
+    def tile_step(self) -> int:
+        """Tile sides must be multiples of this many pixels."""
+        return self.tile_multiple or self.patch_size
 
     @classmethod
     def from_task_model(
@@ -110,9 +121,11 @@ class ModelInfo:
             normalization={"mode": norm.mode, "mean": list(norm.mean), "std": list(norm.std)},
             looks=data.looks,
             resolution_m=data.resolution,
+            resolution_range_m=getattr(data, "resolution_range", None),
             tile_size=tile,
             tile_overlap=tile // 4 if tile_overlap is None else tile_overlap,
             patch_size=cfg.patch_size,
+            tile_multiple=getattr(model, "tile_multiple", cfg.patch_size),
             preset=cfg.preset,
             outputs=list(model.output_names),
             **descriptive,

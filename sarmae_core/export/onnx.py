@@ -144,10 +144,9 @@ def export_onnx(
     if len(names) != model.num_classes:
         raise ConfigError(f"{len(names)} class names {names} for a {model.num_classes}-class model")
     tile = cfg.img_size if tile_size is None else int(tile_size)
-    if tile <= 0 or tile % cfg.patch_size:
-        raise ConfigError(
-            f"tile size {tile} is not a positive multiple of the {cfg.patch_size}px patch"
-        )
+    step = getattr(model, "tile_multiple", cfg.patch_size)
+    if tile <= 0 or tile % step:
+        raise ConfigError(f"tile size {tile} is not a positive multiple of the model's {step} px")
     if exporter == "legacy" and tile != cfg.img_size:
         raise ConfigError(
             f"the legacy exporter cannot resample the position embedding to a {tile}px tile; "

@@ -399,10 +399,8 @@ def _tiling(be: Backend, tile: int | None, overlap: int | None) -> tuple[int, in
             f"this model takes tiles of exactly {fixed[0]} x {fixed[1]} px; "
             f"tile={tile} cannot be used (leave tile unset)"
         )
-    if tile % info.patch_size:
-        raise ConfigError(
-            f"tile {tile} px is not a multiple of the model's patch size {info.patch_size} px"
-        )
+    if tile % info.tile_step:
+        raise ConfigError(f"tile {tile} px is not a multiple of the model's {info.tile_step} px")
     if overlap is None:
         overlap = min(info.tile_overlap, tile // 2)
     return tile, overlap

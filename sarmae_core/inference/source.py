@@ -172,20 +172,22 @@ class SarSource:
                 "georeference, areas and ship sizes in metres cannot be given, and the pixel "
                 "size cannot be checked against the model's resolution"
             )
-        elif res and self.pixel_size_m:
+        elif (res or self.info.resolution_range_m) and self.pixel_size_m:
             px, py = self.pixel_size_m
-            if max(abs(px / res - 1), abs(py / res - 1)) > tolerance:
-                new_w = max(1, round(width * px / res))
-                new_h = max(1, round(height * py / res))
+            target = model_pixel_size(px, py, self.info, tolerance)
+            if target is not None:
+                tx, ty = target
+                new_w = max(1, round(width * px / tx))
+                new_h = max(1, round(height * py / ty))
                 # Averaging when shrinking keeps every input pixel's contribution (nearer to
                 # multilooking than bilinear sampling); dB values are averaged as they are.
                 resampling = "average" if new_w < width else "bilinear"
                 transform = transform.then(Transform.scale(width / new_w, height / new_h))
                 self.notes.warn(
-                    f"pixel size {px:.3g} x {py:.3g} m differs from the model's {res:g} m by "
-                    f"more than {tolerance:.0%}: resampled on the fly ({resampling}) to "
-                    f"{new_w} x {new_h} px for the model; outputs are resampled back to the "
-                    "input's grid"
+                    f"pixel size {px:.3g} x {py:.3g} m is outside what the model was trained "
+                    f"for ({trained_for(self.info)}, {tolerance:.0%} tolerance): resampled on "
+                    f"the fly ({resampling}) to {new_w} x {new_h} px for the model; outputs "
+                    "are resampled back to the input's grid"
                 )
                 self.pixel_size_m = (px * width / new_w, py * height / new_h)
                 width, height = new_w, new_h
@@ -295,3 +297,38 @@ def dtype_kind(dtype: str) -> str:
 
 def _as_float(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind in "fc" and x.itemsize >= 4 else x.astype(np.float32)
+
+
+def model_pixel_size(
+    px: float, py: float, info: ModelInfo, tolerance: float = 0.25
+) -> tuple[float, float] | None:
+    """Pixel size (x, y) in metres to run ``info``'s model at for input pixels of ``px`` x
+    ``py`` m, or None to read the input on its own grid.
+
+    A model trained across a range of pixel sizes (``resolution_range_m``, e.g. 10-20 m) reads
+    any input inside it, widened by ``tolerance``, as it is: averaging a 10 m scene to 20 m
+    would throw away the detail the model was trained to use. Outside it, the input goes to the
+    nearer end of the range. A model that knows one ``resolution_m`` only gets its own.
+    """
+    rng = info.resolution_range_m
+    if rng:
+        lo, hi = rng[0] * (1 - tolerance), rng[1] * (1 + tolerance)
+        if all(lo <= p <= hi for p in (px, py)):
+            return None
+        mean = math.sqrt(px * py)  # keep the input's pixel aspect
+        goal = min(max(mean, rng[0]), rng[1])
+        return px * goal / mean, py * goal / mean
+    res = info.resolution_m
+    if res is None or max(abs(px / res - 1), abs(py / res - 1)) <= tolerance:
+        return None
+    return res, res
+
+
+def trained_for(info: ModelInfo) -> str:
+    """The pixel sizes a model was trained for, in words (messages, the dock, model cards)."""
+    rng = info.resolution_range_m
+    if rng:
+        return f"{rng[0]:g}-{rng[1]:g} m pixels"
+    if info.resolution_m:
+        return f"{info.resolution_m:g} m pixels"
+    return "any pixel size"

@@ -191,6 +191,50 @@ class _DenseTaskModel(_TaskModel):
         return self.fusion(self.pyramid(feats))
 
 
+class DetailPath(nn.Module):
+    """Full-resolution refinement of a coarse decoder map (UNETR / ViT-Adapter style).
+
+    A ViT with 16 px patches sees 160-320 m cells at 10-20 m pixels, while water edges, rivers,
+    dykes and field parcels live at one or two pixels. Two small conv stems read the normalised
+    input at strides 1 and 2; the decoder map is narrowed by a 1x1 conv where it is cheap (at
+    its own stride), upsampled and fused with the stride-2 stem, then with the stride-1 stem,
+    so that boundaries follow the pixels while the encoder decides which dark areas are water.
+    Conv + BatchNorm + ReLU throughout: onnxruntime folds each triple into one conv, which
+    matters at full resolution on a CPU.
+
+    Args:
+        in_chans: input channels (bands).
+        coarse: channels of the decoder map.
+        width: channels at stride 1 (stride 2 gets twice as many).
+    """
+
+    def __init__(self, in_chans: int, coarse: int, width: int) -> None:
+        super().__init__()
+        c1, c2 = width, 2 * width
+
+        def cbr(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            )
+
+        self.stem1 = cbr(in_chans, c1)
+        self.stem2 = cbr(c1, c2, stride=2)
+        self.reduce = nn.Sequential(nn.Conv2d(coarse, c2, 1, bias=False), nn.BatchNorm2d(c2))
+        self.fuse2 = cbr(2 * c2, c2)
+        self.fuse1 = cbr(c2 + c1, c1)
+        self.out_channels = c1
+
+    def forward(self, x: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """Normalised input [N, C, H, W] and decoder map [N, D, h, w] -> [N, width, H, W]."""
+        d1 = self.stem1(x)  # [N, c1, H, W]
+        d2 = self.stem2(d1)  # [N, c2, H/2, W/2]
+        c = _resize(self.reduce(coarse), d2.shape[-2:])
+        f2 = self.fuse2(torch.cat([c, d2], dim=1))
+        return self.fuse1(torch.cat([_resize(f2, d1.shape[-2:]), d1], dim=1))
+
+
 class SegmentationModel(_DenseTaskModel):
     """Semantic segmentation: UPerNet-lite on a simple feature pyramid, full-resolution logits.
 
@@ -200,6 +244,11 @@ class SegmentationModel(_DenseTaskModel):
         indices: the four encoder blocks to read (default :func:`default_indices`).
         class_names: names by class index (default ``background, class_1, ...``).
         channels: decoder width (default :func:`default_decoder_channels`).
+        detail: channels of the full-resolution :class:`DetailPath` (0: none; logits are then
+            the stride-4 decoder map upsampled, which draws outlines a few cells wide).
+        context_pool: the encoder reads the input average-pooled by this factor (1 or 2), so
+            it sees twice the context per token at a quarter of the cost, while the detail path
+            keeps the input's pixels. Tiles must be multiples of ``patch * context_pool``.
     """
 
     task = "segmentation"
@@ -212,17 +261,43 @@ class SegmentationModel(_DenseTaskModel):
         indices: Sequence[int] | None = None,
         class_names: Sequence[str] | None = None,
         channels: int | None = None,
+        detail: int = 0,
+        context_pool: int = 1,
     ) -> None:
         default = ["background", *(f"class_{i}" for i in range(1, num_classes))]
         super().__init__(
             encoder_config, _class_names(class_names, num_classes, default), indices, channels
         )
-        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(self.channels, num_classes, 1))
+        if context_pool not in (1, 2):
+            raise ConfigError(f"context_pool must be 1 or 2, got {context_pool}")
+        if detail < 0:
+            raise ConfigError(f"detail must be 0 (none) or a channel count, got {detail}")
+        if context_pool > 1 and not detail:
+            raise ConfigError("context_pool > 1 needs the detail path (set detail, e.g. 8)")
+        self.detail, self.context_pool = int(detail), int(context_pool)
+        self.detail_path = (
+            DetailPath(encoder_config.in_chans, self.channels, self.detail) if detail else None
+        )
+        width = self.detail_path.out_channels if self.detail_path else self.channels
+        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(width, num_classes, 1))
+
+    def head_options(self) -> dict[str, Any]:
+        return {**super().head_options(), "detail": self.detail, "context_pool": self.context_pool}
+
+    @property
+    def tile_multiple(self) -> int:
+        """Tile sides must be multiples of this many pixels."""
+        return self.config.patch_size * self.context_pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] in physical units -> logits [N, K, H, W]."""
-        logits = self.classifier(self.features(x))  # [N, K, H/4, W/4]
-        return _resize(logits, x.shape[-2:])
+        if self.detail_path is None:
+            logits = self.classifier(self.features(x))  # [N, K, H/4, W/4]
+            return _resize(logits, x.shape[-2:])
+        xn = self.normalize(x)
+        ctx = F.avg_pool2d(xn, self.context_pool) if self.context_pool > 1 else xn
+        coarse = self.fusion(self.pyramid(self.encoder.forward_intermediates(ctx, self.indices)))
+        return self.classifier(self.detail_path(xn, coarse))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax class probabilities [N, K, H, W]."""

@@ -122,7 +122,7 @@ def test_pixel_size_is_matched_to_the_model(
     from .helpers import make_seg_onnx
 
     model = make_seg_onnx(tmp_path / "m.onnx", seg_info(resolution_m=resolution))
-    with pytest.warns(InferenceWarning, match=f"differs from the model's {resolution:g} m"):
+    with pytest.warns(InferenceWarning, match=rf"trained for \({resolution:g} m pixels"):
         res = predict(s1_db, model, out / "r.tif", products=("class", "probability"))
     classes, profile = read(res.files["class"])
     with rasterio.open(s1_db) as src:
@@ -248,3 +248,74 @@ class _no_warnings:
 
     def __exit__(self, *exc: object) -> None:
         self._cm.__exit__(*exc)
+
+
+def _scene_at(src_path: Path, dst: Path, factor: float) -> Path:
+    """The real 20 m scene resampled by ``factor`` (2: 10 m pixels, 0.5: 40 m)."""
+    with rasterio.open(src_path) as src:
+        h, w = round(src.height * factor), round(src.width * factor)
+        data = src.read(1, out_shape=(h, w), resampling=Resampling.bilinear)
+        t = src.transform
+        sx, sy = src.width / w, src.height / h
+        profile = src.profile | dict(
+            width=w, height=h, transform=rasterio.Affine(t.a * sx, t.b, t.c, t.d, t.e * sy, t.f)
+        )  # fmt: skip
+    profile.pop("blockysize", None)
+    with rasterio.open(dst, "w", **profile) as out_ds:
+        out_ds.write(data, 1)
+    return dst
+
+
+def test_model_pixel_size_rule() -> None:
+    from sarmae_core.inference.source import model_pixel_size, trained_for
+
+    ranged = seg_info(resolution_m=20.0, resolution_range_m=[10.0, 20.0])
+    assert model_pixel_size(10.0, 10.0, ranged) is None  # 10 m scenes keep their detail
+    assert model_pixel_size(20.0, 20.0, ranged) is None
+    assert model_pixel_size(24.0, 24.0, ranged) is None  # within the 25 % tolerance
+    assert model_pixel_size(5.0, 5.0, ranged) == pytest.approx((10.0, 10.0))
+    assert model_pixel_size(40.0, 40.0, ranged) == pytest.approx((20.0, 20.0))
+    x, y = model_pixel_size(4.0, 1.0, ranged)  # keeps the pixel aspect, mean at 10 m
+    assert (x / y, (x * y) ** 0.5) == pytest.approx((4.0, 10.0))
+    single = seg_info(resolution_m=20.0)
+    assert model_pixel_size(10.0, 10.0, single) == (20.0, 20.0)
+    assert model_pixel_size(22.0, 22.0, single) is None
+    assert model_pixel_size(10.0, 10.0, seg_info(resolution_m=None)) is None
+    assert trained_for(ranged) == "10-20 m pixels"
+    assert trained_for(single) == "20 m pixels"
+    assert trained_for(seg_info(resolution_m=None)) == "any pixel size"
+
+
+@pytest.mark.parametrize(
+    ("factor", "resampled_to"), [(2.0, None), (1.0, None), (4.0, 10.0), (0.5, 20.0)]
+)
+def test_a_model_with_a_resolution_range_reads_inputs_inside_it_on_their_grid(
+    tmp_path: Path, out: Path, s1_db: Path, factor: float, resampled_to: float | None
+) -> None:
+    """10 m and 20 m scenes run on their own pixels; 5 m and 40 m go to the nearer end."""
+    import warnings
+
+    from .helpers import make_seg_onnx
+
+    model = make_seg_onnx(
+        tmp_path / "m.onnx", seg_info(resolution_m=20.0, resolution_range_m=[10.0, 20.0])
+    )
+    scene = s1_db if factor == 1.0 else _scene_at(s1_db, tmp_path / f"s{factor}.tif", factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InferenceWarning)
+        res = predict(scene, model, out / "m.tif", products=("class",))
+    resampled = [n for n in res.notes if "resampled on the fly" in n]
+    classes, profile = read(res.files["class"])
+    with rasterio.open(scene) as src:
+        assert classes.shape == src.shape and profile["transform"] == src.transform
+    if resampled_to is None:
+        assert not resampled
+    else:
+        assert resampled and "10-20 m pixels" in resampled[0]
+        import re
+
+        with rasterio.open(scene) as src:
+            expect = src.width * src.res[0] / resampled_to
+        # ground pixel size (UTM scale factor) differs from the map's by well under 1 %
+        width = int(re.search(r"to (\d+) x \d+ px", resampled[0]).group(1))
+        assert width == pytest.approx(expect, rel=0.01)

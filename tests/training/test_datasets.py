@@ -280,3 +280,63 @@ def test_collate_pads_to_the_patch_with_the_normalisation_mean():
     b = TaskCollate("segmentation", 16, [-12.0])(samples)
     assert b["image"].shape == (2, 1, 32, 32) and b["size"] == [(20, 30), (32, 16)]
     assert b["image"][0, 0, 25, 0] == -12.0 and b["target"][0, 25, 0] == IGNORE
+
+
+# ------------------------------------------------------------- scale and calibration jitter
+@needs_shared_data
+def test_scale_augmentation_coarsens_real_tiles_by_area_and_keeps_labels_aligned():
+    from training.config import AugmentConfig
+
+    plain = _ds("etci", ETCI, units=ETCI_DB)
+    i = max(range(60), key=lambda k: float((plain[k]["target"] == 1).float().mean()))
+    ref = plain[i]
+    aug = AugmentConfig(flip=False, rot90=False, scale=[0.5, 0.5])
+    zoomed = _ds("etci", ETCI, train=True, units=ETCI_DB, augment=aug)[i]
+    x, t = ref["image"][0].numpy(), ref["target"].numpy()
+    zx, zt = zoomed["image"][0].numpy(), zoomed["target"].numpy()
+    assert zx.shape == zt.shape == (128, 128)  # 256 px at 20 m -> 128 px at 40 m
+    # area averaging: each output pixel is the mean of its 2 x 2 input block
+    blocks = x.reshape(128, 2, 128, 2).mean(axis=(1, 3))
+    assert np.abs(zx - blocks).mean() < 0.5  # dB
+    # labels stay on the pixels they describe: water is dark in the zoomed image too
+    valid = zt != IGNORE
+    assert zt[valid].mean() == pytest.approx(t[t != IGNORE].mean(), abs=0.02)
+    assert zx[(zt == 1)].mean() < zx[(zt == 0)].mean() - 3
+
+
+def test_zoom_sample_scales_boxes_and_fills_a_crop_when_shrinking():
+    from training.datasets.base import zoom_sample
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(-12, 3, (1, 300, 300)).astype(np.float32)
+    boxes = np.array([[100, 40, 180, 60, 0]], np.float32)
+    img, b = zoom_sample(image, boxes, 0.5, "detection", None, rng)
+    assert img.shape == (1, 150, 150)
+    np.testing.assert_allclose(b[0, :4], [50, 20, 90, 30])
+    target = np.zeros((300, 300), np.uint8)
+    img, t = zoom_sample(image, target, 0.6, "segmentation", 128, rng)
+    assert img.shape[-1] >= 128 and t.shape == img.shape[-2:]  # no padding needed afterwards
+
+
+def test_db_jitter_moves_level_and_contrast_within_its_bounds():
+    from training.datasets.base import jitter_db
+
+    rng = np.random.default_rng(1)
+    image = np.random.default_rng(0).normal(-12, 4, (2, 64, 64)).astype(np.float32)
+    for _ in range(20):
+        out = jitter_db(image, rng, 2.0, 0.15)
+        shift = np.median(out, axis=(1, 2)) - np.median(image, axis=(1, 2))
+        ratio = out.std(axis=(1, 2)) / image.std(axis=(1, 2))
+        assert np.all(np.abs(shift) <= 2.0 + 1e-4) and np.all(np.abs(ratio - 1) <= 0.15 + 1e-4)
+    np.testing.assert_array_equal(jitter_db(image, rng, 0.0, 0.0), image)
+
+
+def test_augment_config_refuses_bad_ranges():
+    from sarmae_core.errors import ConfigError
+    from training.config import AugmentConfig
+
+    for bad in ([0.0, 1.0], [1.5, 1.0], [1.0]):
+        with pytest.raises(ConfigError, match=r"augment\.scale"):
+            AugmentConfig(scale=bad)
+    with pytest.raises(ConfigError, match="db_gain"):
+        AugmentConfig(db_gain=1.5)

@@ -114,3 +114,43 @@ def test_detection_counts_found_missed_false_at_a_threshold():
     assert (c["objects"], c["found"], c["missed"], c["false"]) == (2, 1, 1, 2)
     c = detection_counts(dets, gt, score_threshold=0.05)
     assert (c["found"], c["missed"], c["false"]) == (2, 0, 2)
+
+
+# ---------------------------------------------------------------- oracle threshold, calibration
+def test_oracle_threshold_is_the_best_of_every_cut():
+    from training.metrics import oracle_threshold
+
+    rng = np.random.default_rng(0)
+    water = rng.random(3000) < 0.3
+    db = np.where(water, rng.normal(-20, 3, 3000), rng.normal(-9, 3, 3000)).round(1)
+    best = oracle_threshold(db, water)
+    brute = 0.0
+    for t in np.unique(db):
+        pred = db < t + 0.05
+        brute = max(brute, (pred & water).sum() / (pred | water).sum())
+    assert best["water_iou"] == pytest.approx(brute)
+    pred = db < best["threshold"]
+    assert (pred & water).sum() / (pred | water).sum() == pytest.approx(brute)
+    assert -17 < best["threshold"] < -12
+    assert oracle_threshold(db, np.zeros_like(water))["water_iou"] is None
+
+
+def test_reliability_of_a_calibrated_and_an_underconfident_probability():
+    from training.metrics import ReliabilityMeter
+
+    rng = np.random.default_rng(0)
+    p = rng.random((200, 200))
+    target = (rng.random((200, 200)) < p).astype(np.uint8)  # calibrated by construction
+    m = ReliabilityMeter()
+    m.update(p, target)
+    calibrated = m.metrics()
+    assert calibrated["ece"] < 0.01
+    freq = [b["observed_frequency"] for b in calibrated["reliability"]]
+    assert freq == sorted(freq)
+    under = ReliabilityMeter()
+    under.update(0.25 + 0.5 * p, target)  # squeezed towards 0.5: under-confident
+    assert under.metrics()["ece"] > 0.1
+    # IoU at a threshold, checked by hand
+    k = calibrated["iou_at_threshold"]["0.7"]
+    pred = p >= 0.7
+    assert k == pytest.approx((pred & (target == 1)).sum() / (pred | (target == 1)).sum())

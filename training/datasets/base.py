@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from sarmae_core.errors import ConfigError, InputError, SarmaeError
@@ -195,9 +196,15 @@ class TaskDataset(Dataset):
         return out
 
     def _augment(self, image: np.ndarray, target: Any, rng: np.random.Generator) -> tuple:
-        crop = self.cfg.crop
+        crop, aug = self.cfg.crop, self.cfg.augment
+        if aug.scale is not None and self.task != "classification":
+            lo, hi = np.log(aug.scale[0]), np.log(aug.scale[1])
+            zoom = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(aug.scale[0])
+            image, target = zoom_sample(image, target, zoom, self.task, crop, rng)
         if crop:
             image, target = random_crop(image, target, crop, self.task, rng)
+        if self.model_units == "db" and (aug.db_offset or aug.db_gain):
+            image = jitter_db(image, rng, aug.db_offset, aug.db_gain)
         k = int(rng.integers(4)) if self.cfg.augment.rot90 else 0
         flip = bool(rng.random() < 0.5) if self.cfg.augment.flip else False
         if self.task == "detection":
@@ -214,6 +221,56 @@ class TaskDataset(Dataset):
 
 
 # ---------------------------------------------------------------------------------- geometry
+def zoom_sample(
+    image: np.ndarray,
+    target: Any,
+    zoom: float,
+    task: str,
+    crop: int | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, Any]:
+    """``image`` (and its labels or boxes) resampled by ``zoom`` (< 1: coarser pixels).
+
+    Shrinking averages the pixels it merges (antialiased, like multilooking or the
+    ``average`` resampling of :mod:`sarmae_core.inference.source`); labels take the nearest
+    pixel. With a training crop, a region of ``crop / zoom`` is cut first, so a shrunk sample
+    still fills the crop instead of being padded.
+    """
+    if crop and zoom < 1:
+        image, target = random_crop(image, target, int(np.ceil(crop / zoom)), task, rng)
+    h, w = image.shape[-2:]
+    nh, nw = max(1, round(h * zoom)), max(1, round(w * zoom))
+    if (nh, nw) == (h, w):
+        return image, target
+    t = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None]
+    image = F.interpolate(
+        t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=zoom < 1
+    )[0].numpy()
+    if task == "segmentation":
+        rows = np.minimum(((np.arange(nh) + 0.5) * h / nh).astype(int), h - 1)
+        cols = np.minimum(((np.arange(nw) + 0.5) * w / nw).astype(int), w - 1)
+        target = np.asarray(target)[rows[:, None], cols[None, :]]
+    elif task == "detection":
+        boxes = np.asarray(target, np.float32).reshape(-1, 5).copy()
+        boxes[:, [0, 2]] *= nw / w
+        boxes[:, [1, 3]] *= nh / h
+        target = boxes
+    return image, target
+
+
+def jitter_db(
+    image: np.ndarray, rng: np.random.Generator, offset: float, gain: float
+) -> np.ndarray:
+    """dB calibration jitter: ``median + g * (x - median) + o`` per channel, with
+    ``o`` ~ U(-offset, offset) dB and ``g`` ~ U(1 - gain, 1 + gain), one draw per sample."""
+    if not offset and not gain:
+        return image
+    o = float(rng.uniform(-offset, offset)) if offset else 0.0
+    g = float(rng.uniform(1 - gain, 1 + gain)) if gain else 1.0
+    med = np.median(image.reshape(image.shape[0], -1), axis=1).reshape(-1, 1, 1)
+    return (med + g * (image - med) + o).astype(image.dtype, copy=False)
+
+
 def random_crop(
     image: np.ndarray, target: Any, size: int, task: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, Any]:
