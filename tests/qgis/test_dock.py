@@ -57,7 +57,7 @@ def test_model_file_fills_the_form_and_picks_the_button(project, s1_layer, model
     select_model_file(dock, models["water64"])
     assert (dock.tile_spin.value(), dock.overlap_spin.value()) == (64, 16)
     assert dock.threshold_spin.value() == pytest.approx(0.5)
-    assert dock.model_info.text() == "segmentation (water) · VV in db, 20 m · tile 64 px"
+    assert dock.model_info.text() == "segmentation (water) · VV in db, 20 m pixels · tile 64 px"
     assert dock.water_button.isEnabled() and not dock.ships_button.isEnabled()
 
     select_model_file(dock, models["ships"])
@@ -144,19 +144,20 @@ def test_progress_and_cancel_state(project, bundled):
     assert dock.water_button.isEnabled() and not dock.cancel_button.isEnabled()
 
 
-def test_bundled_water_on_a_dual_pol_layer_is_the_vv_vh_model(project, vh_vv_tif, bundled):
-    """Bundled Water on a layer with VV and VH bands: both bands mapped, the VV+VH model run."""
+def test_bundled_water_on_a_dual_pol_layer_is_the_vv_model(project, vh_vv_tif, bundled):
+    """Bundled Water on a layer with VV and VH bands: the VV model (the engine's default, see
+    sarmae_core.inference.bundled), reading the layer's VV band wherever it is."""
     from qgis_plugin.request import build_request
 
     layer = add_layer(project, vh_vv_tif, "dual-pol")
     dock = SarmaeDock(project)
     dock.layer_combo.setLayer(layer)
     labels = [dock.band_form.labelForField(c).text() for c in dock._band_boxes]
-    assert labels == ["VV ←", "VH ←"]
+    assert labels == ["VV ←"]
     params = dock.parameters("water")
-    assert params.bands == (2, 1)  # VV is band 2, VH band 1 in this file
+    assert params.bands == (2,)  # VV is band 2 in this file
     request = build_request(params, project)
-    assert Path(request.model).name == "water_vvvh.onnx"
+    assert Path(request.model).name == "water.onnx"
     # a single-band layer keeps the VV model
     single = build_request(
         RunParameters(job="water", layer_id=add_layer(project, S1_VV_DB, "vv").id()), project
