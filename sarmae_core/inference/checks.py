@@ -16,7 +16,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputError, RasterError
+from ..errors import ConfigError, InputError, RasterError, SarmaeError
 
 #: Pixels a run may sweep (at the model's grid) or read (at the input's) without ``force``:
 #: about 25 Sentinel-1 IW GRD scenes at 10 m. Beyond that, a declared size is far likelier a
@@ -43,8 +43,9 @@ def check_args(values: Mapping[str, Any]) -> None:
     _integer("batch_size", values["batch_size"], minimum=1)
     threshold = values["threshold"]
     if threshold is not None:
-        _number("threshold", threshold)
-        if not 0.0 < float(threshold) < 1.0:
+        if isinstance(threshold, bool) or not isinstance(threshold, Real):
+            raise ConfigError(f"threshold must be a number, got {threshold!r}")
+        if not 0.0 < float(threshold) < 1.0:  # NaN fails this too
             raise ConfigError(
                 f"threshold must lie strictly between 0 and 1 (a probability or confidence), "
                 f"got {threshold!r}; leave it unset for the model's own"
@@ -184,7 +185,10 @@ def _free(folder: Path) -> float:
 
 
 def disk_full(exc: BaseException, folders: Sequence[Path], need_bytes: int) -> RasterError | None:
-    """A clear error for ``exc`` if it says that a disk is full, else None."""
+    """A clear error for ``exc`` if it says that a disk is full, else None (our own errors,
+    already clear, stay as they are)."""
+    if isinstance(exc, SarmaeError):
+        return None
     texts = []
     seen: BaseException | None = exc
     while seen is not None and len(texts) < 5:

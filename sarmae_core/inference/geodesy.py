@@ -26,8 +26,11 @@ _E2 = 0.00669437999014
 def centre_lonlat(crs: Crs, transform: Transform, width: int, height: int) -> tuple[float, float]:
     """Longitude and latitude of the centre of a ``width`` x ``height`` grid."""
     x, y = transform.apply(width / 2, height / 2)
-    lon, lat = transform_xy(crs, crs.backend.parse_crs("EPSG:4326"), [x], [y])
-    lon, lat = float(lon[0]), float(lat[0])
+    try:
+        lons, lats = transform_xy(crs, crs.backend.parse_crs("EPSG:4326"), [x], [y])
+        lon, lat = float(lons[0]), float(lats[0])
+    except Exception:  # rasterio's PROJ raises (CPLE_*) where GDAL's returns inf
+        lon = lat = math.nan
     if not (math.isfinite(lon) and math.isfinite(lat)):
         # Named in the user's terms: the raster's own CRS and size, never a CRS derived here.
         raise InputError(
