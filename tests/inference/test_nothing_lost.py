@@ -399,3 +399,17 @@ def test_cancel_flag_is_seen_while_the_model_runs(scene: Path, out: Path, models
                 batch_size=1)  # fmt: skip
     assert time.perf_counter() - t0[0] < 1.0
     assert listing(out) == ["s.tif"]
+
+
+# ---------------------------------------------------------------- 16. export of a non-checkpoint
+def test_export_says_what_a_wrong_file_is(tmp_path: Path, models) -> None:
+    import torch
+
+    pth = tmp_path / "authors.pth"
+    torch.save({"model": {"w": torch.zeros(2)}}, pth)
+    for path, what in ((models["water"], "is an ONNX model, already exported"),
+                       (pth, "is a PyTorch (torch.save) checkpoint")):  # fmt: skip
+        code, _, err = cli("export", path, "-o", tmp_path / "out.onnx")
+        assert code == 2 and what in err and "corrupt" not in err
+        assert ".safetensors checkpoint written by `sarmae-train finetune`" in err
+    assert not (tmp_path / "out.onnx").exists()
