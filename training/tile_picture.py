@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from sarmae_core.inference.backends import load_backend
 
+from .baselines import otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", required=True, help="fine-tuning config (its test split)")
     ap.add_argument("--model", action="append", required=True, help="LABEL=model.onnx")
     ap.add_argument("--tiles", type=int, default=4)
+    ap.add_argument("--otsu", action="store_true", help="add an Otsu-per-tile panel on VV")
     ap.add_argument("--out", required=True)
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
@@ -80,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
         valid = ref != IGNORE
         cells = [(_grey(image[c], valid), b) for c, b in enumerate(bands)]
         cells.append((_overlay(_grey(image[0], valid), ref == 1), "reference"))
+        if args.otsu:
+            otsu = otsu_water(image[0], valid).astype(bool)
+            iou = _iou(otsu, ref)
+            text = f"Otsu: IoU {100 * iou:.0f} %" if iou is not None else "Otsu"
+            cells.append((_overlay(_grey(image[0], valid), otsu), text))
         for label, be, chans in models:
             prob = be.run(image[chans][None].astype(np.float32))["probabilities"][0]
             pred = prob.argmax(0) == 1

@@ -16,12 +16,12 @@ def test_picture_of_the_bundled_water_model_on_held_out_tiles(tmp_path, capsys):
     out = tmp_path / "tiles.png"
     main([
         "--config", "finetune_water_vvvh_bundled.yaml", "--tiles", "2", "--out", str(out),
-        "--model", "VV=sarmae_core/models/bundled/water.onnx", "data.max_test=12",
+        "--model", "VV=sarmae_core/models/bundled/water.onnx", "data.max_test=12", "--otsu",
     ])  # fmt: skip
-    # 2 tiles x (VV, VH, reference, model), 256 px panels
+    # 2 tiles x (VV, VH, reference, Otsu, model), 256 px panels
     image = Image.open(out)
-    assert image.size == (4 * 260 + 4, 2 * 276 + 4)
-    assert "2 tiles x 4 panels" in capsys.readouterr().out
+    assert image.size == (5 * 260 + 4, 2 * 276 + 4)
+    assert "2 tiles x 5 panels" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="needs"):
         main([
             "--config", "finetune_water_etci.yaml", "--out", str(tmp_path / "x.png"),

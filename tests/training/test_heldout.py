@@ -1,0 +1,53 @@
+"""``python -m training.heldout``: a water model through ``predict`` on real held-out tiles,
+beside Otsu per tile, per scene and the oracle threshold; and the model card's table of it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from training.heldout import main
+
+from .conftest import needs_shared_data
+
+pytestmark = needs_shared_data
+
+
+def test_bundled_water_model_on_held_out_etci_tiles_through_predict(tmp_path, capsys):
+    out = tmp_path / "etci.json"
+    main([
+        "--config", "training/configs/finetune_water_bundled.yaml", "--pixel-size", "20",
+        "--model", "water", "--limit", "3", "--out", str(out),
+    ])  # fmt: skip
+    r = json.loads(out.read_text())
+    assert r["tiles"] == 3 and r["pixel_size_m"] == 20.0
+    m = r["models"]["water"]
+    assert 0 <= m["water_iou"] <= 1 and 0 < m["pixels"] <= 3 * 256 * 256
+    # the oracle picks the best threshold on these very pixels: no threshold beats it
+    oracle = r["oracle_threshold"]["water_iou"]
+    assert oracle >= r["otsu_per_scene"]["water_iou"] - 1e-9
+    assert oracle >= r["otsu_per_tile"]["water_iou"] - 1e-9
+    assert -30 < r["oracle_threshold"]["threshold"] < 0  # dB
+    assert sum(b["pixels"] for b in m["reliability"]) == m["pixels"]
+    assert np.isfinite(m["ece"]) and set(m["iou_at_threshold"]) >= {"0.3", "0.5", "0.7"}
+    printed = capsys.readouterr().out
+    assert "| Otsu per tile | Otsu per scene | oracle |" in printed and "ECE" in printed
+
+
+def test_model_card_table_of_held_out_runs(tmp_path):
+    from training.model_card import heldout_table
+
+    run = {
+        "tiles": 3, "pixel_size_m": 20.0,
+        "models": {"water": {"water_iou": 0.61, "ece": 0.05,
+                             "iou_at_threshold": {"0.3": 0.58, "0.5": 0.61, "0.7": 0.55}}},
+        "otsu_per_tile": {"water_iou": 0.2}, "otsu_per_scene": {"water_iou": 0.3},
+        "oracle_threshold": {"water_iou": 0.5, "threshold": -17.25},
+    }  # fmt: skip
+    lines = heldout_table([("ETCI Nebraska", run)])
+    assert (
+        lines[2]
+        == "| ETCI Nebraska (3 tiles at 20 m) | 61.0 | 20.0 | 30.0 | 50.0 (VV < -17.2 dB) |"
+    )
+    assert "| ETCI Nebraska | `water` | 0.050 | 58.0 | 61.0 | 55.0 |" in lines
