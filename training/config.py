@@ -257,6 +257,8 @@ class FinetuneModelConfig:
         detail: segmentation: channels of the full-resolution detail path (0: none).
         context_pool: segmentation: the encoder reads the input average-pooled by this factor
             (1 or 2; 2 needs ``detail``): twice the context per token at a quarter of the cost.
+        centre_region: detection: train box size and offset on each object's centre region,
+            not only its centre cell (see ``DetectionModel``): one box per long ship.
         overrides: :class:`sarmae_core.models.ModelConfig` keys for a model built from scratch
             (a checkpoint's own config wins for the architecture and input units).
     """
@@ -270,6 +272,7 @@ class FinetuneModelConfig:
     channels: int | None = None
     detail: int = 0
     context_pool: int = 1
+    centre_region: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
 
 

@@ -47,7 +47,10 @@ def task_loss(model: Any, out: Any, batch: dict[str, Any], cfg: FinetuneRunConfi
         target = batch["target"].to(out.device)
         return segmentation_loss(out.float(), target, lc.class_weights, lc.dice_weight)
     out = {k: v.float() for k, v in out.items()}
-    return detection_loss(out, batch["target"], model.stride, lc.size_weight, lc.offset_weight).loss
+    region = getattr(model, "centre_region", False)
+    return detection_loss(
+        out, batch["target"], model.stride, lc.size_weight, lc.offset_weight, region
+    ).loss
 
 
 def _in_chans(cfg: FinetuneRunConfig) -> int:

@@ -118,6 +118,10 @@ def task_kwargs(cfg: FinetuneRunConfig) -> dict[str, Any]:
         kwargs.update(detail=cfg.model.detail, context_pool=cfg.model.context_pool)
     elif cfg.model.detail or cfg.model.context_pool != 1:
         raise ConfigError("model.detail and model.context_pool are segmentation options")
+    if cfg.model.centre_region:
+        if cfg.task != "detection":
+            raise ConfigError("model.centre_region is a detection option")
+        kwargs["centre_region"] = True
     return kwargs
 
 

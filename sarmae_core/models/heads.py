@@ -324,7 +324,9 @@ class DetectionModel(_DenseTaskModel):
 
     - ``heatmap`` [N, K, H/s, W/s]: per-class object-centre confidence in [0, 1] (sigmoid).
     - ``size`` [N, 2, H/s, W/s]: box width and height in input pixels (> 0), channels (w, h).
-    - ``offset`` [N, 2, H/s, W/s]: sub-cell centre offset (dx, dy) in cells, in [0, 1] (sigmoid).
+    - ``offset`` [N, 2, H/s, W/s]: centre offset (dx, dy) in cells from the cell's corner: in
+      [0, 1] (sigmoid), or, with ``centre_region``, unbounded, so any cell of a hull points to
+      the centre of the whole hull.
 
     Decoding: peaks are heatmap cells equal to their 3x3 max-pool (local maxima) and above a
     confidence; at a peak in row i, column j, centre = ((j + dx) * s, (i + dy) * s) in pixels,
@@ -334,6 +336,11 @@ class DetectionModel(_DenseTaskModel):
         encoder_config: encoder and data configuration.
         num_classes: object classes K (1: ships).
         indices, class_names, channels: as for :class:`SegmentationModel`.
+        centre_region: size and offset are trained on every cell of the centre Gaussian, not
+            only the centre cell (TTFNet, Liu et al. 2020), and the offset is unbounded. A long
+            ship's heatmap is flat along its hull and may peak twice; with a region every peak
+            predicts the whole hull, so the peaks give the same box and NMS keeps one, where a
+            centre-only head answers two half-length boxes (issue 11).
     """
 
     task = "detection"
@@ -346,6 +353,7 @@ class DetectionModel(_DenseTaskModel):
         indices: Sequence[int] | None = None,
         class_names: Sequence[str] | None = None,
         channels: int | None = None,
+        centre_region: bool = False,
     ) -> None:
         default = ["ship"] if num_classes == 1 else [f"class_{i}" for i in range(num_classes)]
         super().__init__(
@@ -367,6 +375,10 @@ class DetectionModel(_DenseTaskModel):
         self.heatmap_head = head(num_classes, -2.19)
         self.size_head = head(2, math.log(16.0))
         self.offset_head = head(2, 0.0)
+        self.centre_region = bool(centre_region)
+
+    def head_options(self) -> dict[str, Any]:
+        return {**super().head_options(), "centre_region": self.centre_region}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """[N, C, H, W] in physical units -> ``heatmap``, ``size``, ``offset`` (see class doc)."""
@@ -375,8 +387,15 @@ class DetectionModel(_DenseTaskModel):
             "heatmap": self.heatmap_head(f).sigmoid(),
             # Clamp: exp(9) = 8100 px bounds the output and keeps the graph free of inf.
             "size": self.size_head(f).clamp(max=9.0).exp(),
-            "offset": self.offset_head(f).sigmoid(),
+            "offset": self._offset(self.offset_head(f)),
         }
+
+    def _offset(self, raw: torch.Tensor) -> torch.Tensor:
+        if not self.centre_region:
+            return raw.sigmoid()
+        # 0.5 + raw: starts at the cell's middle; +-64 cells (256 px at stride 4) reaches the
+        # centre from anywhere on a 500 px hull, and keeps the graph bounded.
+        return (raw + 0.5).clamp(-64.0, 64.0)
 
     def export_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self(x)

@@ -64,16 +64,25 @@ def build_detection_targets(
     map_hw: tuple[int, int],
     stride: int = 4,
     alpha: float = 0.54,
+    region: bool = False,
+    region_floor: float = 0.3,
 ) -> dict[str, torch.Tensor]:
     """CenterNet training targets from boxes (x0, y0, x1, y1, class) in input pixels.
 
     Each box splats an elliptical Gaussian (TTFNet's sigma = alpha * side / 6, which follows the
-    elongation of ships better than CenterNet's round one) peaking at exactly 1 on the cell that
-    holds its centre. Boxes whose centre falls outside the image are skipped.
+    elongation of ships better than CenterNet's round one, so the heatmap radius grows with the
+    box) peaking at exactly 1 on the cell that holds its centre. Boxes whose centre falls
+    outside the image are skipped.
+
+    With ``region`` (TTFNet's regression area), size and offset are also set on every cell of
+    the box where its Gaussian is at least ``region_floor``, the offset then pointing from that
+    cell to the centre; a cell two boxes claim goes to the box whose Gaussian is higher there.
+    ``weight`` holds the Gaussian there, scaled so each object's weights sum to 1.
 
     Returns:
         ``heatmap`` [N, K, h, w], ``size`` [N, 2, h, w] (w, h in pixels), ``offset`` [N, 2, h, w]
-        (centre / stride - cell), ``mask`` [N, 1, h, w] (1 at centre cells).
+        (centre / stride - cell), ``mask`` [N, 1, h, w] (1 at centre cells), ``weight``
+        [N, 1, h, w] (regression weights: ``mask`` without ``region``).
     """
     h, w = map_hw
     n = len(boxes_per_image)
@@ -81,9 +90,11 @@ def build_detection_targets(
     size = torch.zeros(n, 2, h, w)
     offset = torch.zeros(n, 2, h, w)
     mask = torch.zeros(n, 1, h, w)
+    weight = torch.zeros(n, 1, h, w)
     rows = torch.arange(h, dtype=torch.float32).view(-1, 1)
     cols = torch.arange(w, dtype=torch.float32).view(1, -1)
     for i, boxes in enumerate(boxes_per_image):
+        owner = torch.zeros(h, w)  # the Gaussian of the box that owns each cell's regression
         for x0, y0, x1, y1, cls in torch.as_tensor(boxes, dtype=torch.float64).view(-1, 5).tolist():
             if not 0 <= cls < num_classes or cls != int(cls):
                 raise InputError(f"box class {cls} is not an index in [0, {num_classes - 1}]")
@@ -96,10 +107,22 @@ def build_detection_targets(
             sx, sy = max(alpha * bw / (6 * stride), 0.5), max(alpha * bh / (6 * stride), 0.5)
             g = torch.exp(-((cols - col) ** 2) / (2 * sx * sx) - (rows - row) ** 2 / (2 * sy * sy))
             heat[i, int(cls)] = torch.maximum(heat[i, int(cls)], g)
-            size[i, :, row, col] = torch.tensor([bw, bh])
-            offset[i, :, row, col] = torch.tensor([cx - col, cy - row])
             mask[i, 0, row, col] = 1.0
-    return {"heatmap": heat, "size": size, "offset": offset, "mask": mask}
+            if not region:
+                size[i, :, row, col] = torch.tensor([bw, bh])
+                offset[i, :, row, col] = torch.tensor([cx - col, cy - row])
+                weight[i, 0, row, col] = 1.0
+                continue
+            inside = ((cols + 0.5) * stride >= x0) & ((cols + 0.5) * stride <= x1)
+            inside = inside & ((rows + 0.5) * stride >= y0) & ((rows + 0.5) * stride <= y1)
+            area = ((g >= region_floor) & inside) | (g == 1)  # the centre cell always
+            area &= g > owner
+            owner = torch.where(area, g, owner)
+            size[i, 0][area], size[i, 1][area] = bw, bh
+            offset[i, 0][area] = (cx - cols).expand(h, w)[area]
+            offset[i, 1][area] = (cy - rows).expand(h, w)[area]
+            weight[i, 0][area] = g[area] / g[area].sum()
+    return {"heatmap": heat, "size": size, "offset": offset, "mask": mask, "weight": weight}
 
 
 @dataclass
@@ -118,11 +141,15 @@ def detection_loss(
     stride: int = 4,
     size_weight: float = 1.0,
     offset_weight: float = 1.0,
+    region: bool = False,
 ) -> DetectionLoss:
     """CenterNet loss: penalty-reduced focal loss on the heatmap + L1 at centre cells.
 
     The size term is L1 on log(size) (scale-free, so a 5 px ship counts as much as a 200 px
-    one); the offset term is L1 in cells. Both average over objects, like the focal term.
+    one, and a long hull is not pulled shorter by a loss that grows with pixels); the offset
+    term is L1 in cells. Both average over objects, like the focal term. With ``region``
+    (``DetectionModel.centre_region``) they are taken over each object's regression area
+    (:func:`build_detection_targets`), each object still weighing 1.
 
     Args:
         outputs: :class:`DetectionModel` outputs.
@@ -132,7 +159,9 @@ def detection_loss(
     heat = outputs["heatmap"]
     if len(boxes_per_image) != heat.shape[0]:
         raise InputError(f"{len(boxes_per_image)} box lists for a batch of {heat.shape[0]}")
-    t = build_detection_targets(boxes_per_image, heat.shape[1], tuple(heat.shape[-2:]), stride)
+    t = build_detection_targets(
+        boxes_per_image, heat.shape[1], tuple(heat.shape[-2:]), stride, region=region
+    )
     t = {k: v.to(heat.device, heat.dtype) for k, v in t.items()}
     p = heat.clamp(1e-4, 1 - 1e-4)  # as CenterNet: keeps log() finite
     pos = (t["heatmap"] == 1).to(p.dtype)
@@ -140,7 +169,7 @@ def detection_loss(
     neg_loss = torch.log(1 - p) * p**2 * (1 - t["heatmap"]) ** 4 * (1 - pos)
     num = t["mask"].sum().clamp_min(1.0)
     focal = -(pos_loss.sum() + neg_loss.sum()) / num
-    m = t["mask"]
+    m = t["weight"]
     log_size = torch.log(outputs["size"].clamp_min(1e-6))
     size_l1 = ((log_size - torch.log(t["size"].clamp_min(1e-6))).abs() * m).sum() / (2 * num)
     offset_l1 = ((outputs["offset"] - t["offset"]).abs() * m).sum() / (2 * num)

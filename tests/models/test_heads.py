@@ -312,3 +312,36 @@ def test_detail_model_round_trips_through_a_checkpoint(tmp_path):
     x = _real_db_tiles(1, 64)
     with torch.no_grad():
         assert torch.allclose(model(x), back(x))
+
+
+# ------------------------------------------------------------- one box per long ship (issue 11)
+def test_region_targets_let_every_cell_along_a_long_hull_give_the_whole_hull():
+    """A 200 px ship: with ``region`` every regression cell decodes to the full box (so two
+    peaks along the hull give one box after NMS); the centre-only targets hold it in one cell."""
+    hull = [[[20.0, 60.0, 220.0, 76.0, 0]]]  # 200 x 16 px, centre (120, 68)
+    plain = build_detection_targets(hull, 1, (64, 64), stride=4)
+    t = build_detection_targets(hull, 1, (64, 64), stride=4, region=True)
+    assert plain["weight"].sum() == 1 and (plain["weight"] > 0).sum() == 1
+    cells = torch.nonzero(t["weight"][0, 0] > 0)
+    assert len(cells) >= 10 and abs(float(t["weight"].sum()) - 1.0) < 1e-5
+    assert int(cells[:, 1].max() - cells[:, 1].min()) >= 10  # along the hull, not across
+    for row, col in cells.tolist():
+        cx = (col + float(t["offset"][0, 0, row, col])) * 4
+        cy = (row + float(t["offset"][0, 1, row, col])) * 4
+        w, h = t["size"][0, :, row, col].tolist()
+        np.testing.assert_allclose([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2],
+                                   hull[0][0][:4], atol=1e-4)  # fmt: skip
+    # a small ship beside it keeps its own cells: a cell goes to the higher Gaussian
+    two = build_detection_targets([hull[0] + [[110.0, 80.0, 126.0, 92.0, 0]]], 1, (64, 64), 4,
+                                  region=True)  # fmt: skip
+    assert two["size"][0, 0, 21, 29] == 16.0 and two["size"][0, 0, 17, 29] == 200.0
+
+
+def test_centre_region_model_has_unbounded_offsets_and_keeps_the_option_in_checkpoints():
+    model = DetectionModel(make_config("sarmae_test"), centre_region=True).eval()
+    assert model.head_options()["centre_region"] is True
+    with torch.no_grad():
+        model.offset_head.bias.fill_(3.0)
+        off = model(_real_db_tiles(1, 64))["offset"]
+    assert float(off.min()) > 1.0  # beyond the sigmoid's [0, 1]
+    assert DetectionModel(make_config("sarmae_test")).head_options()["centre_region"] is False
