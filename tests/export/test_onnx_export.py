@@ -199,3 +199,36 @@ def test_a_fused_graph_that_differs_from_torch_is_not_kept(exported, tmp_path, m
     with pytest.warns(UserWarning, match="attention not fused"):
         export_onnx(model, path)
     assert "Attention" not in [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_detail_path_model_exports_with_parity_and_runs_through_predict(tmp_path, real_tiles):
+    """The water head with a full-resolution detail path and an encoder on the input pooled by
+    2: one ONNX file, equal to torch on real tiles, declaring its pixel-size range and tile
+    multiple; predict runs it on the real scene, reading the 20 m raster as it is."""
+    import warnings
+
+    import sarmae_core
+
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test")
+    cfg.data.resolution, cfg.data.resolution_range = 20.0, [10.0, 20.0]
+    model = SegmentationModel(cfg, 2, class_names=["background", "water"], detail=4,
+                              context_pool=2).eval()  # fmt: skip
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "water_detail.onnx"
+    info = export_onnx(model, path, tile_size=64, name="water-detail")
+    assert (info.tile_multiple, info.tile_step, info.resolution_range_m) == (32, 32, [10.0, 20.0])
+    assert read_model_info(path) == info
+    assert check_parity(model, path, real_tiles) <= 1e-4
+    with pytest.raises(ConfigError, match="multiple of the model's 32 px"):
+        export_onnx(model, tmp_path / "bad.onnx", tile_size=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sarmae_core.predict(S1_VV_DB, model=path, output=tmp_path / "w.tif",
+                                  products=("class",))  # fmt: skip
+    assert not any("resampled on the fly" in n for n in res.notes)
+    with pytest.raises(ConfigError, match="takes tiles of exactly 64 x 64 px"):
+        sarmae_core.predict(S1_VV_DB, model=path, output=tmp_path / "x.tif", tile=48)
