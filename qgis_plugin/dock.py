@@ -35,6 +35,8 @@ from .params import (
     AREA_CANVAS,
     AREA_LAYER,
     AREA_POLYGONS,
+    DETECTOR_CFAR,
+    DETECTOR_MODEL,
     OUTPUT_FILES,
     OUTPUT_TEMPORARY,
     RunParameters,
@@ -101,6 +103,7 @@ class SarmaeDock(QDockWidget):
 
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.detector_combo.currentIndexChanged.connect(self._model_changed)
         self.model_file.fileChanged.connect(self._model_changed)
         self.area_combo.currentIndexChanged.connect(self._area_changed)
         self.output_combo.currentIndexChanged.connect(self._output_changed)
@@ -141,9 +144,18 @@ class SarmaeDock(QDockWidget):
         self.model_file.setStorageMode(_GET_FILE)
         self.model_file.setFilter("SARMAE ONNX models (*.onnx)")
         self.model_info = note()
+        self.detector_combo = QComboBox()
+        self.detector_combo.addItem("The model above", DETECTOR_MODEL)
+        self.detector_combo.addItem("CA-CFAR (classic, no learning)", DETECTOR_CFAR)
+        self.detector_combo.setToolTip(
+            "Detect ships with the model, or with cell-averaging CFAR: guard 15 px, background "
+            "41 px, PFA 1e-3, exponential clutter; Min. area is its smallest ship. Mask land "
+            "with Area ▸ Selected polygons (the sea)"
+        )
         form.addRow("Model", self.model_combo)
         form.addRow("File", self.model_file)
         form.addRow("", self.model_info)
+        form.addRow("Ship detector", self.detector_combo)
         return box
 
     def _parameters_group(self) -> QGroupBox:
@@ -153,7 +165,7 @@ class SarmaeDock(QDockWidget):
         self.overlap_spin = spin(OVERLAP_DEFAULT, 2048, 8, "model's", " px")
         self.batch_spin = spin(1, 256, 1, "", "")
         self.batch_spin.setValue(4)
-        self.threshold_spin = double(THRESHOLD_DEFAULT, 1.0, 0.05, 2, "model's", "")
+X
         # Ranges bound the widths Qt gives the boxes: 10 km² and 1 km cover every real use.
         self.min_area_spin = double(0.0, 1e7, 500.0, 0, "", " m²")
         self.simplify_spin = double(0.0, 1000.0, 5.0, 1, "", " m")
@@ -286,7 +298,8 @@ class SarmaeDock(QDockWidget):
                 except InputRefused as exc:
                     say(self.model_info, str(exc), False)
                 self._reset_model_defaults()
-        self._can = {"water": water_ok, "ships": ships_ok}
+        cfar = self.detector_combo.currentData() == DETECTOR_CFAR
+        self._can = {"water": water_ok, "ships": ships_ok or cfar}
         self._update_buttons()
         self._layer_changed()
 
@@ -341,7 +354,9 @@ class SarmaeDock(QDockWidget):
         self.water_button.setEnabled(can["water"] and not running)
         self.ships_button.setEnabled(can["ships"] and not running)
         self.water_button.setToolTip("" if can["water"] else "Needs a segmentation model")
-        self.ships_button.setToolTip("" if can["ships"] else "Needs a detection model")
+        self.ships_button.setToolTip(
+            "" if can["ships"] else "Needs a detection model (or Ship detector: CA-CFAR)"
+        )
 
     @guarded
     def _emit(self, job: str) -> None:
@@ -362,6 +377,7 @@ class SarmaeDock(QDockWidget):
             job=job,
             layer_id=layer.id() if layer is not None else "",
             model=model,
+            detector=self.detector_combo.currentData(),
             bands=tuple(bands) if bands and all(b is not None for b in bands) else None,
             units=self.units_combo.currentData(),
             tile=self.tile_spin.value() or None,
@@ -386,6 +402,7 @@ class SarmaeDock(QDockWidget):
             self.area_layer_combo.setLayer(self.project.mapLayer(p.area_layer_id))
         select(self.model_combo, MODEL_FILE if p.model else MODEL_BUNDLED)
         self.model_file.setFilePath(p.model)
+        select(self.detector_combo, p.detector)
         self._model_changed()
         select(self.units_combo, p.units)
         self.tile_spin.setValue(p.tile or TILE_DEFAULT)

@@ -201,7 +201,7 @@ def test_engine_errors_go_to_the_message_bar_and_details_to_the_log(
     params = RunParameters(job="water", layer_id=s1_layer.id(), model=str(models["water"]), tile=50)
     plugin.start(params, background=False)
     (text,) = messages(qgis_iface, CRITICAL)
-    assert "Segment water failed" in text and "multiple of the model's patch size" in text
+    assert "Segment water failed" in text and "multiple of the model's 16 px" in text
     assert "details in the SARMAE log panel" in text
     details = [m for m, tag, level in log_messages if tag == "SARMAE" and level == CRITICAL]
     assert details and "Traceback" in details[-1] and "ConfigError" in details[-1]
