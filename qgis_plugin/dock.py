@@ -165,7 +165,8 @@ class SarmaeDock(QDockWidget):
         self.overlap_spin = spin(OVERLAP_DEFAULT, 2048, 8, "model's", " px")
         self.batch_spin = spin(1, 256, 1, "", "")
         self.batch_spin.setValue(4)
-X
+        # 0.99 at most: the engine refuses thresholds outside (0, 1), where a map is all or none
+        self.threshold_spin = double(THRESHOLD_DEFAULT, 0.99, 0.05, 2, "model's", "")
         # Ranges bound the widths Qt gives the boxes: 10 km² and 1 km cover every real use.
         self.min_area_spin = double(0.0, 1e7, 500.0, 0, "", " m²")
         self.simplify_spin = double(0.0, 1000.0, 5.0, 1, "", " m")
