@@ -149,8 +149,18 @@ class SpeckleAugment(torch.nn.Module):
         if not self.config.enabled or self.config.p == 0:
             return x, torch.full((x.shape[0],), math.inf)
         looks = self.draw_looks(x.shape[0], generator)
-        n = gamma_speckle(x.shape, looks.view(-1, 1, 1, 1), generator, device=x.device)
-        return apply_speckle(x, n.to(x.dtype), self.units), looks
+        # Gamma draws only for the images that get speckle (a fraction p of the batch): drawing
+        # for all and multiplying the clean ones by 1 cost pretraining ~6 % of its step time.
+        hit = torch.isfinite(looks).nonzero().flatten()
+        if hit.numel() == 0:
+            return x, looks
+        n = gamma_speckle(
+            (hit.numel(), *x.shape[1:]), looks[hit].view(-1, 1, 1, 1), generator, device=x.device
+        )
+        hit = hit.to(x.device)
+        out = x.clone()
+        out[hit] = apply_speckle(x[hit], n.to(x.dtype), self.units)
+        return out, looks
 
 
 def estimate_enl(

@@ -117,3 +117,24 @@ def test_gamma_speckle_with_generator_is_reproducible():
     b = gamma_speckle((4, 4), 2.0, torch.Generator().manual_seed(7))
     assert torch.equal(a, b)
     assert torch.equal(gamma_speckle((3,), math.inf), torch.ones(3))
+
+
+def test_sare_draws_speckle_only_for_the_images_that_get_it():
+    """Clean images pass unchanged (bit for bit) and the speckled ones get the Gamma model."""
+    import math
+
+    from sarmae_core.speckle import SpeckleAugment, SpeckleConfig
+
+    torch.manual_seed(0)
+    x = 1.0 + torch.rand(64, 1, 32, 32)  # intensity
+    aug = SpeckleAugment(SpeckleConfig(p=0.5, min_looks=2.5), "intensity")
+    out, looks = aug(x, torch.Generator().manual_seed(3))
+    clean = torch.isinf(looks)
+    assert 10 < int(clean.sum()) < 54
+    assert torch.equal(out[clean], x[clean])
+    ratio = out[~clean] / x[~clean]
+    assert not torch.allclose(ratio, torch.ones_like(ratio))
+    assert ratio.mean().item() == pytest.approx(1.0, abs=0.02)  # mean-preserving
+    # the noisiest images have the spread of their drawn looks: var(n) = 1 / L
+    i = int(torch.argmin(torch.where(clean, torch.full_like(looks, math.inf), looks)))
+    assert (out[i] / x[i]).var().item() == pytest.approx(1 / looks[i].item(), rel=0.15)
