@@ -13,6 +13,7 @@ from qgis.core import (
 )
 
 from .compat import GEOMETRY_POLYGON, first
+from .core import core
 from .validation import InputRefused, RasterFacts
 
 _WKT2 = first(
@@ -63,7 +64,16 @@ def raster_facts(layer: QgsRasterLayer) -> RasterFacts:
         colours=tuple(
             gdal.GetColorInterpretationName(b.GetColorInterpretation()).lower() for b in bands
         ),
+        pixel_size_m=_pixel_size(path) if georeferenced else None,
     )
+
+
+def _pixel_size(path: str) -> tuple[float, float] | None:
+    """The engine's ground pixel size of the file (None where it cannot tell)."""
+    try:
+        return core("inference.source").scene_pixel_size_m(path, "gdal")
+    except core("errors").SarmaeError:
+        return None
 
 
 def band_labels(facts: RasterFacts) -> list[str]:

@@ -19,6 +19,8 @@ AREAS = (AREA_LAYER, AREA_CANVAS, AREA_POLYGONS)
 OUTPUT_TEMPORARY, OUTPUT_FILES = "temporary", "files"
 #: Input units the user may state; None lets sarmae read them from the file.
 UNITS = ("db", "intensity", "amplitude", "complex")
+#: Detect ships with the model (bundled or file) or with CA-CFAR (sarmae_core.inference.cfar).
+DETECTOR_MODEL, DETECTOR_CFAR = "model", "cfar"
 
 
 @dataclass
@@ -29,12 +31,14 @@ class RunParameters:
         job: ``water`` or ``ships``.
         layer_id: id of the SAR raster layer.
         model: ``""`` for the bundled model of the job, else the path of an ``.onnx`` file.
+        detector: Detect ships with ``model`` or with ``cfar`` (CA-CFAR, engine defaults;
+            ``min_area_m2`` is then its smallest ship).
         bands: 1-based raster band for each model channel, or None to map by polarisation.
         units: units of the raster, or None to take them from the file.
         tile, overlap: tile side and overlap in pixels; None for the model's.
         batch_size: tiles per model call.
         threshold: water probability or ship confidence; None for the model's.
-        min_area_m2: smallest water polygon kept.
+        min_area_m2: smallest water polygon kept (CFAR: smallest ship).
         simplify_m: polygon simplification tolerance.
         area: ``layer`` (its extent), ``canvas`` (the map view) or ``polygons``.
         area_layer_id: vector layer whose selected polygons bound the run.
@@ -47,6 +51,7 @@ class RunParameters:
     job: str = "water"
     layer_id: str = ""
     model: str = ""
+    detector: str = DETECTOR_MODEL
     bands: tuple[int, ...] | None = None
     units: str | None = None
     tile: int | None = None
@@ -70,7 +75,7 @@ class InferenceRequest:
     Attributes:
         job: ``water`` or ``ships``.
         raster: path GDAL opens.
-        model: path of the ``.onnx`` model.
+        model: path of the ``.onnx`` model, or ``cfar``.
         model_label: short model name for layer names and messages.
         input_name: the input layer's name.
         layer_crs: the input layer's CRS (authid or WKT), which outputs must have.
@@ -78,6 +83,7 @@ class InferenceRequest:
         products: sarmae products to write (``vector``, ``class``).
         temporary: outputs live in QGIS's temporary folder.
         options: keyword arguments for ``sarmae_core.inference.predict``.
+        cfar: CA-CFAR settings (``CfarParams`` fields) when ``model`` is ``cfar``.
     """
 
     job: str
@@ -90,3 +96,4 @@ class InferenceRequest:
     products: tuple[str, ...]
     temporary: bool
     options: dict[str, Any] = field(default_factory=dict)
+    cfar: dict[str, Any] | None = None

@@ -9,15 +9,17 @@ from typing import Any
 from qgis.core import QgsProcessingUtils, QgsProject, QgsRasterLayer
 
 from .catalogue import resolve_model
+from .core import core
 from .layer_io import canvas_area, crs_text, raster_facts, selected_polygons
 from .params import (
     AREA_CANVAS,
     AREA_POLYGONS,
+    DETECTOR_CFAR,
     OUTPUT_FILES,
     InferenceRequest,
     RunParameters,
 )
-from .validation import InputRefused, check_bands, check_raster, check_task
+from .validation import InputRefused, check_bands, check_raster, check_resolution, check_task
 
 
 def build_request(
@@ -33,9 +35,15 @@ def build_request(
         raise InputRefused("choose a SAR raster layer (Input ▸ SAR layer)")
     facts = raster_facts(layer)
     check_raster(facts)
-    model = resolve_model(params.job, params.model, facts.path, params.bands)
-    check_task(model.info.task, params.job, model.label)
-    check_bands(facts, model.info.polarisations, params.bands)
+    cfar = params.job == "ships" and params.detector == DETECTOR_CFAR
+    if cfar:  # the engine's CA-CFAR: no model file; its info says what it reads
+        info, model_path, label = core("inference.cfar").CfarDetector().info, "cfar", "CA-CFAR"
+    else:
+        model = resolve_model(params.job, params.model, facts.path, params.bands)
+        info, model_path, label = model.info, str(model.path), model.label
+        check_task(info.task, params.job, label)
+    check_bands(facts, info.polarisations, params.bands)
+    check_resolution(facts, info)
 
     options: dict[str, Any] = dict(
         tile=params.tile,
@@ -50,6 +58,7 @@ def build_request(
     )
     if params.job == "water":
         options.update(min_area_m2=params.min_area_m2, simplify_m=params.simplify_m)
+    cfar_settings = {"min_area_m2": params.min_area_m2} if cfar else None
     if params.area == AREA_CANVAS:
         if canvas is None:
             raise InputRefused("no map canvas to take the extent from; choose another area")
@@ -64,14 +73,15 @@ def build_request(
     return InferenceRequest(
         job=params.job,
         raster=facts.path,
-        model=str(model.path),
-        model_label=model.label,
+        model=model_path,
+        model_label=label,
         input_name=layer.name(),
         layer_crs=crs_text(layer.crs()),
         output=str(output),
         products=products,
         temporary=temporary,
         options=options,
+        cfar=cfar_settings,
     )
 
 

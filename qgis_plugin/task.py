@@ -59,9 +59,13 @@ def run_inference(
     start = time.perf_counter()
     try:
         predict = core("inference.predict").predict
+        model: Any = request.model
+        if request.cfar is not None:  # the engine's detector, built from plain settings
+            cfar = core("inference.cfar")
+            model = cfar.CfarDetector(cfar.CfarParams(**request.cfar))
         outcome.result = predict(
             request.raster,
-            request.model,
+            model,
             request.output,
             products=request.products,
             progress=progress,

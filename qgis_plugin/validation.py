@@ -35,6 +35,7 @@ class RasterFacts:
         descriptions: GDAL band descriptions.
         data_types: GDAL data type names (``Byte``, ``Float32``, ...).
         colours: GDAL colour interpretation names, lower case (``red``, ``gray``, ...).
+        pixel_size_m: ground pixel size (x, y) in metres (None: unknown, no CRS).
     """
 
     name: str
@@ -45,6 +46,7 @@ class RasterFacts:
     descriptions: tuple[str, ...]
     data_types: tuple[str, ...]
     colours: tuple[str, ...]
+    pixel_size_m: tuple[float, float] | None = None
 
 
 def looks_optical(facts: RasterFacts) -> bool:
@@ -126,6 +128,20 @@ def check_bands(
         )
     except errors.InputError as exc:
         raise InputRefused(f"'{facts.name}': {exc}") from exc
+
+
+def check_resolution(facts: RasterFacts, info: object) -> None:
+    """Refuse a ship model on pixels much coarser than it was trained for (the engine's rule,
+    :func:`sarmae_core.inference.source.resolution_refusal`), before the run starts.
+
+    Raises:
+        InputRefused: saying which pixel sizes the model is for and what to use instead.
+    """
+    if facts.pixel_size_m is None:
+        return
+    reason = core("inference.source").resolution_refusal(*facts.pixel_size_m, info)
+    if reason:
+        raise InputRefused(f"'{facts.name}': {reason}")
 
 
 def check_task(task: str, job: str, model_label: str) -> None:

@@ -47,10 +47,27 @@ from ..core import core
 from ..layer_io import crs_text, raster_facts
 from ..naming import format_area_km2
 from ..styling import style_mask, style_ships, style_water
-from ..validation import InputRefused, check_bands, check_raster, check_task
+from ..validation import (
+    InputRefused,
+    check_bands,
+    check_raster,
+    check_resolution,
+    check_task,
+)
 
 UNIT_OPTIONS = ["from the file", "db", "intensity", "amplitude", "complex"]
 TASK_JOB = {"segmentation": "water", "detection": "ships"}
+DETECTOR_OPTIONS = ["SARMAE model (MODEL, empty: bundled)", "CA-CFAR (no learning)"]
+#: CA-CFAR settings of Detect ships: parameter, label, kind (CfarParams field in CFAR_FIELDS).
+CFAR_PARAMETERS = [
+    ("GUARD", "CFAR guard window, odd px", NUMBER_INTEGER),
+    ("BACKGROUND", "CFAR background window, odd px", NUMBER_INTEGER),
+    ("PFA", "CFAR probability of false alarm", NUMBER_DOUBLE),
+    ("LOOKS", "CFAR clutter looks, 1: exponential", NUMBER_DOUBLE),
+    ("MIN_SHIP_AREA", "CFAR smallest ship, m²", NUMBER_DOUBLE),
+]
+CFAR_FIELDS = {"GUARD": "guard", "BACKGROUND": "background", "PFA": "pfa", "LOOKS": "looks",
+               "MIN_SHIP_AREA": "min_area_m2"}  # fmt: skip
 
 
 class _StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
@@ -134,6 +151,14 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             _number("THRESHOLD", "Threshold (empty: the model's)", NUMBER_DOUBLE, maximum=1.0)
         )
+        if self.JOB == "ships":  # CA-CFAR: the engine's detector and its documented settings
+            self.addParameter(
+                QgsProcessingParameterEnum("DETECTOR", "Detector", DETECTOR_OPTIONS, defaultValue=0)
+            )
+            # Empty: the engine's default (CfarParams), so no default is written twice and the
+            # engine is not imported when QGIS loads the provider.
+            for key, label, kind in CFAR_PARAMETERS:
+                self.addParameter(_number(key, f"{label} (empty: default)", kind))
         if self.JOB != "ships":
             self.addParameter(_number("MIN_AREA", "Minimum polygon area (m²)", NUMBER_DOUBLE, 0.0))
             self.addParameter(
@@ -192,9 +217,15 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                     "(segmentation) or objects (detection)"
                 )
         bands = _bands(self.parameterAsString(parameters, "BANDS", context))
-        model = resolve_model(job, model_path, facts.path, bands)
-        check_task(model.info.task, job, model.label)
-        check_bands(facts, model.info.polarisations, bands)
+        if job == "ships" and self.parameterAsEnum(parameters, "DETECTOR", context) == 1:
+            run_model: Any = self._cfar(parameters, context)
+            info = run_model.info
+        else:
+            model = resolve_model(job, model_path, facts.path, bands)
+            check_task(model.info.task, job, model.label)
+            run_model, info = str(model.path), model.info
+        check_bands(facts, info.polarisations, bands)
+        check_resolution(facts, info)
 
         options: dict[str, Any] = dict(
             bands=bands,
@@ -226,7 +257,7 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         try:
             result = core("inference.predict").predict(
                 facts.path,
-                str(model.path),
+                run_model,
                 scratch / "out.gpkg",
                 products=products,
                 progress=feedback.setProgress,
@@ -257,6 +288,21 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(f"ships: {s.ship_count}")
         self._style_on_load(context, job, [str(vector_out), str(raster_out or "")])
         return outputs
+
+    def _cfar(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any:
+        """The engine's CA-CFAR detector with this run's settings."""
+        cfar = core("inference.cfar")
+        given: dict[str, Any] = {}
+        for key, _label, kind in CFAR_PARAMETERS:
+            read = _optional_int if kind == NUMBER_INTEGER else _optional_double
+            value = read(self, parameters, key, context)
+            if value is not None:
+                given[CFAR_FIELDS[key]] = value
+        try:
+            params = cfar.CfarParams(**given)
+        except core("errors").ConfigError as exc:
+            raise InputRefused(str(exc)) from exc
+        return cfar.CfarDetector(params)
 
     def _area(
         self, parameters: dict[str, Any], context: QgsProcessingContext, layer: QgsRasterLayer
@@ -304,8 +350,11 @@ class DetectShips(_SarmaeAlgorithm):
     JOB, ID, NAME = "ships", "detectships", "Detect ships"
     HELP = (
         "Detects ships on a SAR raster with a SARMAE detection model (the bundled Ships "
-        "model unless MODEL is given). Writes one box per ship with its score, length "
-        "and width to a GeoPackage, suppressing duplicates across tiles."
+        "model unless MODEL is given), or with cell-averaging CFAR (Detector: CA-CFAR; guard "
+        "and background windows in pixels, probability of false alarm under an exponential "
+        "or gamma clutter model, smallest ship; mask land with AOI polygons of the sea). "
+        "Writes one box per ship with its score, length and width to a GeoPackage, merging "
+        "what tiles saw of the same ship."
     )
 
 

@@ -127,8 +127,45 @@ def water(scene, output, quicklook, raster, probability, **kw) -> None:
     _run("water", scene, output, {"class": raster, "probability": probability}, quicklook, **kw)
 
 
+def _cfar_options(func):
+    """``predict ships`` options of the CA-CFAR detector (:mod:`sarmae_core.inference.cfar`)."""
+    opts = [
+        click.option("--detector", type=click.Choice(["model", "cfar"]), default="model",
+                     show_default=True,
+                     help="The learned model (--model, default: bundled) or CA-CFAR."),
+        click.option("--guard", type=int, default=15, show_default=True,
+                     help="CFAR guard window side (odd, px)."),
+        click.option("--background", type=int, default=41, show_default=True,
+                     help="CFAR background window side (odd, px)."),
+        click.option("--pfa", type=float, default=1e-3, show_default=True,
+                     help="CFAR probability of false alarm per pixel."),
+        click.option("--looks", type=float, default=1.0, show_default=True,
+                     help="CFAR clutter: gamma intensity of this many looks (1: exponential)."),
+        click.option("--min-pixels", type=int, default=4, show_default=True,
+                     help="CFAR: fewest detected pixels in a ship."),
+        click.option("--min-area", "min_area_m2", type=float, default=0.0, show_default=True,
+                     help="CFAR: smallest ship area on the ground (m2)."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
 @predict.command()
 @_options
-def ships(scene, output, quicklook, **kw) -> None:
-    """Ship boxes (GeoPackage: score, class, length/width in m, centre coordinates)."""
+@_cfar_options
+def ships(scene, output, quicklook, detector, guard, background, pfa, looks, min_pixels,
+          min_area_m2, **kw) -> None:  # fmt: skip
+    """Ship boxes (GeoPackage: score, class, length/width in m, centre coordinates).
+
+    --detector cfar runs cell-averaging CFAR instead of a model (land: pass sea polygons as
+    --aoi); its options are ignored by the model detector.
+    """
+    if detector == "cfar":
+        from ..inference.cfar import CfarDetector, CfarParams
+
+        if kw["model"] is not None:
+            raise ConfigError("--detector cfar takes no --model; leave one of them out")
+        params = CfarParams(guard, background, pfa, looks, min_pixels, min_area_m2)
+        kw["model"] = CfarDetector(params, tile=kw["tile"] or 512)
     _run("ships", scene, output, {}, quicklook, **kw)

@@ -9,6 +9,7 @@ torch is imported only by :mod:`~sarmae_core.inference.torch_backend`, when aske
 
 from ..errors import OutputExistsError
 from .backends import Backend, CallableBackend, OnnxBackend, load_backend
+from .cfar import CfarDetector, CfarParams
 from .notes import InferenceWarning
 from .predict import predict
 from .result import PredictionResult, PredictionSummary
@@ -16,6 +17,8 @@ from .result import PredictionResult, PredictionSummary
 __all__ = [
     "Backend",
     "CallableBackend",
+    "CfarDetector",
+    "CfarParams",
     "InferenceWarning",
     "OnnxBackend",
     "OutputExistsError",

@@ -200,8 +200,9 @@ def load_backend(
     """A backend for ``model``: a :class:`Backend`, a torch task model, or a name/path.
 
     Args:
-        model: a backend object, a torch task model, a bundled model name, or a path to an
-            ``.onnx`` file or a checkpoint (``.safetensors``, ``.pt``, ...).
+        model: a backend object, a torch task model, a bundled model name, ``cfar`` (CA-CFAR
+            ship detection with default settings, :mod:`.cfar`), or a path to an ``.onnx``
+            file or a checkpoint (``.safetensors``, ``.pt``, ...).
         backend: ``auto`` (onnxruntime for ONNX files, torch for checkpoints), ``onnxruntime``
             or ``torch``.
         device: ``auto``, ``cuda`` or ``cpu``.
@@ -217,6 +218,10 @@ def load_backend(
         from .torch_backend import TorchBackend
 
         return TorchBackend(model, device=device, notes=notes)
+    if isinstance(model, str) and model == "cfar" and not Path(model).exists():
+        from .cfar import CfarDetector
+
+        return CfarDetector()  # the classic detector with its documented defaults
     path = resolve_model_path(model)
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
         if backend == "onnxruntime":

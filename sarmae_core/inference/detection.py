@@ -81,6 +81,25 @@ def decode_centernet(
     return Detections(boxes, heatmap[cls, iy, ix].astype(np.float32), cls.astype(np.int64))
 
 
+def tile_detections(
+    outputs: dict[str, np.ndarray], confidence: float, tile_height: int
+) -> Detections:
+    """Boxes of one tile from a detection backend's outputs, in the tile's pixels.
+
+    CenterNet outputs (``heatmap``, ``size``, ``offset``) are decoded; a backend that finds
+    boxes itself (CFAR) gives ``detections`` [M, 6] rows (x0, y0, x1, y1, score, class),
+    NaN rows being padding.
+    """
+    if "detections" in outputs:
+        rows = np.asarray(outputs["detections"], np.float64).reshape(-1, 6)
+        rows = rows[np.isfinite(rows).all(axis=1) & (rows[:, 4] >= confidence)]
+        return Detections(rows[:, :4].copy(), rows[:, 4].astype(np.float32),
+                          rows[:, 5].astype(np.int64))  # fmt: skip
+    return decode_centernet(
+        outputs["heatmap"], outputs["size"], outputs["offset"], confidence, tile_height
+    )
+
+
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one box [4] with boxes [n, 4]."""
     x0 = np.maximum(box[0], boxes[:, 0])

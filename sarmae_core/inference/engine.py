@@ -20,7 +20,7 @@ from ..errors import CancelledError
 from .aoi import Region
 from .backends import Backend
 from .blending import Sink, StreamingBlender, blend_weights
-from .detection import Detections, decode_centernet, nms
+from .detection import Detections, nms, tile_detections
 from .source import SarSource
 from .windows import Tile, TileGrid
 
@@ -173,7 +173,7 @@ def sweep_detection(
         stats.valid_pixels += int(
             valid[r0 - tile.row : r1 - tile.row, c0 - tile.col : c1 - tile.col].sum()
         )
-        dets = decode_centernet(out["heatmap"], out["size"], out["offset"], confidence, grid.tile)
+        dets = tile_detections(out, confidence, grid.tile)
         if len(dets):
             cx = (dets.boxes[:, 0] + dets.boxes[:, 2]) / 2
             cy = (dets.boxes[:, 1] + dets.boxes[:, 3]) / 2

@@ -80,7 +80,9 @@ def predict(
     Args:
         raster: any raster GDAL reads (GeoTIFF/COG, VRT, Sentinel-1 measurement TIFF).
         model: a bundled model name (``water``, ``ships``), a path to an ``.onnx`` file or a
-            checkpoint, a torch task model, or a :class:`~sarmae_core.inference.Backend`.
+            checkpoint, a torch task model, ``cfar`` (CA-CFAR ship detection, no learning;
+            ``CfarDetector(CfarParams(...))`` to set its windows and PFA), or a
+            :class:`~sarmae_core.inference.Backend`.
             ``water`` runs the bundled VV+VH model (``water_vvvh``) on scenes with VV and VH
             bands, the VV model otherwise or when ``bands`` names one band.
         output: output path; ``.tif`` writes a class map, ``.gpkg`` polygons or ship boxes
@@ -165,6 +167,8 @@ def predict(
                 source.io,
             )  # fmt: skip
             grid = TileGrid(region.height, region.width, tile, overlap)
+            if hasattr(be, "set_pixel_size"):  # CFAR's minimum ship area in m2
+                be.set_pixel_size(source.pixel_size_m)
             need = _check_work(source, region, grid, info, outputs, force)
             stats.timings["setup"] = time.perf_counter() - start  # model load, raster checks
             done = [0]

@@ -174,6 +174,9 @@ class SarSource:
             )
         elif (res or self.info.resolution_range_m) and self.pixel_size_m:
             px, py = self.pixel_size_m
+            refused = resolution_refusal(px, py, self.info, tolerance)
+            if refused:
+                raise InputError(f"{self.path.name}: {refused}")
             target = model_pixel_size(px, py, self.info, tolerance)
             if target is not None:
                 tx, ty = target
@@ -322,6 +325,51 @@ def model_pixel_size(
     if res is None or max(abs(px / res - 1), abs(py / res - 1)) <= tolerance:
         return None
     return res, res
+
+
+#: How much coarser than the coarsest pixels of a detection model's range an input may be
+#: before it is refused: ships shrink with the pixels, and resampling a coarse scene up to the
+#: model's range does not bring back the pixels a hull lacks.
+COARSER_REFUSED = 1.0
+
+
+def resolution_refusal(
+    px: float, py: float, info: ModelInfo, tolerance: float = 0.25
+) -> str | None:
+    """Why a detection model must not run on pixels of ``px`` x ``py`` m, or None.
+
+    Only detection models with a ``resolution_range_m`` refuse, and only coarser pixels than
+    the range (widened by ``tolerance``): finer pixels are averaged into the range, and a
+    segmentation model's water stays water when resampled. A larger ``tolerance`` runs the
+    model anyway, on the scene's own pixels.
+    """
+    rng = info.resolution_range_m
+    if info.task != "detection" or not rng:
+        return None
+    coarsest = rng[1] * (1 + tolerance) * COARSER_REFUSED
+    mean = math.sqrt(px * py)
+    if mean <= coarsest:
+        return None
+    need = mean / rng[1] - 1
+    return (
+        f"this model is for {trained_for(info)}; the scene has {px:.3g} x {py:.3g} m pixels, "
+        f"on which ships are {mean / rng[1]:.1f} times fewer pixels long than any it was "
+        "trained on (resampling cannot add the missing detail). Use the CFAR detector "
+        "(`--detector cfar`, model='cfar', or Detector: CA-CFAR in QGIS) or a model trained "
+        f"for this pixel size; resolution_tolerance={need:.3g} runs it anyway"
+    )
+
+
+def scene_pixel_size_m(raster: str | os.PathLike, io: str | None = None) -> tuple | None:
+    """Ground pixel size (x, y) in metres of a raster file, None without a CRS (metadata
+    only: for checks made before a run, such as the QGIS plugin's)."""
+    ds = open_dataset(raster, raster_io.get(io))
+    try:
+        if ds.crs is None:
+            return None
+        return pixel_size_m(ds.crs, ds.transform, ds.width, ds.height)
+    finally:
+        ds.close()
 
 
 def trained_for(info: ModelInfo) -> str:
