@@ -115,7 +115,7 @@ def test_processing_detect_ships_with_cfar(qgis_processing, offshore, hr_ships, 
             run("sarmae:detectships", {"INPUT": str(offshore), "DETECTOR": 1, "GUARD": 14,
                                        "OUTPUT": str(tmp_path / "bad.gpkg")})  # fmt: skip
         assert not (tmp_path / "bad.gpkg").exists()
-        with pytest.raises(QgsProcessingException, match="this model is for 0.5-3 m pixels"):
+        with pytest.raises(QgsProcessingException, match=r"this model is for 0\.5-3 m pixels"):
             run("sarmae:detectships", {"INPUT": str(S1_VV_DB), "MODEL": str(hr_ships),
                                        "OUTPUT": str(tmp_path / "s1.gpkg")})  # fmt: skip
     finally:
