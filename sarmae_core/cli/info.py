@@ -20,9 +20,11 @@ def info(model: Path, as_json: bool) -> None:
     if model.suffix == ".onnx":
         from dataclasses import asdict
 
+        from ..export.metadata import other_tools
         from ..export.reader import read_model_info
 
-        data = asdict(read_model_info(model))
+        model_info = read_model_info(model)
+        data = asdict(model_info) | other_tools(model_info)
     elif model.suffix == ".safetensors":
         from ..models.checkpoint import read_checkpoint
 

@@ -1,10 +1,11 @@
 """Model parameters carried inside ONNX files (``metadata_props``), torch-free.
 
-The keys that Deepness and GeoDeep read are written with their meanings (Deepness: resolution
-in cm/px, tiles_overlap in percent, class_names as a JSON object); the SAR keys, prefixed
+The keys that Deepness and GeoDeep read are written with their meanings and encodings (every
+value JSON, as both tools ``json.loads`` it; resolution in cm/px, tiles_overlap in percent,
+class_names as a JSON object); the SAR keys, prefixed
 ``sarmae_``, say what the input must be so that a client never has to guess units or bands.
 The ONNX graph normalises its input itself: the input tensor is in ``sarmae_units``; the
-Deepness ``standardization_*`` keys are therefore identity (0 and 1).
+Deepness ``standardization_*`` keys only undo Deepness' own division by 255.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ TASK_TO_DEEPNESS = {
     "classification": "Recognition",
 }
 
-METADATA_VERSION = "1"
+#: 2: the Deepness/GeoDeep keys JSON-encoded (``"Segmentor"``), ``tile_size`` and
+#: ``seg_small_segment`` added.
+METADATA_VERSION = "2"
 
 
 @dataclass
@@ -132,20 +135,34 @@ class ModelInfo:
         )
 
     def to_metadata_props(self) -> dict[str, str]:
-        """String key/value pairs for ONNX ``metadata_props``."""
+        """String key/value pairs for ONNX ``metadata_props``.
+
+        The Deepness/GeoDeep keys are written as their code reads them: Deepness passes every
+        value through ``json.loads`` (so ``model_type`` is the JSON string ``"Segmentor"``),
+        reads ``tile_size`` (its docs say ``tiles_size``: both are written) and an integer
+        ``tiles_overlap`` in percent; GeoDeep reads ``float()``/``int()`` of the numbers, which
+        JSON numbers also satisfy. See :func:`deepness_view`.
+        """
+        n = self.in_chans
         props = {
-            # Deepness / GeoDeep keys
-            "model_type": TASK_TO_DEEPNESS[self.task],
-            "class_names": json.dumps({str(i): n for i, n in enumerate(self.class_names)}),
-            "resolution": "" if self.resolution_m is None else f"{self.resolution_m * 100:g}",
-            "tiles_size": str(self.tile_size),
-            "tiles_overlap": f"{round(100 * self.tile_overlap / self.tile_size)}",
-            "standardization_mean": json.dumps([0.0] * self.in_chans),
-            "standardization_std": json.dumps([1.0] * self.in_chans),
-            "seg_thresh": f"{self.seg_threshold:g}",
-            "det_conf": f"{self.det_confidence:g}",
-            "det_iou_thresh": f"{self.det_iou_threshold:g}",
+            "model_type": json.dumps(TASK_TO_DEEPNESS[self.task]),
+            "class_names": json.dumps({str(i): name for i, name in enumerate(self.class_names)}),
+            "tile_size": json.dumps(self.tile_size),
+            "tiles_size": json.dumps(self.tile_size),
+            "tiles_overlap": json.dumps(round(100 * self.tile_overlap / self.tile_size)),
+            # Deepness divides pixels by 255 before standardising; std 1/255 undoes that, so
+            # the raster's own values (dB, ...) reach the graph, which normalises them itself.
+            "standardization_mean": json.dumps([0.0] * n),
+            "standardization_std": json.dumps([1 / 255] * n),
+            "seg_thresh": json.dumps(self.seg_threshold),
+            # 0: no morphological clean-up. GeoDeep's default (11) deletes water bodies under
+            # ~480 px; small areas are the user's choice here (--min-area), not the model's.
+            "seg_small_segment": json.dumps(0),
+            "det_conf": json.dumps(self.det_confidence),
+            "det_iou_thresh": json.dumps(self.det_iou_threshold),
         }
+        if self.resolution_m is not None:  # cm per pixel; absent, not "", when any size goes
+            props["resolution"] = json.dumps(round(self.resolution_m * 100, 6))
         props["sarmae_info"] = json.dumps(asdict(self), sort_keys=True)
         props["sarmae_metadata_version"] = METADATA_VERSION
         for key in ("task", "units", "preset", "version", "name", "licence", "training_data"):
@@ -165,11 +182,8 @@ class ModelInfo:
         """
         raw = props.get("sarmae_info")
         if raw is None:
-            kind = (
-                f" (it looks like a {props['model_type']} model for Deepness)"
-                if ("model_type" in props)
-                else ""
-            )
+            kind = props.get("model_type", "").strip('"')  # JSON-quoted or bare
+            kind = f" (it looks like a {kind} model for Deepness)" if kind else ""
             raise CheckpointError(
                 f"{source} is not a sarmae model{kind}: its ONNX metadata has no 'sarmae_info'. "
                 "Export models with `sarmae export`, or pick one of the bundled models."
@@ -187,6 +201,55 @@ class ModelInfo:
                 f"{source} has invalid sarmae metadata: {exc}; export the model again with "
                 "`sarmae export`"
             ) from exc
+
+
+def deepness_view(props: dict[str, str]) -> dict[str, Any]:
+    """The Deepness/GeoDeep keys of ``props`` parsed with those tools' rules (``json.loads``
+    of each value, ``tile_size``), also for models written before they were quoted: a bare
+    ``Segmentor`` and the old ``tiles_size`` key are still read.
+
+    Raises:
+        CheckpointError: a value neither tool could parse, naming the key.
+    """
+    out: dict[str, Any] = {}
+    for key in ("model_type", "class_names", "resolution", "tile_size", "tiles_overlap",
+                "standardization_mean", "standardization_std", "seg_thresh",
+                "seg_small_segment", "det_conf", "det_iou_thresh"):  # fmt: skip
+        raw = props.get(key)
+        if raw is None and key == "tile_size":
+            raw = props.get("tiles_size")  # written by sarmae before metadata version 2
+        if raw is None or raw == "":
+            continue
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            if key == "model_type" and raw in TASK_TO_DEEPNESS.values():
+                out[key] = raw  # a bare name, as sarmae wrote before metadata version 2
+                continue
+            raise CheckpointError(
+                f"ONNX metadata {key}={raw!r} is not JSON, which Deepness and GeoDeep need "
+                "(json.loads); export the model again with `sarmae export`"
+            ) from exc
+    return out
+
+
+def other_tools(info: ModelInfo) -> dict[str, str]:
+    """Which other tools can run ``info``'s model, and why not where they cannot (``sarmae info``
+    prints it; README "Other tools")."""
+    bands = f"{'+'.join(info.polarisations)} in {info.units}"
+    geodeep = (
+        "no: GeoDeep's preprocessing takes RGB rasters only (3 bands, 8 bit); this model takes "
+        f"{info.in_chans} SAR band{'s' if info.in_chans != 1 else ''} ({bands})"
+    )
+    if info.in_chans == 3:
+        geodeep = f"reads this model's metadata; it feeds RGB 8-bit values, the model wants {bands}"
+    return {
+        "deepness": (
+            f"reads this model's metadata (type, classes, tile, overlap, thresholds); give it a "
+            f"layer of {bands}: Deepness converts no SAR units"
+        ),
+        "geodeep": geodeep,
+    }
 
 
 #: Units a model's input tensor can be in.

@@ -103,7 +103,7 @@ def test_metadata_round_trips_torch_free(exported):
     assert info.normalization == {"mode": "fixed", "mean": [-12.0], "std": [5.0]}
     assert info.outputs == ["probabilities"] and info.name == "test-segmentation"
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props["model_type"] == "Segmentor"  # what Deepness reads
+    assert props["model_type"] == '"Segmentor"'  # JSON: Deepness and GeoDeep json.loads it
     assert not any(k.startswith("pkg.torch") for k in props)
     assert read_model_info(exported["detection"][1]).outputs == ["heatmap", "size", "offset"]
     # The plugin reads models without torch: the reader must not pull it in.

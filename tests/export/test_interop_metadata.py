@@ -1,0 +1,151 @@
+"""ONNX files other tools read: our metadata parsed with Deepness' and GeoDeep's own rules.
+
+The two readers below restate, in a few lines, what those tools' code does with an ONNX
+``custom_metadata_map`` (Deepness ``processing/models/model_base.py``: ``json.loads`` of every
+value, ``tile_size``, ``int`` overlap, consecutive class ids; GeoDeep ``inference.py``:
+``json.loads`` of ``model_type``/``class_names``, ``float``/``int`` of the numbers). A value they
+cannot parse raises here as it raises there. Neither tool is a dependency (GeoDeep is AGPL).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from sarmae_core.errors import CheckpointError
+from sarmae_core.export.metadata import ModelInfo, deepness_view
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "sarmae_core" / "models" / "bundled"
+
+
+def deepness_reads(meta: dict[str, str]) -> dict[str, Any]:
+    """What Deepness' ModelBase getters return for each key (None when absent)."""
+
+    def get(key: str, cast: Any) -> Any:
+        return cast(json.loads(meta[key])) if key in meta else None
+
+    names = json.loads(meta["class_names"])
+    ids = sorted(int(k) for k in names)
+    assert ids == list(range(len(ids))), "Deepness refuses non-consecutive class ids"
+    return {
+        "model_type": str(json.loads(meta["model_type"])).capitalize(),
+        "class_names": [names[str(i)] for i in ids],
+        "resolution": get("resolution", float),
+        "tile_size": get("tile_size", int),
+        "tiles_overlap": get("tiles_overlap", int),
+        "seg_thresh": get("seg_thresh", float),
+        "seg_small_segment": get("seg_small_segment", int),
+        "det_conf": get("det_conf", float),
+        "det_iou_thresh": get("det_iou_thresh", float),
+        "mean": get("standardization_mean", list),
+        "std": get("standardization_std", list),
+    }
+
+
+def geodeep_reads(meta: dict[str, str]) -> dict[str, Any]:
+    """GeoDeep's ``create_session`` config (the keys it takes from the metadata)."""
+    return {
+        "det_type": json.loads(meta.get("det_type", '"YOLO_v5_or_v7_default"')),
+        "det_conf": float(meta.get("det_conf", 0.3)),
+        "det_iou_thresh": float(meta.get("det_iou_thresh", 0.8)),
+        "seg_thresh": float(meta.get("seg_thresh", 0.5)),
+        "seg_small_segment": int(meta.get("seg_small_segment", 11)),
+        "resolution": float(meta.get("resolution", 10)),
+        "class_names": json.loads(meta.get("class_names", "{}")),
+        "model_type": json.loads(meta.get("model_type", '"Detector"')),
+        "tiles_overlap": float(meta.get("tiles_overlap", 5)),
+    }
+
+
+def onnx_meta(path: Path) -> dict[str, str]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, ModelInfo]]:
+    """The test preset's water segmenter and ship detector, as `sarmae export` writes them."""
+    torch = pytest.importorskip("torch")
+    from sarmae_core.export.onnx import export_onnx
+    from sarmae_core.models.heads import DetectionModel, SegmentationModel
+    from sarmae_core.models.registry import make_config
+
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test")
+    folder = tmp_path_factory.mktemp("interop")
+    out = {}
+    for model in (SegmentationModel(cfg, 2, class_names=["background", "water"]),
+                  DetectionModel(cfg)):  # fmt: skip
+        path = folder / f"{model.task}.onnx"
+        out[model.task] = (path, export_onnx(model, path, None, name=model.task))
+    return out
+
+
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_deepness_and_geodeep_parse_our_metadata(exported, task):
+    path, info = exported[task]
+    meta = onnx_meta(path)
+    deep = deepness_reads(meta)
+    geo = geodeep_reads(meta)
+    kind = {"segmentation": "Segmentor", "detection": "Detector"}[task]
+    assert deep["model_type"] == geo["model_type"] == kind
+    assert deep["class_names"] == info.class_names
+    assert deep["tile_size"] == info.tile_size == 64
+    assert deep["tiles_overlap"] == round(100 * info.tile_overlap / info.tile_size) == 25
+    assert deep["resolution"] == geo["resolution"] == pytest.approx(info.resolution_m * 100)
+    assert deep["seg_thresh"] == geo["seg_thresh"] == info.seg_threshold
+    # Written, and 0: GeoDeep's default of 11 would delete small water bodies.
+    assert deep["seg_small_segment"] == geo["seg_small_segment"] == 0
+    assert deep["det_conf"] == geo["det_conf"] == info.det_confidence
+    assert deep["det_iou_thresh"] == geo["det_iou_thresh"] == info.det_iou_threshold
+    assert json.loads(meta["tiles_size"]) == info.tile_size  # the key Deepness' docs name
+    # And what we read back is what we wrote.
+    assert deepness_view(meta)["model_type"] == kind
+
+
+def test_deepness_preprocessing_hands_the_graph_the_rasters_values(exported):
+    """Deepness divides pixels by 255, then standardises with our mean/std: the model must get
+    the dB values back (its graph normalises them itself)."""
+    import rasterio
+
+    from tests.conftest import S1_VV_DB
+
+    path, _ = exported["segmentation"]
+    deep = deepness_reads(onnx_meta(path))
+    with rasterio.open(S1_VV_DB) as src:
+        tile = src.read(1, window=((0, 64), (0, 64))).astype(np.float32)
+    fed = (tile / 255.0 - np.float32(deep["mean"][0])) / np.float32(deep["std"][0])
+    np.testing.assert_allclose(fed, tile, rtol=1e-5, atol=1e-4)
+
+
+def test_models_written_before_quoting_are_still_read():
+    """The bundled models were exported with metadata version 1 (bare ``Segmentor``,
+    ``tiles_size``): our readers keep taking them; a non-JSON value is named."""
+    old = onnx_meta(BUNDLED / "water.onnx")
+    view = deepness_view(old)
+    assert view["model_type"] in ("Segmentor", "Detector")
+    assert view["tile_size"] == ModelInfo.from_metadata_props(old).tile_size
+    with pytest.raises(CheckpointError, match=r"seg_thresh='half' is not JSON.*sarmae export"):
+        deepness_view({"model_type": '"Segmentor"', "seg_thresh": "half"})
+
+
+def test_info_says_which_tools_take_the_model(exported):
+    path, _ = exported["segmentation"]
+    done = subprocess.run(
+        [sys.executable, "-m", "sarmae_core.cli", "info", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.strip()}
+    assert "reads this model's metadata" in lines["deepness"]
+    assert "no:" in lines["geodeep"] and "RGB" in lines["geodeep"]
