@@ -112,6 +112,78 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-12)
 
 
+def cut_edges(
+    boxes: np.ndarray, window: tuple[int, int, int, int], extent: tuple[int, int], margin: float
+) -> np.ndarray:
+    """Where boxes [n, 4] seen in ``window`` (row, col, height, width) are cut by its edges.
+
+    Returns [n, 4]: for each box side (x0, y0, x1, y1) the coordinate of the window edge it
+    lies on (within ``margin`` px), NaN where it does not or where that edge is the raster's
+    own (``extent`` = raster height, width): what lies beyond was not seen by this window.
+    """
+    row, col, h, w = window
+    height, width = extent
+    edges = np.array([col, row, col + w, row + h], np.float64)
+    inner = np.array([col > 0, row > 0, col + w < width, row + h < height])
+    near = np.abs(boxes - edges) <= margin
+    near[:, :2] |= boxes[:, :2] < edges[:2]  # a box predicted past the edge is cut too
+    near[:, 2:] |= boxes[:, 2:] > edges[2:]
+    return np.where(near & inner, edges, np.nan)
+
+
+def merge_cut_boxes(dets: Detections, cuts: np.ndarray, gap: float = 2.0) -> Detections:
+    """Join the pieces of objects that tile edges cut into one box per object.
+
+    A tile sees only part of a ship that crosses its edge (or is longer than the tile); the
+    neighbouring tile sees the rest. Non-maximum suppression cannot join such pieces (their
+    IoU is small), so a box cut at an edge (``cuts``, see :func:`cut_edges`) is merged with
+    every box of its class that runs across that edge line and meets it across the other axis
+    (within ``gap`` px). Merging is transitive (a ship over three tiles gives one box); the
+    union box keeps the best score.
+
+    Args:
+        dets: detections of the whole raster, in raster pixels.
+        cuts: [n, 4] cut edge coordinate per box side, NaN where uncut.
+        gap: pixels two boxes may lie apart across the edge and still be one object.
+    """
+    n = len(dets)
+    if n < 2 or not np.isfinite(cuts).any():
+        return dets
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    b = dets.boxes
+    for i, side in zip(*np.nonzero(np.isfinite(cuts)), strict=True):
+        e = cuts[i, side]
+        ax = side % 2  # 0: a vertical edge (x), 1: a horizontal one (y)
+        lo, hi = b[:, ax], b[:, ax + 2]
+        beyond = (hi > e + gap) & (lo < e) if side >= 2 else (lo < e - gap) & (hi > e)
+        other = 1 - ax
+        meet = np.minimum(b[:, other + 2], b[i, other + 2]) - np.maximum(b[:, other], b[i, other])
+        for j in np.nonzero(beyond & (meet > -gap) & (dets.classes == dets.classes[i]))[0]:
+            ri, rj = find(int(i)), find(int(j))
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(n)])
+    if (roots == np.arange(n)).all():
+        return dets
+    groups, inverse = np.unique(roots, return_inverse=True)
+    boxes = np.empty((len(groups), 4))
+    boxes[:, :2], boxes[:, 2:] = np.inf, -np.inf
+    np.minimum.at(boxes[:, 0], inverse, b[:, 0])
+    np.minimum.at(boxes[:, 1], inverse, b[:, 1])
+    np.maximum.at(boxes[:, 2], inverse, b[:, 2])
+    np.maximum.at(boxes[:, 3], inverse, b[:, 3])
+    scores = np.zeros(len(groups), np.float32)
+    np.maximum.at(scores, inverse, dets.scores)
+    return Detections(boxes, scores, dets.classes[groups])
+
+
 def nms(dets: Detections, iou_threshold: float) -> Detections:
     """Greedy per-class non-maximum suppression, best score first.
 

@@ -20,9 +20,13 @@ from ..errors import CancelledError
 from .aoi import Region
 from .backends import Backend
 from .blending import Sink, StreamingBlender, blend_weights
-from .detection import Detections, nms, tile_detections
+from .detection import Detections, cut_edges, merge_cut_boxes, nms, tile_detections
 from .source import SarSource
 from .windows import Tile, TileGrid
+
+#: A box side this close to a tile edge (px) was cut by it: a stride-4 heatmap places box
+#: sides to about a cell, CFAR to a pixel.
+CUT_MARGIN = 4.0
 
 
 @dataclass
@@ -161,10 +165,13 @@ def sweep_detection(
     """Detections of the whole region, in region pixels, each object once.
 
     A tile keeps the detections whose centre lies in its core (the pixels it owns, cut in the
-    middle of each overlap) and on a valid pixel; NMS over the whole region then removes what
-    two tiles still both reported (a large ship spanning a cut).
+    middle of each overlap) and on a valid pixel. Boxes cut by a tile edge are then joined
+    with the rest of their object seen by the next tile (a ship across a border or longer than
+    a tile: one box over the whole hull), and NMS over the whole region removes what two
+    tiles still both reported.
     """
     found: list[Detections] = []
+    cuts: list[np.ndarray] = []
     for tile, out, valid in tiles:
         if out is None:
             continue
@@ -187,8 +194,11 @@ def sweep_detection(
             dets = dets.select(np.nonzero(keep)[0])
             dets.boxes += np.array([tile.col, tile.row, tile.col, tile.row], dtype=np.float64)
             found.append(dets)
+            window = (tile.row, tile.col, tile.height, tile.width)
+            cuts.append(cut_edges(dets.boxes, window, (grid.height, grid.width), CUT_MARGIN))
         stats.stitch_s += time.perf_counter() - t
     t = time.perf_counter()
-    result = nms(Detections.concat(found), iou_threshold)
+    merged = merge_cut_boxes(Detections.concat(found), np.concatenate(cuts or [np.zeros((0, 4))]))
+    result = nms(merged, iou_threshold)
     stats.stitch_s += time.perf_counter() - t
     return result

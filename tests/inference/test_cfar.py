@@ -188,3 +188,77 @@ def test_cli_detector_cfar(tmp_path, io_backend):
                    *extra)  # fmt: skip
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "Traceback" not in r.stderr and not bad.exists()
+
+
+# ------------------------------------------------------------------- one box across tiles
+@needs_hrsid
+def test_a_ship_longer_than_a_tile_is_one_box(tmp_path, out, monkeypatch):
+    """A 420 x 14 px hull, bright on the real sea of the offshore tile, crosses two tile
+    borders (tiles of 192 px): each tile sees a piece, and the pieces become one box over the
+    whole hull. Without merging across tiles the same run gives several boxes."""
+    grey = np.asarray(Image.open(HRSID / "images" / f"{OFFSHORE}.jpg").convert("L"), np.float32)
+    amp = grey / 255.0
+    r0, c0 = 300, 150  # open sea, clear of the two real ships
+    amp[r0 : r0 + 14, c0 : c0 + 420] = 0.9 + 0.05 * np.sin(np.arange(420) / 3.0)
+    tif = hrsid_geotiff(OFFSHORE, tmp_path)
+    with rasterio.open(tif, "r+") as ds:
+        ds.write(amp, 1)
+    hull = (c0, r0, c0 + 420, r0 + 14)
+    detector = CfarDetector(CfarParams(min_area_m2=200.0), tile=192)
+    res = predict(tif, detector, out / "long.gpkg", units="amplitude", tile=192, overlap=32)
+    boxes = boxes_from_gpkg(res.files["vector"], tif)
+    on_hull = [b for b in boxes if covers(hull, b, 0.5)]  # boxes mostly on the hull
+    assert len(on_hull) == 1 and covers(on_hull[0], hull, 0.98)
+    assert all(sum(covers(b, ship) for b in boxes) == 1 for ship in OFFSHORE_SHIPS)
+
+    from sarmae_core.inference import engine
+
+    monkeypatch.setattr(engine, "merge_cut_boxes", lambda dets, cuts: dets)
+    split = predict(tif, detector, out / "split.gpkg", units="amplitude", tile=192, overlap=32)
+    pieces = [b for b in boxes_from_gpkg(split.files["vector"], tif) if covers(hull, b, 0.5)]
+    assert len(pieces) >= 3 and not any(covers(b, hull, 0.98) for b in pieces)
+
+
+@needs_hrsid
+def test_real_ships_cut_by_small_tiles_come_out_whole(tmp_path, out):
+    """The real offshore tile in 128 px tiles with 16 px overlap: its 71 and 85 px ships are
+    cut by tile borders, and each still comes out as one box over its whole hull, within the
+    box a single 1024 px tile gives."""
+    tif = hrsid_geotiff(OFFSHORE, tmp_path)
+    params = CfarParams(min_area_m2=200.0)
+    whole = predict(tif, CfarDetector(params, tile=1024), out / "whole.gpkg", units="amplitude")
+    small = predict(tif, CfarDetector(params, tile=256), out / "small.gpkg", units="amplitude",
+                    tile=128, overlap=16)  # fmt: skip
+    assert small.summary.tiles > 40
+    ref = boxes_from_gpkg(whole.files["vector"], tif)
+    got = boxes_from_gpkg(small.files["vector"], tif)
+    for ship in OFFSHORE_SHIPS:
+        (a,) = [b for b in ref if covers(b, ship)]
+        (b,) = [b for b in got if covers(b, ship)]
+        # one box over the whole hull, inside the one-tile box (mirrored borders give CFAR
+        # slightly different backgrounds near tile edges, so faint ends may differ)
+        assert (b[:2] >= a[:2] - 3).all() and (b[2:] <= a[2:] + 3).all()
+
+
+def test_merging_joins_pieces_across_an_edge_but_not_neighbours():
+    from sarmae_core.inference.detection import Detections, cut_edges, merge_cut_boxes
+
+    # tile A = columns 0-127, tile B = columns 96-223 of a 64 x 400 px raster
+    left = np.array([[60.0, 20.0, 128.0, 30.0]])  # a hull cut by A's right edge
+    right = np.array(
+        [
+            [96.0, 22.0, 180.0, 31.0],  # its rest, as B saw it
+            [140.0, 40.0, 170.0, 50.0],
+        ]
+    )  # a ship beside it, not touching
+    cuts = np.concatenate([cut_edges(left, (0, 0, 64, 128), (64, 400), 4.0),
+                           cut_edges(right, (0, 96, 64, 128), (64, 400), 4.0)])  # fmt: skip
+    assert np.isfinite(cuts[0]).tolist() == [False, False, True, False]
+    assert np.isfinite(cuts[1]).tolist() == [True, False, False, False]  # B's left edge, 96
+    assert not np.isfinite(cuts[2]).any()
+    dets = Detections(np.concatenate([left, right]), np.array([0.9, 0.6, 0.8], np.float32),
+                      np.zeros(3, np.int64))  # fmt: skip
+    merged = merge_cut_boxes(dets, cuts)
+    assert len(merged) == 2
+    np.testing.assert_allclose(merged.boxes[0], [60, 20, 180, 31])
+    assert merged.scores[0] == pytest.approx(0.9)
