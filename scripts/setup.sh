@@ -24,9 +24,11 @@ if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 stamp=.venv/.sarmae-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+constraints=constraints/debian-qgis.txt
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$constraints" -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade "pip>=23.2"
-  # torch/torchvision pinned together: these builds lie on local disk and import together.
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # [dev] = [train,export] + test tools; the constraints hold this machine's pins (numpy<2 for
+  # Debian's GDAL, attrs, torch/torchvision built together), kept out of the package metadata.
+  .venv/bin/python -m pip install -q -c "$constraints" -e ".[dev]"
   touch "$stamp"
 fi

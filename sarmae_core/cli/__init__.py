@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import CancelledError, SarmaeError
+from ..extras import missing_extra_message
 
 log = logging.getLogger("sarmae")
 
@@ -52,6 +53,12 @@ class SarmaeGroup(click.Group):
             ctx.exit(130)
         except (SarmaeError, FileExistsError, FileNotFoundError) as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except ModuleNotFoundError as exc:  # torch & co. come with an extra: say which
+            message = missing_extra_message(exc.name or "", f"`sarmae {ctx.invoked_subcommand}`")
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
             ctx.exit(2)
         finally:
             if previous is not None:
