@@ -238,8 +238,8 @@ def evaluate(config_path, overrides, checkpoint, out) -> None:
     from .config import FinetuneRunConfig, load_config
     from .datasets import build_dataset
     from .distributed import device_for
+    from .evaluate import detection_table, headline
     from .evaluate import evaluate as run_eval
-    from .evaluate import headline
     from .task_models import load_task_model
 
     _reject_paths(overrides)
@@ -265,6 +265,8 @@ def evaluate(config_path, overrides, checkpoint, out) -> None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
         click.echo(f"{model.task}: {headline(metrics)}\nmetrics: {out}")
+        if model.task == "detection":
+            click.echo(detection_table(metrics, Path(checkpoint).parent.name))
     else:
         click.echo(text)
 

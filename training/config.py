@@ -331,9 +331,13 @@ class EvalConfig:
         score_threshold: detection: lowest score kept (low, so AP sees the whole curve).
         max_detections: detection: boxes kept per image (COCO: 100).
         nms_iou: detection: NMS IoU after CenterNet's peak test (None: peaks only).
-        baseline: segmentation of water: also score ``otsu`` thresholding, or None.
+        baseline: also score a classic method on the same images: ``otsu`` thresholding
+            (segmentation of water) or ``cfar`` (CA-CFAR ship detection), or None.
         count_threshold: detection: the confidence at which found / missed / false objects
             are counted (the default ``det_conf`` an exported model carries).
+        cfar: ``CfarParams`` settings of the ``cfar`` baseline (empty: its defaults).
+        groups: detection: image-name prefixes per scene type (e.g. ``offshore``,
+            ``inshore``), each scored on its own as well.
     """
 
     batch_size: int = 8
@@ -342,6 +346,8 @@ class EvalConfig:
     nms_iou: float | None = 0.5
     baseline: str | None = None
     count_threshold: float = 0.3
+    cfar: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

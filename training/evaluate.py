@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from .metrics import (
     classification_metrics,
     detection_ap,
     detection_counts,
+    detection_reliability,
     oracle_threshold,
 )
 
@@ -76,6 +78,9 @@ def evaluate(
     names = dataset.class_names
     truth: list[Any] = []
     preds: list[Any] = []
+    ids: list[str] = []
+    cfar_preds: list[Any] = []
+    cfar = cfar_detector(cfg) if task == "detection" and cfg.baseline == "cfar" else None
     meter = ConfusionMeter(len(names))
     otsu = ConfusionMeter(2) if cfg.baseline == "otsu" and task == "segmentation" else None
     reliability = ReliabilityMeter() if task == "segmentation" and len(names) == 2 else None
@@ -112,6 +117,11 @@ def evaluate(
             dets = decode_batch(out, cfg, x.shape[-2])
             preds += dets
             truth += [t.numpy() for t in batch["target"]]
+            ids += list(batch["id"])
+            if cfar is not None:
+                units = model.config.data.units
+                for i, (h, w) in enumerate(batch["size"]):
+                    cfar_preds.append(run_cfar(cfar, batch["image"][i, 0, :h, :w].numpy(), units))
             if records is not None:
                 for image_id, (boxes, scores, classes) in zip(batch["id"], dets, strict=True):
                     records += [
@@ -139,12 +149,53 @@ def evaluate(
         if reliability is not None:
             result["calibration"] = reliability.metrics()
     else:
-        result.update(detection_ap(preds, truth, len(names), cfg.max_detections))
-        result["counts_at_threshold"] = detection_counts(preds, truth, cfg.count_threshold)
-        result["detections"] = int(sum(len(p[1]) for p in preds))
+        result.update(detection_scores(preds, truth, len(names), cfg, cfg.count_threshold))
+        result["calibration"] = detection_reliability(preds, truth)
+        if cfar is not None:
+            # CFAR's operating point is its PFA: every box it reports counts
+            result["baseline_cfar"] = detection_scores(cfar_preds, truth, len(names), cfg, 0.0)
+            result["baseline_cfar"]["params"] = asdict(cfar.params)
+        if cfg.groups:
+            result["groups"] = {}
+            for group, prefixes in cfg.groups.items():
+                sel = [i for i, n in enumerate(ids) if n.startswith(tuple(prefixes))]
+                scores = {"model": detection_scores([preds[i] for i in sel],
+                                                    [truth[i] for i in sel], len(names), cfg,
+                                                    cfg.count_threshold)}  # fmt: skip
+                if cfar is not None:
+                    scores["cfar"] = detection_scores([cfar_preds[i] for i in sel],
+                                                      [truth[i] for i in sel], len(names), cfg,
+                                                      0.0)  # fmt: skip
+                result["groups"][group] = scores
     if dataset.skipped:
         log.warning("evaluation skipped %d unreadable sample(s)", len(dataset.skipped))
     return result
+
+
+def detection_scores(
+    preds: list[Any], truth: list[Any], num_classes: int, cfg: EvalConfig, threshold: float
+) -> dict[str, Any]:
+    """COCO AP, AP50 and the ships found / missed / falsely reported at ``threshold``."""
+    result = detection_ap(preds, truth, num_classes, cfg.max_detections)
+    result["counts_at_threshold"] = detection_counts(preds, truth, threshold)
+    result["detections"] = int(sum(len(p[1]) for p in preds))
+    return result
+
+
+def cfar_detector(cfg: EvalConfig) -> Any:
+    """The engine's CA-CFAR with the evaluation's settings: the classic baseline row."""
+    from sarmae_core.inference.cfar import CfarDetector, CfarParams
+
+    return CfarDetector(CfarParams(**cfg.cfar))
+
+
+def run_cfar(detector: Any, image: np.ndarray, units: str) -> tuple:
+    """(boxes, scores, classes) of CA-CFAR on one [H, W] image in the model's ``units``."""
+    from sarmae_core.units import to_intensity
+
+    rows = detector.run(to_intensity(image.astype(np.float64), units)[None, None])["detections"]
+    rows = rows[0][np.isfinite(rows[0]).all(axis=1)]
+    return rows[:, :4], rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int64)
 
 
 def set_otsu_metrics(tiles: list[tuple[np.ndarray, np.ndarray]], names: list[str]) -> dict:
@@ -195,4 +246,48 @@ def headline(metrics: dict[str, Any]) -> str:
     if c:
         line += (f"; at confidence {c['threshold']}: {c['found']} of {c['objects']} found, "
                  f"{c['missed']} missed, {c['false']} false")  # fmt: skip
+    b = metrics.get("baseline_cfar")
+    if b:
+        c = b["counts_at_threshold"]
+        line += (f" (CA-CFAR: AP {f(b['AP'])}, AP50 {f(b['AP50'])}; {c['found']} found, "
+                 f"{c['missed']} missed, {c['false']} false)")  # fmt: skip
     return line
+
+
+def detection_table(metrics: dict[str, Any], name: str = "model") -> str:
+    """The held-out table people compare: per scene group, the model and the CA-CFAR row with
+    COCO AP, AP50 and found / missed / false at each one's default threshold."""
+    rows = ["| images | detector | AP | AP50 | threshold | found | missed | false |",
+            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def row(group: str, label: str, m: dict[str, Any]) -> str:
+        c = m["counts_at_threshold"]
+        ap = "n/a" if m["AP"] is None else f"{100 * m['AP']:.1f}"
+        ap50 = "n/a" if m["AP50"] is None else f"{100 * m['AP50']:.1f}"
+        return (f"| {group} ({m['images']}, {c['objects']} ships) | {label} | {ap} | {ap50} | "
+                f"{c['threshold']:g} | {c['found']} | {c['missed']} | {c['false']} |")  # fmt: skip
+
+    sets = [("all", {"model": metrics, "cfar": metrics.get("baseline_cfar")})]
+    sets += list(metrics.get("groups", {}).items())
+    for group, scores in sets:
+        rows.append(row(group, name, scores["model"]))
+        if scores.get("cfar"):
+            rows.append(row(group, "CA-CFAR", scores["cfar"]))
+    cal = metrics.get("calibration")
+    if cal and "best_f1" in cal:
+        rows += ["", reliability_table(cal, name)]
+    return "\n".join(rows)
+
+
+def reliability_table(cal: dict[str, Any], name: str) -> str:
+    """Score bins of a detector against the share of its boxes that are ships."""
+    best = cal["best_f1"]
+    rows = [f"reliability of {name} scores (ECE {cal['ece']:.3f}; best F1 {best['f1']:.2f} "
+            f"at confidence {best['threshold']:.2f}):",
+            "| score | boxes | mean score | share that are ships |",
+            "|---|---|---|---|"]  # fmt: skip
+    for r in cal["reliability"]:
+        if r["boxes"]:
+            rows.append(f"| {r['bin'][0]:.1f}-{r['bin'][1]:.1f} | {r['boxes']} | "
+                        f"{r['mean_score']:.2f} | {r['ship_share']:.2f} |")  # fmt: skip
+    return "\n".join(rows)

@@ -301,3 +301,51 @@ def detection_ap(
         "images": len(ground_truth),
         "ground_truth_boxes": int(sum(len(np.asarray(g).reshape(-1, 5)) for g in ground_truth)),
     }
+
+
+def detection_reliability(
+    detections: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ground_truth: Sequence[np.ndarray],
+    iou: float = 0.5,
+    bins: int = 10,
+) -> dict[str, Any]:
+    """Does a box's score mean what it says? Per score bin, the share of boxes that are a ship
+    (IoU >= ``iou`` with a free ground-truth box, COCO matching), the expected calibration
+    error, found / missed / false at thresholds 0.1 ... 0.9, and the threshold with the best F1
+    (the operating point these images would choose).
+    """
+    scores_all: list[float] = []
+    hits_all: list[bool] = []
+    total = 0
+    for (boxes, scores, _), gt in zip(detections, ground_truth, strict=True):
+        g = np.asarray(gt, np.float64).reshape(-1, 5)[:, :4]
+        s = np.asarray(scores, np.float64)
+        hits_all += _greedy_matches(np.asarray(boxes).reshape(-1, 4), s, g, iou)
+        scores_all += list(np.sort(s, kind="mergesort")[::-1])
+        total += len(g)
+    s, hit = np.asarray(scores_all), np.asarray(hits_all, bool)
+    b = np.minimum((s * bins).astype(int), bins - 1)
+    count = np.bincount(b, minlength=bins)
+    ships = np.bincount(b, weights=hit, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_s = np.bincount(b, weights=s, minlength=bins) / count
+        freq = ships / count
+    ece = float(np.nansum(count / max(len(s), 1) * np.abs(mean_s - freq)))
+    table = [
+        {"bin": [i / bins, (i + 1) / bins], "boxes": int(c), "mean_score": _num(m),
+         "ship_share": _num(f)}
+        for i, (c, m, f) in enumerate(zip(count, mean_s, freq, strict=True))
+    ]  # fmt: skip
+
+    def counts(t: float) -> dict[str, Any]:
+        # greedy matching is by falling score, so the matches above t are those of all boxes
+        found = int(hit[s >= t].sum())
+        false = int((s >= t).sum()) - found
+        f1 = 2 * found / max(2 * found + false + (total - found), 1)
+        return {"threshold": t, "found": found, "missed": total - found, "false": false,
+                "f1": f1}  # fmt: skip
+
+    at = [counts(k / bins) for k in range(1, bins)]
+    candidates = [counts(float(t)) for t in np.unique(s)] if len(s) else [counts(0.5)]
+    best = max(candidates, key=lambda c: (c["f1"], c["threshold"]))
+    return {"ece": ece, "reliability": table, "counts_at": at, "best_f1": best}

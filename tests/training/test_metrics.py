@@ -154,3 +154,21 @@ def test_reliability_of_a_calibrated_and_an_underconfident_probability():
     k = calibrated["iou_at_threshold"]["0.7"]
     pred = p >= 0.7
     assert k == pytest.approx((pred & (target == 1)).sum() / (pred | (target == 1)).sum())
+
+
+def test_detection_reliability_counts_and_the_best_threshold():
+    from training.metrics import detection_reliability
+
+    gt = [np.array([[0, 0, 10, 10, 0], [20, 20, 30, 30, 0], [40, 40, 50, 50, 0]], float)]
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [60, 60, 70, 70], [40, 41, 50, 51]])
+    scores = np.array([0.95, 0.85, 0.55, 0.15], np.float32)  # two ships, clutter, a faint ship
+    r = detection_reliability([(boxes, scores, np.zeros(4, int))], gt)
+    table = {round(b["bin"][0], 1): b for b in r["reliability"] if b["boxes"]}
+    assert table[0.9]["ship_share"] == 1.0 and table[0.5]["ship_share"] == 0.0
+    assert table[0.1]["ship_share"] == 1.0 and table[0.8]["boxes"] == 1
+    at = {round(c["threshold"], 1): c for c in r["counts_at"]}
+    assert (at[0.5]["found"], at[0.5]["missed"], at[0.5]["false"]) == (2, 1, 1)
+    assert (at[0.6]["found"], at[0.6]["missed"], at[0.6]["false"]) == (2, 1, 0)
+    # all four boxes: 3 found, 1 false (F1 0.857) beats 2 found, 0 false (F1 0.8)
+    assert r["best_f1"]["found"] == 3 and r["best_f1"]["threshold"] == pytest.approx(0.15)
+    assert 0 < r["ece"] < 1

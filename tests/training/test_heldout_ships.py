@@ -1,0 +1,32 @@
+"""Held-out ship scores through ``predict`` (python -m training.heldout_ships) and the CA-CFAR
+row of ``sarmae-train evaluate``, on the real held-out HRSID scenes."""
+
+from __future__ import annotations
+
+import json
+
+from training.config import FinetuneRunConfig, load_config
+from training.heldout_ships import main, run
+
+from .conftest import SHARED_DATA, needs_shared_data
+
+CONFIG = "training/configs/finetune_ships_bundled.yaml"
+
+
+@needs_shared_data
+def test_cfar_on_the_held_out_scenes_per_scene_type(tmp_path, capsys):
+    cfg = load_config(FinetuneRunConfig, CONFIG, [f"data.root={SHARED_DATA}"])
+    result = run(cfg, {"cfar": "cfar"}, pixel_size=1.0, floor=0.01)
+    assert result["tiles"] == 6 and all(i.startswith(("P0007", "P0015")) for i in result["images"])
+    scores = result["models"]["cfar"]["scores"]
+    assert set(scores) == {"all", "offshore", "inshore"}
+    assert scores["offshore"]["images"] + scores["inshore"]["images"] == 6
+    c = scores["all"]["counts_at_threshold"]
+    assert c["objects"] == 10 and c["threshold"] == 0.0 and c["found"] >= 4 and c["false"] > 10
+    assert 0.1 < scores["all"]["AP50"] < 0.8
+    out = tmp_path / "ships.json"
+    main(["--config", CONFIG, "--model", "cfar=cfar", "--out", str(out),
+          f"data.root={SHARED_DATA}"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "| offshore (5 tiles, 9 ships) | cfar |" in printed
+    assert json.loads(out.read_text())["models"]["cfar"]["default_threshold"] == 0.0

@@ -1,0 +1,149 @@
+"""Ship detectors on held-out HRSID scenes through ``sarmae_core.predict``, beside CA-CFAR.
+
+    python -m training.heldout_ships --config training/configs/finetune_ships_bundled.yaml \\
+        --model old=runs/old_ships.onnx --model new=ships --model cfar=cfar \\
+        --out runs/heldout/ships.json
+
+What a user gets, not what the training loop sees: each tile of the config's test split (whole
+scenes held out from training) is written as a GeoTIFF of amplitude (the split's declared
+DN -> amplitude affine) at ``--pixel-size`` metres in a UTM zone and run through
+:func:`sarmae_core.predict` with default tiling, so the model's pixel-size rule, its tiles and
+the merging of boxes across tiles all apply. Boxes are kept down to confidence ``--floor`` for
+COCO AP and AP50; found / missed / false are counted at each detector's own default threshold
+(CFAR: every box, its PFA being its operating point). Per scene type from the config's
+``eval.groups``; each learned model also gets a reliability table of its scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import FinetuneRunConfig, load_config
+from .datasets import build_dataset
+from .evaluate import detection_scores, reliability_table
+from .metrics import detection_reliability
+
+#: UTM 51N, somewhere for tiles that carry no georeference
+CRS, X0, Y0 = "EPSG:32651", 350_000.0, 3_460_000.0
+
+
+def write_tile(path: Path, amplitude: np.ndarray, pixel_size: float) -> Path:
+    """One [H, W] amplitude tile as a float32 GeoTIFF, band described VV."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    h, w = amplitude.shape
+    profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=CRS,
+                   transform=from_origin(X0, Y0, pixel_size, pixel_size))  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(amplitude.astype(np.float32), 1)
+        dst.set_band_description(1, "VV")
+    return path
+
+
+def read_boxes(gpkg: Path, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel boxes [n, 4] and scores [n] of a ships GeoPackage over a tile of :func:`write_tile`."""
+    from osgeo import ogr
+
+    ds = ogr.Open(str(gpkg))
+    boxes, scores = [], []
+    for feature in ds.GetLayer(0):
+        x0, x1, y0, y1 = feature.GetGeometryRef().GetEnvelope()
+        boxes.append(((x0 - X0) / pixel_size, (Y0 - y1) / pixel_size,
+                      (x1 - X0) / pixel_size, (Y0 - y0) / pixel_size))  # fmt: skip
+        scores.append(feature.GetField("score"))
+    ds = None
+    return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float32)
+
+
+def run(cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, floor: float) -> dict:
+    """Scores of ``models`` (label -> bundled name, .onnx file or ``cfar``) on the test split."""
+    import sarmae_core
+    from sarmae_core.inference.backends import load_backend
+
+    ds = build_dataset(cfg.data, cfg.data.test_split, "amplitude", False, cfg.run.seed)
+    defaults = {label: load_backend(m).info.det_confidence for label, m in models.items()}
+    preds: dict[str, list[Any]] = {m: [] for m in models}
+    truth, ids = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, item in enumerate(ds.items):
+            loaded = ds.load(item)
+            amplitude = cfg.data.units.to_physical(loaded.image)[0]
+            tif = write_tile(Path(tmp) / f"t{i}.tif", amplitude, pixel_size)
+            truth.append(np.asarray(loaded.target, np.float64).reshape(-1, 5))
+            ids.append(ds.item_id(item))
+            for label, model in models.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = sarmae_core.predict(
+                        tif, model=model, output=Path(tmp) / f"{label}{i}.gpkg",
+                        units="amplitude",
+                        threshold=floor if defaults[label] > floor else None,
+                    )  # fmt: skip
+                boxes, scores = read_boxes(res.files["vector"], pixel_size)
+                preds[label].append((boxes, scores, np.zeros(len(scores), np.int64)))
+    out: dict[str, Any] = {"split": f"{cfg.data.path} {cfg.data.test_split}", "tiles": len(ids),
+                           "pixel_size_m": pixel_size, "images": ids, "models": {}}  # fmt: skip
+    groups = {"all": list(range(len(ids)))}
+    for name, prefixes in cfg.eval.groups.items():
+        groups[name] = [i for i, n in enumerate(ids) if n.startswith(tuple(prefixes))]
+    for label in models:
+        per = {}
+        for name, sel in groups.items():
+            p, t = [preds[label][i] for i in sel], [truth[i] for i in sel]
+            per[name] = detection_scores(p, t, 1, cfg.eval, defaults[label])
+        per["all"]["calibration"] = detection_reliability(preds[label], truth)
+        out["models"][label] = {"model": models[label], "default_threshold": defaults[label],
+                                "scores": per}  # fmt: skip
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown table: per scene group, one row per detector."""
+    lines = ["| held-out | detector | AP | AP50 | threshold | found | missed | false |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    groups = next(iter(result["models"].values()))["scores"]
+    for group in groups:
+        for label, m in result["models"].items():
+            s = m["scores"][group]
+            c = s["counts_at_threshold"]
+            lines.append(
+                f"| {group} ({s['images']} tiles, {c['objects']} ships) | {label} | "
+                f"{100 * (s['AP'] or 0):.1f} | {100 * (s['AP50'] or 0):.1f} | "
+                f"{c['threshold']:g} | {c['found']} | {c['missed']} | {c['false']} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True, help="fine-tuning config (its test split)")
+    ap.add_argument("--model", action="append", required=True,
+                    help="LABEL=model (bundled name, .onnx file, or cfar)")  # fmt: skip
+    ap.add_argument("--pixel-size", type=float, default=1.0, help="metres per tile pixel")
+    ap.add_argument("--floor", type=float, default=0.01, help="lowest confidence kept for AP")
+    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
+    args = ap.parse_args(argv)
+    cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
+    models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
+    result = run(cfg, models, args.pixel_size, args.floor)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(table(result))
+    for label, m in result["models"].items():
+        if label != "cfar":
+            print(f"\n{label}:")
+            print(reliability_table(m["scores"]["all"]["calibration"], label))
+
+
+if __name__ == "__main__":
+    main()
