@@ -12,6 +12,9 @@ from typing import Any
 
 def classFactory(iface: Any) -> Any:
     """The plugin instance QGIS asks for (``iface`` is None under ``qgis_process``)."""
+    from . import deps
+
+    deps.activate()  # onnxruntime installed by the plugin lives in its own folder (deps.py)
     from .plugin import SarmaePlugin
 
     return SarmaePlugin(iface)

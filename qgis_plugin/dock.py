@@ -16,10 +16,9 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFormLayout,
-    QGridLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -27,7 +26,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from . import catalogue
+from . import catalogue, deps
 from .compat import first
 from .layer_io import band_labels, raster_facts
 from .messages import guarded
@@ -73,6 +72,7 @@ class SarmaeDock(QDockWidget):
 
     run_requested = pyqtSignal(object)
     cancel_requested = pyqtSignal()
+    install_requested = pyqtSignal()
 
     def __init__(self, project: QgsProject | None = None, parent: QWidget | None = None) -> None:
         super().__init__("SARMAE: SAR water and ships", parent)
@@ -83,6 +83,8 @@ class SarmaeDock(QDockWidget):
 
         body = QWidget()
         layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)  # the style's 9-11 px cost a 298 px dock its fit
+        layout.addWidget(self._banner())
         layout.addWidget(self._input_group())
         layout.addWidget(self._model_group())
         layout.addWidget(self._parameters_group())
@@ -95,8 +97,12 @@ class SarmaeDock(QDockWidget):
         for combo in body.findChildren(QComboBox):
             combo.setSizeAdjustPolicy(_ADJUST_MIN)
             combo.setMinimumContentsLength(8)
+        # QGIS opens docks 298 px wide: a field that does not fit beside its label goes below it.
+        for form in body.findChildren(QFormLayout):
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         scroll = QScrollArea()  # a small screen scrolls the form instead of squashing it
         scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
@@ -116,6 +122,22 @@ class SarmaeDock(QDockWidget):
         self.set_running(False)
 
     # ------------------------------------------------------------------ building
+    def _banner(self) -> QFrame:
+        """What stops a run before any input is looked at (onnxruntime missing or too old), at
+        the top where it is seen, with the button that fixes it; hidden otherwise."""
+        self.banner = QFrame()
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner.setStyleSheet("QFrame { background: #fff3e0; border-radius: 3px; }")
+        col = QVBoxLayout(self.banner)  # text above its button: both fit a narrow dock
+        self.banner_text = note()
+        self.banner_text.setStyleSheet("color: #7a4100; background: transparent;")
+        self.install_button = QPushButton("Install…")
+        self.install_button.clicked.connect(self.install_requested)
+        col.addWidget(self.banner_text)
+        col.addWidget(self.install_button, 0, Qt.AlignmentFlag.AlignRight)
+        self.banner.hide()
+        return self.banner
+
     def _input_group(self) -> QGroupBox:
         box = QGroupBox("Input")
         form = QFormLayout(box)
@@ -160,7 +182,7 @@ class SarmaeDock(QDockWidget):
 
     def _parameters_group(self) -> QGroupBox:
         box = QGroupBox("Parameters")
-        grid = QGridLayout(box)  # two columns of pairs: the whole form fits a laptop screen
+        form = QFormLayout(box)
         self.tile_spin = spin(TILE_DEFAULT, 4096, 16, "model's", " px")
         self.overlap_spin = spin(OVERLAP_DEFAULT, 2048, 8, "model's", " px")
         self.batch_spin = spin(1, 256, 1, "", "")
@@ -178,19 +200,15 @@ class SarmaeDock(QDockWidget):
         self.min_area_spin.setToolTip("Water polygons smaller than this are dropped")
         self.simplify_spin.setToolTip("Polygon outlines are simplified to this tolerance")
         rows = [
-            ("Tile", self.tile_spin, "Overlap", self.overlap_spin),
-            ("Batch", self.batch_spin, "Threshold", self.threshold_spin),
-            ("Min. area", self.min_area_spin, "Simplify", self.simplify_spin),
+            ("Tile", self.tile_spin),
+            ("Overlap", self.overlap_spin),
+            ("Batch", self.batch_spin),
+            ("Threshold", self.threshold_spin),
+            ("Min. area", self.min_area_spin),
+            ("Simplify", self.simplify_spin),
         ]
-        for r, (a, wa, b, wb) in enumerate(rows):
-            for box_ in (wa, wb):  # Qt sizes spin boxes for their maximum; no need here
-                box_.setMinimumWidth(70)
-            grid.addWidget(QLabel(a), r, 0)
-            grid.addWidget(wa, r, 1)
-            grid.addWidget(QLabel(b), r, 2)
-            grid.addWidget(wb, r, 3)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
+        for label, widget in rows:  # one pair a row: two pairs side by side need 380 px
+            form.addRow(label, widget)
         return box
 
     def _area_group(self) -> QGroupBox:
@@ -221,8 +239,8 @@ class SarmaeDock(QDockWidget):
         self.overwrite_check = QCheckBox("Overwrite files")
         form.addRow("Results", self.output_combo)
         form.addRow("File", self.output_file)
-        form.addRow("", self.mask_check)
-        form.addRow("", self.overwrite_check)
+        form.addRow(self.mask_check)  # the whole row: no empty label column to squeeze it
+        form.addRow(self.overwrite_check)
         return box
 
     def _run_row(self) -> QVBoxLayout:
@@ -267,7 +285,18 @@ class SarmaeDock(QDockWidget):
         self.model_file.setEnabled(from_file)
         self._model_info = None
         water_ok = ships_ok = False
-        if from_file:
+        missing = deps.missing_modules()
+        if missing:  # models cannot be read yet; a click offers the install (banner on top)
+            if from_file and self.model_file.filePath().strip():
+                say(self.model_info, "The model is read once onnxruntime is installed.", True)
+                water_ok = ships_ok = True
+            elif from_file:
+                say(self.model_info, "Choose a .onnx model exported with `sarmae export`.", False)
+            else:
+                found = catalogue.bundled_models()
+                water_ok, ships_ok = "water" in found, "ships" in found
+                say(self.model_info, "Bundled: " + (", ".join(found) or "none"), bool(found))
+        elif from_file:
             path = self.model_file.filePath().strip()
             if not path:
                 say(self.model_info, "Choose a .onnx model exported with `sarmae export`.", False)
@@ -434,3 +463,12 @@ class SarmaeDock(QDockWidget):
 
     def show_status(self, text: str, ok: bool = True) -> None:
         say(self.status, text, ok)
+
+    def show_banner(self, text: str | None) -> None:
+        """The banner at the top with ``text`` and its Install button; None hides it."""
+        self.banner_text.setText(text or "")
+        self.banner.setVisible(bool(text))
+
+    def refresh(self) -> None:
+        """Read the models again (after onnxruntime was installed)."""
+        self._model_changed()

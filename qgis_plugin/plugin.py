@@ -14,7 +14,7 @@ from typing import Any
 from qgis.core import QgsApplication, QgsProject, QgsTask
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
+from qgis.PyQt.QtWidgets import QMessageBox
 
 try:  # Qt6 (QGIS 4) moved QAction to QtGui
     from qgis.PyQt.QtGui import QAction
@@ -23,7 +23,7 @@ except ImportError:  # Qt5
 
 from . import deps, settings
 from .compat import MSG_CRITICAL, MSG_INFO, MSG_SUCCESS, MSG_WARNING
-from .messages import TITLE, guarded, log, push
+from .messages import guarded, log, push
 from .params import JOB_TITLE, RunParameters
 from .request import build_request
 from .task import InferenceTask, TaskOutcome
@@ -65,10 +65,9 @@ class SarmaePlugin:
         self.dock.run_requested.connect(self.start)
         self.dock.cancel_requested.connect(self.cancel)
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.install_requested.connect(lambda: self.install(deps.missing_modules()))
         self.dock.hide()
-        missing = deps.missing_modules()
-        if missing:  # said up front, where the user will look first; nothing is installed
-            self.dock.show_status(deps.missing_message(missing), False)
+        self.check_dependencies()
 
         self.action = QAction(
             QIcon(str(ICON)), "SARMAE: SAR water and ships", self.iface.mainWindow()
@@ -106,8 +105,8 @@ class SarmaePlugin:
             self._refuse("a run is in progress; wait for it or press Cancel")
             return None
         missing = deps.missing_modules()
-        if missing:
-            self.offer_install(missing)
+        if missing:  # the click offers the install, then runs what was asked
+            self.install(missing, then=params)
             return None
         try:
             canvas = self.iface.mapCanvas() if self.iface is not None else None
@@ -147,6 +146,8 @@ class SarmaePlugin:
         if self.dock is not None:
             self.dock.set_running(False)
         if outcome.cancelled:
+            if self.dock is not None:
+                self.dock.set_progress(0)  # nothing was made: the bar does not stay at 15 %
             text = f"{title} cancelled; no layer and no file were left behind"
             push(self.iface, text, MSG_INFO)
             self._status(text, True)
@@ -171,43 +172,69 @@ class SarmaePlugin:
             self.dock.show_status(text, ok)
 
     # ------------------------------------------------------------------ dependencies
+    def check_dependencies(self) -> bool:
+        """Banner at the top of the dock when onnxruntime is missing or too old for the bundled
+        models (an expected condition: a warning line in the log, no traceback)."""
+        from .catalogue import bundled_models
+
+        missing = deps.missing_modules()
+        text = (
+            deps.missing_message(missing)
+            if missing
+            else deps.ir_problem(list(bundled_models().values()))
+        )
+        if self.dock is not None:
+            self.dock.show_banner(text)
+        if text:
+            log(text, MSG_WARNING)
+        return text is None
+
     def offer_install(self, modules: list[str]) -> None:
-        """Say what is missing with the exact command, and offer (never force) to run it."""
+        """Say what is missing, and offer (never force) the install: the dock's banner."""
         text = deps.missing_message(modules)
-        self._status(text, False)
         log(text, MSG_WARNING)
-        if self.iface is None:
-            return
-        bar = self.iface.messageBar()
-        item = bar.createMessage(TITLE, text.replace("\n", " "))
-        button = QPushButton("Install…")
-        button.clicked.connect(lambda: self.install(modules))
-        item.layout().addWidget(button)
-        bar.pushWidget(item, MSG_WARNING)
+        if self.dock is not None:
+            self.dock.show_banner(text)
 
     @guarded
-    def install(self, modules: list[str]) -> bool:
-        """Ask, then install ``modules`` with pip in a background task. False if declined."""
+    def install(self, modules: list[str], then: RunParameters | None = None) -> bool:
+        """Ask, then pip-install ``modules`` into the plugin's folder in a background task;
+        once installed, run ``then`` (what the click asked for). False if declined."""
+        modules = modules or list(deps.REQUIREMENTS)  # the banner's button after an IR problem
         plan = deps.install_plan(modules)
         parent = self.iface.mainWindow() if self.iface is not None else None
         answer = QMessageBox.question(
             parent,
             "SARMAE: install Python packages?",
-            f"SARMAE will run this command with QGIS's Python:\n\n{plan.command}\n\n"
-            "It keeps QGIS's numpy as it is. Restart QGIS afterwards. Install now?",
+            f"SARMAE needs {', '.join(modules)}. It will run this command with QGIS's Python "
+            f"(about 20 MB from the Python Package Index):\n\n{plan.command}\n\n"
+            "It installs into SARMAE's own folder and keeps QGIS's numpy as it is. Install now?",
             _YES | _NO,
             _NO,
         )
         if answer != _YES:
             log(f"installation declined; to install later run:\n{plan.command}")
             return False
+        self._status(f"Installing {', '.join(modules)}…", True)
 
         def done(exception: Exception | None, result: Any = None) -> None:
-            ok, output = result if result else (False, str(exception))
-            level = MSG_SUCCESS if ok else MSG_CRITICAL
-            word = "installed; restart QGIS to use SARMAE" if ok else "installation failed"
-            push(self.iface, f"{', '.join(modules)} {word}", level, output)
             self._install_task = None
+            ok, output = result if result else (False, str(exception))
+            if not ok:
+                push(self.iface, deps.pip_failure(output), MSG_CRITICAL, output)
+                self._status(deps.pip_failure(output), False)
+                return
+            deps.activate()
+            log(output)
+            if self.dock is not None:
+                self.dock.refresh()
+            if not self.check_dependencies():  # installed, yet still not usable: restart
+                push(self.iface, "installed; restart QGIS to use it", MSG_WARNING)
+                return
+            push(self.iface, f"{', '.join(modules)} installed", MSG_SUCCESS)
+            self._status(f"{', '.join(modules)} installed", True)
+            if then is not None:
+                self.start(then)
 
         self._install_task = QgsTask.fromFunction(
             "SARMAE: installing Python packages",

@@ -109,7 +109,9 @@ class InferenceTask(QgsTask):
 
     def run(self) -> bool:
         self.outcome = run_inference(self.request, self.setProgress, self.isCanceled)
-        return self.outcome.ok
+        # A cancel the user asked for ends the task normally: returning False would make QGIS
+        # announce "Task failed" for it.
+        return self.outcome.ok or self.outcome.cancelled
 
     def finished(self, result: bool) -> None:
         outcome = self.outcome or TaskOutcome(self.request, cancelled=True)
