@@ -97,8 +97,10 @@ def check_imports(files: dict[str, Path]) -> None:
                     problems.append(f"{rel} imports {node.module}")
                 if node.level > 0:
                     target = _resolve(rel, node.level, node.module)
-                    candidates = [f"{target}.py", f"{target}/__init__.py"]
-                    candidates += [f"{target}/{a.name}.py" for a in node.names]
+                    # "" is the package root (`from .. import x` one level down)
+                    base = f"{target}/" if target else ""
+                    candidates = [f"{target}.py", f"{base}__init__.py"]
+                    candidates += [f"{base}{a.name}.py" for a in node.names]
                     if not any(c in carried for c in candidates):
                         problems.append(f"{rel} imports {target} which is not carried")
     if problems:
