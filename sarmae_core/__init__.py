@@ -1,8 +1,8 @@
 """sarmae: SAR foundation models (SARMAE) from pretraining to maps.
 
-The public API is small: :func:`predict`, :func:`create_model`, :func:`load_model`,
-:func:`export_onnx`. Names are resolved lazily so that ``import sarmae_core`` stays cheap and
-torch-free: the QGIS plugin runs inference with numpy, onnxruntime and GDAL only.
+The public API is small: :func:`predict`, :func:`predict_many`, :func:`create_model`,
+:func:`load_model`, :func:`export_onnx`. Names are resolved lazily so that ``import sarmae_core``
+stays cheap and torch-free: the QGIS plugin runs inference with numpy, onnxruntime and GDAL only.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "predict": ("sarmae_core.inference.predict", "predict"),
+    "predict_many": ("sarmae_core.inference.many", "predict_many"),
     "create_model": ("sarmae_core.models.mae", "create_model"),
     "load_model": ("sarmae_core.models.checkpoint", "load_checkpoint"),
     "save_model": ("sarmae_core.models.checkpoint", "save_checkpoint"),

@@ -62,6 +62,14 @@ def _options(func):
                      help="Run even when the work looks absurd or may not fit disk or memory."),
         click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
         click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
+        # many scenes (SCENE a folder, glob, .txt list or STAC .json; -o a folder): cli/many.py
+        click.option("--workers", type=int, help="Many scenes: local worker processes "
+                     "(default: one per core)."),
+        click.option("--scheduler", help="Many scenes: an existing Dask scheduler, "
+                     "tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else local)."),
+        click.option("--threads", type=int, help="Many scenes: onnxruntime threads per scene "
+                     "(default 1)."),
+        click.option("--asset", help="Many scenes: the STAC asset to map, e.g. vv."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -72,12 +80,21 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
          quicklook: Path | None, **kw) -> None:  # fmt: skip
     from ..inference.notes import InferenceWarning
     from ..inference.predict import predict as run_predict
+    from ..inference.scenes import is_many
 
-    if not scene.exists():
-        raise ConfigError(f"scene {scene} does not exist")
-    output = output or scene.with_name(f"{scene.stem}_{job}.gpkg")
-    if output.suffix.lower() != ".gpkg":
-        raise ConfigError(f"-o/--output must be a .gpkg file, got {output.name}")
+    many = is_many(scene) or kw["workers"] is not None or kw["scheduler"] is not None
+    if not many:
+        if kw.pop("threads") is not None or kw.pop("asset") is not None:
+            raise ConfigError(
+                "--threads and --asset apply to many scenes (SCENE a folder, glob, .txt list "
+                "or STAC .json); leave them out for one scene"
+            )
+        del kw["workers"], kw["scheduler"]
+        if not scene.exists():
+            raise ConfigError(f"scene {scene} does not exist")
+        output = output or scene.with_name(f"{scene.stem}_{job}.gpkg")
+        if output.suffix.lower() != ".gpkg":
+            raise ConfigError(f"-o/--output must be a .gpkg file, got {output.name}")
     paths = {"vector": output, **{k: v for k, v in products.items() if v is not None}}
     bands = kw.pop("bands")
     kw["bands"] = [int(b) if b.isdigit() else b for b in bands.split(",")] if bands else None
@@ -88,6 +105,11 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
         level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
         logging.getLogger().setLevel(level)
     quiet = logging.getLogger().level >= logging.ERROR
+    if many:
+        from .many import run_many
+
+        return run_many(job, scene, output, {**products, "quicklook": quicklook}, quiet,
+                        model=model, **kw)  # fmt: skip
     sink = io.StringIO() if quiet else None  # -q: the bar draws into nothing
     with click.progressbar(length=100, label=f"{job}: {scene.name}", file=sink) as bar, \
             warnings.catch_warnings():  # fmt: skip
@@ -108,7 +130,11 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
 
 @click.group()
 def predict() -> None:
-    """Map water or ships in a SAR scene (GeoTIFF, VRT, Sentinel-1 GRD measurement TIFF)."""
+    """Map water or ships in a SAR scene (GeoTIFF, VRT, Sentinel-1 GRD measurement TIFF).
+
+    SCENE may also name many scenes (a folder, a quoted glob, a .txt list of paths or a STAC
+    ItemCollection .json) with -o a folder: they run on Dask, resumably, with a catalogue.
+    """
 
 
 @predict.command()

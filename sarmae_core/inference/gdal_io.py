@@ -317,9 +317,10 @@ class FeatureWriter:
         self.count = 0
         self._layer.StartTransaction()
 
-    def add(self, polygon: Polygon, **values: object) -> None:
+    def add(self, polygon: Polygon | None, **values: object) -> None:
         feature = ogr.Feature(self._defn)
-        feature.SetGeometry(ogr.CreateGeometryFromWkb(to_wkb(polygon)))
+        if polygon is not None:  # None: a null geometry (a catalogue row of an unreadable scene)
+            feature.SetGeometry(ogr.CreateGeometryFromWkb(to_wkb(polygon)))
         for key, value in values.items():
             if value is not None:
                 feature.SetField(key, value)

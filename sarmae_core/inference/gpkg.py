@@ -97,7 +97,11 @@ class GpkgWriter:
         self._rows: list[tuple] = []
         self._bounds = [np.inf, np.inf, -np.inf, -np.inf]
 
-    def add(self, polygon: Polygon, **values: object) -> None:
+    def add(self, polygon: Polygon | None, **values: object) -> None:
+        if polygon is None:  # a null geometry (a catalogue row of an unreadable scene)
+            self._rows.append((None, *(values.get(n) for n in self._fields)))
+            self.count += 1
+            return
         xy = polygon[0]
         box = (xy[:, 0].min(), xy[:, 0].max(), xy[:, 1].min(), xy[:, 1].max())
         b = self._bounds
@@ -116,7 +120,7 @@ class GpkgWriter:
         if self._db is None:
             return
         self._flush()
-        if self.count:
+        if np.isfinite(self._bounds).all():  # some feature had a geometry
             self._db.execute(
                 "UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ? "
                 "WHERE table_name = ?",

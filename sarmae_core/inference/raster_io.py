@@ -116,7 +116,9 @@ class FeatureWriter(Protocol):
 
     count: int
 
-    def add(self, polygon: Polygon, **values: object) -> None: ...
+    def add(self, polygon: Polygon | None, **values: object) -> None:
+        """One feature; ``polygon`` None writes a null geometry."""
+        ...
 
     def close(self) -> None: ...
 

@@ -169,8 +169,8 @@ def features(path: Path) -> list[dict[str, Any]]:
     for f in layer:
         row = f.items()
         geom = f.GetGeometryRef()
-        row["geometry"] = geom.Clone()
-        row["envelope"] = geom.GetEnvelope()
+        row["geometry"] = geom.Clone() if geom is not None else None  # None: a null geometry
+        row["envelope"] = geom.GetEnvelope() if geom is not None else None
         rows.append(row)
     layer = None
     ds = None
