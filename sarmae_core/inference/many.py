@@ -323,7 +323,14 @@ class _Cluster:
     """A client of an existing scheduler, or of a local cluster started (and stopped) here."""
 
     def __init__(self, workers: int | None, scheduler: str | None) -> None:
-        import dask
+        try:
+            import dask
+            import dask.distributed  # noqa: F401
+        except ImportError as exc:  # the [many] extra: one-scene users need no Dask
+            raise ConfigError(
+                f"many scenes run on Dask, which is not installed ({exc.name}): "
+                "pip install 'sarmae[many]'"
+            ) from exc
 
         self.address = scheduler or dask.config.get("scheduler-address", None)
         if self.address and workers:
