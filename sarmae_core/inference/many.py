@@ -325,7 +325,7 @@ class _Cluster:
     def __init__(self, workers: int | None, scheduler: str | None) -> None:
         try:
             import dask
-            import dask.distributed  # noqa: F401
+            import dask.distributed
         except ImportError as exc:  # the [many] extra: one-scene users need no Dask
             raise ConfigError(
                 f"many scenes run on Dask, which is not installed ({exc.name}): "
