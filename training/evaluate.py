@@ -159,6 +159,8 @@ def evaluate(
             result["groups"] = {}
             for group, prefixes in cfg.groups.items():
                 sel = [i for i, n in enumerate(ids) if n.startswith(tuple(prefixes))]
+                if not sel:  # e.g. scored on the training split: no held-out scene here
+                    continue
                 scores = {"model": detection_scores([preds[i] for i in sel],
                                                     [truth[i] for i in sel], len(names), cfg,
                                                     cfg.count_threshold)}  # fmt: skip

@@ -21,7 +21,10 @@ from ..errors import CheckpointError
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare onnxruntime with torch on random SAR-like tiles.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def export(checkpoint, output, tile, overlap, name, training_data, licence, check, overwrite):
+@click.option("--confidence", type=float, default=None,
+              help="Detection: default confidence the model carries (default 0.3).")  # fmt: skip
+def export(checkpoint, output, tile, overlap, name, training_data, licence, check, overwrite,
+           confidence):  # fmt: skip
     """Export a fine-tuned CHECKPOINT (.safetensors) to ONNX with its metadata."""
     import torch
 
@@ -37,7 +40,7 @@ def export(checkpoint, output, tile, overlap, name, training_data, licence, chec
         )
     info = export_onnx(
         model, output, tile_size=tile, tile_overlap=overlap, name=name,
-        training_data=training_data, licence=licence, overwrite=overwrite,
+        training_data=training_data, licence=licence, overwrite=overwrite, confidence=confidence,
     )  # fmt: skip
     size_mb = output.stat().st_size / 1e6
     click.echo(

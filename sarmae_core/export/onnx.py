@@ -11,6 +11,7 @@ segmentation ``probabilities`` [N, K, H, W] (softmax), detection ``heatmap``, ``
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import warnings
@@ -97,6 +98,7 @@ def export_onnx(
     tile_overlap: int | None = None,
     exporter: str = "dynamo",
     fuse: bool = True,
+    confidence: float | None = None,
 ) -> ModelInfo:
     """Write ``model`` to one ONNX file with its :class:`ModelInfo` in ``metadata_props``.
 
@@ -125,6 +127,8 @@ def export_onnx(
             operator (:func:`~sarmae_core.export.optimize.fuse_attention`; ~10 % faster on a
             CPU; the file then needs onnxruntime, as it does anyway), kept only when the fused
             graph matches torch on a random batch.
+        confidence: detection: the default confidence the file carries (``det_conf``), e.g.
+            the operating point chosen on training images (default 0.3).
 
     Returns:
         The :class:`ModelInfo` written into the file.
@@ -157,6 +161,8 @@ def export_onnx(
         model, tile, tile_overlap, names,
         version=__version__, name=name, training_data=training_data, licence=licence,
     )  # fmt: skip
+    if confidence is not None:
+        info = dataclasses.replace(info, det_confidence=float(confidence))  # validated again
 
     # Only the shape of the example matters; batch 2 because torch.export specialises 0 and 1.
     example = torch.zeros(2, cfg.in_chans, tile, tile)

@@ -46,11 +46,14 @@ def exported(tmp_path_factory) -> dict[str, tuple[torch.nn.Module, Path, ModelIn
     cfg = make_config("sarmae_test")
     folder = tmp_path_factory.mktemp("onnx")
     out = {}
-    for model in (SegmentationModel(cfg, 2, class_names=["land", "water"]), DetectionModel(cfg)):
+    # the detector as the bundled ships model is: unbounded centre offsets, its own confidence
+    det = DetectionModel(cfg, centre_region=True)
+    for model in (SegmentationModel(cfg, 2, class_names=["land", "water"]), det):
         path = folder / model.task / "model.onnx"  # the folder does not exist yet
         info = export_onnx(
             model, path, None, name=f"test-{model.task}", licence="Apache-2.0",
             training_data="none (random weights)",
+            confidence=0.45 if model.task == "detection" else None,
         )  # fmt: skip
         out[model.task] = (model, path, info)
     return out
@@ -106,6 +109,7 @@ def test_metadata_round_trips_torch_free(exported):
     assert props["model_type"] == '"Segmentor"'  # JSON: Deepness and GeoDeep json.loads it
     assert not any(k.startswith("pkg.torch") for k in props)
     assert read_model_info(exported["detection"][1]).outputs == ["heatmap", "size", "offset"]
+    assert read_model_info(exported["detection"][1]).det_confidence == 0.45
     # The plugin reads models without torch: the reader must not pull it in.
     code = (
         "import sys; from sarmae_core.export.reader import read_model_info; "
