@@ -173,3 +173,40 @@ def test_task_models_round_trip(tmp_path, task, kwargs):
     x = -12 + 5 * torch.randn(2, 1, 64, 64)
     for a, b in zip(model.export_outputs(x), again.export_outputs(x), strict=True):
         assert torch.equal(a, b)
+
+
+def test_encoder_only_checkpoint_keeps_the_encoder_and_starts_a_task_model(tmp_path):
+    from sarmae_core.models.checkpoint import encoder_only, read_checkpoint
+    from sarmae_core.models.heads import SegmentationModel
+
+    model = create_model("sarmae_test", in_chans=1).eval()
+    full = save_checkpoint(model, tmp_path / "full.safetensors", extra={"step": 3})
+    enc = encoder_only(full, tmp_path / "enc.safetensors")
+    assert enc.stat().st_size < full.stat().st_size
+    config, tensors, extras = read_checkpoint(enc)
+    assert config == model.config and extras["step"] == 3 and extras["encoder_only"] is True
+    assert tensors and all(k.startswith("encoder.") for k in tensors)
+    again = load_checkpoint(enc).eval()  # a SARMAE model, its decoder new
+    x = -12 + 5 * torch.randn(2, 1, 64, 64)
+    assert torch.equal(model.encoder.forward_features(x), again.encoder.forward_features(x))
+    seg = SegmentationModel(config, 2)
+    seg.encoder.load_state_dict({k[len("encoder.") :]: v for k, v in tensors.items()})
+    with pytest.raises(FileExistsError):
+        encoder_only(full, enc)
+    task = save_checkpoint(seg, tmp_path / "seg.safetensors")
+    with pytest.raises(CheckpointError, match="not a SARMAE pretraining model"):
+        encoder_only(task, tmp_path / "x.safetensors")
+
+
+def test_the_committed_bundled_encoder_loads_and_matches_its_readme():
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(__file__).parents[2] / "training" / "encoders" / "bundled"
+    path = folder / "encoder.safetensors"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest in (folder / "README.md").read_text()
+    model = load_checkpoint(path).eval()
+    assert model.config.preset == "sarmae_vit_tiny" and model.config.data.polarisations == ["VV"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["steps"] == json.loads((folder / "config.json").read_text())["optim"]["steps"]
