@@ -66,6 +66,7 @@ def build_detection_targets(
     alpha: float = 0.54,
     region: bool = False,
     region_floor: float = 0.3,
+    region_alpha: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """CenterNet training targets from boxes (x0, y0, x1, y1, class) in input pixels.
 
@@ -75,9 +76,12 @@ def build_detection_targets(
     outside the image are skipped.
 
     With ``region`` (TTFNet's regression area), size and offset are also set on every cell of
-    the box where its Gaussian is at least ``region_floor``, the offset then pointing from that
-    cell to the centre; a cell two boxes claim goes to the box whose Gaussian is higher there.
-    ``weight`` holds the Gaussian there, scaled so each object's weights sum to 1.
+    the box where a wider Gaussian (sigma = ``region_alpha`` * side / 6) is at least
+    ``region_floor`` (the middle half of the hull for the defaults), the offset then pointing
+    from that cell to the centre; a cell two boxes claim goes to the box whose Gaussian is
+    higher there. ``weight`` holds that Gaussian, scaled so each object's weights sum to 1.
+    The area is wider than the heatmap's peak: a long hull's predicted heatmap is flat along
+    it, and wherever it peaks the offsets and sizes there must give the whole hull.
 
     Returns:
         ``heatmap`` [N, K, h, w], ``size`` [N, 2, h, w] (w, h in pixels), ``offset`` [N, 2, h, w]
@@ -115,6 +119,9 @@ def build_detection_targets(
                 continue
             inside = ((cols + 0.5) * stride >= x0) & ((cols + 0.5) * stride <= x1)
             inside = inside & ((rows + 0.5) * stride >= y0) & ((rows + 0.5) * stride <= y1)
+            rx = max(region_alpha * bw / (6 * stride), 0.5)
+            ry = max(region_alpha * bh / (6 * stride), 0.5)
+            g = torch.exp(-((cols - col) ** 2) / (2 * rx * rx) - (rows - row) ** 2 / (2 * ry * ry))
             area = ((g >= region_floor) & inside) | (g == 1)  # the centre cell always
             area &= g > owner
             owner = torch.where(area, g, owner)
