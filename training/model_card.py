@@ -160,8 +160,14 @@ def write_card(args: argparse.Namespace) -> str:
             else f", mean {norm['mean']}, std {norm['std']}"
         )
         + ".",
-        f"- Trained for {trained_for(info)} (inputs outside are resampled to the nearer "
-        f"end); tiles of {info.tile_size} px with "
+        f"- Trained for {trained_for(info)} ("
+        + (
+            "finer inputs are averaged into the range; much coarser ones, such as Sentinel-1 "
+            "IW GRD at 10-20 m for a 0.5-3 m model, are refused with a message"
+            if info.task == "detection" and info.resolution_range_m
+            else "inputs outside are resampled to the nearer end"
+        )
+        + f"); tiles of {info.tile_size} px with "
         f"{info.tile_overlap} px overlap by default; threshold "
         f"{info.seg_threshold if info.task == 'segmentation' else info.det_confidence}.",
         f"- Architecture: SARMAE ViT encoder `{info.preset}` (patch {info.patch_size}), simple "
