@@ -11,7 +11,7 @@ import torch
 from skimage.filters import threshold_otsu
 from torch.utils.data import DataLoader
 
-from sarmae_core.inference.detection import Detections, decode_centernet, nms
+from sarmae_core.inference.detection import Detections, decode_centernet, merge_fragments, nms
 
 from .baselines import otsu_water
 from .config import EvalConfig
@@ -45,7 +45,7 @@ def decode_batch(
     for i in range(heat.shape[0]):
         d = decode_centernet(heat[i], size[i], offset[i], cfg.score_threshold, tile_height)
         if cfg.nms_iou is not None and len(d):
-            d = nms(d, cfg.nms_iou)
+            d = merge_fragments(nms(d, cfg.nms_iou))  # as predict does
         order = np.argsort(-d.scores, kind="stable")[: cfg.max_detections]
         d = d.select(order) if len(d) else Detections.empty()
         results.append((d.boxes, d.scores, d.classes))

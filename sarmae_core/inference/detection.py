@@ -169,10 +169,61 @@ def merge_cut_boxes(dets: Detections, cuts: np.ndarray, gap: float = 2.0) -> Det
             ri, rj = find(int(i)), find(int(j))
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([find(i) for i in range(n)])
-    if (roots == np.arange(n)).all():
+    return _union_groups(dets, np.array([find(i) for i in range(n)]))
+
+
+def merge_fragments(dets: Detections, across: float = 0.6, score_ratio: float = 0.4) -> Detections:
+    """Join boxes that are pieces of one hull: overlapping, on one line, of similar scores.
+
+    A detector can split a long ship into two overlapping half-length boxes whose IoU is too
+    small for NMS (issue 11: two half boxes per long ship, neither counted as found). Two boxes
+    of a class are joined when they overlap, their extents across the line joining them (the
+    union's shorter side) overlap by at least ``across`` of the narrower one, the union is
+    longer than either along that line, and the weaker score is at least ``score_ratio`` of
+    the stronger. Ships moored side by side (boxes beside each other across the line) stay
+    apart; two ships bow to stern whose boxes overlap would be joined. Transitive; the union
+    keeps the best score.
+    """
+    n = len(dets)
+    if n < 2:
+        return dets
+    b, s = dets.boxes, dets.scores
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n - 1):
+        j = np.arange(i + 1, n)
+        ix = np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0])
+        iy = np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1])
+        ux = np.maximum(b[i, 2], b[j, 2]) - np.minimum(b[i, 0], b[j, 0])
+        uy = np.maximum(b[i, 3], b[j, 3]) - np.minimum(b[i, 1], b[j, 1])
+        wi, hi = b[i, 2] - b[i, 0], b[i, 3] - b[i, 1]
+        wj, hj = b[j, 2] - b[j, 0], b[j, 3] - b[j, 1]
+        along_x = ux >= uy  # the line joining them runs along x
+        narrow = np.where(along_x, np.minimum(hi, hj), np.minimum(wi, wj))
+        cross = np.where(along_x, iy, ix)
+        longer = np.where(along_x, ux > np.maximum(wi, wj), uy > np.maximum(hi, hj))
+        similar = np.minimum(s[i], s[j]) >= score_ratio * np.maximum(s[i], s[j])
+        join = (ix > 0) & (iy > 0) & (cross >= across * narrow) & longer & similar
+        join &= dets.classes[j] == dets.classes[i]
+        for k in j[join]:
+            ri, rk = find(i), find(int(k))
+            if ri != rk:
+                parent[max(ri, rk)] = min(ri, rk)
+    return _union_groups(dets, np.array([find(i) for i in range(n)]))
+
+
+def _union_groups(dets: Detections, roots: np.ndarray) -> Detections:
+    """One box per root: the union of its members' boxes, with their best score."""
+    if (roots == np.arange(len(roots))).all():
         return dets
     groups, inverse = np.unique(roots, return_inverse=True)
+    b = dets.boxes
     boxes = np.empty((len(groups), 4))
     boxes[:, :2], boxes[:, 2:] = np.inf, -np.inf
     np.minimum.at(boxes[:, 0], inverse, b[:, 0])

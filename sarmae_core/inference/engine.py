@@ -20,7 +20,14 @@ from ..errors import CancelledError
 from .aoi import Region
 from .backends import Backend
 from .blending import Sink, StreamingBlender, blend_weights
-from .detection import Detections, cut_edges, merge_cut_boxes, nms, tile_detections
+from .detection import (
+    Detections,
+    cut_edges,
+    merge_cut_boxes,
+    merge_fragments,
+    nms,
+    tile_detections,
+)
 from .source import SarSource
 from .windows import Tile, TileGrid
 
@@ -167,8 +174,9 @@ def sweep_detection(
     A tile keeps the detections whose centre lies in its core (the pixels it owns, cut in the
     middle of each overlap) and on a valid pixel. Boxes cut by a tile edge are then joined
     with the rest of their object seen by the next tile (a ship across a border or longer than
-    a tile: one box over the whole hull), and NMS over the whole region removes what two
-    tiles still both reported.
+    a tile: one box over the whole hull), NMS over the whole region removes what two tiles
+    still both reported, and overlapping pieces of one hull on one line that NMS keeps apart
+    (IoU below its threshold) are joined (:func:`.detection.merge_fragments`).
     """
     found: list[Detections] = []
     cuts: list[np.ndarray] = []
@@ -199,6 +207,7 @@ def sweep_detection(
         stats.stitch_s += time.perf_counter() - t
     t = time.perf_counter()
     merged = merge_cut_boxes(Detections.concat(found), np.concatenate(cuts or [np.zeros((0, 4))]))
-    result = nms(merged, iou_threshold)
+    # NMS first: near-duplicates (neighbouring peaks of one hull) are suppressed, not unioned
+    result = merge_fragments(nms(merged, iou_threshold))
     stats.stitch_s += time.perf_counter() - t
     return result

@@ -62,3 +62,26 @@ def test_decode_and_nms() -> None:
     kept = nms(dets, 0.3)
     assert len(kept) == 2 and kept.scores[0] == pytest.approx(0.9)
     assert len(nms(Detections.empty(), 0.3)) == 0
+
+
+def test_two_half_boxes_of_one_long_hull_become_one_box() -> None:
+    """What a detector gave on the held-out HRSID hull at (65, 19)-(150, 37) of a 256 px tile
+    (issue 11: two half-length boxes, neither at IoU 0.5): joined, the box covers the hull.
+    Ships moored side by side, and a faint box beside a strong one, stay apart."""
+    from sarmae_core.inference.detection import merge_fragments
+    from training.metrics import iou_matrix
+
+    halves = np.array([[76.0, 20.0, 126.0, 33.0], [107.0, 24.0, 152.0, 35.0]])
+    beside = np.array([[20.0, 100.0, 100.0, 115.0], [22.0, 114.0, 98.0, 128.0]])  # moored
+    faint = np.array([[200.0, 200.0, 240.0, 210.0], [230.0, 201.0, 260.0, 209.0]])
+    dets = Detections(np.concatenate([halves, beside, faint]),
+                      np.array([0.24, 0.44, 0.6, 0.5, 0.9, 0.1], np.float32),
+                      np.zeros(6, np.int64))  # fmt: skip
+    truth = np.array([[65.0, 19.0, 150.0, 37.0]])
+    assert iou_matrix(halves, truth).max() < 0.5
+    merged = merge_fragments(dets)
+    assert len(merged) == 5
+    joined = merged.boxes[np.argmin(merged.boxes[:, 0] - 76.0 != 0)]
+    np.testing.assert_allclose(joined, [76, 20, 152, 35])
+    assert iou_matrix(joined[None], truth)[0, 0] > 0.7
+    assert merged.scores.max() == pytest.approx(0.9)
