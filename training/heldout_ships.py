@@ -63,13 +63,28 @@ def read_boxes(gpkg: Path, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float32)
 
 
+def detector(spec: str) -> Any:
+    """What ``predict`` runs for a ``--model`` value: a name or file as it is, and
+    ``cfar:key=value,...`` as CA-CFAR with those ``CfarParams`` (e.g. ``cfar:min_area_m2=100``).
+    """
+    if not spec.startswith("cfar:"):
+        return spec
+    from sarmae_core.inference.cfar import CfarDetector, CfarParams
+
+    opts = dict(kv.split("=", 1) for kv in spec[5:].split(",") if kv)
+    kinds = {f: type(v) for f, v in vars(CfarParams()).items()}
+    return CfarDetector(CfarParams(**{k: kinds[k](float(v)) for k, v in opts.items()}))
+
+
 def run(cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, floor: float) -> dict:
-    """Scores of ``models`` (label -> bundled name, .onnx file or ``cfar``) on the test split."""
+    """Scores of ``models`` (label -> bundled name, .onnx file, ``cfar`` or ``cfar:...``) on
+    the test split."""
     import sarmae_core
     from sarmae_core.inference.backends import load_backend
 
     ds = build_dataset(cfg.data, cfg.data.test_split, "amplitude", False, cfg.run.seed)
-    defaults = {label: load_backend(m).info.det_confidence for label, m in models.items()}
+    runners = {label: detector(m) for label, m in models.items()}
+    defaults = {label: load_backend(m).info.det_confidence for label, m in runners.items()}
     preds: dict[str, list[Any]] = {m: [] for m in models}
     truth, ids = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +94,7 @@ def run(cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, floor
             tif = write_tile(Path(tmp) / f"t{i}.tif", amplitude, pixel_size)
             truth.append(np.asarray(loaded.target, np.float64).reshape(-1, 5))
             ids.append(ds.item_id(item))
-            for label, model in models.items():
+            for label, model in runners.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = sarmae_core.predict(
@@ -126,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True, help="fine-tuning config (its test split)")
     ap.add_argument("--model", action="append", required=True,
-                    help="LABEL=model (bundled name, .onnx file, or cfar)")  # fmt: skip
+                    help="LABEL=model (name, .onnx file, cfar or cfar:key=value,...)")  # fmt: skip
     ap.add_argument("--pixel-size", type=float, default=1.0, help="metres per tile pixel")
     ap.add_argument("--floor", type=float, default=0.01, help="lowest confidence kept for AP")
     ap.add_argument("--out", required=True, help="JSON file to write")
@@ -140,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(result, indent=1))
     print(table(result))
     for label, m in result["models"].items():
-        if label != "cfar":
+        if not models[label].startswith("cfar"):
             print(f"\n{label}:")
             print(reliability_table(m["scores"]["all"]["calibration"], label))
 
