@@ -66,9 +66,13 @@ def main(argv: list[str] | None = None) -> None:
         label, _, path = spec.partition("=")
         be = load_backend(path, "onnxruntime", "cpu")
         missing = [p for p in be.info.polarisations if p.upper() not in bands]
-        if missing:
+        if missing and len(bands) == be.info.in_chans == 1:
+            chans = [0]  # one band for a one-band model (e.g. OMBRIA's AFTER chip is VV)
+        elif missing:
             raise SystemExit(f"{path} needs {missing}; the data have {bands}")
-        models.append((label, be, [bands.index(p.upper()) for p in be.info.polarisations]))
+        else:
+            chans = [bands.index(p.upper()) for p in be.info.polarisations]
+        models.append((label, be, chans))
 
     wet = [i for i in range(len(ds)) if float((ds[i]["target"] == 1).float().mean()) >= 0.02]
     if not wet:
