@@ -48,8 +48,9 @@ def raster_facts(layer: QgsRasterLayer) -> RasterFacts:
         except RuntimeError:  # GDAL raises only where exceptions are switched on
             ds = None
     if ds is None:
+        count = layer.bandCount()
         return RasterFacts(
-            layer.name(), path, provider, layer.crs().isValid(), layer.bandCount(), (), (), ()
+            layer.name(), path, provider, layer.crs().isValid(), count, ("",) * count, (), ()
         )
     bands = [ds.GetRasterBand(i) for i in range(1, ds.RasterCount + 1)]
     georeferenced = bool(ds.GetProjectionRef()) or bool(ds.GetGCPCount() and ds.GetGCPProjection())
@@ -65,6 +66,7 @@ def raster_facts(layer: QgsRasterLayer) -> RasterFacts:
             gdal.GetColorInterpretationName(b.GetColorInterpretation()).lower() for b in bands
         ),
         pixel_size_m=_pixel_size(path) if georeferenced else None,
+        band_tags=tuple(dict(b.GetMetadata() or {}) for b in bands),
     )
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The two jobs and the model task each needs.
-JOB_TASK = {"water": "segmentation", "ships": "detection"}
+#: The two jobs (the model task each needs is the engine's ``inference.predict.JOBS``).
 JOB_TITLE = {"water": "Segment water", "ships": "Detect ships"}
 
 AREA_LAYER, AREA_CANVAS, AREA_POLYGONS = "layer", "canvas", "polygons"

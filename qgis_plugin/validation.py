@@ -3,18 +3,19 @@ traceback, and before any file is written (Deepness #128, GeoDeep #10: hidden as
 about CRS and band count).
 
 Works on :class:`RasterFacts` (plain data read from the layer and its file), so every rule is
-testable without QGIS. Polarisation names and band mapping use sarmae_core's own rules, so the
-plugin and the engine never disagree about what a band is.
+testable without QGIS. The rules themselves are sarmae_core's (optical or not, polarisation of
+each band, band mapping, which model does which job), applied to the facts, so the plugin and
+the engine never disagree about what a band is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .core import core
-from .params import JOB_TASK, JOB_TITLE
+from .params import JOB_TITLE
 
 
 class InputRefused(ValueError):
@@ -36,6 +37,11 @@ class RasterFacts:
         data_types: GDAL data type names (``Byte``, ``Float32``, ...).
         colours: GDAL colour interpretation names, lower case (``red``, ``gray``, ...).
         pixel_size_m: ground pixel size (x, y) in metres (None: unknown, no CRS).
+        band_tags: GDAL metadata of each band (e.g. ``POLARISATION``).
+
+    It also answers as the engine's view of an open raster (``count``, ``dtypes``,
+    ``colorinterp``, ``descriptions``, ``tags(band)`` of
+    :class:`sarmae_core.inference.raster_io.Raster`), so the engine's rules take it as they are.
     """
 
     name: str
@@ -47,18 +53,24 @@ class RasterFacts:
     data_types: tuple[str, ...]
     colours: tuple[str, ...]
     pixel_size_m: tuple[float, float] | None = None
+    band_tags: tuple[Mapping[str, str], ...] = ()
 
+    @property
+    def count(self) -> int:
+        return self.band_count
 
-def looks_optical(facts: RasterFacts) -> bool:
-    """Three or more bands coloured red/green/blue, or 8-bit: an optical picture, not SAR.
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """Data types by the engine's names (``uint8`` for GDAL's ``Byte``)."""
+        return tuple(map(core("inference.gdal_io").dtype_name, self.data_types))
 
-    The same rule as sarmae_core's ``check_not_optical``: 8-bit SAR products exist but are
-    quick-looks, never calibrated backscatter.
-    """
-    if facts.band_count < 3:
-        return False
-    rgb = set(facts.colours[:3]) == {"red", "green", "blue"}
-    return rgb or all(t == "Byte" for t in facts.data_types[:3])
+    @property
+    def colorinterp(self) -> tuple[str, ...]:
+        return self.colours
+
+    def tags(self, band: int) -> dict[str, str]:
+        """GDAL metadata of 1-based ``band`` (empty when not read)."""
+        return dict(self.band_tags[band - 1]) if band <= len(self.band_tags) else {}
 
 
 def check_raster(facts: RasterFacts) -> None:
@@ -72,7 +84,7 @@ def check_raster(facts: RasterFacts) -> None:
             f"'{facts.name}' is not a raster file GDAL reads (provider {facts.provider}); "
             "save it as a GeoTIFF (Export ▸ Save As…) and run on that"
         )
-    if looks_optical(facts):
+    if core("inference.sar_metadata").looks_optical(facts):
         colours = "/".join(c.title() for c in facts.colours[:3])
         raise InputRefused(
             f"'{facts.name}' looks like an optical RGB image ({facts.band_count} bands, "
@@ -90,12 +102,9 @@ def check_raster(facts: RasterFacts) -> None:
 
 
 def band_polarisations(facts: RasterFacts) -> list[str | None]:
-    """Polarisation of each band from its description (a single band: also the file name)."""
-    polarisation_of = core("inference.sar_metadata").polarisation_of
-    names = [polarisation_of(d) for d in facts.descriptions]
-    if facts.band_count == 1 and names and names[0] is None:
-        names[0] = polarisation_of(Path(facts.path).stem)
-    return names
+    """Polarisation of each band as ``predict`` reads it: tags, then description, then (a
+    single band) the file name (:func:`sarmae_core.inference.sar_metadata.band_polarisations`)."""
+    return core("inference.sar_metadata").band_polarisations(facts, Path(facts.path))
 
 
 def default_bands(facts: RasterFacts, polarisations: Sequence[str]) -> list[int | None]:
@@ -145,13 +154,17 @@ def check_resolution(facts: RasterFacts, info: object) -> None:
 
 
 def check_task(task: str, job: str, model_label: str) -> None:
-    """Refuse a model that does not do the job (a ship detector for Segment water).
+    """Refuse a model that does not do the job (a ship detector for Segment water), by the
+    engine's rule (:func:`sarmae_core.inference.predict.check_task`).
 
     Raises:
         InputRefused: naming the model's task.
     """
-    if JOB_TASK[job] != task:
+    predict = core("inference.predict")
+    try:
+        predict.check_task(task, job, model_label)
+    except core("errors").ConfigError as exc:
         raise InputRefused(
-            f"{JOB_TITLE[job]} needs a {JOB_TASK[job]} model, but {model_label} is a {task} "
+            f"{JOB_TITLE[job]} needs a {predict.JOBS[job]} model, but {model_label} is a {task} "
             "model; choose another model or the other button"
-        )
+        ) from exc

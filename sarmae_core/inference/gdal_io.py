@@ -101,6 +101,11 @@ def _crs_or_none(wkt: str) -> Crs | None:
     return parse_crs(wkt) if wkt else None
 
 
+def dtype_name(gdal_name: str) -> str:
+    """The engine's (rasterio's) name of a GDAL data type: ``Byte`` -> ``uint8``."""
+    return _DTYPES.get(gdal_name, "float64")
+
+
 # ---------------------------------------------------------------------- rasters
 class GdalRaster:
     """A raster opened with GDAL (see :class:`.raster_io.Raster`)."""
@@ -111,7 +116,7 @@ class GdalRaster:
         self.path = path
         self.width, self.height, self.count = ds.RasterXSize, ds.RasterYSize, ds.RasterCount
         bands = [ds.GetRasterBand(i) for i in range(1, self.count + 1)]
-        self.dtypes = tuple(_DTYPES.get(gdal.GetDataTypeName(b.DataType), "float64") for b in bands)
+        self.dtypes = tuple(dtype_name(gdal.GetDataTypeName(b.DataType)) for b in bands)
         self.nodata = bands[0].GetNoDataValue() if bands else None
         self.crs = _crs_or_none(ds.GetProjection())
         gt = ds.GetGeoTransform(can_return_null=True)

@@ -142,7 +142,7 @@ def predict(
         model = bundled_for_raster(model, raster, bands, BUNDLED_DIR, files_io, notes)
     be = load_backend(model, backend, device, notes)
     info = be.info
-    task = _check_task(info.task, job, model)
+    task = check_task(info.task, job, model)
     tile, overlap = _tiling(be, tile, overlap)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -377,7 +377,13 @@ def _progress(callback: Callable[[float], Any] | None) -> Callable[[float], None
     return lambda p: callback(float(min(100.0, max(0.0, p))))
 
 
-def _check_task(task: str, job: str | None, model: Any) -> str:
+def check_task(task: str, job: str | None, model: Any) -> str:
+    """The task of a model that can do ``job`` (any of :data:`JOBS` when None); ``model``
+    names it in the message (the QGIS plugin refuses a model by this rule too).
+
+    Raises:
+        ConfigError: an unknown job, a classification model, or a model for another job.
+    """
     if job is not None and job not in JOBS:
         raise ConfigError(f"unknown job {job!r}; use {' or '.join(JOBS)}")
     if task == "classification":

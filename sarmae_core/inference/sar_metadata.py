@@ -59,7 +59,9 @@ def band_polarisations(ds, path: Path) -> list[str | None]:
     """Polarisation of each band from its tags, then its description, then the file name.
 
     The file name is used only for single-band files (pyroSAR and SNAP write one file per
-    polarisation, Sentinel-1 SAFE one measurement TIFF per polarisation).
+    polarisation, Sentinel-1 SAFE one measurement TIFF per polarisation). ``ds`` needs only
+    ``count``, ``descriptions`` and ``tags(band)``, so the QGIS plugin maps a layer's bands by
+    this same rule.
     """
     names: list[str | None] = []
     for i in range(1, ds.count + 1):
@@ -134,17 +136,26 @@ def map_bands(
     )
 
 
+def looks_optical(ds) -> bool:
+    """Three or more bands coloured red/green/blue, or 8-bit: an optical picture, not SAR.
+
+    8-bit SAR products exist but are quick-looks, never calibrated backscatter. ``ds`` needs
+    only ``count``, ``colorinterp`` and ``dtypes`` (:class:`.raster_io.Raster`'s names), so the
+    QGIS plugin applies this rule to what it read of a layer.
+    """
+    return ds.count >= 3 and (
+        set(ds.colorinterp[:3]) == {"red", "green", "blue"}
+        or all(dt == "uint8" for dt in ds.dtypes[:3])
+    )
+
+
 def check_not_optical(ds, allow_optical: bool) -> None:
-    """Refuse what looks like an optical image (8-bit RGB or colour-interpreted bands).
+    """Refuse what looks like an optical image (:func:`looks_optical`).
 
     Raises:
         InputError: unless ``allow_optical``.
     """
-    colours = {"red", "green", "blue"}
-    rgb = ds.count >= 3 and (
-        set(ds.colorinterp[:3]) == colours or all(dt == "uint8" for dt in ds.dtypes[:3])
-    )
-    if rgb and not allow_optical:
+    if looks_optical(ds) and not allow_optical:
         raise InputError(
             f"the raster looks like an optical image ({ds.count} bands, {ds.dtypes[0]}, "
             f"colours {', '.join(ds.colorinterp)}), not SAR backscatter; "

@@ -49,6 +49,57 @@ def test_band_mapping_is_filled_from_band_descriptions(project, vh_vv_tif, model
     assert dock.layer_info.text() == "2 bands · Float32 · EPSG:32631 · 20 m pixels"
 
 
+@pytest.fixture
+def tags_disagree_tif(tmp_path: Path) -> Path:
+    """A dual-pol raster whose POLARISATION tags (VV, VH) contradict its band descriptions
+    (Sigma0_VH_db, Sigma0_VV_db): the tags are right, band 2 is VH (the real VV minus 7 dB)."""
+    import rasterio
+
+    with rasterio.open(S1_VV_DB) as src:
+        vv, profile = src.read(1), src.profile
+    path = tmp_path / "tagged.tif"
+    with rasterio.open(path, "w", **(profile | {"count": 2})) as dst:
+        dst.write(np.stack([vv, vv - 7.0]).astype(np.float32))
+        dst.descriptions = ("Sigma0_VH_db", "Sigma0_VV_db")
+        dst.update_tags(1, POLARISATION="VV")
+        dst.update_tags(2, POLARISATION="VH")
+    return path
+
+
+def test_dock_maps_bands_as_predict_does_when_tags_and_descriptions_disagree(
+    project, tags_disagree_tif, models, no_bundled, tmp_path
+):
+    import rasterio
+
+    import sarmae_core
+    from sarmae_core.inference.backends import load_backend
+    from sarmae_core.inference.source import SarSource
+
+    layer = add_layer(project, tags_disagree_tif, "tagged")
+    dock = SarmaeDock(project)
+    select_model_file(dock, models["water"])
+    dock.layer_combo.setLayer(layer)
+    (combo,) = dock._band_boxes
+    # the engine's mapping, as predict makes it: the tags win over the descriptions
+    info = load_backend(str(models["water"])).info
+    with SarSource(tags_disagree_tif, info) as source:
+        assert [ch.bands for ch in source.channels] == [(1,)]
+    assert combo.currentData() == 1 and dock.parameters().bands == (1,)
+
+    def water(bands: Any, name: str) -> np.ndarray:
+        res = sarmae_core.predict(
+            tags_disagree_tif, models["water"], tmp_path / f"{name}.tif", products=("class",),
+            bands=bands,
+        )  # fmt: skip
+        with rasterio.open(res.files["class"]) as src:
+            return src.read(1)
+
+    # predict left to map the bands reads what the dock suggests, not the other band
+    mapped = water(None, "mapped")
+    assert np.array_equal(mapped, water(list(dock.parameters().bands), "dock"))
+    assert not np.array_equal(mapped, water([2], "described"))
+
+
 def test_model_file_fills_the_form_and_picks_the_button(project, s1_layer, models, no_bundled):
     dock = SarmaeDock(project)
     assert not dock.water_button.isEnabled() and not dock.ships_button.isEnabled()
