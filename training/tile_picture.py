@@ -26,6 +26,7 @@ from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
 
 IGNORE = 255
+POLARISATIONS = {"VV", "VH", "HH", "HV"}
 WATER_RGB = np.array([40, 110, 255], np.float32)
 
 
@@ -66,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         label, _, path = spec.partition("=")
         be = load_backend(path, "onnxruntime", "cpu")
         missing = [p for p in be.info.polarisations if p.upper() not in bands]
-        if missing and len(bands) == be.info.in_chans == 1:
-            chans = [0]  # one band for a one-band model (e.g. OMBRIA's AFTER chip is VV)
+        if missing and len(bands) == be.info.in_chans == 1 and bands[0] not in POLARISATIONS:
+            chans = [0]  # a band named by date, not polarisation (OMBRIA's AFTER chip is VV)
         elif missing:
             raise SystemExit(f"{path} needs {missing}; the data have {bands}")
         else:
