@@ -149,13 +149,7 @@ def merge_cut_boxes(dets: Detections, cuts: np.ndarray, gap: float = 2.0) -> Det
     n = len(dets)
     if n < 2 or not np.isfinite(cuts).any():
         return dets
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    groups = _Groups(n)
 
     b = dets.boxes
     for i, side in zip(*np.nonzero(np.isfinite(cuts)), strict=True):
@@ -166,10 +160,8 @@ def merge_cut_boxes(dets: Detections, cuts: np.ndarray, gap: float = 2.0) -> Det
         other = 1 - ax
         meet = np.minimum(b[:, other + 2], b[i, other + 2]) - np.maximum(b[:, other], b[i, other])
         for j in np.nonzero(beyond & (meet > -gap) & (dets.classes == dets.classes[i]))[0]:
-            ri, rj = find(int(i)), find(int(j))
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    return _union_groups(dets, np.array([find(i) for i in range(n)]))
+            groups.join(int(i), int(j))
+    return _union_groups(dets, groups.roots())
 
 
 def merge_fragments(dets: Detections, across: float = 0.6, score_ratio: float = 0.4) -> Detections:
@@ -188,13 +180,7 @@ def merge_fragments(dets: Detections, across: float = 0.6, score_ratio: float = 
     if n < 2:
         return dets
     b, s = dets.boxes, dets.scores
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    groups = _Groups(n)
 
     for i in range(n - 1):
         j = np.arange(i + 1, n)
@@ -212,10 +198,30 @@ def merge_fragments(dets: Detections, across: float = 0.6, score_ratio: float = 
         join = (ix > 0) & (iy > 0) & (cross >= across * narrow) & longer & similar
         join &= dets.classes[j] == dets.classes[i]
         for k in j[join]:
-            ri, rk = find(i), find(int(k))
-            if ri != rk:
-                parent[max(ri, rk)] = min(ri, rk)
-    return _union_groups(dets, np.array([find(i) for i in range(n)]))
+            groups.join(i, int(k))
+    return _union_groups(dets, groups.roots())
+
+
+class _Groups:
+    """Union-find over n boxes: which boxes are pieces of one ship (the lowest index leads)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving keeps chains short
+            i = parent[i]
+        return i
+
+    def join(self, i: int, j: int) -> None:
+        ri, rj = self.find(i), self.find(j)
+        if ri != rj:
+            self.parent[max(ri, rj)] = min(ri, rj)
+
+    def roots(self) -> np.ndarray:
+        return np.array([self.find(i) for i in range(len(self.parent))])
 
 
 def _union_groups(dets: Detections, roots: np.ndarray) -> Detections:
