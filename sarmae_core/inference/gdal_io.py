@@ -236,10 +236,17 @@ class GeoTiffWriter:
         for key, value in spec.tags.items():
             ds.SetMetadataItem(key, value)
         self._ds = ds
+        self._block = int(spec.options.get("BLOCKYSIZE", 0)) or 1
+        self._height = spec.height
 
     def write(self, row: int, values: np.ndarray) -> None:
         for i in range(values.shape[0]):
             self._ds.GetRasterBand(i + 1).WriteArray(values[i], 0, row)
+        end = row + values.shape[1]
+        if end % self._block == 0 or end == self._height:
+            # Compress finished block rows now rather than all at close: closing a file with
+            # the whole block cache dirty takes seconds that no cancel can interrupt.
+            self._ds.FlushCache()
 
     def close(self) -> None:
         if self._ds is not None:
@@ -250,16 +257,49 @@ class GeoTiffWriter:
 create_geotiff = GeoTiffWriter
 
 
-def build_overviews(path: Path, factors: list[int], resampling: str) -> None:
+def build_overviews(
+    path: Path, factors: list[int], resampling: str, check_cancel: Callable[[], None]
+) -> None:
     ds = gdal.Open(str(path), gdal.GA_Update)
-    ds.BuildOverviews(resampling.upper(), factors)
-    ds.SetMetadataItem("resampling", resampling, "rio_overview")  # as rasterio records it
-    ds = None
+    try:
+        with _stoppable(check_cancel) as callback:  # seconds on a large output: cancellable
+            ds.BuildOverviews(resampling.upper(), factors, callback=callback)
+        ds.SetMetadataItem("resampling", resampling, "rio_overview")  # as rasterio records it
+    finally:
+        ds = None  # closed before a rollback removes the file, even when cancelled
 
 
-def to_cog(src: Path, dst: Path, options: Mapping[str, str]) -> None:
-    gdal.Translate(str(dst), str(src), format="COG",
-                   creationOptions=[f"{k}={v}" for k, v in options.items()])  # fmt: skip
+def to_cog(
+    src: Path, dst: Path, options: Mapping[str, str], check_cancel: Callable[[], None]
+) -> None:
+    with _stoppable(check_cancel) as callback:
+        ds = gdal.Translate(str(dst), str(src), format="COG", callback=callback,
+                            creationOptions=[f"{k}={v}" for k, v in options.items()])  # fmt: skip
+        ds = None  # noqa: F841 (closed here, inside the cancellable step)
+
+
+@contextmanager
+def _stoppable(check_cancel: Callable[[], None]) -> Iterator[Callable[..., int]]:
+    """A GDAL progress callback that stops the step (returns 0) when ``check_cancel`` raises;
+    the CancelledError is re-raised once GDAL has returned, since an exception cannot cross
+    GDAL's C code. GDAL calls it often (per block or line), so a cancel is seen at once."""
+    stopped: list[CancelledError] = []
+
+    def callback(_done: float, _msg: str, _data: object) -> int:
+        try:
+            check_cancel()
+        except CancelledError as exc:
+            stopped.append(exc)
+            return 0
+        return 1
+
+    try:
+        yield callback
+    except RuntimeError:  # GDAL's "user terminated": ours to report as the cancel
+        if not stopped:
+            raise
+    if stopped:
+        raise stopped[0]
 
 
 # ---------------------------------------------------------------------- vectors

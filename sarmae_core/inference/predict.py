@@ -161,6 +161,7 @@ def predict(
         with files_io.environment(GDAL_CACHE_MB), SarSource(
             raster, info, units=units, bands=bands, allow_optical=allow_optical,
             resolution_tolerance=resolution_tolerance, notes=notes, io=files_io.name,
+            check_cancel=canceller.check,
         ) as source:  # fmt: skip
             region = resolve_aoi(
                 aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes,
@@ -274,7 +275,7 @@ def _segment(
     _require_valid(stats, source)
     run.canceller.check()
     t = time.perf_counter()
-    sink.finish(run.outputs, cog)
+    sink.finish(run.outputs, cog, run.canceller.check)
     stats.timings["finish"] = time.perf_counter() - t
     stats.timings["write"] = sink.write_s
     summary = _class_areas(sink, source.crs is not None, run.job)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -199,16 +199,23 @@ class SegmentationSink:
             self.writers["mask"].write(row, fg[None])
         self.write_s += time.perf_counter() - t
 
-    def finish(self, outputs: OutputSet, cog: bool) -> None:
-        """Close every raster; add overviews to products (as COGs when asked)."""
+    def finish(
+        self, outputs: OutputSet, cog: bool, check_cancel: Callable[[], None] | None = None
+    ) -> None:
+        """Close every raster; add overviews to products (as COGs when asked).
+
+        ``check_cancel`` is checked while overviews and COG copies are made (seconds each on
+        a large output) and raises :class:`~sarmae_core.errors.CancelledError` to stop.
+        """
+        check = check_cancel or (lambda: None)
         if "mask" in self.writers:
             self.writers["mask"].close()
         for key in ("class", "probability"):
             if key in self.writers:
                 w = self.writers[key]
-                w.finish()
+                w.finish(check)
                 if cog:
-                    w.to_cog(outputs.temp(key))
+                    w.to_cog(outputs.temp(key), check)
 
     def close(self) -> None:
         """Close files after a failure (the output set removes them)."""

@@ -19,7 +19,8 @@ shapes of the objects they return):
   view on ``grid`` (:data:`Grid`; None: GDAL's suggested grid), ``nodata`` a :data:`Nodata`;
 - ``parse_crs(text) -> Crs`` and ``transform_xy(src, dst, x, y)``;
 - ``create_geotiff(path, RasterSpec)``: a writer with ``write(row, values)`` and ``close()``;
-- ``build_overviews(path, factors, resampling)``, ``to_cog(src, dst, creation_options)``;
+- ``build_overviews(path, factors, resampling, check_cancel)``,
+  ``to_cog(src, dst, creation_options, check_cancel)`` (stopped within a second by a cancel);
 - ``polygonize(raster_path, scratch, check_cancel)``, yielding ``(polygon, value)``;
 - ``FeatureWriter(path, layer, crs, fields)``, ``read_polygons(path)``,
   ``simplify(polygon, tolerance)``.

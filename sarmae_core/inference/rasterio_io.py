@@ -8,7 +8,10 @@ polygons simplified per ring (Douglas-Peucker, not topology-preserving like GEOS
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +31,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, Ra
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from ..errors import InputError, RasterError
+from ..errors import CancelledError, InputError, RasterError
 from .geometry import Polygon, geojson_polygons, simplify_ring
 from .georef import Crs, Transform
 from .gpkg import GpkgWriter, read_layers
@@ -189,17 +192,131 @@ class GeoTiffWriter:
 create_geotiff = GeoTiffWriter
 
 
-def build_overviews(path: Path, factors: list[int], resampling: str) -> None:
+def build_overviews(
+    path: Path, factors: list[int], resampling: str, check_cancel: Callable[[], None]
+) -> None:
+    lib = _gdal_c()
+    if lib is None:  # no GDAL library to call: one uninterruptible step, checked around it
+        check_cancel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path, "r+")
+        with ds:
+            ds.build_overviews(factors, Resampling[resampling])
+        check_cancel()
+    else:
+        # rasterio's build_overviews takes no progress callback, so that seconds-long step is
+        # run through rasterio's own GDAL library with one (the same call rasterio makes)
+        levels = (ctypes.c_int * len(factors))(*factors)
+        with _stoppable(lib, check_cancel) as progress:
+            ds = _c_open(lib, path, update=True)
+            try:
+                err = lib.GDALBuildOverviews(ds, resampling.upper().encode(), len(factors),
+                                             levels, 0, None, progress, None)  # fmt: skip
+            finally:
+                lib.GDALClose(ds)
+            _c_check(lib, err != 0, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         ds = rasterio.open(path, "r+")
     with ds:
-        ds.build_overviews(factors, Resampling[resampling])
         ds.update_tags(ns="rio_overview", resampling=resampling)
 
 
-def to_cog(src: Path, dst: Path, options: Mapping[str, str]) -> None:
-    rasterio.shutil.copy(src, dst, driver="COG", **{k.lower(): v for k, v in options.items()})
+def to_cog(
+    src: Path, dst: Path, options: Mapping[str, str], check_cancel: Callable[[], None]
+) -> None:
+    lib = _gdal_c()
+    if lib is None:
+        check_cancel()
+        rasterio.shutil.copy(src, dst, driver="COG", **{k.lower(): v for k, v in options.items()})
+        check_cancel()
+        return
+    # rasterio.shutil.copy has no progress callback either: GDALCreateCopy, as it calls it
+    items = [f"{k}={v}".encode() for k, v in options.items()]
+    c_options = (ctypes.c_char_p * (len(items) + 1))(*items, None)
+    with _stoppable(lib, check_cancel) as progress:
+        source = _c_open(lib, src, update=False)
+        try:
+            out = lib.GDALCreateCopy(lib.GDALGetDriverByName(b"COG"), os.fsencode(dst), source,
+                                     0, c_options, progress, None)  # fmt: skip
+            if out:
+                lib.GDALClose(out)
+        finally:
+            lib.GDALClose(source)
+        _c_check(lib, not out, dst)
+
+
+_PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p)
+_LIB: list[Any] = []
+
+
+def _gdal_c() -> Any:
+    """The GDAL library rasterio itself runs on (its wheel bundles one), through ctypes; None
+    when it cannot be found (a rasterio built on a system GDAL under another name)."""
+    if not _LIB:
+        lib = None
+        folder = Path(rasterio.__file__).parent.parent / "rasterio.libs"
+        names = sorted(folder.glob("libgdal*.so*")) or sorted(folder.glob("libgdal*.dylib"))
+        found = str(names[0]) if names else ctypes.util.find_library("gdal")
+        if found:
+            try:
+                lib = ctypes.CDLL(found)  # the copy already loaded: dlopen hands it back
+                lib.GDALOpen.restype = lib.GDALGetDriverByName.restype = ctypes.c_void_p
+                lib.GDALOpen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+                lib.GDALGetDriverByName.argtypes = [ctypes.c_char_p]
+                lib.GDALClose.argtypes = [ctypes.c_void_p]
+                lib.GDALBuildOverviews.argtypes = [
+                    ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                    ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_void_p, _PROGRESS,
+                    ctypes.c_void_p,
+                ]  # fmt: skip
+                lib.GDALCreateCopy.restype = ctypes.c_void_p
+                lib.GDALCreateCopy.argtypes = [
+                    ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int,
+                    ctypes.POINTER(ctypes.c_char_p), _PROGRESS, ctypes.c_void_p,
+                ]  # fmt: skip
+                lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
+            except (OSError, AttributeError):
+                lib = None
+        _LIB.append(lib)
+    return _LIB[0]
+
+
+def _c_open(lib: Any, path: Path, update: bool) -> Any:
+    ds = lib.GDALOpen(os.fsencode(path), 1 if update else 0)
+    _c_check(lib, not ds, path)
+    return ds
+
+
+def _c_check(lib: Any, failed: bool, path: Path) -> None:
+    if failed:
+        message = (lib.CPLGetLastErrorMsg() or b"").decode(errors="replace")
+        raise RasterioIOError(f"{path}: {message or 'GDAL failed'}")
+
+
+@contextmanager
+def _stoppable(lib: Any, check_cancel: Callable[[], None]) -> Iterator[Any]:
+    """A GDAL progress callback that stops the step (returns 0) when ``check_cancel`` raises;
+    the CancelledError is re-raised once GDAL has returned (an exception cannot cross C)."""
+    stopped: list[CancelledError] = []
+
+    def callback(_done: float, _msg: bytes | None, _data: object) -> int:
+        try:
+            check_cancel()
+        except CancelledError as exc:
+            stopped.append(exc)
+            return 0
+        return 1
+
+    progress = _PROGRESS(callback)  # kept referenced while GDAL may call it
+    try:
+        yield progress
+    except RasterioIOError:
+        if not stopped:
+            raise
+    if stopped:
+        raise stopped[0]
 
 
 # ---------------------------------------------------------------------- vectors

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -92,8 +92,11 @@ class SarSource:
         resolution_tolerance: float = 0.25,
         notes: Notes | None = None,
         io: str | None = None,
+        check_cancel: Callable[[], None] | None = None,
     ) -> None:
         self.notes = notes if notes is not None else Notes()
+        # the full scan of a huge, mostly empty raster can take minutes: a cancel must stop it
+        self._check_cancel = check_cancel or (lambda: None)
         self.info = info
         self.path = Path(os.fspath(raster))
         self.io = raster_io.get(io)
@@ -275,6 +278,7 @@ class SarSource:
         """Full scan, in strips, for a raster whose sample found nothing valid."""
         step = max(1, (1 << 24) // max(1, self.width * len(self._indexes)))
         for r in range(0, self.height, step):
+            self._check_cancel()  # a strip reads in well under a second
             raw = self._ds.read(self._indexes, r, 0, min(step, self.height - r), self.width)
             if self._valid(self._ds, raw, r, 0, self._gdal_mask).any():
                 return True

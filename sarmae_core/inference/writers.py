@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -264,6 +264,10 @@ def _check_writable(folder: Path) -> None:
     os.unlink(probe)
 
 
+def _never() -> None:
+    """A cancel check for callers without a cancel flag."""
+
+
 class GeoTiffWriter:
     """A tiled, compressed GeoTIFF filled by row chunks, then given overviews.
 
@@ -318,14 +322,18 @@ class GeoTiffWriter:
     def close(self) -> None:
         self._ds.close()
 
-    def finish(self) -> None:
-        """Close, then add internal overviews down to about one block."""
+    def finish(self, check_cancel: Callable[[], None] = _never) -> None:
+        """Close, then add internal overviews down to about one block.
+
+        ``check_cancel`` raises :class:`~sarmae_core.errors.CancelledError` to stop; the IO
+        backend checks it while GDAL works (overviews of a large raster take seconds).
+        """
         self.close()
         factors = overview_factors(self.width, self.height, BLOCK)
         if factors:
-            self.io.build_overviews(self.path, factors, self.overview_resampling)
+            self.io.build_overviews(self.path, factors, self.overview_resampling, check_cancel)
 
-    def to_cog(self, dst: Path) -> None:
+    def to_cog(self, dst: Path, check_cancel: Callable[[], None] = _never) -> None:
         """Copy the finished file (with its overviews) to a Cloud-Optimized GeoTIFF."""
         self.io.to_cog(
             self.path,
@@ -336,4 +344,5 @@ class GeoTiffWriter:
                 "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
                 "BIGTIFF": "IF_SAFER",
             },
+            check_cancel,
         )

@@ -413,3 +413,108 @@ def test_export_says_what_a_wrong_file_is(tmp_path: Path, models) -> None:
         assert code == 2 and what in err and "corrupt" not in err
         assert ".safetensors checkpoint written by `sarmae-train finetune`" in err
     assert not (tmp_path / "out.onnx").exists()
+
+
+# ---------------------------------------------------------------- 5. cancel at any stage
+def _sparse_vrt(folder: Path, scene: Path, size: int, at: tuple[int, int]) -> Path:
+    """A ``size`` x ``size`` VRT on the real scene's grid, nodata except one copy of the scene
+    at ``at`` (row, col): away from the few windows that predict samples first, so predict
+    must scan the raster to find a valid pixel."""
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        w, h, t, wkt = src.width, src.height, src.transform, src.crs.to_wkt()
+    r, c = at
+    xml = (
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{wkt}</SRS>'
+        f"<GeoTransform>{t.c}, {t.a}, 0, {t.f}, 0, {t.e}</GeoTransform>"
+        '<VRTRasterBand dataType="Float32" band="1"><NoDataValue>-99</NoDataValue>'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{scene}</SourceFilename>'
+        f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+        f'<DstRect xOff="{c}" yOff="{r}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+        "</VRTRasterBand></VRTDataset>"
+    )
+    path = folder / "s1_VV_db_sparse.vrt"  # VV and dB in the name, as the scene's
+    path.write_text(xml)
+    return path
+
+
+def test_cancel_is_seen_within_a_second_while_scanning_the_raster(
+    out: Path, s1_db: Path, models
+) -> None:
+    """A huge raster whose sampled windows are all nodata is scanned strip by strip before any
+    model runs (seconds); a cancel from another thread during the scan ends it at once."""
+    size = 40_000
+    vrt = _sparse_vrt(out, s1_db, size, (int(size * 0.85), int(size * 0.1)))
+    cancel = threading.Event()
+    set_at = [0.0]
+
+    def stop() -> None:
+        set_at[0] = time.perf_counter()
+        cancel.set()
+
+    timer = threading.Timer(1.0, stop)  # the scan needs several seconds to reach the scene
+    timer.start()
+    try:
+        with pytest.raises(Exception, match="cancelled"):
+            predict(vrt, models["water"], out / "w.gpkg", cancel=cancel, force=True)
+    finally:
+        timer.cancel()
+    assert cancel.is_set() and time.perf_counter() - set_at[0] < 1.0
+    assert listing(out) == [vrt.name]
+
+
+def _tiled_vrt(folder: Path, scene: Path, size: int) -> Path:
+    """A ``size`` x ``size`` VRT repeating the real scene (as benchmarks/inference.py)."""
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        w, h, t, wkt = src.width, src.height, src.transform, src.crs.to_wkt()
+    sources = "".join(
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{scene}</SourceFilename>'
+        f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{min(w, size - c)}" '
+        f'ySize="{min(h, size - r)}"/><DstRect xOff="{c}" yOff="{r}" '
+        f'xSize="{min(w, size - c)}" ySize="{min(h, size - r)}"/></SimpleSource>'
+        for r in range(0, size, h)
+        for c in range(0, size, w)
+    )
+    path = folder / "s1_VV_db_tiled.vrt"
+    path.write_text(
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{wkt}</SRS>'
+        f"<GeoTransform>{t.c}, {t.a}, 0, {t.f}, 0, {t.e}</GeoTransform>"
+        '<VRTRasterBand dataType="Float32" band="1"><NoDataValue>-99</NoDataValue>'
+        f"{sources}</VRTRasterBand></VRTDataset>"
+    )
+    return path
+
+
+def test_cancel_is_seen_within_a_second_while_overviews_and_cogs_are_written(
+    out: Path, s1_db: Path, models
+) -> None:
+    """After the sweep, overviews and COG copies of a 3k x 3k output take seconds (GDAL calls
+    of their own); a cancel from another thread then stops them at once, nothing left."""
+    vrt = _tiled_vrt(out, s1_db, 3072)
+    cancel = threading.Event()
+    set_at = [0.0]
+    timers: list[threading.Timer] = []
+
+    def stop() -> None:
+        set_at[0] = time.perf_counter()
+        cancel.set()
+
+    def progress(percent: float) -> None:
+        # 90 % is the sweep's last batch; a second later the run is making overviews
+        if percent >= 90 and not timers:
+            timers.append(threading.Timer(1.0, stop))
+            timers[0].start()
+
+    outputs = {"class": out / "c.tif", "probability": out / "p.tif"}
+    try:
+        with pytest.raises(Exception, match="cancelled"):
+            predict(vrt, models["water"], outputs, cog=True, batch_size=16, progress=progress,
+                    cancel=cancel)  # fmt: skip
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert cancel.is_set() and time.perf_counter() - set_at[0] < 1.0
+    assert listing(out) == [vrt.name]
