@@ -344,3 +344,30 @@ def test_units_take_one_affine_per_band():
     assert UnitsConfig(scale=2.0).to_physical(dn)[1, 0, 0] == 200.0
     with pytest.raises(ConfigError, match="one per band"):
         UnitsConfig(scale=[1.0, 2.0, 3.0]).to_physical(dn)
+
+
+def test_sigterm_ends_finetune_like_ctrl_c(tmp_path):
+    """Issue 12 item 11: SIGTERM (a scheduler's stop, ``timeout``) mid-training exits 143 with
+    one line, no traceback, and leaves only whole checkpoints (no temporary files)."""
+    import os
+    import signal
+    import time
+
+    from .conftest import run_cli
+
+    out = tmp_path / "ft"
+    proc = run_cli("finetune", "--config", "finetune_mstar.yaml", "--out", str(out), *TINY,
+                   "data.shots_per_class=1", "data.max_test=2", "optim.epochs=500",
+                   "optim.batch_size=5")  # fmt: skip
+    t0 = time.monotonic()
+    # once an epoch checkpoint exists, training is under way (handlers installed, data loaded)
+    while not list((out / "checkpoints").glob("state-step*.safetensors")):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() - t0 < 120, "no checkpoint after 120 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "terminated" in stderr and "Traceback" not in stderr
+    left = [p.name for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert left == []
