@@ -447,20 +447,18 @@ def test_cancel_is_seen_within_a_second_while_scanning_the_raster(
     size = 40_000
     vrt = _sparse_vrt(out, s1_db, size, (int(size * 0.85), int(size * 0.1)))
     cancel = threading.Event()
-    set_at = [0.0]
 
-    def stop() -> None:
-        set_at[0] = time.perf_counter()
-        cancel.set()
-
-    timer = threading.Timer(1.0, stop)  # the scan needs several seconds to reach the scene
+    # the scan needs several seconds to reach the scene; latency is counted from when the
+    # cancel was due, since a C call that holds the GIL would also delay the timer thread
+    due = time.perf_counter() + 1.0
+    timer = threading.Timer(1.0, cancel.set)
     timer.start()
     try:
         with pytest.raises(Exception, match="cancelled"):
             predict(vrt, models["water"], out / "w.gpkg", cancel=cancel, force=True)
     finally:
         timer.cancel()
-    assert cancel.is_set() and time.perf_counter() - set_at[0] < 1.0
+    assert cancel.is_set() and time.perf_counter() - due < 1.0
     assert listing(out) == [vrt.name]
 
 
@@ -495,17 +493,14 @@ def test_cancel_is_seen_within_a_second_while_overviews_and_cogs_are_written(
     of their own); a cancel from another thread then stops them at once, nothing left."""
     vrt = _tiled_vrt(out, s1_db, 3072)
     cancel = threading.Event()
-    set_at = [0.0]
     timers: list[threading.Timer] = []
-
-    def stop() -> None:
-        set_at[0] = time.perf_counter()
-        cancel.set()
+    due: list[float] = []  # when the cancel is due: a C call holding the GIL delays the timer
 
     def progress(percent: float) -> None:
         # 90 % is the sweep's last batch; a second later the run is making overviews
         if percent >= 90 and not timers:
-            timers.append(threading.Timer(1.0, stop))
+            due.append(time.perf_counter() + 1.0)
+            timers.append(threading.Timer(1.0, cancel.set))
             timers[0].start()
 
     outputs = {"class": out / "c.tif", "probability": out / "p.tif"}
@@ -516,5 +511,32 @@ def test_cancel_is_seen_within_a_second_while_overviews_and_cogs_are_written(
     finally:
         for timer in timers:
             timer.cancel()
-    assert cancel.is_set() and time.perf_counter() - set_at[0] < 1.0
+    assert cancel.is_set() and time.perf_counter() - due[0] < 1.0
+    assert listing(out) == [vrt.name]
+
+
+def test_cancel_is_seen_within_a_second_while_polygons_are_traced(
+    out: Path, s1_db: Path, models
+) -> None:
+    """Tracing the polygons of a 3k x 3k water mask takes seconds (one GDALPolygonize call);
+    a cancel from another thread then stops it at once, and nothing is left."""
+    vrt = _tiled_vrt(out, s1_db, 3072)
+    cancel = threading.Event()
+    timers: list[threading.Timer] = []
+    due: list[float] = []  # when the cancel is due: a C call holding the GIL delays the timer
+
+    def progress(percent: float) -> None:
+        if percent >= 92 and not timers:  # 92 %: the mask is written, tracing starts
+            due.append(time.perf_counter() + 0.5)
+            timers.append(threading.Timer(0.5, cancel.set))
+            timers[0].start()
+
+    try:
+        with pytest.raises(Exception, match="cancelled"):
+            predict(vrt, models["water"], out / "w.gpkg", batch_size=16, progress=progress,
+                    cancel=cancel)  # fmt: skip
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert cancel.is_set() and time.perf_counter() - due[0] < 1.0
     assert listing(out) == [vrt.name]
