@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from ..errors import CancelledError, InputError, RasterError
+from ..errors import InputError, RasterError
 from .geometry import Polygon, from_wkb, to_wkb
 from .georef import Crs, Transform
-from .raster_io import Grid, Nodata, RasterSpec, read_error
+from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -278,28 +278,9 @@ def to_cog(
         ds = None  # noqa: F841 (closed here, inside the cancellable step)
 
 
-@contextmanager
-def _stoppable(check_cancel: Callable[[], None]) -> Iterator[Callable[..., int]]:
-    """A GDAL progress callback that stops the step (returns 0) when ``check_cancel`` raises;
-    the CancelledError is re-raised once GDAL has returned, since an exception cannot cross
-    GDAL's C code. GDAL calls it often (per block or line), so a cancel is seen at once."""
-    stopped: list[CancelledError] = []
-
-    def callback(_done: float, _msg: str, _data: object) -> int:
-        try:
-            check_cancel()
-        except CancelledError as exc:
-            stopped.append(exc)
-            return 0
-        return 1
-
-    try:
-        yield callback
-    except RuntimeError:  # GDAL's "user terminated": ours to report as the cancel
-        if not stopped:
-            raise
-    if stopped:
-        raise stopped[0]
+def _stoppable(check_cancel: Callable[[], None]) -> Any:
+    """:func:`raster_io.stoppable` for osgeo, which raises RuntimeError for a stopped step."""
+    return stoppable(check_cancel, RuntimeError)
 
 
 # ---------------------------------------------------------------------- vectors
@@ -317,25 +298,9 @@ def polygonize(
     layer = tmp.CreateLayer("raw", geom_type=ogr.wkbPolygon)
     try:
         layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-        stopped: list[CancelledError] = []
-
-        def callback(_done: float, _msg: str, _data: object) -> int:
-            # An exception cannot cross GDAL's C code: stop it (return 0), re-raise after.
-            try:
-                check_cancel()
-            except CancelledError as exc:
-                stopped.append(exc)
-                return 0
-            return 1
-
         layer.StartTransaction()
-        try:
+        with _stoppable(check_cancel) as callback:
             gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
-        except RuntimeError:
-            if not stopped:
-                raise
-        if stopped:
-            raise stopped[0]
         layer.CommitTransaction()
         src = band = None
         layer.ResetReading()

@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import CancelledError, ConfigError
 from .georef import Crs, Transform
 
 #: Environment variable that forces a backend.
@@ -154,6 +155,36 @@ def get(name: str | None = None) -> ModuleType:
             what = "GDAL's Python bindings (osgeo)" if choice == "gdal" else "rasterio"
             raise ConfigError(f"the {choice} IO backend needs {what}: {exc}") from exc
     return _loaded[choice]
+
+
+@contextmanager
+def stoppable(
+    check_cancel: Callable[[], None], gdal_error: type[Exception]
+) -> Iterator[Callable[[float, Any, Any], int]]:
+    """A GDAL progress callback that stops the step (returns 0) when ``check_cancel`` raises.
+
+    An exception cannot cross GDAL's C code, so the CancelledError is kept and re-raised once
+    GDAL has returned; the error GDAL raises for a step its callback stopped (``gdal_error``:
+    RuntimeError from osgeo, RasterioIOError from rasterio) is ours to report as the cancel.
+    GDAL calls it often (per block or line), so a cancel is seen at once.
+    """
+    stopped: list[CancelledError] = []
+
+    def callback(_done: float, _msg: Any, _data: Any) -> int:
+        try:
+            check_cancel()
+        except CancelledError as exc:
+            stopped.append(exc)
+            return 0
+        return 1
+
+    try:
+        yield callback
+    except gdal_error:
+        if not stopped:
+            raise
+    if stopped:
+        raise stopped[0]
 
 
 def read_error(path: str, exc: BaseException, row: int, col: int, height: int, width: int):

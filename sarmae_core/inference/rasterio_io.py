@@ -31,11 +31,11 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, Ra
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from ..errors import CancelledError, InputError, RasterError
+from ..errors import InputError, RasterError
 from .geometry import Polygon, from_wkb, geojson_polygons, simplify_ring
 from .georef import Crs, Transform
 from .gpkg import GpkgWriter, read_layers
-from .raster_io import Grid, Nodata, RasterSpec, read_error
+from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 
 name = "rasterio"
 #: Polygons traced between two checks of the cancel flag.
@@ -317,26 +317,10 @@ def _c_check(lib: Any, failed: bool, path: Path) -> None:
 
 @contextmanager
 def _stoppable(lib: Any, check_cancel: Callable[[], None]) -> Iterator[Any]:
-    """A GDAL progress callback that stops the step (returns 0) when ``check_cancel`` raises;
-    the CancelledError is re-raised once GDAL has returned (an exception cannot cross C)."""
-    stopped: list[CancelledError] = []
-
-    def callback(_done: float, _msg: bytes | None, _data: object) -> int:
-        try:
-            check_cancel()
-        except CancelledError as exc:
-            stopped.append(exc)
-            return 0
-        return 1
-
-    progress = _PROGRESS(callback)  # kept referenced while GDAL may call it
-    try:
-        yield progress
-    except RasterioIOError:
-        if not stopped:
-            raise
-    if stopped:
-        raise stopped[0]
+    """:func:`raster_io.stoppable` as a C progress function of the GDAL inside rasterio (a
+    stopped step reaches us as a RasterioIOError from :func:`_c_check`)."""
+    with stoppable(check_cancel, RasterioIOError) as callback:
+        yield _PROGRESS(callback)  # kept referenced while GDAL may call it
 
 
 # ---------------------------------------------------------------------- vectors
