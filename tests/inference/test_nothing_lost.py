@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -486,32 +487,49 @@ def _tiled_vrt(folder: Path, scene: Path, size: int) -> Path:
     return path
 
 
+def _cancel_during(
+    run: Callable[[Callable[[float], None], threading.Event], object],
+    at_percent: float,
+    delay: float,
+) -> None:
+    """``run(progress, cancel)`` cancelled from another thread ``delay`` s after its progress
+    reaches ``at_percent``: it must end cancelled within a second of when the cancel was due
+    (measured from then, as a C call holding the GIL also delays the timer thread)."""
+    cancel = threading.Event()
+    timers: list[threading.Timer] = []
+    due: list[float] = []
+
+    def progress(percent: float) -> None:
+        if percent >= at_percent and not timers:
+            due.append(time.perf_counter() + delay)
+            timers.append(threading.Timer(delay, cancel.set))
+            timers[0].start()
+
+    try:
+        with pytest.raises(Exception, match="cancelled"):
+            run(progress, cancel)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert cancel.is_set() and time.perf_counter() - due[0] < 1.0
+
+
 def test_cancel_is_seen_within_a_second_while_overviews_and_cogs_are_written(
     out: Path, s1_db: Path, models
 ) -> None:
     """After the sweep, overviews and COG copies of a 3k x 3k output take seconds (GDAL calls
     of their own); a cancel from another thread then stops them at once, nothing left."""
     vrt = _tiled_vrt(out, s1_db, 3072)
-    cancel = threading.Event()
-    timers: list[threading.Timer] = []
-    due: list[float] = []  # when the cancel is due: a C call holding the GIL delays the timer
-
-    def progress(percent: float) -> None:
-        # 90 % is the sweep's last batch; a second later the run is making overviews
-        if percent >= 90 and not timers:
-            due.append(time.perf_counter() + 1.0)
-            timers.append(threading.Timer(1.0, cancel.set))
-            timers[0].start()
-
     outputs = {"class": out / "c.tif", "probability": out / "p.tif"}
-    try:
-        with pytest.raises(Exception, match="cancelled"):
-            predict(vrt, models["water"], outputs, cog=True, batch_size=16, progress=progress,
-                    cancel=cancel)  # fmt: skip
-    finally:
-        for timer in timers:
-            timer.cancel()
-    assert cancel.is_set() and time.perf_counter() - due[0] < 1.0
+    # 90 % is the sweep's last batch; a second later the run is making overviews
+    _cancel_during(
+        lambda progress, cancel: predict(
+            vrt, models["water"], outputs, cog=True, batch_size=16, progress=progress,
+            cancel=cancel,
+        ),
+        at_percent=90,
+        delay=1.0,
+    )  # fmt: skip
     assert listing(out) == [vrt.name]
 
 
@@ -521,22 +539,13 @@ def test_cancel_is_seen_within_a_second_while_polygons_are_traced(
     """Tracing the polygons of a 3k x 3k water mask takes seconds (one GDALPolygonize call);
     a cancel from another thread then stops it at once, and nothing is left."""
     vrt = _tiled_vrt(out, s1_db, 3072)
-    cancel = threading.Event()
-    timers: list[threading.Timer] = []
-    due: list[float] = []  # when the cancel is due: a C call holding the GIL delays the timer
-
-    def progress(percent: float) -> None:
-        if percent >= 92 and not timers:  # 92 %: the mask is written, tracing starts
-            due.append(time.perf_counter() + 0.5)
-            timers.append(threading.Timer(0.5, cancel.set))
-            timers[0].start()
-
-    try:
-        with pytest.raises(Exception, match="cancelled"):
-            predict(vrt, models["water"], out / "w.gpkg", batch_size=16, progress=progress,
-                    cancel=cancel)  # fmt: skip
-    finally:
-        for timer in timers:
-            timer.cancel()
-    assert cancel.is_set() and time.perf_counter() - due[0] < 1.0
+    # 92 %: the mask is written, tracing starts
+    _cancel_during(
+        lambda progress, cancel: predict(
+            vrt, models["water"], out / "w.gpkg", batch_size=16, progress=progress,
+            cancel=cancel,
+        ),
+        at_percent=92,
+        delay=0.5,
+    )  # fmt: skip
     assert listing(out) == [vrt.name]
