@@ -30,6 +30,9 @@ TASK_OUTPUTS = {
     "classification": ("probabilities",),
 }
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
+#: onnxruntime's idle threads spin waiting for the next operator (its default). Measured by
+#: ``benchmarks/onnxruntime_settings.py`` (README, "onnxruntime settings").
+SPINNING = True
 
 
 @runtime_checkable
@@ -85,6 +88,9 @@ class OnnxBackend:
         notes: receives which provider ran and why a present GPU was not used.
         threads: CPU threads for one operator (onnxruntime's ``intra_op_num_threads``); None
             for onnxruntime's default, one per physical core (as torch's default).
+        spinning: whether onnxruntime's idle threads spin waiting for work
+            (``session.intra_op.allow_spinning``; None: :data:`SPINNING`).
+        level: graph optimisation level, ``basic``, ``extended`` or ``all`` (the default).
 
     Raises:
         CheckpointError: a file that is not ONNX, is damaged, or was not written by sarmae.
@@ -99,6 +105,8 @@ class OnnxBackend:
         device: str = "auto",
         notes: Notes | None = None,
         threads: int | None = None,
+        spinning: bool | None = None,
+        level: str = "all",
     ):
         import onnxruntime as ort
 
@@ -121,7 +129,16 @@ class OnnxBackend:
         # All graph optimisations (onnxruntime's default, stated): fusions and the NCHWc
         # layout of convolutions for this CPU. Creating the session takes ~0.2 s for the
         # bundled models, so the optimised graph is not cached on disk.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}  # fmt: skip
+        if level not in levels:
+            raise ConfigError(
+                f"unknown graph optimisation level {level!r}; use {', '.join(levels)}"
+            )
+        options.graph_optimization_level = levels[level]
+        spin = SPINNING if spinning is None else spinning
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         if threads is not None:
             if threads < 1:
                 raise ConfigError(f"threads must be at least 1, got {threads}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,7 @@ class SweepStats:
     valid_pixels: int = 0
     read_s: float = 0.0
     model_s: float = 0.0
+    wait_s: float = 0.0  # the sweep waiting for the model (it runs a batch ahead)
     stitch_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -96,17 +98,35 @@ def run_tiles(
     """Yield ``(tile, outputs of this tile or None if skipped, valid mask)`` in grid order.
 
     Outputs are the backend's arrays for one tile (batch axis removed), still padded.
-    """
-    queue: list[tuple[Tile, np.ndarray | None, np.ndarray]] = []
 
-    def run_queue() -> Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]]:
-        arrays = [a for _, a, _ in queue if a is not None]
-        outputs: dict[str, np.ndarray] = {}
-        if arrays:
-            t = time.perf_counter()
-            outputs = backend.run(np.stack(arrays))
-            stats.model_s += time.perf_counter() - t
-            stats.tiles_run += len(arrays)
+    The model runs one batch ahead in a worker thread: while it works on batch k (onnxruntime,
+    torch and GDAL release the GIL), this thread reads batch k + 1 and the caller blends,
+    regrids and writes batch k - 1, so at GRD size the work outside the model hides behind it
+    instead of adding to it (``benchmarks/scene.py`` prints the ratio). At most two batches are
+    in flight; a cancel or an error waits for the running batch (well under a second) and
+    drops the rest.
+    """
+    batch: list[tuple[Tile, np.ndarray | None, np.ndarray]] = []
+    pending: tuple[list, Future | None] | None = None  # the batch the model is running
+
+    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        outputs = backend.run(np.stack(arrays))
+        stats.model_s += time.perf_counter() - t
+        return outputs
+
+    def submit() -> tuple[list, Future | None]:
+        arrays = [a for _, a, _ in batch]
+        arrays = [a for a in arrays if a is not None]
+        stats.tiles_run += len(arrays)
+        future = pool.submit(run, arrays) if arrays else None
+        return list(batch), future
+
+    def results(done: tuple[list, Future | None]):
+        queue, future = done
+        t = time.perf_counter()
+        outputs = future.result() if future is not None else {}
+        stats.wait_s += time.perf_counter() - t
         k = 0
         for tile, array, valid in queue:
             if array is None:
@@ -115,24 +135,36 @@ def run_tiles(
                 yield tile, {name: v[k] for name, v in outputs.items()}, valid
                 k += 1
         progress(len(queue))
-        queue.clear()
 
-    for tile in grid:
-        canceller.check()
-        t = time.perf_counter()
-        row, col = region.row + tile.row, region.col + tile.col
-        data, valid = source.read(row, col, tile.height, tile.width)
-        inside = region.mask(tile.row, tile.col, tile.height, tile.width)
-        if inside is not None:
-            valid &= inside
-        array = prepare_tile(data, valid, grid.tile) if valid.any() else None
-        stats.read_s += time.perf_counter() - t
-        stats.tiles += 1
-        queue.append((tile, array, valid))
-        if sum(a is not None for _, a, _ in queue) >= batch_size:
-            yield from run_queue()
-    if queue:
-        yield from run_queue()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarmae-model")
+    try:
+        for tile in grid:
+            canceller.check()
+            t = time.perf_counter()
+            row, col = region.row + tile.row, region.col + tile.col
+            data, valid = source.read(row, col, tile.height, tile.width)
+            inside = region.mask(tile.row, tile.col, tile.height, tile.width)
+            if inside is not None:
+                valid &= inside
+            array = prepare_tile(data, valid, grid.tile) if valid.any() else None
+            stats.read_s += time.perf_counter() - t
+            stats.tiles += 1
+            batch.append((tile, array, valid))
+            if sum(a is not None for _, a, _ in batch) >= batch_size:
+                running, pending = pending, submit()
+                batch.clear()
+                if running is not None:
+                    yield from results(running)
+        if batch:
+            running, pending = pending, submit()
+            batch.clear()
+            if running is not None:
+                yield from results(running)
+        if pending is not None:
+            done, pending = pending, None
+            yield from results(done)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def sweep_segmentation(

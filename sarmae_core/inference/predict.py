@@ -157,6 +157,7 @@ def predict(
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
     need = 0
+    tiles = None
     try:
         with files_io.environment(GDAL_CACHE_MB), SarSource(
             raster, info, units=units, bands=bands, allow_optical=allow_optical,
@@ -190,6 +191,8 @@ def predict(
             canceller.check()
             files = outputs.commit()
     except BaseException as exc:
+        if tiles is not None:  # stop the model's worker thread before cleaning up
+            tiles.close()
         for sink in sinks:
             sink.close()
         outputs.rollback()
@@ -199,7 +202,9 @@ def predict(
         raise
     report(100.0)
     seconds = time.perf_counter() - start
-    stats.timings.update(read=stats.read_s, model=stats.model_s, stitch=stats.stitch_s)
+    stats.timings.update(
+        read=stats.read_s, model=stats.model_s, wait=stats.wait_s, stitch=stats.stitch_s
+    )
     return PredictionResult(
         files=files,
         task=task,
@@ -271,6 +276,8 @@ def _segment(
             out, source.input_valid, BLOCK,
         )  # fmt: skip
     sweep_segmentation(tiles, run.grid, keep, BLOCK, target, stats)
+    if isinstance(target, ToInputGrid):
+        stats.timings["regrid"] = target.seconds
     stats.valid_pixels = sink.valid_pixels
     _require_valid(stats, source)
     run.canceller.check()

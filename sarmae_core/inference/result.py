@@ -12,7 +12,8 @@ class PredictionSummary:
 
     Attributes:
         seconds: wall time of the whole call.
-        model_seconds: time spent inside the backend.
+        model_seconds: time spent inside the backend (in a worker thread, a batch ahead of
+            the rest, so it overlaps reading, blending and writing).
         pixels_processed: valid input pixels that received a prediction.
         megapixels_per_second: ``pixels_processed`` per wall second / 1e6.
         tiles, tiles_run: tiles in the grid, and those run (the rest held no valid pixel).
@@ -20,8 +21,12 @@ class PredictionSummary:
         water_area_km2: area of the ``water`` class (segmentation), else None.
         vector_area_km2: area of the written polygons (after filtering), else None.
         ship_count: detections written (detection), else None.
-        timings: seconds spent on setup (loading the model, checking the raster), reading,
-            in the model, stitching, writing, finishing (overviews, COG) and vectorising.
+        timings: seconds spent on ``setup`` (loading the model, checking the raster),
+            ``read`` (with any resampling to the model's grid), in the ``model``, ``wait``
+            (the sweep idle until the model's next batch), ``stitch`` (blending, with
+            ``regrid``, resampling back to the input's grid, and ``write``, classifying and
+            writing blocks), ``finish`` (overviews, COG) and ``vectorise``. The model overlaps
+            the other steps, so they add up to more than the wall time.
     """
 
     seconds: float

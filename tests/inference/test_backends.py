@@ -58,6 +58,18 @@ def test_onnx_backend_threads(models) -> None:
         OnnxBackend(models["water"], threads=0)
 
 
+def test_onnx_backend_spinning_and_optimisation_level(models) -> None:
+    x = np.linspace(-25, 0, 2 * 64 * 64, dtype=np.float32).reshape(2, 1, 64, 64)
+    default = OnnxBackend(models["water"]).run(x)["probabilities"]
+    for spinning, level in [(False, "all"), (True, "basic"), (False, "extended")]:
+        be = OnnxBackend(models["water"], spinning=spinning, level=level)
+        entries = be.session.get_session_options().get_session_config_entry
+        assert entries("session.intra_op.allow_spinning") == ("1" if spinning else "0")
+        np.testing.assert_allclose(be.run(x)["probabilities"], default, atol=1e-6)
+    with pytest.raises(ConfigError, match="graph optimisation level 'fast'; use basic"):
+        OnnxBackend(models["water"], level="fast")
+
+
 @pytest.fixture(scope="module")
 def task_model():
     torch = pytest.importorskip("torch")

@@ -273,7 +273,11 @@ def _interrupt(tmp_path: Path, out: Path, model: Path, sig: int) -> subprocess.C
     cmd = [sys.executable, "-m", "sarmae_core.cli", "predict", "water", str(scene), "-o",
            str(out / "w.gpkg"), "--raster", str(out / "w.tif"), "--model", str(model),
            "--batch-size", "1"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job starts with SIGINT ignored, and Python keeps it so: give the
+    # child the default disposition, as a terminal would, whatever launched the tests.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     deadline = time.monotonic() + 120
     while not any(".part" in p.name for p in out.iterdir()) and proc.poll() is None:
         assert time.monotonic() < deadline

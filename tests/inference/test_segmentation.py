@@ -172,3 +172,56 @@ def test_cloud_optimized_geotiff(s1_db: Path, out: Path, models) -> None:
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
             assert ds.overviews(1)
     assert sorted(p.name for p in out.iterdir()) == ["cog.tif", "cog_probability.tif"]
+
+
+def _model_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("sarmae-model")]
+
+
+def test_the_model_runs_a_batch_ahead_in_a_worker_and_gives_the_same_map(
+    s1_db: Path, out: Path, identity
+) -> None:
+    import threading
+
+    threads: set[str] = set()
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        threads.add(threading.current_thread().name)
+        return identity.run(batch)
+
+    from sarmae_core.inference import CallableBackend
+
+    ahead = CallableBackend(run, identity.info, name="identity")
+    maps = []
+    for batch_size in (1, 3, 64):
+        res = predict(s1_db, ahead, out / f"b{batch_size}.tif", products=("probability",),
+                      batch_size=batch_size)  # fmt: skip
+        maps.append(read(res.files["probability"])[0])
+        assert res.summary.timings["wait"] >= 0 and res.summary.tiles_run == res.summary.tiles
+    assert threads and all(t.startswith("sarmae-model") for t in threads)  # never the caller's
+    np.testing.assert_array_equal(maps[0], maps[1])
+    np.testing.assert_array_equal(maps[0], maps[2])
+    assert _model_threads() == []  # the worker is gone with the run
+
+
+def test_a_model_failing_mid_scene_stops_the_run_and_leaves_nothing(
+    s1_db: Path, out: Path, identity
+) -> None:
+    calls = [0]
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        calls[0] += 1
+        if calls[0] == 3:  # batches 1 and 2 are being blended and written by now
+            raise MemoryError("out of memory in the model")
+        return identity.run(batch)
+
+    from sarmae_core.inference import CallableBackend
+
+    failing = CallableBackend(run, identity.info, name="identity")
+    with pytest.raises(MemoryError, match="out of memory in the model"):
+        predict(s1_db, failing, out / "w.gpkg", products=("class", "vector"), batch_size=1)
+    assert calls[0] in (3, 4)  # at most the batch queued behind the failing one ran
+    assert list(out.iterdir()) == []
+    assert _model_threads() == []
