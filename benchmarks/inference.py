@@ -6,6 +6,8 @@
     python benchmarks/inference.py --sizes 4096 16384 --products class --repeats 1 \
         --torch-sizes --alone-sizes                 # memory of the streamed sweep alone
     python benchmarks/inference.py --model random   # untrained head: worst case for polygons
+    python benchmarks/inference.py --model random --min-area 2000 --fill-holes 2000 \
+        --torch-sizes --alone-sizes --repeats 1     # the same with the mask sieved first
 
 A 16k run takes about 8 minutes on 2 cores (~7000 tiles of 256 px).
 
@@ -124,7 +126,14 @@ def load_cpu_backend(model: str, threads: int):
 
 
 def child_predict(
-    raster: str, model: str, out: str, batch: int, products: str, threads: int
+    raster: str,
+    model: str,
+    out: str,
+    batch: int,
+    products: str,
+    threads: int,
+    min_area: float = 0.0,
+    fill_holes: float = 0.0,
 ) -> dict:
     """One predict run; returns its figures and this process's peak resident memory."""
     from sarmae_core.inference import predict
@@ -133,7 +142,7 @@ def child_predict(
     backend = load_cpu_backend(model, threads)  # made here to set its threads
     load_s = time.perf_counter() - t
     res = predict(raster, backend, out, products=tuple(products.split(",")), batch_size=batch,
-                  overwrite=True)  # fmt: skip
+                  overwrite=True, min_area_m2=min_area, fill_holes_m2=fill_holes)  # fmt: skip
     s = res.summary
     timings = dict(s.timings)
     timings["setup"] = timings.get("setup", 0.0) + load_s  # counted as predict counts it
@@ -231,13 +240,17 @@ def main() -> None:
                     help="the bundled Water model (default) or random weights")  # fmt: skip
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads of both backends (default: torch's default)")  # fmt: skip
+    ap.add_argument("--min-area", type=float, default=0.0,
+                    help="predict's min_area_m2 (polygons; the mask is sieved first)")  # fmt: skip
+    ap.add_argument("--fill-holes", type=float, default=0.0, help="predict's fill_holes_m2")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()  # fmt: skip
     if a.child:
         kind, *rest = a.child
         if kind == "predict":
-            raster, model, out, batch, products, threads = rest
-            print(json.dumps(child_predict(raster, model, out, int(batch), products, int(threads))))
+            raster, model, out, batch, products, threads, min_area, fill = rest
+            print(json.dumps(child_predict(raster, model, out, int(batch), products, int(threads),
+                                           float(min_area), float(fill))))  # fmt: skip
         else:
             raster, model, batch, threads = rest
             print(json.dumps(child_model_alone(raster, model, int(batch), int(threads))))
@@ -260,7 +273,8 @@ def main() -> None:
         print(f"CPU: {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime "
               f"{onnxruntime.__version__}, both on {threads} thread(s); model {a.model} "
               f"({info.preset}, {info.task}), tile {info.tile_size}, overlap "
-              f"{info.tile_overlap}, batch {a.batch_size}; products: {a.products}")  # fmt: skip
+              f"{info.tile_overlap}, batch {a.batch_size}; products: {a.products}; "
+              f"min area {a.min_area:g} m2, fill holes {a.fill_holes:g} m2")  # fmt: skip
         if ckpt is None:
             print(f"torch not run: no checkpoint {WATER_CKPT.relative_to(REPO)} (made by "
                   "training/recipes/water.sh); --model random compares the backends")  # fmt: skip
@@ -273,7 +287,8 @@ def main() -> None:
                 for name, model in runs:  # interleaved, so that slow spells hit both
                     out = folder / f"w_{size}.tif"
                     r = spawn("predict", str(vrt), str(model), str(out), str(a.batch_size),
-                              a.products, str(threads))  # fmt: skip
+                              a.products, str(threads), str(a.min_area),
+                              str(a.fill_holes))  # fmt: skip
                     if size in a.alone_sizes:
                         r.update(spawn("alone", str(vrt), str(model), str(a.batch_size),
                                        str(threads)))  # fmt: skip

@@ -378,6 +378,17 @@ def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
     return polygons, crs
 
 
+def sieve(classes: np.ndarray, pixels: int) -> np.ndarray:
+    """``classes`` (uint8) with 4-connected regions of fewer than ``pixels`` pixels merged into
+    their largest neighbour (``GDALSieveFilter``, on an in-memory copy)."""
+    h, w = classes.shape
+    ds = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+    band = ds.GetRasterBand(1)
+    band.WriteArray(classes)
+    gdal.SieveFilter(band, None, band, int(pixels), 4)
+    return band.ReadAsArray()
+
+
 def simplify(polygon: Polygon, tolerance: float) -> Polygon:
     """GEOS's topology-preserving simplification; of a polygon that splits, the largest part."""
     out = ogr.CreateGeometryFromWkb(to_wkb(polygon, multi=False)).SimplifyPreserveTopology(

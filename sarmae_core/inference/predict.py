@@ -298,7 +298,7 @@ def _segment(
                 source.io, sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg,
                 info.class_names, out.transform,
                 pixel_size_m(source.crs, out.transform, out.width, out.height), area, options,
-                run.canceller.check,
+                run.canceller.check, run.outputs.scratch("sieved.tif"),
             )  # fmt: skip
         finally:
             gpkg.close()

@@ -22,6 +22,7 @@ shapes of the objects they return):
 - ``build_overviews(path, factors, resampling, check_cancel)``,
   ``to_cog(src, dst, creation_options, check_cancel)`` (stopped within a second by a cancel);
 - ``polygonize(raster_path, scratch, check_cancel)``, yielding ``(polygon, value)``;
+- ``sieve(classes, pixels)``: 4-connected regions below ``pixels`` merged into a neighbour;
 - ``FeatureWriter(path, layer, crs, fields)``, ``read_polygons(path)``,
   ``simplify(polygon, tolerance)``.
 

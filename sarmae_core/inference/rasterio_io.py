@@ -411,6 +411,12 @@ def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
     )
 
 
+def sieve(classes: np.ndarray, pixels: int) -> np.ndarray:
+    """``classes`` (uint8) with 4-connected regions of fewer than ``pixels`` pixels merged into
+    their largest neighbour (``GDALSieveFilter`` through rasterio)."""
+    return rasterio.features.sieve(classes, int(pixels), connectivity=4)
+
+
 def simplify(polygon: Polygon, tolerance: float) -> Polygon:
     """Douglas-Peucker on each ring; a ring that would collapse below a triangle is kept as it
     was (as GEOS keeps small holes and islands)."""

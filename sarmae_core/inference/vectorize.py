@@ -29,6 +29,7 @@ from .geodesy import EqualArea
 from .geometry import Polygon
 from .georef import Crs, Transform, transform_xy
 from .raster_io import FeatureWriter
+from .sieve import sieve_mask, sieve_pixels
 
 #: Polygons cleaned and measured together (one projection call per batch).
 _BATCH = 2000
@@ -61,8 +62,12 @@ def polygonize(
     area: EqualArea | None,
     options: PolygonOptions,
     check_cancel: Callable[[], None],
+    sieved: Path | None = None,
 ) -> float:
     """Polygons of the non-zero pixels of ``raster`` (class index, 0 = background or nodata).
+
+    With ``sieved`` (a scratch path) and an area filter set, the raster is sieved there first
+    (:mod:`.sieve`): specks below the areas never reach the tracing.
 
     Args:
         io: the IO backend that traces the polygons.
@@ -75,6 +80,7 @@ def polygonize(
         area: measures areas in m2 (None without a CRS: no areas, no area filters).
         options: cleaning options.
         check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
+        sieved: where a sieved copy of ``raster`` may be written (deleted by the caller).
 
     Returns:
         Total area of the written polygons in m2 (NaN without a CRS).
@@ -92,6 +98,8 @@ def polygonize(
         total += _write_batch(io, batch, out, class_names, area, options, tolerance)
         batch.clear()
 
+    if sieved is not None and area is not None:
+        raster = _sieve(io, raster, sieved, transform, area, options, check_cancel)
     with closing(io.polygonize(raster, scratch, check_cancel)) as traced:
         for polygon, value in traced:
             batch.append((polygon, value))
@@ -100,6 +108,30 @@ def polygonize(
                 flush()
     flush()
     return total if area is not None else float("nan")
+
+
+def _sieve(
+    io: ModuleType,
+    raster: Path,
+    sieved: Path,
+    transform: Transform,
+    area: EqualArea,
+    options: PolygonOptions,
+    check_cancel: Callable[[], None],
+) -> Path:
+    """``raster``, or its sieved copy when an area filter is set."""
+    if not (options.min_area_m2 > 0 or options.fill_holes_m2 > 0):
+        return raster
+    src = io.open_raster(str(raster))
+    width, height = src.width, src.height
+    src.close()
+    largest = float(np.max(area.row_pixel_areas(transform, width, height)))
+    remove = sieve_pixels(options.min_area_m2, largest)
+    fill = sieve_pixels(options.fill_holes_m2, largest)
+    if remove <= 1 and fill <= 1:  # areas below one pixel: nothing to sieve
+        return raster
+    sieve_mask(io, raster, sieved, remove, fill, check_cancel)
+    return sieved
 
 
 def _write_batch(

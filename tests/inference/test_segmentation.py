@@ -107,6 +107,10 @@ def test_polygon_options_filter_fill_and_simplify(s1_db: Path, out: Path, models
     raw = polygons("raw")
     big = polygons("big", min_area_m2=20_000)
     assert 0 < len(big) < len(raw) and min(a for a, _ in big) >= 20_000
+    # the mask is sieved before tracing (sarmae_core.inference.sieve): exactly the polygons the
+    # area filter alone keeps
+    kept = sorted(a for a, _ in raw if a >= 20_000)
+    assert sorted(a for a, _ in big) == pytest.approx(kept, rel=1e-9)
 
     def holes(ps: list) -> int:
         return sum(
@@ -225,3 +229,40 @@ def test_a_model_failing_mid_scene_stops_the_run_and_leaves_nothing(
     assert calls[0] in (3, 4)  # at most the batch queued behind the failing one ran
     assert list(out.iterdir()) == []
     assert _model_threads() == []
+
+
+def test_sieve_removes_specks_and_fills_holes_each_in_one_direction() -> None:
+    from sarmae_core.inference import raster_io
+    from sarmae_core.inference.sieve import sieve_window
+
+    io = raster_io.get()
+    m = np.zeros((40, 40), np.uint8)
+    m[2:4, 2:4] = 1  # a speck of water, 4 px
+    m[10:30, 10:30] = 1
+    m[15:17, 15:17] = 0  # a hole of 4 px in the lake
+    removed = sieve_window(io, m, remove_px=5, fill_px=0)
+    assert removed[2:4, 2:4].sum() == 0 and removed[15:17, 15:17].sum() == 0  # hole kept
+    assert removed[10:30, 10:30].sum() == 400 - 4
+    filled = sieve_window(io, m, remove_px=0, fill_px=5)
+    assert filled[2:4, 2:4].sum() == 4 and filled[15:17, 15:17].sum() == 4  # speck kept
+    both = sieve_window(io, m, remove_px=5, fill_px=5)
+    assert both.sum() == 400 and both[2:4, 2:4].sum() == 0
+
+
+def test_sieve_strip_by_strip_equals_the_whole_raster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarmae_core.inference import raster_io, sieve
+
+    io = raster_io.get()
+    x = s1_db()
+    fragmented = ((x < -14) & (x > -99)).astype(np.uint8)  # dark speckle: thousands of specks
+    src = write_raster(tmp_path / "mask.tif", fragmented, nodata=0)
+    monkeypatch.setattr(sieve, "STRIP_ROWS", 32)  # many strips on a small real scene
+    for remove, fill in [(12, 0), (0, 12), (30, 7)]:
+        out = tmp_path / f"sieved_{remove}_{fill}.tif"
+        sieve.sieve_mask(io, src, out, remove, fill, lambda: None)
+        strips, _ = read(out)
+        whole = sieve.sieve_window(io, fragmented, remove, fill)
+        np.testing.assert_array_equal(strips, whole)
+        assert (strips != fragmented).sum() > 100  # it did sieve
