@@ -49,6 +49,10 @@ class Normalization:
             raise ConfigError(f"normalisation std must be positive and finite, got {self.std}")
 
 
+#: The acquisitions of a two-date (change) model's channels.
+DATES = ("before", "after")
+
+
 @dataclass
 class SarDataConfig:
     """What the model expects of its SAR input.
@@ -64,6 +68,9 @@ class SarDataConfig:
         resolution_range: ``[finest, coarsest]`` pixel sizes in metres the model was trained
             across (scale augmentation); inputs inside it are read on their own grid, others
             are resampled to the nearer end. ``None``: the model knows ``resolution`` only.
+        dates: for a model of two acquisitions (flood as change), the date of each channel,
+            ``before`` or ``after`` (e.g. polarisations ``[VV, VV]``, dates ``[before, after]``);
+            empty for a single-date model.
     """
 
     units: str = "db"
@@ -72,8 +79,19 @@ class SarDataConfig:
     looks: float = 4.4
     resolution: float | None = 10.0
     resolution_range: list[float] | None = None
+    dates: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.dates = list(self.dates or [])
+        if self.dates and (
+            len(self.dates) != len(self.polarisations)
+            or any(d not in DATES for d in self.dates)
+            or set(self.dates) != set(DATES)
+        ):
+            raise ConfigError(
+                f"dates must give before or after for each of the {len(self.polarisations)} "
+                f"channels, both dates present, got {self.dates}"
+            )
         if self.resolution_range is not None:
             r = [float(v) for v in self.resolution_range]
             if len(r) != 2 or not (0 < r[0] <= r[1] and math.isfinite(r[1])):

@@ -86,6 +86,9 @@ def evaluate(
     reliability = ReliabilityMeter() if task == "segmentation" and len(names) == 2 else None
     # The set-wide Otsu threshold needs every tile first: keep (vv, target) pairs.
     otsu_tiles: list[tuple[np.ndarray, np.ndarray]] = []
+    # Thresholds map water on the first band, the after date of a two-date (flood) model
+    dates = list(getattr(model.config.data, "dates", None) or [])
+    band = dates.index("after") if dates else 0
     for batch in loader:
         if batch is None:
             continue
@@ -110,7 +113,7 @@ def evaluate(
                 if reliability is not None:
                     reliability.update(prob[i, 1, :h, :w], target[i, :h, :w])
                 if otsu is not None:
-                    vv = batch["image"][i, 0, :h, :w].numpy()
+                    vv = batch["image"][i, band, :h, :w].numpy()
                     otsu.update(target[i, :h, :w], otsu_water(vv, target[i, :h, :w] != IGNORE))
                     otsu_tiles.append((vv, target[i, :h, :w]))
         else:

@@ -56,6 +56,8 @@ class ModelInfo:
         training_data: datasets the model was trained on, with attribution.
         licence: licence of the model weights.
         outputs: output tensor names in order, with their meaning for detection models.
+        dates: a two-date (change) model's acquisition per channel, ``before`` or ``after``;
+            empty for a single-date model.
     """
 
     task: str
@@ -81,6 +83,7 @@ class ModelInfo:
     training_data: str = ""
     licence: str = ""
     outputs: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.task not in TASK_TO_DEEPNESS:
@@ -131,6 +134,7 @@ class ModelInfo:
             tile_multiple=getattr(model, "tile_multiple", cfg.patch_size),
             preset=cfg.preset,
             outputs=list(model.output_names),
+            dates=list(getattr(data, "dates", None) or []),
             **descriptive,
         )
 
@@ -298,3 +302,8 @@ def _validate(info: ModelInfo) -> None:
         raise bad("normalization", "an object whose 'std' values are positive")
     if not isinstance(info.outputs, list) or not all(isinstance(x, str) for x in info.outputs):
         raise bad("outputs", "a list of output names")
+    if not isinstance(info.dates, list) or (
+        info.dates
+        and (len(info.dates) != len(info.polarisations) or set(info.dates) != {"before", "after"})
+    ):
+        raise bad("dates", "empty, or before/after for each channel, both present")

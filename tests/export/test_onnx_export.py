@@ -236,3 +236,28 @@ def test_detail_path_model_exports_with_parity_and_runs_through_predict(tmp_path
     assert not any("resampled on the fly" in n for n in res.notes)
     with pytest.raises(ConfigError, match="takes tiles of exactly 64 x 64 px"):
         sarmae_core.predict(S1_VV_DB, model=path, output=tmp_path / "x.tif", tile=48)
+
+
+def test_a_two_date_model_declares_its_dates_and_bad_dates_are_refused(tmp_path, real_tiles):
+    """A flood-as-change model reads VV before and VV after: the contract says which channel
+    is which date, through the export and back, and refuses dates that do not fit."""
+    from sarmae_core.config import SarDataConfig
+
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test", data=SarDataConfig(
+        polarisations=["VV", "VV"], dates=["before", "after"], resolution=10.0,
+        normalization={"mean": [-12.0, -12.0], "std": [5.0, 5.0]},
+    ))  # fmt: skip
+    model = SegmentationModel(cfg, 2, class_names=["background", "flood"], detail=4,
+                              context_pool=2).eval()  # fmt: skip
+    path = tmp_path / "flood.onnx"
+    info = export_onnx(model, path, tile_size=64, name="flood")
+    assert read_model_info(path).dates == ["before", "after"] == info.dates
+    pair = np.concatenate([real_tiles[:, :, :64, :64]] * 2, axis=1)
+    assert check_parity(model, path, pair) <= 1e-4
+    assert ModelInfo(task="segmentation", class_names=["b", "w"]).dates == []  # single date
+    with pytest.raises(ConfigError, match="dates must give before or after for each"):
+        SarDataConfig(polarisations=["VV", "VV"], dates=["after", "after"],
+                      normalization={"mean": [0, 0], "std": [1, 1]})  # fmt: skip
+    with pytest.raises(CheckpointError, match="dates must be empty, or before/after"):
+        ModelInfo(task="segmentation", class_names=["b", "w"], dates=["before"])
