@@ -12,7 +12,8 @@ pooled over every labelled pixel, for:
   each whole chip (the chip is one tile of the model);
 - each ``--water-model``, as change: water on the after chip and not on the before chip, each
   chip written as a GeoTIFF of VV in dB (``--pixel-size``) and mapped by
-  :func:`sarmae_core.predict` with default settings, as a user would map two dates;
+  :func:`sarmae_core.predict` with default settings, as a user would map two dates; and the
+  same model's water on the after chip alone;
 - Otsu on the after chip, per chip and one threshold for the whole split;
 - log-ratio change detection: the after - before difference in dB (the log of the intensity
   ratio), split by Otsu per chip and for the whole split (flood = the darkening side);
@@ -54,6 +55,7 @@ def run(
     ds = build_dataset(cfg.data, cfg.data.test_split, "db", False, cfg.run.seed, "segmentation")
     sessions = {label: _session(path) for label, path in flood_models.items()}
     meters = {k: ConfusionMeter(2) for k in [*flood_models, *water_models]}
+    after_only = {k: ConfusionMeter(2) for k in water_models}
     otsu_after, otsu_ratio = ConfusionMeter(2), ConfusionMeter(2)
     afters: list[tuple[np.ndarray, np.ndarray]] = []
     ratios: list[tuple[np.ndarray, np.ndarray]] = []
@@ -86,6 +88,7 @@ def run(
                     for d, x in (("before", before), ("after", after))
                 ]
                 meters[label].update(target, (wet[1] & ~wet[0] & known).astype(np.uint8))
+                after_only[label].update(target, (wet[1] & known).astype(np.uint8))
     labelled = [(x[t != IGNORE], t[t != IGNORE] == 1) for x, t in ratios]
     after_px = np.concatenate([x[t != IGNORE] for x, t in afters])
     flood = np.concatenate([f for _, f in labelled])
@@ -98,6 +101,9 @@ def run(
         },
         "water_models": {
             m: meters[m].metrics(NAMES) | {"model": p} for m, p in water_models.items()
+        },
+        "water_models_after_only": {
+            m: after_only[m].metrics(NAMES) | {"model": p} for m, p in water_models.items()
         },
         "otsu_after_per_pair": otsu_after.metrics(NAMES),
         "otsu_after_per_split": set_otsu_metrics(afters, NAMES),
@@ -145,6 +151,10 @@ def table(result: dict[str, Any]) -> str:
     rows += [
         f"| water model `{label}` on each date: after and not before | {pct(m)} |"
         for label, m in result["water_models"].items()
+    ]
+    rows += [
+        f"| water model `{label}` on the after chip alone | {pct(m)} |"
+        for label, m in result.get("water_models_after_only", {}).items()
     ]
     o, oa = result["oracle_log_ratio"], result["oracle_after"]
     rows += [

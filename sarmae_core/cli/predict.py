@@ -1,4 +1,5 @@
-"""``sarmae predict water|ships SCENE``: maps from a SAR scene with a bundled or given model."""
+"""``sarmae predict water|ships|flood SCENE``: maps from a SAR scene with a bundled or given
+model (flood: the scene after the event, and ``--before`` the scene before it)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,10 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
     from ..inference.scenes import is_many
 
     many = is_many(scene) or kw["workers"] is not None or kw["scheduler"] is not None
+    if many and kw.get("before") is not None:
+        raise ConfigError(
+            "predict flood maps one pair of scenes (AFTER and --before BEFORE); run it per pair"
+        )
     if not many:
         if kw.pop("threads") is not None or kw.pop("asset") is not None:
             raise ConfigError(
@@ -130,7 +135,8 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
 
 @click.group()
 def predict() -> None:
-    """Map water or ships in a SAR scene (GeoTIFF, VRT, Sentinel-1 GRD measurement TIFF).
+    """Map water, ships or new flood in SAR scenes (GeoTIFF, VRT, Sentinel-1 GRD measurement
+    TIFF).
 
     SCENE may also name many scenes (a folder, a quoted glob, a .txt list of paths or a STAC
     ItemCollection .json) with -o a folder: they run on Dask, resumably, with a catalogue.
@@ -175,6 +181,33 @@ def _cfar_options(func):
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+@predict.command()
+@_options
+@click.option(
+    "--before",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The scene before the event (any grid or CRS that overlaps SCENE).",
+)
+@click.option("--raster", type=click.Path(path_type=Path), help="Also write the flood mask.")
+@click.option("--probability", type=click.Path(path_type=Path),
+              help="Also write the flood probability GeoTIFF.")  # fmt: skip
+@click.option("--min-area", "min_area_m2", type=float, default=0.0, show_default=True,
+              help="Drop flood polygons smaller than this (m2).")  # fmt: skip
+@click.option("--fill-holes", "fill_holes_m2", type=float, default=0.0, show_default=True,
+              help="Fill holes in flood polygons smaller than this (m2; inf: all).")  # fmt: skip
+@click.option("--simplify", "simplify_m", type=float, default=0.0, show_default=True,
+              help="Simplify polygon outlines with this tolerance (m).")  # fmt: skip
+def flood(scene, output, quicklook, raster, probability, **kw) -> None:
+    """New flood between two dates: SCENE after the event, --before the scene before it.
+
+    Flood polygons (GeoPackage, area in m2): water on SCENE that was not water on BEFORE, by a
+    two-date model (default: the bundled flood model). The before scene is read on SCENE's
+    grid; outputs are on SCENE's grid.
+    """
+    _run("flood", scene, output, {"class": raster, "probability": probability}, quicklook, **kw)
 
 
 @predict.command()

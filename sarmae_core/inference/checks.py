@@ -38,6 +38,11 @@ def check_args(values: Mapping[str, Any]) -> None:
     raster = values["raster"]
     if not isinstance(raster, (str, os.PathLike)):
         raise ConfigError(f"raster must be a path (str or Path), got {raster!r}")
+    before = values.get("before")
+    if before is not None and not isinstance(before, (str, os.PathLike)):
+        raise ConfigError(f"before must be a path (str or Path), got {before!r}")
+    if before is not None and os.fspath(before) == os.fspath(raster):
+        raise ConfigError("before and after are the same file: give the scene before the event")
     for name in ("tile", "overlap"):
         _integer(name, values[name], minimum=1 if name == "tile" else 0, optional=True)
     _integer("batch_size", values["batch_size"], minimum=1)

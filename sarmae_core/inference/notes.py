@@ -29,3 +29,17 @@ class Notes(list[str]):
         """Something worth recording that needs no action (e.g. the provider that ran)."""
         self.append(message)
         log.info(message)
+
+
+class PrefixedNotes(Notes):
+    """Notes about one input of several (e.g. ``before scene: ...``), added to ``notes``."""
+
+    def __init__(self, notes: Notes, prefix: str) -> None:
+        super().__init__()
+        self._notes, self._prefix = notes, prefix
+
+    def warn(self, message: str) -> None:
+        self._notes.warn(f"{self._prefix}{message}")
+
+    def info(self, message: str) -> None:
+        self._notes.info(f"{self._prefix}{message}")

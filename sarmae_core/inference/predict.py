@@ -33,13 +33,13 @@ from .products import SegmentationSink, kept_channels, plan_outputs
 from .quicklook import boxes_from_gpkg, write_quicklook
 from .regrid import OutputWindow, ToInputGrid
 from .result import PredictionResult, PredictionSummary
-from .source import SarSource
+from .source import PairSource, SarSource
 from .vectorize import PolygonOptions, polygonize, write_detections
 from .windows import TileGrid
 from .writers import BLOCK, OutputSet
 
-#: What each named job needs of a model (``predict water`` / ``predict ships``).
-JOBS = {"water": "segmentation", "ships": "detection"}
+#: What each named job needs of a model (``predict water`` / ``ships`` / ``flood``).
+JOBS = {"water": "segmentation", "ships": "detection", "flood": "segmentation"}
 #: GDAL's block cache for the run, MB: enough for a few tile rows of reads and writes, and a
 #: fixed bound, so memory does not follow the raster size (GDAL's default is 5 % of RAM).
 GDAL_CACHE_MB = 64
@@ -50,6 +50,7 @@ def predict(
     model: Any = "water",
     output: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None,
     *,
+    before: str | os.PathLike | None = None,
     aoi: AreaOfInterest | None = None,
     aoi_crs: str | None = None,
     tile: int | None = None,
@@ -78,13 +79,17 @@ def predict(
     """Run a segmentation (water) or detection (ships) model over a whole SAR raster.
 
     Args:
-        raster: any raster GDAL reads (GeoTIFF/COG, VRT, Sentinel-1 measurement TIFF).
+        raster: any raster GDAL reads (GeoTIFF/COG, VRT, Sentinel-1 measurement TIFF); for a
+            flood (two-date) model, the scene after the event.
         model: a bundled model name (``water``, ``ships``), a path to an ``.onnx`` file or a
             checkpoint, a torch task model, ``cfar`` (CA-CFAR ship detection, no learning;
             ``CfarDetector(CfarParams(...))`` to set its windows and PFA), or a
             :class:`~sarmae_core.inference.Backend`.
             ``water`` runs the bundled VV+VH model (``water_vvvh``) on scenes with VV and VH
             bands, the VV model otherwise or when ``bands`` names one band.
+        before: the scene before the event, for a two-date model (``flood``): read on the
+            after scene's grid, whatever its own grid or CRS; a pair that does not overlap
+            is refused.
         output: output path; ``.tif`` writes a class map, ``.gpkg`` polygons or ship boxes
             (default: ``<raster>_<model>.gpkg`` beside the input). See ``products``. Or a
             mapping ``{"vector": "w.gpkg", "class": "mask.tif", "probability": ...}``.
@@ -143,6 +148,7 @@ def predict(
     be = load_backend(model, backend, device, notes)
     info = be.info
     task = check_task(info.task, job, model)
+    check_dates(info, job, before, model)
     tile, overlap = _tiling(be, tile, overlap)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -152,17 +158,19 @@ def predict(
     plan = plan_outputs(output, task, products)
     if quicklook is not None:
         plan["quicklook"] = Path(quicklook)
-    reads = [raster] + [p for p in (aoi, model) if isinstance(p, (str, os.PathLike))]
+    reads = [raster] + [p for p in (aoi, model, before) if isinstance(p, (str, os.PathLike))]
     outputs = OutputSet(plan, overwrite=overwrite, reads=reads)
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
     need = 0
     tiles = None
     try:
-        with files_io.environment(GDAL_CACHE_MB), SarSource(
-            raster, info, units=units, bands=bands, allow_optical=allow_optical,
-            resolution_tolerance=resolution_tolerance, notes=notes, io=files_io.name,
-            check_cancel=canceller.check,
+        options = dict(units=units, bands=bands, allow_optical=allow_optical,
+                       resolution_tolerance=resolution_tolerance, notes=notes, io=files_io.name,
+                       check_cancel=canceller.check)  # fmt: skip
+        with files_io.environment(GDAL_CACHE_MB), (
+            PairSource(raster, before, info, **options) if info.dates  # type: ignore[arg-type]
+            else SarSource(raster, info, **options)
         ) as source:  # fmt: skip
             region = resolve_aoi(
                 aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes,
@@ -407,6 +415,26 @@ def check_task(task: str, job: str | None, model: Any) -> str:
     return task
 
 
+def check_dates(info: ModelInfo, job: str | None, before: Any, model: Any) -> None:
+    """A two-date (flood) model needs the before scene; a single-date model takes none.
+
+    Raises:
+        ConfigError: naming what to give or leave out.
+    """
+    if info.dates and before is None:
+        raise ConfigError(
+            f"{model} maps change between two dates: give the scene before the event "
+            "(before=..., --before BEFORE.tif)"
+        )
+    if not info.dates and before is not None:
+        raise ConfigError(
+            f"{model} maps one date; before= is for a two-date (flood) model: leave it out, or "
+            "use model='flood'"
+        )
+    if job == "flood" and not info.dates:
+        raise ConfigError(f"{model} maps one date, but predicting flood needs a two-date model")
+
+
 def _tiling(be: Backend, tile: int | None, overlap: int | None) -> tuple[int, int]:
     info = be.info
     fixed = be.tile_shape
@@ -446,6 +474,7 @@ def _class_areas(sink: SegmentationSink, georeferenced: bool, job: str | None) -
 
 
 def _layer_name(job: str | None, class_names: Sequence[str]) -> str:
-    if job == "water" or any(n.lower() == "water" for n in class_names):
-        return "water"
+    for name in ("flood", "water"):
+        if job == name or any(n.lower() == name for n in class_names):
+            return name
     return "polygons"

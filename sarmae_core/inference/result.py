@@ -74,6 +74,9 @@ class PredictionResult:
         lines += [f"  {k}: {v}" for k, v in self.files.items()]
         if s.water_area_km2 is not None:
             lines.append(f"  water area: {s.water_area_km2:.3f} km2")
+        flood = s.class_area_km2.get("flood")
+        if flood is not None:
+            lines.append(f"  flood area: {flood:.3f} km2")
         if s.ship_count is not None:
             lines.append(f"  ships: {s.ship_count}")
         lines.append(

@@ -8,6 +8,7 @@ invalid pixels are never passed on as if they were data.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -21,8 +22,8 @@ from ..export.metadata import ModelInfo
 from ..units import convert
 from . import raster_io
 from .geodesy import pixel_size_m
-from .georef import Crs, Transform
-from .notes import Notes
+from .georef import Crs, Transform, transform_xy
+from .notes import Notes, PrefixedNotes
 from .raster_io import Raster
 from .sar_metadata import (
     band_polarisations,
@@ -70,6 +71,8 @@ class SarSource:
             which the raster is resampled on the fly.
         notes: collects every assumption and adjustment.
         io: IO backend name (``auto``, ``gdal``, ``rasterio``; None: ``$SARMAE_IO`` or auto).
+        grid: ``(crs, transform, width, height)`` of another scene to read this one on (the
+            before scene of a pair, on the after scene's read grid), warped on the fly.
 
     Attributes:
         crs, transform, width, height: the grid reads are made on (the raster's own grid, or
@@ -93,8 +96,10 @@ class SarSource:
         notes: Notes | None = None,
         io: str | None = None,
         check_cancel: Callable[[], None] | None = None,
+        grid: tuple[Crs, Transform, int, int] | None = None,
     ) -> None:
         self.notes = notes if notes is not None else Notes()
+        self._grid = grid
         # the full scan of a huge, mostly empty raster can take minutes: a cancel must stop it
         self._check_cancel = check_cancel or (lambda: None)
         self.info = info
@@ -163,6 +168,9 @@ class SarSource:
                 f"to {src.gcp_crs.to_string()} on the fly"
             )
         base = self._vrts[-1] if self._vrts else src
+        if self._grid is not None:
+            self._warp_to_grid(base, warp_nodata)
+            return
         crs, transform, width, height = base.crs, base.transform, base.width, base.height
         self.input_transform, self.input_width, self.input_height = transform, width, height
         self._base = base
@@ -206,6 +214,38 @@ class SarSource:
         # Alpha bands and internal masks need GDAL's mask; plain nodata is a cheaper compare.
         self._gdal_mask = bool(self._vrts) or self._ds.has_mask(self._indexes)
         self._base_mask = self._base is not src or src.has_mask(self._indexes)
+
+    def _warp_to_grid(self, base: Raster, warp_nodata: tuple[float | None, float]) -> None:
+        """Read ``base`` on ``self._grid`` (another scene's): refuse it if they do not overlap."""
+        crs, transform, width, height = self._grid  # type: ignore[misc]
+        if base.crs is None:
+            raise InputError(
+                f"{self.path.name} has no CRS: it cannot be put on the other scene's grid; "
+                "georeference it first"
+            )
+        if not _overlap(base.crs, base.transform, base.width, base.height,
+                        crs, transform, width, height):  # fmt: skip
+            raise InputError(
+                f"{self.path.name} does not overlap the scene it is paired with: give a scene "
+                "of the same area"
+            )
+        own = pixel_size_m(base.crs, base.transform, base.width, base.height)
+        target = pixel_size_m(crs, transform, width, height)
+        # average a finer scene down to the grid (as multilooking would), interpolate otherwise
+        finer = own is not None and target is not None and own[0] < 0.8 * target[0]
+        resampling = "average" if finer else "bilinear"
+        self._vrts.append(self.io.warp(base, crs, (transform, width, height), resampling,
+                                       warp_nodata))  # fmt: skip
+        self._base = base
+        self.input_transform, self.input_width, self.input_height = (
+            base.transform, base.width, base.height,
+        )  # fmt: skip
+        self._ds = self._vrts[-1]
+        self.crs, self.transform, self.width, self.height = crs, transform, width, height
+        self.pixel_size_m = target
+        self.input_pixel_size_m = own
+        self._gdal_mask = True
+        self._base_mask = base is not self._src or self._src.has_mask(self._indexes)
 
     @property
     def resampled(self) -> bool:
@@ -295,6 +335,106 @@ class SarSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def date_info(info: ModelInfo, date: str) -> ModelInfo:
+    """The single-date view of a two-date model: the channels of ``date`` (``before`` or
+    ``after``), as a scene of that date is read for it."""
+    keep = [i for i, d in enumerate(info.dates) if d == date]
+    norm = {k: ([v[i] for i in keep] if isinstance(v, list) else v)
+            for k, v in info.normalization.items()}  # fmt: skip
+    return dataclasses.replace(
+        info, polarisations=[info.polarisations[i] for i in keep], normalization=norm, dates=[]
+    )
+
+
+class PairSource:
+    """A two-date source: the after scene, and the before scene read on its grid.
+
+    The after scene decides everything a single scene would (read grid, resampling to the
+    model, output grid, units note, validity); the before scene is warped onto the after's
+    read grid, whatever its own grid or CRS (a pair that does not overlap is refused). Reads
+    give the model's channels in its order of dates, valid where both dates hold data.
+
+    Args:
+        after, before: the two scenes.
+        info: a two-date model (``info.dates``).
+        **options: as :class:`SarSource` (units and bands apply to both scenes).
+    """
+
+    def __init__(
+        self, after: str | os.PathLike, before: str | os.PathLike, info: ModelInfo, **options
+    ) -> None:
+        self.info = info
+        notes = options.pop("notes", None)
+        notes = notes if notes is not None else Notes()
+        self.after = SarSource(after, date_info(info, "after"), notes=notes, **options)
+        try:
+            a = self.after
+            grid = (a.crs, a.transform, a.width, a.height) if a.crs is not None else None
+            if grid is None:
+                raise InputError(
+                    f"{a.path.name} has no CRS: a before scene cannot be matched to it; "
+                    "georeference both scenes"
+                )
+            said = PrefixedNotes(notes, "before scene: ")
+            self.before = SarSource(before, date_info(info, "before"), grid=grid, notes=said,
+                                    **options)  # fmt: skip
+        except BaseException:
+            self.after.close()
+            raise
+        # model channel k comes from the date's own channel j
+        seen = {"before": 0, "after": 0}
+        self._order = []
+        for d in info.dates:
+            self._order.append((d, seen[d]))
+            seen[d] += 1
+
+    def __getattr__(self, name: str):
+        # grid, units, nodata, input grid and its validity: the after scene's
+        if name in ("after", "before"):  # not set yet: a failed __init__
+            raise AttributeError(name)
+        return getattr(self.after, name)
+
+    def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model input of a window of the after scene's read grid: both dates' channels."""
+        a, va = self.after.read(row, col, height, width)
+        b, vb = self.before.read(row, col, height, width)
+        dates = {"after": a, "before": b}
+        out = np.stack([dates[d][j] for d, j in self._order])
+        return out, va & vb
+
+    def close(self) -> None:
+        self.before.close()
+        self.after.close()
+
+    def __enter__(self) -> PairSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _overlap(
+    crs_a: Crs, t_a: Transform, w_a: int, h_a: int, crs_b: Crs, t_b: Transform, w_b: int, h_b: int
+) -> bool:
+    """Whether two grids share ground: ``a``'s outline (densified edges) taken into ``b``'s
+    CRS, as a box, against ``b``'s box."""
+    n = np.linspace(0.0, 1.0, 21)
+    cols = np.concatenate([n * w_a, np.full_like(n, w_a), n[::-1] * w_a, np.zeros_like(n)])
+    rows = np.concatenate([np.zeros_like(n), n * h_a, np.full_like(n, h_a), n[::-1] * h_a])
+    x, y = t_a.apply(cols, rows)
+    if crs_a != crs_b:
+        x, y = transform_xy(crs_a, crs_b, x, y)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return False
+    bx, by = t_b.apply(np.array([0.0, w_b]), np.array([0.0, h_b]))
+    return bool(
+        x[ok].min() < max(bx) and x[ok].max() > min(bx)
+        and y[ok].min() < max(by) and y[ok].max() > min(by)
+    )  # fmt: skip
 
 
 def dtype_kind(dtype: str) -> str:

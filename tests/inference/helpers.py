@@ -81,6 +81,24 @@ def make_seg_onnx(path: Path, info: ModelInfo | None = None, kernel: int = 5) ->
     return _save(helper.make_graph(nodes, "water", [_input()], [out], inits), info, path)
 
 
+def make_change_onnx(path: Path, info: ModelInfo) -> Path:
+    """A two-date model: ``p(flood) = sigmoid(before - after - 6 dB)`` (channels before, after);
+    outputs ``[1 - p, p]``."""
+    inits = [
+        numpy_helper.from_array(np.array([[[[1.0]], [[-1.0]]]], np.float32), "w"),  # b - a
+        numpy_helper.from_array(np.array([-6.0], np.float32), "bias"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "bias"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["p"]),
+        helper.make_node("Sub", ["one", "p"], ["q"]),
+        helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1),
+    ]
+    out = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2, "H", "W"])
+    return _save(helper.make_graph(nodes, "flood", [_input(2)], [out], inits), info, path)
+
+
 def make_det_onnx(path: Path, info: ModelInfo | None = None, box_px: float = 16.0) -> Path:
     """Heatmap ``sigmoid(blur3(avgpool4(x)) - 5 dB)`` at stride 4, constant boxes of ``box_px``."""
     info = info or det_info()
