@@ -18,7 +18,7 @@ from .params import JOB_TITLE
 from .validation import InputRefused
 
 #: Bundled model name of each job (``sarmae_core/models/bundled/<name>.onnx``).
-BUNDLED = {"water": "water", "ships": "ships"}
+BUNDLED = {"water": "water", "ships": "ships", "flood": "flood"}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import catalogue, deps
 from .compat import first
+from .core import core
 from .layer_io import band_labels, raster_facts
 from .messages import guarded
 from .params import (
@@ -115,6 +116,7 @@ class SarmaeDock(QDockWidget):
         self.output_combo.currentIndexChanged.connect(self._output_changed)
         self.water_button.clicked.connect(lambda: self._emit("water"))
         self.ships_button.clicked.connect(lambda: self._emit("ships"))
+        self.flood_button.clicked.connect(lambda: self._emit("flood"))
         self.cancel_button.clicked.connect(self.cancel_requested)
         self._model_changed()
         self._area_changed()
@@ -145,12 +147,23 @@ class SarmaeDock(QDockWidget):
         self.layer_combo.setFilters(_RASTER)
         use_project(self.layer_combo, self.project)
         self.layer_info = note()
+        # Map flood: the scene before the event (the SAR layer is the scene after it)
+        self.before_combo = QgsMapLayerComboBox()
+        self.before_combo.setFilters(_RASTER)
+        self.before_combo.setAllowEmptyLayer(True)
+        use_project(self.before_combo, self.project)
+        self.before_combo.setLayer(None)
+        self.before_combo.setToolTip(
+            "Map flood: the SAR scene before the event (any grid or CRS that overlaps the SAR "
+            "layer, which is the scene after it)"
+        )
         self.units_combo = QComboBox()
         for label, value in UNIT_CHOICES:
             self.units_combo.addItem(label, value)
         self.band_form = QFormLayout()
         form.addRow("SAR layer", self.layer_combo)
         form.addRow("", self.layer_info)
+        form.addRow("Before (flood)", self.before_combo)
         form.addRow("Values are", self.units_combo)
         form.addRow(caption("Bands for the model"))
         form.addRow(self.band_form)
@@ -248,9 +261,14 @@ class SarmaeDock(QDockWidget):
         buttons = QHBoxLayout()
         self.water_button = QPushButton("Segment water")
         self.ships_button = QPushButton("Detect ships")
+        self.flood_button = QPushButton("Map flood")
         for b in (self.water_button, self.ships_button):
             b.setMinimumHeight(30)
             buttons.addWidget(b)
+        # a third button does not fit a 298 px dock beside the others: its own row
+        self.flood_button.setMinimumHeight(30)
+        flood_row = QHBoxLayout()
+        flood_row.addWidget(self.flood_button)
         progress = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -259,6 +277,7 @@ class SarmaeDock(QDockWidget):
         progress.addWidget(self.cancel_button)
         self.status = note()
         col.addLayout(buttons)
+        col.addLayout(flood_row)
         col.addLayout(progress)
         col.addWidget(self.status)
         return col
@@ -284,17 +303,18 @@ class SarmaeDock(QDockWidget):
         from_file = self.model_combo.currentData() == MODEL_FILE
         self.model_file.setEnabled(from_file)
         self._model_info = None
-        water_ok = ships_ok = False
+        water_ok = ships_ok = flood_ok = False
         missing = deps.missing_modules()
         if missing:  # models cannot be read yet; a click offers the install (banner on top)
             if from_file and self.model_file.filePath().strip():
                 say(self.model_info, "The model is read once onnxruntime is installed.", True)
-                water_ok = ships_ok = True
+                water_ok = ships_ok = flood_ok = True
             elif from_file:
                 say(self.model_info, "Choose a .onnx model exported with `sarmae export`.", False)
             else:
                 found = catalogue.bundled_models()
                 water_ok, ships_ok = "water" in found, "ships" in found
+                flood_ok = "flood" in found
                 say(self.model_info, "Bundled: " + (", ".join(found) or "none"), bool(found))
         elif from_file:
             path = self.model_file.filePath().strip()
@@ -308,11 +328,15 @@ class SarmaeDock(QDockWidget):
                 else:
                     self._model_info = info
                     self._fill_from_model(info)
-                    water_ok, ships_ok = info.task == "segmentation", info.task == "detection"
+                    two_dates = bool(getattr(info, "dates", None))
+                    water_ok = info.task == "segmentation" and not two_dates
+                    flood_ok = info.task == "segmentation" and two_dates
+                    ships_ok = info.task == "detection"
                     say(self.model_info, catalogue.describe(info), True)
         else:
             found = catalogue.bundled_models()
             water_ok, ships_ok = "water" in found, "ships" in found
+            flood_ok = "flood" in found
             parts = [
                 f"{name.title()}: {'installed' if job in found else 'not installed'}"
                 + catalogue.variants_text(job)
@@ -329,7 +353,7 @@ class SarmaeDock(QDockWidget):
                     say(self.model_info, str(exc), False)
                 self._reset_model_defaults()
         cfar = self.detector_combo.currentData() == DETECTOR_CFAR
-        self._can = {"water": water_ok, "ships": ships_ok or cfar}
+        self._can = {"water": water_ok, "ships": ships_ok or cfar, "flood": flood_ok}
         self._update_buttons()
         self._layer_changed()
 
@@ -352,6 +376,8 @@ class SarmaeDock(QDockWidget):
         info = self._model_info
         if info is None or facts is None:
             return
+        if getattr(info, "dates", None):  # a two-date model: each scene gives its own bands
+            info = core("inference.source").date_info(info, "after")
         if self.model_combo.currentData() != MODEL_FILE and info.task == "segmentation":
             # the bundled Water model for this layer, by the engine's rule
             path = catalogue.bundled_for_layer("water", facts.path)
@@ -380,9 +406,13 @@ class SarmaeDock(QDockWidget):
 
     def _update_buttons(self) -> None:
         running = getattr(self, "_running", False)
-        can = getattr(self, "_can", {"water": False, "ships": False})
+        can = getattr(self, "_can", {"water": False, "ships": False, "flood": False})
         self.water_button.setEnabled(can["water"] and not running)
         self.ships_button.setEnabled(can["ships"] and not running)
+        self.flood_button.setEnabled(can["flood"] and not running)
+        self.flood_button.setToolTip(
+            "" if can["flood"] else "Needs a two-date flood model (bundled, or a model file)"
+        )
         self.water_button.setToolTip("" if can["water"] else "Needs a segmentation model")
         self.ships_button.setToolTip(
             "" if can["ships"] else "Needs a detection model (or Ship detector: CA-CFAR)"
@@ -396,6 +426,7 @@ class SarmaeDock(QDockWidget):
     def parameters(self, job: str = "water") -> RunParameters:
         """What the form says, for ``job``."""
         layer = self.layer_combo.currentLayer()
+        before = self.before_combo.currentLayer()
         area_layer = self.area_layer_combo.currentLayer()
         bands = [c.currentData() for c in self._band_boxes]
         model = (
@@ -406,6 +437,7 @@ class SarmaeDock(QDockWidget):
         return RunParameters(
             job=job,
             layer_id=layer.id() if layer is not None else "",
+            before_layer_id=before.id() if before is not None else "",
             model=model,
             detector=self.detector_combo.currentData(),
             bands=tuple(bands) if bands and all(b is not None for b in bands) else None,
@@ -428,6 +460,8 @@ class SarmaeDock(QDockWidget):
         """Show ``p`` (restored settings); layers that are not in the project are skipped."""
         if p.layer_id and self.project.mapLayer(p.layer_id) is not None:
             self.layer_combo.setLayer(self.project.mapLayer(p.layer_id))
+        if p.before_layer_id and self.project.mapLayer(p.before_layer_id) is not None:
+            self.before_combo.setLayer(self.project.mapLayer(p.before_layer_id))
         if p.area_layer_id and self.project.mapLayer(p.area_layer_id) is not None:
             self.area_layer_combo.setLayer(self.project.mapLayer(p.area_layer_id))
         select(self.model_combo, MODEL_FILE if p.model else MODEL_BUNDLED)

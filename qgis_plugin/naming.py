@@ -34,9 +34,12 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
 
 
-def water_message(area_km2: float | None, input_name: str, model_label: str, seconds: float) -> str:
+def water_message(
+    area_km2: float | None, input_name: str, model_label: str, seconds: float, kind: str = "Water"
+) -> str:
+    """``Water: 3.95 km² in …`` (``kind`` ``Flood`` for new flood between two dates)."""
     return (
-        f"Water: {format_area_km2(area_km2)} in {short(input_name)} "
+        f"{kind}: {format_area_km2(area_km2)} in {short(input_name)} "
         f"(model {model_label}, {format_seconds(seconds)})"
     )
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The two jobs (the model task each needs is the engine's ``inference.predict.JOBS``).
-JOB_TITLE = {"water": "Segment water", "ships": "Detect ships"}
+#: The jobs (the model task each needs is the engine's ``inference.predict.JOBS``).
+JOB_TITLE = {"water": "Segment water", "ships": "Detect ships", "flood": "Map flood"}
 
 AREA_LAYER, AREA_CANVAS, AREA_POLYGONS = "layer", "canvas", "polygons"
 AREAS = (AREA_LAYER, AREA_CANVAS, AREA_POLYGONS)
@@ -27,8 +27,9 @@ class RunParameters:
     """Everything the dock collects.
 
     Attributes:
-        job: ``water`` or ``ships``.
-        layer_id: id of the SAR raster layer.
+        job: ``water``, ``ships`` or ``flood``.
+        layer_id: id of the SAR raster layer (flood: the scene after the event).
+        before_layer_id: flood: id of the SAR layer of the scene before the event.
         model: ``""`` for the bundled model of the job, else the path of an ``.onnx`` file.
         detector: Detect ships with ``model`` or with ``cfar`` (CA-CFAR, engine defaults;
             ``min_area_m2`` is then its smallest ship).
@@ -49,6 +50,7 @@ class RunParameters:
 
     job: str = "water"
     layer_id: str = ""
+    before_layer_id: str = ""
     model: str = ""
     detector: str = DETECTOR_MODEL
     bands: tuple[int, ...] | None = None

@@ -19,7 +19,14 @@ from .params import (
     InferenceRequest,
     RunParameters,
 )
-from .validation import InputRefused, check_bands, check_raster, check_resolution, check_task
+from .validation import (
+    InputRefused,
+    check_bands,
+    check_dates,
+    check_raster,
+    check_resolution,
+    check_task,
+)
 
 
 def build_request(
@@ -42,7 +49,12 @@ def build_request(
         model = resolve_model(params.job, params.model, facts.path, params.bands)
         info, model_path, label = model.info, str(model.path), model.label
         check_task(info.task, params.job, label)
-    check_bands(facts, info.polarisations, params.bands)
+    before = _before_layer(params, project, layer) if params.job == "flood" else None
+    check_dates(info, params.job, before, label)
+    read = core("inference.source").date_info(info, "after") if info.dates else info
+    check_bands(facts, read.polarisations, params.bands)
+    if before is not None:
+        check_bands(before, read.polarisations, params.bands)
     check_resolution(facts, info)
 
     options: dict[str, Any] = dict(
@@ -56,8 +68,10 @@ def build_request(
         overwrite=params.overwrite,
         backend="onnxruntime",  # never torch, whatever the file
     )
-    if params.job == "water":
+    if params.job in ("water", "flood"):
         options.update(min_area_m2=params.min_area_m2, simplify_m=params.simplify_m)
+    if before is not None:
+        options["before"] = before.path
     cfar_settings = {"min_area_m2": params.min_area_m2} if cfar else None
     if params.area == AREA_CANVAS:
         if canvas is None:
@@ -67,7 +81,8 @@ def build_request(
         area_layer = project.mapLayer(params.area_layer_id) if params.area_layer_id else None
         options["aoi"], options["aoi_crs"] = selected_polygons(area_layer)
 
-    products = ("vector", "class") if params.job == "water" and params.add_mask else ("vector",)
+    mask = params.job in ("water", "flood") and params.add_mask
+    products = ("vector", "class") if mask else ("vector",)
     temporary = params.output != OUTPUT_FILES
     output = _temporary_output(params.job) if temporary else _file_output(params, products)
     return InferenceRequest(
@@ -83,6 +98,20 @@ def build_request(
         options=options,
         cfar=cfar_settings,
     )
+
+
+def _before_layer(params: RunParameters, project: QgsProject, after: QgsRasterLayer) -> Any:
+    """Facts of the flood run's before layer (a raster other than the after layer)."""
+    layer = project.mapLayer(params.before_layer_id) if params.before_layer_id else None
+    if not isinstance(layer, QgsRasterLayer):
+        raise InputRefused("Map flood needs two layers: choose the scene before the event "
+                           "(Input ▸ Before)")  # fmt: skip
+    facts = raster_facts(layer)
+    if layer.id() == after.id() or facts.path == raster_facts(after).path:
+        raise InputRefused("the before and after layers are the same scene: choose the scene "
+                           "before the event under Input ▸ Before")  # fmt: skip
+    check_raster(facts)
+    return facts
 
 
 def _temporary_output(job: str) -> Path:

@@ -20,18 +20,22 @@ from .compat import LABEL_OUTSIDE_POLYGONS, RENDER_MM, RENDER_POINTS
 #: dark in SAR: a dark blue would vanish into it), with a bright cyan rim.
 WATER_FILL = "40,150,255,115"
 WATER_OUTLINE = "0,200,255,255"
+#: New flood: red-orange at ~45 % opacity with a dark red rim, apart from water's blue, as
+#: flood services draw flood extents over reference water.
+FLOOD_FILL = "255,80,40,115"
+FLOOD_OUTLINE = "200,30,0,255"
 #: Ships: amber outlines, the colour that stands out best on grey speckle, no fill.
 SHIP_OUTLINE = "255,176,0,255"
 #: Opacity of the optional raster mask (its colour table comes from sarmae: water blue).
 MASK_OPACITY = 0.6
 
 
-def style_water(layer: QgsVectorLayer) -> None:
-    """Semi-transparent blue polygons."""
+def style_water(layer: QgsVectorLayer, flood: bool = False) -> None:
+    """Semi-transparent blue polygons (red-orange for new flood)."""
     symbol = QgsFillSymbol.createSimple(
         {
-            "color": WATER_FILL,
-            "outline_color": WATER_OUTLINE,
+            "color": FLOOD_FILL if flood else WATER_FILL,
+            "outline_color": FLOOD_OUTLINE if flood else WATER_OUTLINE,
             "outline_width": "0.3",
             "outline_width_unit": "MM",
             "joinstyle": "round",
@@ -39,6 +43,11 @@ def style_water(layer: QgsVectorLayer) -> None:
     )
     layer.setRenderer(QgsSingleSymbolRenderer(symbol))
     layer.triggerRepaint()
+
+
+def style_flood(layer: QgsVectorLayer) -> None:
+    """Semi-transparent red-orange polygons."""
+    style_water(layer, flood=True)
 
 
 def style_ships(layer: QgsVectorLayer, score_field: str = "score") -> None:

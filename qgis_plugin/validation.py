@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .core import core
 from .params import JOB_TITLE
@@ -167,4 +168,26 @@ def check_task(task: str, job: str, model_label: str) -> None:
         raise InputRefused(
             f"{JOB_TITLE[job]} needs a {predict.JOBS[job]} model, but {model_label} is a {task} "
             "model; choose another model or the other button"
+        ) from exc
+
+
+def check_dates(info: Any, job: str, before: Any, model_label: str) -> None:
+    """Refuse a single-date model for Map flood and a two-date model elsewhere, by the engine's
+    rule (:func:`sarmae_core.inference.predict.check_dates`).
+
+    Raises:
+        InputRefused: saying which model or button to use.
+    """
+    predict = core("inference.predict")
+    try:
+        predict.check_dates(info, job, getattr(before, "path", before), model_label)
+    except core("errors").ConfigError as exc:
+        if info.dates:
+            raise InputRefused(
+                f"{model_label} maps flood between two dates: use Map flood, with the scene "
+                "before the event under Input ▸ Before"
+            ) from exc
+        raise InputRefused(
+            f"{JOB_TITLE[job]} needs a two-date (flood) model, but {model_label} maps one "
+            "date; choose the bundled flood model or a two-date model file"
         ) from exc

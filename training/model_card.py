@@ -71,6 +71,13 @@ def water_table(evals: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def _bands(info: Any) -> str:
+    """``VV`` / ``VV, VH``, or ``VV before, VV after`` for a two-date model."""
+    if info.dates:
+        return ", ".join(f"{p} {d}" for p, d in zip(info.polarisations, info.dates, strict=True))
+    return ", ".join(info.polarisations)
+
+
 def heldout_table(runs: list[tuple[str, dict]]) -> list[str]:
     """``python -m training.heldout`` results: each model through ``predict`` with defaults."""
     labels = list(dict.fromkeys(m for _, r in runs for m in r["models"]))
@@ -150,7 +157,7 @@ def write_card(args: argparse.Namespace) -> str:
         "",
         "## What it does",
         f"- Task: {info.task}; classes {info.class_names}.",
-        f"- Input: {', '.join(info.polarisations)} backscatter in **{info.units}** "
+        f"- Input: {_bands(info)} backscatter in **{info.units}** "
         f"(tensor `input` [N, {info.in_chans}, {info.tile_size}, {info.tile_size}]); "
         f"normalisation inside the graph: {norm.get('mode', 'fixed')}"
         + (
@@ -208,7 +215,23 @@ def write_card(args: argparse.Namespace) -> str:
         "",
         "## Quality on held-out data",
     ]
-    if info.task == "segmentation":
+    if info.dates:
+        from .heldout_flood import table as flood_table
+
+        for item in args.heldout:
+            _label, _, path = item.partition("=")
+            lines += [
+                "New-flood IoU in % on held-out pairs (a two-date model on each whole pair by "
+                "onnxruntime; water models through `sarmae_core.predict` on each date), "
+                "pooled over the set, beside the change baselines on the same pixels "
+                f"(`{args.heldout_command}`):",
+                "",
+                *flood_table(json.loads(Path(path).read_text())).splitlines(),
+                "",
+            ]
+        lines += ["The training loop's evaluation of the same model (torch, whole pairs; "
+                  "'water' columns are the flood class):", "", *water_table(evals)]  # fmt: skip
+    elif info.task == "segmentation":
         if args.heldout:
             runs = []
             for item in args.heldout:

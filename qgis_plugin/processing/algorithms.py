@@ -46,10 +46,12 @@ from ..compat import (
 from ..core import core
 from ..layer_io import crs_text, raster_facts
 from ..naming import format_area_km2
-from ..styling import style_mask, style_ships, style_water
+from ..results import KINDS
+from ..styling import style_mask
 from ..validation import (
     InputRefused,
     check_bands,
+    check_dates,
     check_raster,
     check_resolution,
     check_task,
@@ -79,13 +81,13 @@ class _StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer: Any, context: Any, feedback: Any) -> None:
         if isinstance(layer, QgsVectorLayer):
-            (style_water if self.job == "water" else style_ships)(layer)
+            KINDS[self.job][1](layer)
         elif isinstance(layer, QgsRasterLayer):
             style_mask(layer)
 
 
 #: Processing keeps only a pointer to a post-processor: these must outlive every run.
-_STYLERS = {job: _StyleOnLoad(job) for job in ("water", "ships")}
+_STYLERS = {job: _StyleOnLoad(job) for job in KINDS}
 
 
 class _SarmaeAlgorithm(QgsProcessingAlgorithm):
@@ -114,7 +116,15 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
 
     # ------------------------------------------------------------------ parameters
     def initAlgorithm(self, config: Any = None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "SAR raster"))
+        if self.JOB == "flood":
+            self.addParameter(
+                QgsProcessingParameterRasterLayer("INPUT", "SAR raster after the event")
+            )
+            self.addParameter(
+                QgsProcessingParameterRasterLayer("BEFORE", "SAR raster before the event")
+            )
+        else:
+            self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "SAR raster"))
         model_help = "Model file (.onnx)" + ("" if self.JOB is None else ", empty: bundled model")
         self.addParameter(
             QgsProcessingParameterFile(
@@ -164,7 +174,9 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(
                 _number("SIMPLIFY", "Simplification tolerance (m)", NUMBER_DOUBLE, 0.0)
             )
-        kind = {"water": "Water polygons", "ships": "Ship boxes"}.get(self.JOB or "", "Results")
+        kind = {"water": "Water polygons", "ships": "Ship boxes", "flood": "Flood polygons"}.get(
+            self.JOB or "", "Results"
+        )
         self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", kind))
         if self.JOB != "ships":
             self.addParameter(
@@ -175,9 +187,11 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                     createByDefault=False,
                 )
             )
-        if self.JOB != "ships":
+        if self.JOB == "flood":
+            self.addOutput(QgsProcessingOutputNumber("FLOOD_AREA_KM2", "New flood area (km²)"))
+        elif self.JOB != "ships":
             self.addOutput(QgsProcessingOutputNumber("WATER_AREA_KM2", "Water area (km²)"))
-        if self.JOB != "water":
+        if self.JOB not in ("water", "flood"):
             self.addOutput(QgsProcessingOutputNumber("SHIP_COUNT", "Number of ships"))
 
     # ------------------------------------------------------------------ run
@@ -224,7 +238,18 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             model = resolve_model(job, model_path, facts.path, bands)
             check_task(model.info.task, job, model.label)
             run_model, info = str(model.path), model.info
-        check_bands(facts, info.polarisations, bands)
+        before = None
+        if job == "flood":
+            before_layer = self.parameterAsRasterLayer(parameters, "BEFORE", context)
+            if before_layer is None:
+                raise InputRefused("BEFORE is not a raster layer GDAL can open")
+            before = raster_facts(before_layer)
+            check_raster(before)
+        check_dates(info, job, before, Path(str(run_model)).stem)
+        read = core("inference.source").date_info(info, "after") if info.dates else info
+        for scene in (facts, before):
+            if scene is not None:
+                check_bands(scene, read.polarisations, bands)
         check_resolution(facts, info)
 
         options: dict[str, Any] = dict(
@@ -238,16 +263,18 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             threshold=_optional_double(self, parameters, "THRESHOLD", context),
         )
-        if job == "water":
+        if job in ("water", "flood"):
             options["min_area_m2"] = self.parameterAsDouble(parameters, "MIN_AREA", context)
             options["simplify_m"] = self.parameterAsDouble(parameters, "SIMPLIFY", context)
+        if before is not None:
+            options["before"] = before.path
         options.update(self._area(parameters, context, layer))
 
         vector_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
         if vector_out.suffix.lower() != ".gpkg":
             raise InputRefused(f"OUTPUT must be a GeoPackage (.gpkg), not {vector_out.name}")
         raster_out = None
-        if job == "water" and parameters.get("OUTPUT_RASTER") not in (None, ""):
+        if job in ("water", "flood") and parameters.get("OUTPUT_RASTER") not in (None, ""):
             raster_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context))
         products = ("vector", "class") if raster_out else ("vector",)
 
@@ -278,11 +305,12 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(f"note: {note}")
         s = result.summary
         outputs: dict[str, Any] = {"OUTPUT": str(vector_out)}
-        if job == "water":
-            area = s.vector_area_km2 if s.vector_area_km2 is not None else s.water_area_km2
-            outputs["WATER_AREA_KM2"] = area
+        if job in ("water", "flood"):
+            mapped = s.water_area_km2 if job == "water" else s.class_area_km2.get("flood")
+            area = s.vector_area_km2 if s.vector_area_km2 is not None else mapped
+            outputs["WATER_AREA_KM2" if job == "water" else "FLOOD_AREA_KM2"] = area
             outputs["OUTPUT_RASTER"] = str(raster_out) if raster_out else None
-            feedback.pushInfo(f"water: {format_area_km2(area)}")
+            feedback.pushInfo(f"{job}: {format_area_km2(area)}")
         else:
             outputs["SHIP_COUNT"] = s.ship_count
             feedback.pushInfo(f"ships: {s.ship_count}")
@@ -355,6 +383,17 @@ class DetectShips(_SarmaeAlgorithm):
         "or gamma clutter model, smallest ship; mask land with AOI polygons of the sea). "
         "Writes one box per ship with its score, length and width to a GeoPackage, merging "
         "what tiles saw of the same ship."
+    )
+
+
+class MapFlood(_SarmaeAlgorithm):
+    JOB, ID, NAME = "flood", "mapflood", "Map flood"
+    HELP = (
+        "Maps new flood between two SAR scenes (e.g. Sentinel-1 VV in dB): water on the "
+        "scene after the event (INPUT) that was not water on the scene before it (BEFORE, on "
+        "any grid or CRS that overlaps INPUT; it is read on INPUT's grid), with a SARMAE "
+        "two-date model (the bundled Flood model unless MODEL is given). Writes flood polygons "
+        "to a GeoPackage and, optionally, the class raster; reports the flood area in km²."
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .algorithms import DetectShips, RunModel, SegmentWater
+from .algorithms import DetectShips, MapFlood, RunModel, SegmentWater
 
 ICON = Path(__file__).resolve().parents[1] / "icons" / "sarmae.svg"
 
@@ -28,7 +28,7 @@ class SarmaeProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self) -> None:
-        for algorithm in (SegmentWater(), DetectShips(), RunModel()):
+        for algorithm in (SegmentWater(), DetectShips(), MapFlood(), RunModel()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputVectorLayerExtensions(self) -> list[str]:

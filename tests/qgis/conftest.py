@@ -20,7 +20,12 @@ from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication
 
 from tests.conftest import S1_VV_DB, SHARED_DATA
-from tests.qgis.sar_models import export_test_segmentation, make_ships_model, make_water_model
+from tests.qgis.sar_models import (
+    export_test_segmentation,
+    make_flood_model,
+    make_ships_model,
+    make_water_model,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Screenshots land here too (``/out/`` is git-ignored) so that people can look at them.
@@ -43,6 +48,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "water": make_water_model(folder / "water.onnx"),
         "ships": make_ships_model(folder / "ships.onnx"),
         "water64": make_water_model(folder / "water64.onnx", tile=64, name="water64"),
+        "flood": make_flood_model(folder / "flood.onnx"),
     }
 
 

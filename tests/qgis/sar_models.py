@@ -174,3 +174,33 @@ def export_test_segmentation(path: Path) -> Path:
         exporter="legacy",
     )
     return path
+
+
+def make_flood_model(path: Path) -> Path:
+    """A two-date flood model (channels VV before, VV after, in dB): log-ratio change
+    detection, flood where the after scene is 6 dB or more darker than the before scene."""
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "bias"], ["logit"]),  # before - after - 6 dB
+        helper.make_node("Sigmoid", ["logit"], ["p_flood"]),
+        helper.make_node("Sub", ["one", "p_flood"], ["p_other"]),
+        helper.make_node("Concat", ["p_other", "p_flood"], ["probabilities"], axis=1),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2, "H", "W"])]
+    inits = [
+        numpy_helper.from_array(np.array([[[[1.0]], [[-1.0]]]], np.float32), "w"),
+        numpy_helper.from_array(np.array([-6.0], np.float32), "bias"),
+        _const("one", 1.0),
+    ]
+    graph = helper.make_graph(
+        nodes, "sar_log_ratio_flood", inputs,
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2, "H", "W"])],
+        inits,
+    )  # fmt: skip
+    info = ModelInfo(
+        task="segmentation", class_names=["background", "flood"], units="db",
+        polarisations=["VV", "VV"], dates=["before", "after"],
+        normalization={"mean": [0.0, 0.0], "std": [1.0, 1.0]}, looks=4.4, resolution_m=20.0,
+        tile_size=64, tile_overlap=16, patch_size=16, preset="test-log-ratio", version="test",
+        name="flood", training_data="none (a 6 dB log-ratio written as a graph, for tests)",
+    )  # fmt: skip
+    return _save(graph, info, path)

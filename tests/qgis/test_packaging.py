@@ -105,7 +105,9 @@ def test_zip_loads_like_qgis_and_segments_water(profile, qgis_iface, project, mo
         layer = add_layer(project, S1_VV_DB, "S1 VV dB")
         dock = plugin.dock
         dock.layer_combo.setLayer(layer)
-        assert dock.model_info.text() == "Water: installed (VV, VV+VH) · Ships: installed"
+        assert dock.model_info.text() == (
+            "Water: installed (VV, VV+VH) · Ships: installed · Flood: not installed"
+        )
         dock.water_button.click()  # the dock emits, the plugin starts a QgsTask
         wait_until(lambda: plugin.task is None)
         assert plugin.last_outcome is not None, dock.status.text()

@@ -44,11 +44,12 @@ def run(alg_id: str, params: dict[str, Any], feedback: QgsProcessingFeedback | N
     return processing.run(alg_id, params, feedback=feedback or QgsProcessingFeedback())
 
 
-def test_provider_lists_three_algorithms_for_batch_and_cancel(provider):
+def test_provider_lists_four_algorithms_for_batch_and_cancel(provider):
     registry = QgsApplication.processingRegistry()
     assert registry.providerById("sarmae") is provider
     ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["sarmae:detectships", "sarmae:runmodel", "sarmae:segmentwater"]
+    assert ids == ["sarmae:detectships", "sarmae:mapflood", "sarmae:runmodel",
+                   "sarmae:segmentwater"]  # fmt: skip
     alg = registry.algorithmById("sarmae:segmentwater")
     assert alg.flags() & QgsProcessingAlgorithm.Flag.FlagSupportsBatch
     assert alg.flags() & QgsProcessingAlgorithm.Flag.FlagCanCancel

@@ -1,0 +1,128 @@
+"""Map flood in QGIS: two SAR layers (before, after) in the dock and in Processing, on real
+Sentinel-1 GeoTIFFs; the before scene in another CRS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+from qgis_plugin.params import RunParameters
+from tests.conftest import S1_VV_DB
+from tests.qgis.conftest import add_layer
+
+pytestmark = pytest.mark.qgis
+
+#: The flooded field: after the event it is as dark as open water.
+FIELD = (slice(60, 120), slice(80, 180))
+
+
+@pytest.fixture
+def pair(project: QgsProject, tmp_path: Path) -> tuple[QgsRasterLayer, QgsRasterLayer]:
+    """(after, before): the scene with a field flooded, and the scene itself in EPSG:4326."""
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(S1_VV_DB) as src:
+        x = src.read()
+        profile = src.profile
+        x[0][FIELD] = -25.0
+        after = tmp_path / "after_VV_db.tif"
+        with rasterio.open(after, "w", **profile) as dst:
+            dst.write(x)
+        t, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height,
+                                              *src.bounds)  # fmt: skip
+        before = tmp_path / "before_VV_db_4326.tif"
+        with rasterio.open(before, "w", **(profile | dict(crs="EPSG:4326", transform=t,
+                                                          width=w, height=h))) as dst:  # fmt: skip
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1),
+                      resampling=Resampling.nearest)  # fmt: skip
+    return add_layer(project, after, "S1 after"), add_layer(project, before, "S1 before")
+
+
+def test_map_flood_adds_red_flood_polygons_on_the_after_grid(
+    plugin, pair, project, qgis_iface, models
+):
+    after, before = pair
+    outcome_task = plugin.start(
+        RunParameters(job="flood", layer_id=after.id(), before_layer_id=before.id(),
+                      model=str(models["flood"])),
+        background=False,
+    )  # fmt: skip
+    assert outcome_task is not None
+    outcome = plugin.last_outcome
+    assert outcome.ok, outcome.error
+    flood = [lyr for lyr in project.mapLayers().values() if lyr.name().startswith("Flood [")]
+    assert len(flood) == 1 and isinstance(flood[0], QgsVectorLayer)
+    layer = flood[0]
+    assert layer.crs() == after.crs() and layer.featureCount() > 0
+    area_km2 = sum(f.geometry().area() for f in layer.getFeatures()) / 1e6
+    field_km2 = 60 * 100 * 400 / 1e6
+    assert 0.2 * field_km2 < area_km2 < field_km2  # new water only, not the lagoon before
+    fill = layer.renderer().symbol().symbolLayer(0)
+    assert fill.color().red() == 255 and fill.color().blue() < 100  # red-orange, not water blue
+    (text,) = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)
+    assert "Flood: " in text and "S1 after" in text
+
+
+def test_map_flood_refusals_say_what_to_choose(plugin, pair, qgis_iface, models):
+    after, before = pair
+    cases = [
+        (RunParameters(job="flood", layer_id=after.id(), model=str(models["flood"])),
+         "choose the scene before the event"),
+        (RunParameters(job="flood", layer_id=after.id(), before_layer_id=after.id(),
+                       model=str(models["flood"])), "the same scene"),
+        (RunParameters(job="flood", layer_id=after.id(), before_layer_id=before.id(),
+                       model=str(models["water"])), "needs a two-date (flood) model"),
+        (RunParameters(job="water", layer_id=after.id(), model=str(models["flood"])),
+         "use Map flood"),
+    ]  # fmt: skip
+    for params, expected in cases:
+        assert plugin.start(params, background=False) is None
+        shown = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
+        assert any(expected in m for m in shown), (expected, shown)
+
+
+def test_dock_offers_map_flood_for_a_two_date_model_only(project, pair, models):
+    from qgis_plugin.dock import MODEL_FILE, SarmaeDock
+
+    dock = SarmaeDock(project)
+    after, before = pair
+    dock.model_combo.setCurrentIndex(dock.model_combo.findData(MODEL_FILE))
+    dock.model_file.setFilePath(str(models["flood"]))
+    assert dock.flood_button.isEnabled() and not dock.water_button.isEnabled()
+    dock.layer_combo.setLayer(after)
+    dock.before_combo.setLayer(before)
+    p = dock.parameters("flood")
+    assert (p.job, p.layer_id, p.before_layer_id) == ("flood", after.id(), before.id())
+    assert len(dock._band_boxes) == 1  # each scene gives one VV band
+    dock.model_file.setFilePath(str(models["water"]))
+    assert not dock.flood_button.isEnabled() and dock.water_button.isEnabled()
+
+
+def test_processing_map_flood(qgis_processing, pair, models, tmp_path):
+    import processing
+
+    from qgis_plugin import classFactory
+
+    plugin = classFactory(None)
+    plugin.initProcessing()
+    try:
+        after, before = pair
+        out = processing.run("sarmae:mapflood", {
+            "INPUT": after.source(), "BEFORE": before.source(), "MODEL": str(models["flood"]),
+            "OUTPUT": str(tmp_path / "flood.gpkg"), "OUTPUT_RASTER": str(tmp_path / "f.tif"),
+        })  # fmt: skip
+        layer = QgsVectorLayer(out["OUTPUT"], "f", "ogr")
+        assert layer.isValid() and layer.featureCount() > 0
+        assert 0.2 * 2.4 < out["FLOOD_AREA_KM2"] < 2.4
+        import rasterio
+
+        with rasterio.open(out["OUTPUT_RASTER"]) as r:
+            classes = r.read(1)
+        outside = np.delete(classes, np.r_[FIELD[0]], axis=0)
+        assert (classes[FIELD] == 1).mean() > 0.2 and (outside == 1).mean() < 0.05
+    finally:
+        plugin.unload()
