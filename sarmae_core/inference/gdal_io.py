@@ -130,7 +130,8 @@ class GdalRaster:
         )
 
     def tags(self, band: int) -> dict[str, str]:
-        return dict(self._ds.GetRasterBand(band).GetMetadata() or {})
+        item = self._ds if band == 0 else self._ds.GetRasterBand(band)  # 0: the dataset's
+        return dict(item.GetMetadata() or {})
 
     def has_mask(self, bands: Sequence[int]) -> bool:
         flags = [self._ds.GetRasterBand(b).GetMaskFlags() for b in bands]

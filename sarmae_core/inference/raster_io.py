@@ -76,7 +76,10 @@ class Raster(Protocol):
     units: tuple[str, ...]
     colorinterp: tuple[str, ...]
 
-    def tags(self, band: int) -> dict[str, str]: ...
+    def tags(self, band: int) -> dict[str, str]:
+        """Metadata of 1-based ``band``; 0: of the dataset (e.g. GDAL's Sentinel-1 SAFE items
+        ``ORBIT_DIRECTION``, ``ACQUISITION_START_TIME``)."""
+        ...
 
     def has_mask(self, bands: Sequence[int]) -> bool:
         """Whether validity needs GDAL's mask (alpha band, internal mask, warped edges)."""

@@ -383,6 +383,7 @@ class PairSource:
         except BaseException:
             self.after.close()
             raise
+        _check_pair(self.before, self.after, notes)
         # model channel k comes from the date's own channel j
         seen = {"before": 0, "after": 0}
         self._order = []
@@ -413,6 +414,30 @@ class PairSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Dataset metadata items GDAL's Sentinel-1 SAFE driver writes (kept by ``gdal_translate``).
+ORBIT_DIRECTION, START_TIME = "ORBIT_DIRECTION", "ACQUISITION_START_TIME"
+
+
+def _check_pair(before: SarSource, after: SarSource, notes: Notes) -> None:
+    """Say when a pair's metadata shows what makes change detection unreliable: different
+    orbit directions (other incidence angles and shadows change backscatter without any flood),
+    or a before scene acquired after the after scene."""
+    b, a = before._src.tags(0), after._src.tags(0)
+    pb, pa = b.get(ORBIT_DIRECTION, "").upper(), a.get(ORBIT_DIRECTION, "").upper()
+    if pb and pa and pb != pa:
+        notes.warn(
+            f"the scenes were acquired on different orbit directions (before {pb}, after {pa}): "
+            "incidence angles and radar shadows differ, which changes backscatter without any "
+            "flood; a before scene from the same orbit maps change more reliably"
+        )
+    tb, ta = b.get(START_TIME, ""), a.get(START_TIME, "")
+    if tb and ta and tb[:19] > ta[:19]:  # ISO 8601 times compare as text
+        notes.warn(
+            f"the before scene ({tb[:10]}) was acquired after the after scene ({ta[:10]}): "
+            "were they swapped?"
+        )
 
 
 def _overlap(

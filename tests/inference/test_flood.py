@@ -122,3 +122,19 @@ def test_cli_maps_flood_from_a_pair_with_an_onnx_model(pair, tmp_path: Path, out
     no_before = [c for c in cmd if c not in ("--before", str(before))]
     r = subprocess.run(no_before, capture_output=True, text=True)
     assert r.returncode == 2 and "Missing option '--before'" in r.stderr
+
+
+PAIR = Path(__file__).parents[1] / "fixtures" / "s1_pair_punjab"
+JUNE = PAIR / "S1A_20200607_descending_VV_db.tif"
+SEPTEMBER = PAIR / "S1A_20200903_ascending_VV_db.tif"
+
+
+def test_a_real_pair_from_two_orbits_is_mapped_and_the_notes_say_so(out: Path) -> None:
+    res = predict(SEPTEMBER, change_model(), out / "f.gpkg", before=JUNE, job="flood")
+    assert any("different orbit directions (before DESCENDING, after ASCENDING)" in n
+               for n in res.notes)  # fmt: skip
+    assert not any("swapped" in n for n in res.notes)
+    assert res.crs == "EPSG:4326" and res.summary.pixels_processed > 0
+    swapped = predict(JUNE, change_model(), out / "g.gpkg", before=SEPTEMBER, job="flood")
+    assert any("(2020-09-03) was acquired after the after scene (2020-06-07)" in n
+               for n in swapped.notes)  # fmt: skip
