@@ -58,7 +58,6 @@ from ..validation import (
 )
 
 UNIT_OPTIONS = ["from the file", "db", "intensity", "amplitude", "complex"]
-TASK_JOB = {"segmentation": "water", "detection": "ships"}
 DETECTOR_OPTIONS = ["SARMAE model (MODEL, empty: bundled)", "CA-CFAR (no learning)"]
 #: CA-CFAR settings of Detect ships: parameter, label, kind (CfarParams field in CFAR_FIELDS).
 CFAR_PARAMETERS = [
@@ -224,7 +223,12 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         job = self.JOB
         if job is None:
             info = resolve_model("water", model_path).info  # only reads the file's metadata
-            job = TASK_JOB.get(info.task)
+            job = core("inference.predict").job_for(info)
+            if job == "flood":
+                raise InputRefused(
+                    f"{model_path} maps flood between two dates: run it with Map flood "
+                    "(sarmae:mapflood), which takes the scene before the event (BEFORE)"
+                )
             if job is None:
                 raise InputRefused(
                     f"{model_path} is a {info.task} model; SARMAE maps pixels "

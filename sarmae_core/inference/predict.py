@@ -415,6 +415,14 @@ def check_task(task: str, job: str | None, model: Any) -> str:
     return task
 
 
+def job_for(info: ModelInfo) -> str | None:
+    """The job a model does: ``flood`` for a two-date model, else ``water`` for segmentation and
+    ``ships`` for detection; None for a model predict cannot run (classification)."""
+    if info.task == "segmentation" and info.dates:
+        return "flood"
+    return {"segmentation": "water", "detection": "ships"}.get(info.task)
+
+
 def check_dates(info: ModelInfo, job: str | None, before: Any, model: Any) -> None:
     """A two-date (flood) model needs the before scene; a single-date model takes none.
 

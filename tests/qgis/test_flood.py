@@ -117,6 +117,13 @@ def test_processing_map_flood(qgis_processing, pair, models, tmp_path):
         })  # fmt: skip
         layer = QgsVectorLayer(out["OUTPUT"], "f", "ogr")
         assert layer.isValid() and layer.featureCount() > 0
+        from qgis.core import QgsProcessingException
+
+        with pytest.raises(QgsProcessingException, match="run it with Map flood"):
+            processing.run("sarmae:runmodel", {
+                "INPUT": after.source(), "MODEL": str(models["flood"]),
+                "OUTPUT": str(tmp_path / "r.gpkg"),
+            })  # fmt: skip
         assert 0.2 * 2.4 < out["FLOOD_AREA_KM2"] < 2.4
         import rasterio
 
