@@ -346,8 +346,9 @@ def _quicklook(run: _Run, raster: str | os.PathLike) -> None:
     if classes is None:  # the foreground mask traced for polygons shows the same water
         classes = getattr(run.sinks[0], "mask_path", None) if run.sinks else None
     units = source.units if source.units != "complex" else "intensity"
+    before = source.before.path if isinstance(source, PairSource) else None
     write_quicklook(raster, outputs.temp("quicklook"), units, class_raster=classes,
-                    boxes_px=boxes, overwrite=True, io=source.io.name)  # fmt: skip
+                    boxes_px=boxes, overwrite=True, io=source.io.name, before=before)  # fmt: skip
 
 
 def _equal_area(

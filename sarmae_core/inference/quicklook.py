@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from . import raster_io
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
 OUTLINE_RGB = np.array([0, 235, 255], dtype=np.uint8)
 SHIP_RGB = (255, 176, 0)
+#: New flood: red-orange with a dark red outline (the plugin's flood style), apart from water.
+FLOOD_RGB = np.array([255, 80, 40], dtype=np.float32)
+FLOOD_OUTLINE_RGB = np.array([200, 30, 0], dtype=np.uint8)
 
 
 def boxes_from_gpkg(
@@ -50,6 +54,33 @@ def _edge(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def _db(sar: np.ma.MaskedArray, units: str) -> tuple[np.ndarray, np.ndarray]:
+    """dB values of a read band and where they are valid."""
+    # float before filling: integer scenes (uint16 GRD numbers, uint8) have no NaN to fill with
+    filled = np.ma.masked_array(sar, dtype=np.float64).filled(np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.asarray(convert(filled, units, "db"))
+    return values, np.isfinite(values) & ~np.ma.getmaskarray(sar)
+
+
+def _on_grid_of(
+    backend: Any, raster: str | os.PathLike, grid: Any, band: int, shape: tuple[int, int]
+) -> np.ma.MaskedArray:
+    """Band ``band`` of ``raster`` warped onto ``grid``'s grid, read at ``shape``."""
+    src = backend.open_raster(os.fspath(raster))
+    try:
+        nodata = src.nodata
+        fill = float("nan") if nodata is None else nodata
+        grid_of = (grid.transform, grid.width, grid.height)
+        warped = backend.warp(src, grid.crs, grid_of, "bilinear", (nodata, fill))
+        try:
+            return warped.read_resampled(band, *shape, nearest=False)
+        finally:
+            warped.close()
+    finally:
+        src.close()
+
+
 def write_quicklook(
     raster: str | os.PathLike,
     path: str | os.PathLike,
@@ -61,6 +92,7 @@ def write_quicklook(
     overwrite: bool = False,
     side_by_side: bool = False,
     io: str | None = None,
+    before: str | os.PathLike | None = None,
 ) -> Path:
     """Write a PNG of ``raster`` (band ``band`` in ``units``) with results over it.
 
@@ -75,6 +107,9 @@ def write_quicklook(
         overwrite: replace an existing PNG.
         side_by_side: put the plain scene left of the one with results, to compare them.
         io: IO backend name (see :func:`.raster_io.get`).
+        before: for a flood run, the scene before the event: the picture is then before |
+            after | flood over after, both dates on the after scene's grid and grey scale, and
+            the class raster's value 1 drawn as new flood (red-orange).
     """
     from PIL import Image, ImageDraw
 
@@ -85,20 +120,22 @@ def write_quicklook(
     src = backend.open_raster(os.fspath(raster))
     try:
         # small scenes are enlarged (up to 4x) so that a person can see the outlines
-        scale = min(4.0, max_side / max(src.width, src.height))
+        scale = min(4.0, max_side / max(src.width, src.height) / (2 if before else 1))
         shape = (max(1, round(src.height * scale)), max(1, round(src.width * scale)))
         sar = src.read_resampled(band, *shape, nearest=False)
+        old = _on_grid_of(backend, before, src, band, shape) if before is not None else None
     finally:
         src.close()
-    # float before filling: integer scenes (uint16 GRD numbers, uint8) have no NaN to fill with
-    filled = np.ma.masked_array(sar, dtype=np.float64).filled(np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.asarray(convert(filled, units, "db"))
-    valid = np.isfinite(values) & ~np.ma.getmaskarray(sar)
+    values, valid = _db(sar, units)
     lo, hi = np.percentile(values[valid], [2, 98]) if valid.any() else (0.0, 1.0)
-    grey = np.clip((values - lo) / max(hi - lo, 1e-6), 0, 1) * 255
-    rgb = np.repeat(np.where(valid, grey, 0)[..., None], 3, axis=2).astype(np.float32)
+
+    def grey(v: np.ndarray, ok: np.ndarray) -> np.ndarray:  # one dB scale for both dates
+        g = np.clip((v - lo) / max(hi - lo, 1e-6), 0, 1) * 255
+        return np.repeat(np.where(ok, g, 0)[..., None], 3, axis=2).astype(np.float32)
+
+    rgb = grey(values, valid)
     plain = rgb.copy()
+    fill, outline = (FLOOD_RGB, FLOOD_OUTLINE_RGB) if before else (WATER_RGB, OUTLINE_RGB)
     if class_raster is not None:
         classes = backend.open_raster(os.fspath(class_raster))
         try:
@@ -106,15 +143,20 @@ def write_quicklook(
         finally:
             classes.close()
         water = (cls.filled(0) == 1) & valid
-        rgb[water] = 0.55 * rgb[water] + 0.45 * WATER_RGB  # see the SAR texture through it
-        rgb[_edge(water)] = OUTLINE_RGB
+        rgb[water] = 0.55 * rgb[water] + 0.45 * fill  # see the SAR texture through it
+        rgb[_edge(water)] = outline
     img = Image.fromarray(rgb.astype(np.uint8))
     if boxes_px is not None and len(boxes_px):
         draw = ImageDraw.Draw(img)
         for x0, y0, x1, y1 in np.asarray(boxes_px, dtype=float) * scale:
             draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=SHIP_RGB, width=2)
-    if side_by_side:
-        gap = np.full((shape[0], 8, 3), 255, np.uint8)
+    gap = np.full((shape[0], 8, 3), 255, np.uint8)
+    if old is not None:
+        old_values, old_valid = _db(old, units)
+        panels = [grey(old_values, old_valid), plain, np.asarray(img)]
+        row = [p for panel in panels for p in (panel.astype(np.uint8), gap)][:-1]
+        img = Image.fromarray(np.concatenate(row, axis=1))
+    elif side_by_side:
         both = np.concatenate([plain.astype(np.uint8), gap, np.asarray(img)], axis=1)
         img = Image.fromarray(both)
     with atomic_path(path) as tmp:

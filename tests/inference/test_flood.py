@@ -138,3 +138,22 @@ def test_a_real_pair_from_two_orbits_is_mapped_and_the_notes_say_so(out: Path) -
     swapped = predict(JUNE, change_model(), out / "g.gpkg", before=SEPTEMBER, job="flood")
     assert any("(2020-09-03) was acquired after the after scene (2020-06-07)" in n
                for n in swapped.notes)  # fmt: skip
+
+
+def test_flood_quicklook_shows_before_after_and_flood(pair, out: Path) -> None:
+    from PIL import Image
+
+    after, before = pair
+    res = predict(after, change_model(), {"vector": out / "f.gpkg", "class": out / "f.tif"},
+                  before=before, job="flood", quicklook=out / "q.png")  # fmt: skip
+    img = np.asarray(Image.open(res.files["quicklook"]).convert("RGB")).astype(int)
+    with rasterio.open(after) as a:
+        h, w = a.height, a.width
+    panel = round(w * img.shape[0] / h)
+    assert abs(img.shape[1] - (3 * panel + 16)) <= 3  # before | after | flood, 8 px gaps
+
+    def reddish(x: np.ndarray) -> np.ndarray:  # the flood fill and outline over grey SAR
+        return (x[..., 0] - x[..., 2] > 60) & (x[..., 0] - x[..., 1] > 30)
+
+    assert reddish(img[:, 2 * (panel + 8) :]).mean() > 0.01
+    assert not reddish(img[:, :panel]).any() and not reddish(img[:, panel + 8 : 2 * panel]).any()
