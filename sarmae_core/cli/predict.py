@@ -143,17 +143,34 @@ def predict() -> None:
     """
 
 
+def _map_options(kind: str):
+    """Options of the jobs that map areas (water, flood): rasters beside the polygons and how
+    the polygons are cleaned."""
+
+    def wrap(func):
+        opts = [
+            click.option("--raster", type=click.Path(path_type=Path),
+                         help=f"Also write the {kind} mask."),
+            click.option("--probability", type=click.Path(path_type=Path),
+                         help=f"Also write the {kind} probability GeoTIFF."),
+            click.option("--min-area", "min_area_m2", type=float, default=0.0,
+                         show_default=True, help=f"Drop {kind} polygons smaller than this (m2)."),
+            click.option("--fill-holes", "fill_holes_m2", type=float, default=0.0,
+                         show_default=True,
+                         help=f"Fill holes in {kind} polygons smaller than this (m2; inf: all)."),
+            click.option("--simplify", "simplify_m", type=float, default=0.0, show_default=True,
+                         help="Simplify polygon outlines with this tolerance (m)."),
+        ]  # fmt: skip
+        for opt in reversed(opts):
+            func = opt(func)
+        return func
+
+    return wrap
+
+
 @predict.command()
 @_options
-@click.option("--raster", type=click.Path(path_type=Path), help="Also write the water mask.")
-@click.option("--probability", type=click.Path(path_type=Path),
-              help="Also write the water probability GeoTIFF.")  # fmt: skip
-@click.option("--min-area", "min_area_m2", type=float, default=0.0, show_default=True,
-              help="Drop water polygons smaller than this (m2).")  # fmt: skip
-@click.option("--fill-holes", "fill_holes_m2", type=float, default=0.0, show_default=True,
-              help="Fill holes in water polygons smaller than this (m2; inf: all).")  # fmt: skip
-@click.option("--simplify", "simplify_m", type=float, default=0.0, show_default=True,
-              help="Simplify polygon outlines with this tolerance (m).")  # fmt: skip
+@_map_options("water")
 def water(scene, output, quicklook, raster, probability, **kw) -> None:
     """Water polygons (GeoPackage, area in m2) and optionally a mask GeoTIFF."""
     _run("water", scene, output, {"class": raster, "probability": probability}, quicklook, **kw)
@@ -191,15 +208,7 @@ def _cfar_options(func):
     required=True,
     help="The scene before the event (any grid or CRS that overlaps SCENE).",
 )
-@click.option("--raster", type=click.Path(path_type=Path), help="Also write the flood mask.")
-@click.option("--probability", type=click.Path(path_type=Path),
-              help="Also write the flood probability GeoTIFF.")  # fmt: skip
-@click.option("--min-area", "min_area_m2", type=float, default=0.0, show_default=True,
-              help="Drop flood polygons smaller than this (m2).")  # fmt: skip
-@click.option("--fill-holes", "fill_holes_m2", type=float, default=0.0, show_default=True,
-              help="Fill holes in flood polygons smaller than this (m2; inf: all).")  # fmt: skip
-@click.option("--simplify", "simplify_m", type=float, default=0.0, show_default=True,
-              help="Simplify polygon outlines with this tolerance (m).")  # fmt: skip
+@_map_options("flood")
 def flood(scene, output, quicklook, raster, probability, **kw) -> None:
     """New flood between two dates: SCENE after the event, --before the scene before it.
 
