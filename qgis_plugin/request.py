@@ -21,10 +21,9 @@ from .params import (
 )
 from .validation import (
     InputRefused,
-    check_bands,
-    check_dates,
     check_raster,
     check_resolution,
+    check_scenes,
     check_task,
 )
 
@@ -50,11 +49,7 @@ def build_request(
         info, model_path, label = model.info, str(model.path), model.label
         check_task(info.task, params.job, label)
     before = _before_layer(params, project, layer) if params.job == "flood" else None
-    check_dates(info, params.job, before, label)
-    read = core("inference.source").date_info(info, "after") if info.dates else info
-    check_bands(facts, read.polarisations, params.bands)
-    if before is not None:
-        check_bands(before, read.polarisations, params.bands)
+    check_scenes(info, params.job, facts, before, params.bands, label)
     check_resolution(facts, info)
 
     options: dict[str, Any] = dict(

@@ -171,6 +171,22 @@ def check_task(task: str, job: str, model_label: str) -> None:
         ) from exc
 
 
+def check_scenes(
+    info: Any, job: str, after: RasterFacts, before: RasterFacts | None, bands: Any, label: str
+) -> None:
+    """The model's dates against the layers given (:func:`check_dates`), and each scene's bands
+    against the channels it gives the model (a two-date model reads the same bands on each).
+
+    Raises:
+        InputRefused: what to choose instead.
+    """
+    check_dates(info, job, before, label)
+    read = core("inference.source").date_info(info, "after") if info.dates else info
+    for scene in (after, before):
+        if scene is not None:
+            check_bands(scene, read.polarisations, bands)
+
+
 def check_dates(info: Any, job: str, before: Any, model_label: str) -> None:
     """Refuse a single-date model for Map flood and a two-date model elsewhere, by the engine's
     rule (:func:`sarmae_core.inference.predict.check_dates`).

@@ -50,10 +50,9 @@ from ..results import KINDS
 from ..styling import style_mask
 from ..validation import (
     InputRefused,
-    check_bands,
-    check_dates,
     check_raster,
     check_resolution,
+    check_scenes,
     check_task,
 )
 
@@ -249,11 +248,7 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                 raise InputRefused("BEFORE is not a raster layer GDAL can open")
             before = raster_facts(before_layer)
             check_raster(before)
-        check_dates(info, job, before, Path(str(run_model)).stem)
-        read = core("inference.source").date_info(info, "after") if info.dates else info
-        for scene in (facts, before):
-            if scene is not None:
-                check_bands(scene, read.polarisations, bands)
+        check_scenes(info, job, facts, before, bands, Path(str(run_model)).stem)
         check_resolution(facts, info)
 
         options: dict[str, Any] = dict(

@@ -116,8 +116,7 @@ def run_tiles(
         return outputs
 
     def submit() -> tuple[list, Future | None]:
-        arrays = [a for _, a, _ in batch]
-        arrays = [a for a in arrays if a is not None]
+        arrays = [a for _, a, _ in batch if a is not None]
         stats.tiles_run += len(arrays)
         future = pool.submit(run, arrays) if arrays else None
         return list(batch), future
