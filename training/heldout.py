@@ -20,6 +20,7 @@ import json
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,20 @@ def write_tile(path: Path, db: np.ndarray, pixel_size: float) -> Path:
     return path
 
 
+def labelled_samples(
+    cfg: FinetuneRunConfig, limit: int | None = None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(index, image [C, H, W] in dB, target uint8 [H, W], labelled [H, W])`` of the first
+    ``limit`` readable samples of ``cfg``'s test split."""
+    ds = build_dataset(cfg.data, cfg.data.test_split, "db", False, cfg.run.seed, "segmentation")
+    for i in range(len(ds) if limit is None else min(limit, len(ds))):
+        sample = ds[i]
+        if sample is None:
+            continue
+        target = sample["target"].numpy().astype(np.uint8)
+        yield i, sample["image"].numpy(), target, target != IGNORE
+
+
 def run(
     cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, limit: int | None = None
 ) -> dict[str, Any]:
@@ -59,7 +74,6 @@ def run(
 
     import sarmae_core
 
-    ds = build_dataset(cfg.data, cfg.data.test_split, "db", False, cfg.run.seed, "segmentation")
     names = ["background", "water"]
     meters = {m: ConfusionMeter(2) for m in models}
     reliability = {m: ReliabilityMeter() for m in models}
@@ -67,14 +81,9 @@ def run(
     notes: set[str] = set()
     otsu = ConfusionMeter(2)
     tiles: list[tuple[np.ndarray, np.ndarray]] = []
-    n = len(ds) if limit is None else min(limit, len(ds))
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(n):
-            sample = ds[i]
-            if sample is None:
-                continue
-            db, target = sample["image"][0].numpy(), sample["target"].numpy().astype(np.uint8)
-            known = target != IGNORE
+        for i, image, target, known in labelled_samples(cfg, limit):
+            db = image[0]
             # nodata back to NaN: the dataset filled it for the network; predict masks it
             tif = write_tile(Path(tmp) / f"t{i}.tif", np.where(known, db, np.nan), pixel_size)
             otsu.update(target, otsu_water(db, known))

@@ -34,9 +34,9 @@ import numpy as np
 
 from .baselines import otsu_water
 from .config import FinetuneRunConfig, load_config
-from .datasets import IGNORE, build_dataset
+from .datasets import IGNORE
 from .evaluate import set_otsu_metrics
-from .heldout import write_tile
+from .heldout import labelled_samples, write_tile
 from .metrics import ConfusionMeter, oracle_threshold
 
 NAMES = ["background", "flood"]
@@ -52,23 +52,15 @@ def run(
     """Scores on the test split of ``cfg`` (two channels: before, after)."""
     if list(cfg.data.bands or []) != ["before", "after"]:
         raise SystemExit(f"{cfg.data.format}: data.bands must be [before, after]")
-    ds = build_dataset(cfg.data, cfg.data.test_split, "db", False, cfg.run.seed, "segmentation")
     sessions = {label: _session(path) for label, path in flood_models.items()}
     meters = {k: ConfusionMeter(2) for k in [*flood_models, *water_models]}
     after_only = {k: ConfusionMeter(2) for k in water_models}
     otsu_after, otsu_ratio = ConfusionMeter(2), ConfusionMeter(2)
     afters: list[tuple[np.ndarray, np.ndarray]] = []
     ratios: list[tuple[np.ndarray, np.ndarray]] = []
-    n = len(ds) if limit is None else min(limit, len(ds))
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(n):
-            sample = ds[i]
-            if sample is None:
-                continue
-            image = sample["image"].numpy()
+        for i, image, target, known in labelled_samples(cfg, limit):
             before, after = image[0], image[1]
-            target = sample["target"].numpy().astype(np.uint8)
-            known = target != IGNORE
             ratio = after - before  # dB: the log-ratio of intensities
             otsu_after.update(target, otsu_water(after, known))
             otsu_ratio.update(target, otsu_water(ratio, known))
