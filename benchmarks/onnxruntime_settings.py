@@ -6,9 +6,12 @@ Input: 256 px tiles cut from the real Sentinel-1 VV dB scene of ``tests/fixtures
 (contains modified Copernicus Sentinel data 2015), 32 of them. Each setting changes one thing
 from onnxruntime's defaults (intra-op threads = physical cores, thread spinning on, all graph
 optimisations, batch 8): intra-op threads 1 .. cores, spinning off, graph optimisation level
-basic / extended, batch 1 / 4 / 16. Each gets its own session; the settings are run in turn,
-``--rounds`` times over (so a noisy neighbour hits all of them alike), and each setting's best
-round is kept. Printed: ms per tile and the ratio to the default, from this one run.
+basic / extended, batch 1 / 4 / 16, and the model's weights stored as float16
+(``sarmae export --weights float16``) or quantised to int8 (onnxruntime's dynamic quantisation
+of the MatMuls, ``onnxruntime.quantization.quantize_dynamic``). Each gets its own session;
+the settings are run in turn, ``--rounds`` times over (so a noisy neighbour hits all of them
+alike), and each setting's best round is kept. Printed: ms per tile and the ratio to the
+default, from this one run.
 
 ``--predict N`` also runs ``sarmae_core.predict`` on an N x N raster (the scene repeated, at
 its 20 m) with the default session and with each candidate setting, in the same alternation:
@@ -30,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from inference import SCENE, make_vrt  # the sibling benchmark script
 
-DEFAULT = {"threads": None, "spinning": True, "level": "all", "batch": 8}
+DEFAULT = {"threads": None, "spinning": True, "level": "all", "batch": 8, "weights": "float32"}
 
 
 def physical_cores() -> int:
@@ -57,11 +60,31 @@ def tiles(n: int = 32, size: int = 256) -> np.ndarray:
     return np.stack(out)[:, None]
 
 
-def session(model: str, threads: int | None, spinning: bool, level: str):
-    from sarmae_core.inference.backends import OnnxBackend, resolve_model_path
+def model_path(model: str) -> str:
+    from sarmae_core.inference.backends import resolve_model_path
 
-    path = model if model.endswith(".onnx") else resolve_model_path(model)
-    return OnnxBackend(path, device="cpu", threads=threads, spinning=spinning, level=level)
+    return model if model.endswith(".onnx") else str(resolve_model_path(model))
+
+
+def weight_variants(model: str, folder: Path) -> dict[str, str]:
+    """The model file per weight storage: as given, float16-stored, int8 (dynamic)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from sarmae_core.export.weights import write_float16_weights
+
+    src = model_path(model)
+    out = {"float32": src, "float16": str(folder / "f16.onnx"), "int8": str(folder / "i8.onnx")}
+    write_float16_weights(src, out["float16"])
+    quantize_dynamic(src, out["int8"], weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm"])  # fmt: skip
+    return out
+
+
+def session(path: str, s: dict):
+    from sarmae_core.inference.backends import OnnxBackend
+
+    return OnnxBackend(path, device="cpu", threads=s["threads"], spinning=s["spinning"],
+                       level=s["level"])  # fmt: skip
 
 
 def settings(cores: int) -> dict[str, dict]:
@@ -73,6 +96,8 @@ def settings(cores: int) -> dict[str, dict]:
     out["graph optimisation: extended"] = dict(DEFAULT, level="extended")
     for b in (1, 4, 16):
         out[f"batch {b}"] = dict(DEFAULT, batch=b)
+    out["weights stored as float16"] = dict(DEFAULT, weights="float16")
+    out["weights int8 (dynamic quantisation)"] = dict(DEFAULT, weights="int8")
     return out
 
 
@@ -85,10 +110,10 @@ def time_model(be, x: np.ndarray, batch: int) -> float:
     return (time.perf_counter() - t) / len(x)
 
 
-def time_predict(raster: Path, model: str, s: dict, out: Path) -> float:
+def time_predict(raster: Path, path: str, s: dict, out: Path) -> float:
     from sarmae_core.inference import predict
 
-    be = session(model, s["threads"], s["spinning"], s["level"])
+    be = session(path, s)
     t = time.perf_counter()
     predict(raster, be, {"class": out / "w.tif", "vector": out / "w.gpkg"},
             batch_size=s["batch"], overwrite=True)  # fmt: skip
@@ -105,8 +130,9 @@ def main() -> None:
     cores = physical_cores()
     grid = settings(cores)
     x = tiles()
-    sessions = {k: session(args.model, s["threads"], s["spinning"], s["level"])
-                for k, s in grid.items()}  # fmt: skip
+    variants_dir = tempfile.TemporaryDirectory()
+    files = weight_variants(args.model, Path(variants_dir.name))
+    sessions = {k: session(files[s["weights"]], s) for k, s in grid.items()}
     best = {k: float("inf") for k in grid}
     for _ in range(args.rounds):
         for k, s in grid.items():
@@ -126,7 +152,7 @@ def main() -> None:
         whole = {k: float("inf") for k in grid}
         for _ in range(args.rounds):
             for k, s in grid.items():
-                whole[k] = min(whole[k], time_predict(raster, args.model, s, Path(tmp)))
+                whole[k] = min(whole[k], time_predict(raster, files[s["weights"]], s, Path(tmp)))
     print(f"\npredict on {args.predict} x {args.predict} px (20 m), class raster + polygons, "
           f"best of {args.rounds}")  # fmt: skip
     print(f"| {'setting':50s} | wall s | time vs default |")

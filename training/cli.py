@@ -123,7 +123,7 @@ def pretrain(
     \b
     sarmae-train pretrain --config pretrain_tiny.yaml optim.steps=2000 run.out_dir=runs/p1
     sarmae-train pretrain scenes/ --units db --preset sarmae_vit_tiny --steps 2000
-    torchrun --nproc_per_node=4 -m training.cli pretrain --config my.yaml
+    torchrun --nproc_per_node=4 -m sarmae_train.cli pretrain --config my.yaml
     """
     from .config import PretrainRunConfig, apply_overrides, build, read_yaml
     from .pretrain import DebugOptions, run_pretraining
@@ -255,7 +255,7 @@ def evaluate(config_path, overrides, checkpoint, out) -> None:
         )
     metrics = run_eval(model.to(device), ds, cfg.eval, device)
     metrics["checkpoint"] = str(checkpoint)
-    # what was scored, for training.report (the checkpoint's folder describes its training data)
+    # what was scored, for sarmae_train.report (the checkpoint's folder describes its training data)
     metrics["data"] = {
         "format": cfg.data.format, "path": cfg.data.path, "test_split": cfg.data.test_split,
         "shots_per_class": cfg.data.shots_per_class,

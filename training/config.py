@@ -2,7 +2,7 @@
 
 Every section is a dataclass, so a misspelt key fails at start-up with the dotted path and the
 nearest valid key (``optim.lrr`` -> "did you mean 'lr'?") instead of being silently ignored
-(:mod:`training.config_loader`). Model keys are checked by
+(:mod:`sarmae_train.config_loader`). Model keys are checked by
 :func:`sarmae_core.models.make_config`, dataset options by the reader.
 """
 
@@ -281,7 +281,7 @@ class FinetuneDataConfig:
     """A labelled dataset read in place.
 
     Attributes:
-        format: reader name (see ``training.datasets.FORMATS``).
+        format: reader name (see ``sarmae_train.datasets.FORMATS``).
         path: dataset folder, relative to ``root``.
         train_split, test_split: split names the reader knows (usually ``train``, ``test``).
         units: how stored values map to physical units (8-bit chips: a declared assumption).

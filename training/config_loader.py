@@ -1,6 +1,6 @@
 """Reading run configs: YAML -> nested dataclasses with checked keys and types, and overrides.
 
-Generic over the dataclasses of :mod:`training.config`: :func:`build` walks the type hints, so
+Generic over the dataclasses of :mod:`sarmae_train.config`: :func:`build` walks the type hints, so
 a misspelt key anywhere fails with its dotted path and the nearest valid key, and a value of the
 wrong type names its key.
 """

@@ -1,6 +1,6 @@
 """Water models on held-out tiles through ``sarmae_core.predict``, beside the threshold baselines.
 
-    python -m training.heldout --config training/configs/finetune_water_bundled.yaml \\
+    python -m sarmae_train.heldout --config training/configs/finetune_water_bundled.yaml \\
         --pixel-size 20 --model water --model old=runs/old_water.onnx --out runs/heldout/etci.json
 
 What a user gets, not what the training loop sees: each tile of the config's test split is
@@ -36,20 +36,33 @@ from .metrics import ConfusionMeter, ReliabilityMeter, oracle_threshold
 CRS, X0, Y0 = "EPSG:32633", 500_000.0, 5_000_000.0
 
 
-def write_tile(path: Path, db: np.ndarray, pixel_size: float) -> Path:
-    """One [H, W] dB tile as a float32 GeoTIFF, band described VV, at ``pixel_size`` metres."""
+def write_tile(
+    path: Path, db: np.ndarray, pixel_size: float, bands: tuple[str, ...] = ("VV",)
+) -> Path:
+    """A ``[H, W]`` or ``[C, H, W]`` dB tile as a float32 GeoTIFF at ``pixel_size`` metres, its
+    bands described by polarisation (``bands``), as predict reads a Sentinel-1 product."""
     import rasterio
     from rasterio.transform import from_origin
 
-    h, w = db.shape
+    db = db[None] if db.ndim == 2 else db
+    if len(bands) != db.shape[0]:
+        raise ValueError(f"{db.shape[0]} bands in the tile, {len(bands)} names {bands}")
+    _, h, w = db.shape
     profile = dict(
-        driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=CRS,
+        driver="GTiff", width=w, height=h, count=len(bands), dtype="float32", crs=CRS,
         transform=from_origin(X0, Y0, pixel_size, pixel_size), nodata=float("nan"),
     )  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(db.astype(np.float32), 1)
-        dst.set_band_description(1, "VV")
+        dst.write(db.astype(np.float32))
+        for i, name in enumerate(bands, start=1):
+            dst.set_band_description(i, name)
     return path
+
+
+def polarisations(cfg: FinetuneRunConfig) -> tuple[str, ...]:
+    """The split's bands by polarisation name (``data.bands`` names; one unnamed band is VV)."""
+    names = [str(b).upper() for b in cfg.data.bands]
+    return tuple(names) if all(n in ("VV", "VH", "HH", "HV") for n in names) else ("VV",)
 
 
 def labelled_samples(
@@ -81,11 +94,15 @@ def run(
     notes: set[str] = set()
     otsu = ConfusionMeter(2)
     tiles: list[tuple[np.ndarray, np.ndarray]] = []
+    bands = polarisations(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         for i, image, target, known in labelled_samples(cfg, limit):
-            db = image[0]
+            db = image[0]  # the thresholds read VV
             # nodata back to NaN: the dataset filled it for the network; predict masks it
-            tif = write_tile(Path(tmp) / f"t{i}.tif", np.where(known, db, np.nan), pixel_size)
+            tif = write_tile(
+                Path(tmp) / f"t{i}.tif", np.where(known, image[: len(bands)], np.nan), pixel_size,
+                bands,
+            )  # fmt: skip
             otsu.update(target, otsu_water(db, known))
             tiles.append((db, target))
             for label, model in models.items():

@@ -1,6 +1,6 @@
 """Flood (new water) on held-out before/after pairs: models beside the change baselines.
 
-    python -m training.heldout_flood --config training/configs/finetune_flood_bundled.yaml \\
+    python -m sarmae_train.heldout_flood --config training/configs/finetune_flood_bundled.yaml \\
         --flood-model flood=runs/flood/flood.onnx --water-model water \\
         --out runs/heldout/flood_ombria.json
 

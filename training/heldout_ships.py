@@ -1,6 +1,6 @@
 """Ship detectors on held-out HRSID scenes through ``sarmae_core.predict``, beside CA-CFAR.
 
-    python -m training.heldout_ships --config training/configs/finetune_ships_bundled.yaml \\
+    python -m sarmae_train.heldout_ships --config training/configs/finetune_ships_bundled.yaml \\
         --model old=runs/old_ships.onnx --model new=ships --model cfar=cfar \\
         --out runs/heldout/ships.json
 

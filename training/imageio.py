@@ -1,7 +1,7 @@
 """Reading SAR images and chips from disk: GeoTIFFs through rasterio, 8-bit chips through PIL.
 
 Everything returns float32 arrays ``[C, H, W]`` of stored values; conversion to physical units
-is the caller's (:class:`training.config.UnitsConfig`), so a chip's declared affine is applied
+is the caller's (:class:`sarmae_train.config.UnitsConfig`), so a chip's declared affine is applied
 in one place.
 """
 

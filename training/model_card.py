@@ -1,6 +1,6 @@
 """Model cards for the bundled models, written from the files a recipe produced.
 
-    python -m training.model_card NAME --out CARD.md --command CMD --onnx MODEL.onnx \
+    python -m sarmae_train.model_card NAME --out CARD.md --command CMD --onnx MODEL.onnx \
         --pretrain RUN --finetune RUN --eval "LABEL=metrics.json" [--eval ...]
 
 Every figure in a card is read from a metrics or log file of the run; nothing is typed in.
@@ -79,7 +79,7 @@ def _bands(info: Any) -> str:
 
 
 def heldout_table(runs: list[tuple[str, dict]]) -> list[str]:
-    """``python -m training.heldout`` results: each model through ``predict`` with defaults."""
+    """``python -m sarmae_train.heldout`` results: each model through ``predict`` with defaults."""
     labels = list(dict.fromkeys(m for _, r in runs for m in r["models"]))
     lines = [
         "| held-out set | " + " | ".join(f"`{m}`" for m in labels)
@@ -299,8 +299,8 @@ def main() -> None:
     ap.add_argument("--finetune", required=True)
     ap.add_argument("--eval", action="append", default=[], help="LABEL=metrics.json")
     ap.add_argument("--heldout", action="append", default=[],
-                    help="LABEL=result.json of python -m training.heldout")  # fmt: skip
-    ap.add_argument("--heldout-command", default="python -m training.heldout",
+                    help="LABEL=result.json of python -m sarmae_train.heldout")  # fmt: skip
+    ap.add_argument("--heldout-command", default="python -m sarmae_train.heldout",
                     help="the commands that wrote the --heldout files")  # fmt: skip
     ap.add_argument(
         "--data-used", nargs="+",

@@ -1,6 +1,6 @@
 """Print a Markdown table of fine-tuning results from their ``metrics.json`` files.
 
-    python -m training.report runs/evidence/*/metrics.json
+    python -m sarmae_train.report runs/evidence/*/metrics.json
 
 One row per run: the run folder, task, dataset, starting weights, the task's headline numbers
 (top-1; water IoU/F1 beside Otsu's; COCO AP and AP50), and the train/test sizes. Every number
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     per_run = "--per-run" in args
     paths = [Path(a) for a in args if a != "--per-run"]
     if not paths:
-        raise SystemExit("usage: python -m training.report [--per-run] RUN/metrics.json ...")
+        raise SystemExit("usage: python -m sarmae_train.report [--per-run] RUN/metrics.json ...")
     print(table(paths, per_run=per_run))
 
 

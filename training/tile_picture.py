@@ -1,6 +1,6 @@
 """A picture of water models on held-out tiles: the bands, the reference mask, each model's map.
 
-    python -m training.tile_picture --config finetune_water_vvvh_bundled.yaml \\
+    python -m sarmae_train.tile_picture --config finetune_water_vvvh_bundled.yaml \\
         --model "VV=sarmae_core/models/bundled/water.onnx" \\
         --model "VV+VH=sarmae_core/models/bundled/water_vvvh.onnx" --out docs/water_vvvh_tiles.png
 

@@ -23,9 +23,27 @@ from ..errors import CheckpointError
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--confidence", type=float, default=None,
               help="Detection: default confidence the model carries (default 0.3).")  # fmt: skip
+@click.option("--weights", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True,
+              help="float16: weights in half the bytes, still computed in float32.")  # fmt: skip
 def export(checkpoint, output, tile, overlap, name, training_data, licence, check, overwrite,
-           confidence):  # fmt: skip
-    """Export a fine-tuned CHECKPOINT (.safetensors) to ONNX with its metadata."""
+           confidence, weights):  # fmt: skip
+    """Export a fine-tuned CHECKPOINT (.safetensors) to ONNX with its metadata.
+
+    With --weights float16, CHECKPOINT may also be an exported .onnx model: it is rewritten
+    with float16-stored weights, its metadata unchanged.
+    """
+    from ..files import model_file_kind
+
+    if weights == "float16" and checkpoint.is_file() and model_file_kind(checkpoint) == "onnx":
+        from ..export.weights import write_float16_weights
+
+        write_float16_weights(checkpoint, output, overwrite=overwrite)
+        click.echo(
+            f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, weights stored as float16; "
+            f"{checkpoint} has {checkpoint.stat().st_size / 1e6:.1f} MB)"
+        )
+        return
     import torch
 
     from ..export.onnx import check_parity, export_onnx
@@ -41,6 +59,7 @@ def export(checkpoint, output, tile, overlap, name, training_data, licence, chec
     info = export_onnx(
         model, output, tile_size=tile, tile_overlap=overlap, name=name,
         training_data=training_data, licence=licence, overwrite=overwrite, confidence=confidence,
+        weights=weights,
     )  # fmt: skip
     size_mb = output.stat().st_size / 1e6
     click.echo(
@@ -69,7 +88,8 @@ def _check_is_checkpoint(path: Path) -> None:
     if kind == "onnx":
         raise CheckpointError(
             f"{path} is an ONNX model, already exported: {expects}. Run the ONNX model with "
-            f"`sarmae predict --model {path}`, or see what it holds with `sarmae info {path}`"
+            f"`sarmae predict --model {path}`, see what it holds with `sarmae info {path}`, "
+            "or halve its size with --weights float16"
         )
     if kind == "torch":
         raise CheckpointError(

@@ -1,6 +1,6 @@
 """``sarmae-train``: checks that the ``[train]`` extra is installed before loading the trainer.
 
-The trainer (``training.cli``) imports torch and timm; without them a bare ``pip install
+The trainer (``sarmae_train.cli``) imports torch and timm; without them a bare ``pip install
 sarmae`` would answer ``sarmae-train --help`` with a traceback instead of the install command.
 """
 
@@ -16,6 +16,6 @@ def main() -> None:
     if message is not None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
-    from training.cli import main as train_main
+    from sarmae_train.cli import main as train_main
 
     train_main()

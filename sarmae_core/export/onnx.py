@@ -29,9 +29,12 @@ from ..files import atomic_path
 from ..models.heads import TaskModel
 from .metadata import ModelInfo
 from .optimize import fuse_attention
+from .weights import store_float16
 
 #: Exporters: ``dynamo`` (torch.export) or ``legacy`` (TorchScript tracing).
 EXPORTERS = ("dynamo", "legacy")
+#: How the weights are stored in the file (computed in float32 either way).
+WEIGHT_STORAGE = ("float32", "float16")
 
 
 class _ExportWrapper(nn.Module):
@@ -99,6 +102,7 @@ def export_onnx(
     exporter: str = "dynamo",
     fuse: bool = True,
     confidence: float | None = None,
+    weights: str = "float32",
 ) -> ModelInfo:
     """Write ``model`` to one ONNX file with its :class:`ModelInfo` in ``metadata_props``.
 
@@ -129,6 +133,8 @@ def export_onnx(
             graph matches torch on a random batch.
         confidence: detection: the default confidence the file carries (``det_conf``), e.g.
             the operating point chosen on training images (default 0.3).
+        weights: ``float32``, or ``float16`` to store the weights in half the bytes, still
+            computed in float32 (:mod:`sarmae_core.export.weights`).
 
     Returns:
         The :class:`ModelInfo` written into the file.
@@ -143,6 +149,8 @@ def export_onnx(
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     if exporter not in EXPORTERS:
         raise ConfigError(f"unknown exporter {exporter!r}; use one of {', '.join(EXPORTERS)}")
+    if weights not in WEIGHT_STORAGE:
+        raise ConfigError(f"unknown weights {weights!r}; use one of {', '.join(WEIGHT_STORAGE)}")
     cfg = model.config
     names = list(model.class_names if class_names is None else class_names)
     if len(names) != model.num_classes:
@@ -178,6 +186,8 @@ def export_onnx(
     del proto.metadata_props[:]  # drop torch's internal keys; ours are the contract
     onnx.helper.set_model_props(proto, info.to_metadata_props())
     proto.producer_name, proto.doc_string = "sarmae", f"sarmae {model.task} model {name}".strip()
+    if weights == "float16":
+        store_float16(proto)
     onnx.checker.check_model(proto)
 
     with atomic_path(path) as tmp:  # a reader never sees half a model

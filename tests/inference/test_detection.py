@@ -69,7 +69,7 @@ def test_two_half_boxes_of_one_long_hull_become_one_box() -> None:
     (issue 11: two half-length boxes, neither at IoU 0.5): joined, the box covers the hull.
     Ships moored side by side, and a faint box beside a strong one, stay apart."""
     from sarmae_core.inference.detection import merge_fragments
-    from training.metrics import iou_matrix
+    from sarmae_train.metrics import iou_matrix
 
     halves = np.array([[76.0, 20.0, 126.0, 33.0], [107.0, 24.0, 152.0, 35.0]])
     beside = np.array([[20.0, 100.0, 100.0, 115.0], [22.0, 114.0, 98.0, 128.0]])  # moored

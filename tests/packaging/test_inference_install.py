@@ -58,6 +58,10 @@ def test_plain_pip_install_predicts_water_without_torch(tmp_path):
                     60).stdout.strip())  # fmt: skip
     assert (site / "sarmae_core").is_dir()
     assert not (site / "qgis_plugin").exists()  # the plugin ships as a zip, not a package
+    # the trainer installs under its own name: no generic top-level `training` package
+    assert (site / "sarmae_train" / "configs" / "finetune_water_bundled.yaml").is_file()
+    assert not (site / "training").exists()
+    assert (site / "sarmae_core" / "models" / "bundled" / "water.onnx").is_file()
     torch = run([str(py), "-c", "import torch"], 60)
     assert "No module named 'torch'" in torch.stderr
     osgeo = run([str(py), "-c", "import osgeo"], 60)

@@ -44,10 +44,10 @@ TINY_PRETRAIN = [
 
 
 def run_cli(*args: str) -> subprocess.Popen:
-    """``python -m training.cli ARGS`` in a subprocess (one torch thread, repo on the path)."""
+    """``python -m sarmae_train.cli ARGS`` in a subprocess (one torch thread, repo on the path)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "-q", *args],
+        [sys.executable, "-m", "sarmae_train.cli", "-q", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -58,7 +58,7 @@ def run_cli(*args: str) -> subprocess.Popen:
 
 def invoke(*args: str, ok: bool = True):
     """The CLI in this process (no start-up cost); asserts success unless ``ok`` is False."""
-    from training.cli import main
+    from sarmae_train.cli import main
 
     result = CliRunner().invoke(main, ["-q", *args], catch_exceptions=False)
     if ok:

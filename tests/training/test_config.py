@@ -6,14 +6,14 @@ import pytest
 import yaml
 
 from sarmae_core.errors import ConfigError
-from training.config import (
+from sarmae_train.config import (
     CONFIG_DIR,
     FinetuneRunConfig,
     PretrainRunConfig,
     load_config,
     resolve_data_path,
 )
-from training.datasets import build_dataset
+from sarmae_train.datasets import build_dataset
 
 from .conftest import needs_shared_data
 
@@ -126,7 +126,7 @@ def test_bad_keys_and_values_name_the_key(override, message):
 
 
 def test_model_override_typos_are_caught_by_the_model_registry(tmp_path):
-    from training.pretrain import build_pretrain_model
+    from sarmae_train.pretrain import build_pretrain_model
 
     cfg = load_config(
         PretrainRunConfig, CONFIG_DIR / "pretrain_tiny.yaml", ["model.overrides.mask_ration=0.5"]

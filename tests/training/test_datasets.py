@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from sarmae_core.errors import InputError
-from training.config import FinetuneDataConfig, UnitsConfig
-from training.datasets import IGNORE, TaskCollate, build_dataset
-from training.datasets.base import crop_boxes, transform_boxes
-from training.datasets.ship_masks import mask_boxes
-from training.imageio import flip_rot
+from sarmae_train.config import FinetuneDataConfig, UnitsConfig
+from sarmae_train.datasets import IGNORE, TaskCollate, build_dataset
+from sarmae_train.datasets.base import crop_boxes, transform_boxes
+from sarmae_train.datasets.ship_masks import mask_boxes
+from sarmae_train.imageio import flip_rot
 
 from .conftest import ETCI, HRSID, MSTAR, OMBRIA, S1_VV_DB, needs_shared_data
 
@@ -285,7 +285,7 @@ def test_collate_pads_to_the_patch_with_the_normalisation_mean():
 # ------------------------------------------------------------- scale and calibration jitter
 @needs_shared_data
 def test_scale_augmentation_coarsens_real_tiles_by_area_and_keeps_labels_aligned():
-    from training.config import AugmentConfig
+    from sarmae_train.config import AugmentConfig
 
     plain = _ds("etci", ETCI, units=ETCI_DB)
     i = max(range(60), key=lambda k: float((plain[k]["target"] == 1).float().mean()))
@@ -305,7 +305,7 @@ def test_scale_augmentation_coarsens_real_tiles_by_area_and_keeps_labels_aligned
 
 
 def test_zoom_sample_scales_boxes_and_fills_a_crop_when_shrinking():
-    from training.datasets.base import zoom_sample
+    from sarmae_train.datasets.base import zoom_sample
 
     rng = np.random.default_rng(0)
     image = rng.normal(-12, 3, (1, 300, 300)).astype(np.float32)
@@ -319,7 +319,7 @@ def test_zoom_sample_scales_boxes_and_fills_a_crop_when_shrinking():
 
 
 def test_db_jitter_moves_level_and_contrast_within_its_bounds():
-    from training.datasets.base import jitter_db
+    from sarmae_train.datasets.base import jitter_db
 
     rng = np.random.default_rng(1)
     image = np.random.default_rng(0).normal(-12, 4, (2, 64, 64)).astype(np.float32)
@@ -333,7 +333,7 @@ def test_db_jitter_moves_level_and_contrast_within_its_bounds():
 
 def test_augment_config_refuses_bad_ranges():
     from sarmae_core.errors import ConfigError
-    from training.config import AugmentConfig
+    from sarmae_train.config import AugmentConfig
 
     for bad in ([0.0, 1.0], [1.5, 1.0], [1.0]):
         with pytest.raises(ConfigError, match=r"augment\.scale"):

@@ -134,7 +134,7 @@ def test_etci_water_segmentation_with_otsu_baseline_and_evaluate(tmp_path):
     again = json.loads((tmp_path / "e.json").read_text())
     assert again["confusion_matrix"] == m["confusion_matrix"]
     assert "water IoU" in r.stdout
-    from training.report import table
+    from sarmae_train.report import table
 
     assert "| etci | segmentation | etci | scratch | water IoU / F1 % |" in table(
         [out / "metrics.json"]
@@ -221,7 +221,7 @@ def test_authors_pth_of_the_same_architecture_initialises_the_encoder(tmp_path, 
         },
         pth,
     )
-    with caplog.at_level("INFO", logger="training.task_models"):
+    with caplog.at_level("INFO", logger="sarmae_train.task_models"):
         invoke(
             "finetune",
             "--config",
@@ -282,8 +282,8 @@ def test_finetune_resumes_at_an_epoch_boundary_to_the_same_weights(tmp_path):
 def test_model_overrides_apply_on_top_of_an_init_checkpoint(tmp_path):
     """A run's data settings are not silently dropped when it starts from a checkpoint."""
     from sarmae_core.models import create_model, save_checkpoint
-    from training.config import FinetuneRunConfig, load_config
-    from training.task_models import encoder_config
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.task_models import encoder_config
 
     ckpt = save_checkpoint(create_model("sarmae_test"), tmp_path / "pre.safetensors")
     cfg = load_config(
@@ -335,7 +335,7 @@ def test_vv_encoder_starts_a_vv_vh_water_model(tmp_path, sarmae_ckpt):
 def test_units_take_one_affine_per_band():
     import numpy as np
 
-    from training.config import UnitsConfig
+    from sarmae_train.config import UnitsConfig
 
     dn = np.full((2, 2, 2), 100, np.uint8)
     u = UnitsConfig(units="db", scale=[0.5, 0.25], offset=[-30.0, -20.0])

@@ -1,4 +1,4 @@
-"""``python -m training.heldout``: a water model through ``predict`` on real held-out tiles,
+"""``python -m sarmae_train.heldout``: a water model through ``predict`` on real held-out tiles,
 beside Otsu per tile, per scene and the oracle threshold; and the model card's table of it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from training.heldout import main
+from sarmae_train.heldout import main
 
 from .conftest import needs_shared_data
 
@@ -36,7 +36,7 @@ def test_bundled_water_model_on_held_out_etci_tiles_through_predict(tmp_path, ca
 
 
 def test_model_card_table_of_held_out_runs(tmp_path):
-    from training.model_card import heldout_table
+    from sarmae_train.model_card import heldout_table
 
     run = {
         "tiles": 3, "pixel_size_m": 20.0,

@@ -1,4 +1,4 @@
-"""``python -m training.heldout_flood``: flood as change on real OMBRIA test pairs, a two-date
+"""``python -m sarmae_train.heldout_flood``: flood as change on real OMBRIA test pairs, a two-date
 model beside a water model used on each date, Otsu, log-ratio change detection and oracles."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from training.heldout_flood import main
+from sarmae_train.heldout_flood import main
 
 from .conftest import needs_shared_data
 

@@ -1,12 +1,12 @@
-"""Held-out ship scores through ``predict`` (python -m training.heldout_ships) and the CA-CFAR
+"""Held-out ship scores through ``predict`` (python -m sarmae_train.heldout_ships) and the CA-CFAR
 row of ``sarmae-train evaluate``, on the real held-out HRSID scenes."""
 
 from __future__ import annotations
 
 import json
 
-from training.config import FinetuneRunConfig, load_config
-from training.heldout_ships import main, run
+from sarmae_train.config import FinetuneRunConfig, load_config
+from sarmae_train.heldout_ships import main, run
 
 from .conftest import SHARED_DATA, needs_shared_data
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.baselines import otsu_water
-from training.metrics import ConfusionMeter, classification_metrics, detection_ap
+from sarmae_train.baselines import otsu_water
+from sarmae_train.metrics import ConfusionMeter, classification_metrics, detection_ap
 
 from .conftest import ETCI, needs_shared_data
 
@@ -101,7 +101,7 @@ def test_otsu_finds_the_water_on_a_real_etci_tile():
 
 
 def test_detection_counts_found_missed_false_at_a_threshold():
-    from training.metrics import detection_counts
+    from sarmae_train.metrics import detection_counts
 
     gt = [np.array([[0, 0, 10, 10, 0], [20, 20, 30, 30, 0]], float), np.zeros((0, 5))]
     dets = [
@@ -118,7 +118,7 @@ def test_detection_counts_found_missed_false_at_a_threshold():
 
 # ---------------------------------------------------------------- oracle threshold, calibration
 def test_oracle_threshold_is_the_best_of_every_cut():
-    from training.metrics import oracle_threshold
+    from sarmae_train.metrics import oracle_threshold
 
     rng = np.random.default_rng(0)
     water = rng.random(3000) < 0.3
@@ -136,7 +136,7 @@ def test_oracle_threshold_is_the_best_of_every_cut():
 
 
 def test_reliability_of_a_calibrated_and_an_underconfident_probability():
-    from training.metrics import ReliabilityMeter
+    from sarmae_train.metrics import ReliabilityMeter
 
     rng = np.random.default_rng(0)
     p = rng.random((200, 200))
@@ -157,7 +157,7 @@ def test_reliability_of_a_calibrated_and_an_underconfident_probability():
 
 
 def test_detection_reliability_counts_and_the_best_threshold():
-    from training.metrics import detection_reliability
+    from sarmae_train.metrics import detection_reliability
 
     gt = [np.array([[0, 0, 10, 10, 0], [20, 20, 30, 30, 0], [40, 40, 50, 50, 0]], float)]
     boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [60, 60, 70, 70], [40, 41, 50, 51]])

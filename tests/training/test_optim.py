@@ -10,7 +10,7 @@ import torch
 
 from sarmae_core.models import create_model, make_config
 from sarmae_core.models.heads import ClassificationModel, SegmentationModel
-from training.optim import (
+from sarmae_train.optim import (
     layer_decay_groups,
     lr_at,
     optimizer_state_from_tensors,

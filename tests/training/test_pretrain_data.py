@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from sarmae_core.errors import InputError
-from training.config import AugmentConfig, PretrainDataConfig, SourceConfig, UnitsConfig
-from training.data import build_pretrain_dataset, collate_pretrain
-from training.sampler import ResumableSampler
+from sarmae_train.config import AugmentConfig, PretrainDataConfig, SourceConfig, UnitsConfig
+from sarmae_train.data import build_pretrain_dataset, collate_pretrain
+from sarmae_train.sampler import ResumableSampler
 
 from .conftest import MSTAR, OMBRIA, S1_VV_DB, needs_shared_data
 

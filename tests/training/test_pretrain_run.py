@@ -18,8 +18,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from sarmae_core.models import load_checkpoint
-from training.pretrain import weights_digest
-from training.state import list_states
+from sarmae_train.pretrain import weights_digest
+from sarmae_train.state import list_states
 
 from .conftest import REPO, S1_VV_DB, TINY_PRETRAIN, invoke, run_cli
 
@@ -74,7 +74,7 @@ def test_ddp_two_processes_on_cpu_hold_identical_weights(tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "training.cli",
+        "sarmae_train.cli",
         "-q",
         *TINY_PRETRAIN,
         "--steps",

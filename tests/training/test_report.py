@@ -1,10 +1,10 @@
-"""``python -m training.report``: the README table from the runs' metrics.json files."""
+"""``python -m sarmae_train.report``: the README table from the runs' metrics.json files."""
 
 from __future__ import annotations
 
 import json
 
-from training.report import main, table
+from sarmae_train.report import main, table
 
 
 def _run(folder, top1, shots=40, init="runs/evidence/pretrain-sare/checkpoint.safetensors"):

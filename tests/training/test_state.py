@@ -10,8 +10,8 @@ import torch
 
 from sarmae_core.errors import CheckpointError
 from sarmae_core.models import create_model
-from training import state as S
-from training.optim import param_groups
+from sarmae_train import state as S
+from sarmae_train.optim import param_groups
 
 
 def _setup(preset="sarmae_test"):

@@ -1,11 +1,11 @@
-"""``python -m training.tile_picture``: the bundled Water model on real held-out ETCI tiles."""
+"""``python -m sarmae_train.tile_picture``: the bundled Water model on real held-out ETCI tiles."""
 
 from __future__ import annotations
 
 import pytest
 from PIL import Image
 
-from training.tile_picture import main
+from sarmae_train.tile_picture import main
 
 from .conftest import needs_shared_data
 

@@ -305,7 +305,7 @@ def crop_boxes(boxes: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarra
 
 
 def transform_boxes(boxes: np.ndarray, k: int, flip: bool, h: int, w: int) -> np.ndarray:
-    """Boxes under :func:`training.imageio.flip_rot` (``k`` quarter turns, then a mirror).
+    """Boxes under :func:`sarmae_train.imageio.flip_rot` (``k`` quarter turns, then a mirror).
 
     One ``np.rot90`` turn maps pixel-edge point (x, y) of an h x w image to (y, w - x).
     """

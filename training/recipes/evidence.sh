@@ -19,13 +19,13 @@
 #    (base_lr 8e-3; the config's 1.25e-4 barely moved a tiny ViT in 360 steps: test top-1 about
 #    20 % for every start). Layer-wise lr decay (0.75) is a fine-tuning device for pretrained
 #    encoders: runs from scratch train every layer at the full lr (layer_decay=1).
-# 3. Prints the table (seeds as mean +- std) with python -m training.report, adding the held-out
+# 3. Prints the table (seeds as mean +- std) with python -m sarmae_train.report, adding the held-out
 #    water and ship scores of the bundled models when BUNDLED (default runs/bundled) holds the
 #    runs of training/recipes/water.sh and ships.sh.
 #
 # Environment: PRETRAIN_ARGS / FINETUNE_ARGS add key=value overrides to every pretraining /
 # fine-tuning run; LAUNCH prefixes the pretraining command (e.g.
-# LAUNCH="torchrun --standalone --nproc_per_node=4 -m training.cli" on a GPU machine).
+# LAUNCH="torchrun --standalone --nproc_per_node=4 -m sarmae_train.cli" on a GPU machine).
 # Finished runs (summary.json / metrics.json present) are skipped, so the script can be rerun
 # after an interruption; an interrupted pretraining continues with --resume. Runs are
 # independent, so copies of this script on the same OUT can share the work when given disjoint
@@ -86,4 +86,4 @@ for f in water/metrics.json water/metrics_ombria_test.json water_vvvh/metrics.js
   ships/metrics.json; do
   [ -f "$bundled/$f" ] && runs+=("$bundled/$f")
 done
-.venv/bin/python -m training.report "${runs[@]}" | tee "$out/table.md"
+.venv/bin/python -m sarmae_train.report "${runs[@]}" | tee "$out/table.md"

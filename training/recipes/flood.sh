@@ -8,7 +8,7 @@
 # 3. export to sarmae_core/models/bundled/flood.onnx,
 # 4. the held-out pairs beside the change baselines (the bundled water model on each date,
 #    Otsu on the after chip, log-ratio change detection with Otsu, the oracle thresholds):
-#    python -m training.heldout_flood, and the model card flood.md.
+#    python -m sarmae_train.heldout_flood, and the model card flood.md.
 # Finished steps are skipped, so the script can be rerun after an interruption.
 source "$(dirname "$0")/common.sh" "$@"
 cmd="training/recipes/flood.sh $out $data"
@@ -20,9 +20,9 @@ if [ ! -f "$out/flood/exported" ]; then
     --training-data "OMBRIA S1 before/after pairs (Drakonakis et al. 2022, Copernicus EMS flood masks, contains modified Copernicus Sentinel data); encoder pretrained on ETCI 2021, OMBRIA, MSTAR, a pyroSAR Sentinel-1 raster, an SSL4EO-S12 Sentinel-1 sample and the SAR half of the Volkov optical-SAR pairs"
   touch "$out/flood/exported"
 fi
-heldout="python -m training.heldout_flood --config training/configs/finetune_flood_bundled.yaml --flood-model flood=$bundled/flood.onnx --water-model water --out $out/flood/heldout.json"
+heldout="python -m sarmae_train.heldout_flood --config training/configs/finetune_flood_bundled.yaml --flood-model flood=$bundled/flood.onnx --water-model water --out $out/flood/heldout.json"
 [ -f "$out/flood/heldout.json" ] || .venv/bin/$heldout data.root="$data"
-.venv/bin/python -m training.model_card flood --out "$bundled/flood.md" --command "$cmd" \
+.venv/bin/python -m sarmae_train.model_card flood --out "$bundled/flood.md" --command "$cmd" \
   --onnx "$bundled/flood.onnx" --pretrain "$out/pretrain" --finetune "$out/flood" \
   --heldout "OMBRIA official test pairs=$out/flood/heldout.json" --heldout-command "$heldout" \
   --eval "OMBRIA official test pairs=$out/flood/metrics.json" --data-used OMBRIA ETCI MSTAR \

@@ -22,14 +22,14 @@ print(round(json.load(open(sys.argv[1]))['calibration']['best_f1']['threshold'],
   --licence "research use, under the terms of its training data (HRSID: GPL-3.0; see ships.md)" \
   --training-data "HRSID mini subset (Wei et al., IEEE Access 2020, GPL-3.0; Sentinel-1B, TerraSAR-X, TanDEM-X at 0.5-3 m), boxes from ship masks; encoder pretrained on ETCI 2021, OMBRIA, MSTAR and a pyroSAR Sentinel-1 raster"
 conf_default=$conf
-heldout="python -m training.heldout_ships --config $cfg --model ships=$bundled/ships.onnx --model cfar=cfar --out $out/ships/heldout.json data.root=$data"
+heldout="python -m sarmae_train.heldout_ships --config $cfg --model ships=$bundled/ships.onnx --model cfar=cfar --out $out/ships/heldout.json data.root=$data"
 .venv/bin/$heldout
 # The offshore held-out case (long ships), through predict as in the held-out table: the tile as
 # a 1 m amplitude GeoTIFF (the config's DN -> amplitude, DN 0 floored as in training) | boxes
 tmp=$(mktemp -d)
 tif="$tmp/P0007_3000_3800_1800_2600.tif"
 .venv/bin/python -c "import numpy as np; from PIL import Image; \
-from training.heldout_ships import write_tile; \
+from sarmae_train.heldout_ships import write_tile; \
 a = np.asarray(Image.open('$data/hrsid_mini/mini_test/images/P0007_3000_3800_1800_2600.jpg').convert('L'), np.float32); \
 write_tile(__import__('pathlib').Path('$tif'), np.maximum(a / 255, 1 / 510), 1.0)"
 for conf in default 0.3; do  # the model's confidence, and 0.3 (the held-out best F1 is near it)
@@ -42,7 +42,7 @@ w('$tif', '$picture', 'amplitude', boxes_px=boxes_from_gpkg('$tmp/s$conf.gpkg', 
   max_side=500, overwrite=True, side_by_side=True)"
 done
 rm -rf "$tmp"
-.venv/bin/python -m training.model_card ships --out "$bundled/ships.md" \
+.venv/bin/python -m sarmae_train.model_card ships --out "$bundled/ships.md" \
   --command "training/recipes/ships.sh $out $data" \
   --onnx "$bundled/ships.onnx" --pretrain "$out/pretrain" --finetune "$out/ships" \
   --eval "HRSID scenes P0007 and P0015 (held out)=$out/ships/metrics.json" \

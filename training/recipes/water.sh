@@ -8,7 +8,7 @@
 # 3. scoring on the OMBRIA test split,
 # 4. export to sarmae_core/models/bundled/water.onnx,
 # 5. both held-out sets through sarmae_core.predict beside Otsu per tile, per scene and the
-#    oracle threshold (python -m training.heldout), a picture of held-out tiles, the card.
+#    oracle threshold (python -m sarmae_train.heldout), a picture of held-out tiles, the card.
 # OLD_MODEL=path.onnx adds an earlier model to the held-out tables and the tile picture.
 # Finished steps are skipped, so the script can be rerun after an interruption.
 source "$(dirname "$0")/common.sh" "$@"
@@ -26,19 +26,19 @@ fi
 # What a user gets: each held-out tile as a GeoTIFF through predict(model=water.onnx)
 models=(--model "water=$bundled/water.onnx")
 [ -n "${OLD_MODEL:-}" ] && models+=(--model "previous=$OLD_MODEL")
-heldout="python -m training.heldout --config training/configs/finetune_water_bundled.yaml --pixel-size 20 ${models[*]} --out $out/water/heldout_etci.json; python -m training.heldout --config training/configs/finetune_water_ombria.yaml --pixel-size 10 ${models[*]} --out $out/water/heldout_ombria.json"
-[ -f "$out/water/heldout_etci.json" ] || .venv/bin/python -m training.heldout \
+heldout="python -m sarmae_train.heldout --config training/configs/finetune_water_bundled.yaml --pixel-size 20 ${models[*]} --out $out/water/heldout_etci.json; python -m sarmae_train.heldout --config training/configs/finetune_water_ombria.yaml --pixel-size 10 ${models[*]} --out $out/water/heldout_ombria.json"
+[ -f "$out/water/heldout_etci.json" ] || .venv/bin/python -m sarmae_train.heldout \
   --config training/configs/finetune_water_bundled.yaml --pixel-size 20 "${models[@]}" \
   --out "$out/water/heldout_etci.json" data.root="$data"
-[ -f "$out/water/heldout_ombria.json" ] || .venv/bin/python -m training.heldout \
+[ -f "$out/water/heldout_ombria.json" ] || .venv/bin/python -m sarmae_train.heldout \
   --config training/configs/finetune_water_ombria.yaml --pixel-size 10 "${models[@]}" \
   --out "$out/water/heldout_ombria.json" data.root="$data"
 # Held-out tiles (evenly spaced, not picked): VV, reference, Otsu per tile, model(s)
 pictured=(--model "water=$bundled/water.onnx")
 [ -n "${OLD_MODEL:-}" ] && pictured=(--model "previous=$OLD_MODEL" "${pictured[@]}")
-.venv/bin/python -m training.tile_picture --config finetune_water_ombria.yaml --otsu --tiles 4 \
+.venv/bin/python -m sarmae_train.tile_picture --config finetune_water_ombria.yaml --otsu --tiles 4 \
   "${pictured[@]}" --out docs/water_tiles_ombria.png data.root="$data"
-.venv/bin/python -m training.tile_picture --config finetune_water_bundled.yaml --otsu --tiles 4 \
+.venv/bin/python -m sarmae_train.tile_picture --config finetune_water_bundled.yaml --otsu --tiles 4 \
   "${pictured[@]}" --out docs/water_tiles_etci.png data.root="$data"
 # A picture of the model on the calibrated dB scene committed in the repository: input | result
 scene=tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif
@@ -48,7 +48,7 @@ tmp=$(mktemp -d)
 w('$scene', 'docs/water_demo.png', 'db', class_raster='$tmp/w.tif', max_side=600, \
   overwrite=True, side_by_side=True)"
 rm -rf "$tmp"
-.venv/bin/python -m training.model_card water --out "$bundled/water.md" --command "$cmd" \
+.venv/bin/python -m sarmae_train.model_card water --out "$bundled/water.md" --command "$cmd" \
   --onnx "$bundled/water.onnx" --pretrain "$out/pretrain" --finetune "$out/water" \
   --heldout "ETCI 2021 Nebraska scene (held out)=$out/water/heldout_etci.json" \
   --heldout "OMBRIA official test split=$out/water/heldout_ombria.json" \
