@@ -149,3 +149,63 @@ def test_info_says_which_tools_take_the_model(exported):
     lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.strip()}
     assert "reads this model's metadata" in lines["deepness"]
     assert "no:" in lines["geodeep"] and "RGB" in lines["geodeep"]
+
+
+def test_geodeep_runs_a_three_band_stand_in_end_to_end(tmp_path):
+    """GeoDeep itself (test-only; AGPL, never a dependency) on a model `sarmae export` wrote:
+    a 3-band stand-in (GeoDeep's preprocessing takes RGB only; our SAR models have 1-2 bands).
+    It parses the metadata, tiles at our tile size, does not sieve small water away, and its
+    mask agrees with the model run on the same 8-bit input by onnxruntime directly."""
+    geodeep = pytest.importorskip("geodeep")
+    torch = pytest.importorskip("torch")
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    from sarmae_core.models.checkpoint import save_checkpoint
+    from sarmae_core.models.heads import SegmentationModel
+    from sarmae_core.models.registry import make_config
+    from tests.conftest import S1_VV_DB
+
+    torch.manual_seed(0)
+    model = SegmentationModel(make_config("sarmae_test", in_chans=3), 2,
+                              class_names=["background", "water"])  # fmt: skip
+    ckpt, onnx_path = tmp_path / "m.safetensors", tmp_path / "m.onnx"
+    save_checkpoint(model, ckpt)
+    done = subprocess.run(
+        [sys.executable, "-m", "sarmae_core.cli", "export", str(ckpt), "-o", str(onnx_path),
+         "--name", "standin", "--no-check"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    session, config = geodeep.inference.create_session(str(onnx_path))
+    assert config["model_type"] == "Segmentor" and config["tiles_size"] == 64
+    assert config["seg_small_segment"] == 0  # no sieve deleting small water bodies
+    name = session.get_inputs()[0].name
+
+    # crops of the real scene, one tile each, as 8-bit RGB GeoTIFFs (the same stretch per band)
+    with rasterio.open(S1_VV_DB) as src:
+        db, profile = src.read(1), src.profile
+    db = np.where(np.isfinite(db), db, -25.0)
+    u8 = (255 * np.clip((db + 25) / 25, 0, 1)).astype(np.uint8)
+    agree, water = [], []
+    for k, (r, c) in enumerate(((0, 0), (100, 150), (150, 200), (60, 60))):
+        crop = u8[r : r + 64, c : c + 64]
+        rgb = tmp_path / f"rgb{k}.tif"
+        window = rasterio.windows.Window(c, r, 64, 64)
+        with rasterio.open(S1_VV_DB) as src:
+            transform = src.window_transform(window)
+        meta = dict(profile, count=3, dtype="uint8", nodata=None, width=64, height=64,
+                    transform=transform)  # fmt: skip
+        with rasterio.open(rgb, "w", **meta) as dst:
+            dst.write(np.stack([crop] * 3))
+            dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+        mask = geodeep.run(str(rgb), str(onnx_path), output_type="raw")
+        assert mask.shape == crop.shape and set(np.unique(mask)) <= {0, 1}
+        # the model on the same input without GeoDeep (its argmax at the 0.5 threshold)
+        tile = np.broadcast_to((crop / 255.0).astype(np.float32), (1, 3, 64, 64)).copy()
+        ours = session.run(None, {name: tile})[0][0].argmax(0)
+        agree.append((mask == ours).mean())
+        water.append(ours.mean())
+    assert min(agree) > 0.9, agree  # GeoDeep's 5 px median filter is the only difference
+    assert 0.05 < float(np.mean(water)) < 0.95, water  # both classes: the agreement means something

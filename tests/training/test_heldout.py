@@ -35,6 +35,29 @@ def test_bundled_water_model_on_held_out_etci_tiles_through_predict(tmp_path, ca
     assert "| Otsu per tile | Otsu per scene | oracle |" in printed and "ECE" in printed
 
 
+def test_vv_vh_model_gets_both_bands_named_as_predict_reads_them(tmp_path):
+    """The VV+VH split is written as a 2-band tile described VV, VH: predict runs the VV+VH
+    model on it (not the VV model on band 1)."""
+    import rasterio
+
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.heldout import polarisations, run
+
+    def config(name: str) -> FinetuneRunConfig:
+        return load_config(FinetuneRunConfig, f"training/configs/{name}.yaml", [])
+
+    cfg = config("finetune_water_vvvh_bundled")
+    assert polarisations(cfg) == ("VV", "VH")
+    assert polarisations(config("finetune_water_bundled")) == ("VV",)
+    r = run(cfg, {"vvvh": "water_vvvh"}, 20.0, limit=2)
+    assert r["tiles"] == 2 and 0 < r["models"]["vvvh"]["water_iou"] <= 1
+    from sarmae_train.heldout import write_tile
+
+    tif = write_tile(tmp_path / "t.tif", np.full((2, 8, 8), -20.0), 20.0, ("VV", "VH"))
+    with rasterio.open(tif) as src:
+        assert src.count == 2 and src.descriptions == ("VV", "VH")
+
+
 def test_model_card_table_of_held_out_runs(tmp_path):
     from sarmae_train.model_card import heldout_table
 
