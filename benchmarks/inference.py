@@ -259,7 +259,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from sarmae_core.export.reader import read_model_info
+    from sarmae_core.contract.reader import read_model_info
 
     threads = a.threads or torch.get_num_threads()
     results: dict[tuple[int, str], list[dict]] = {}

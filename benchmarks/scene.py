@@ -51,7 +51,7 @@ def child(raster: str, out: str, model: str, pixel: float) -> None:
 
     res = predict(raster, model, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
                   batch_size=BATCH, overwrite=True)  # fmt: skip
-    from sarmae_core.export.reader import read_model_info
+    from sarmae_core.contract.reader import read_model_info
     from sarmae_core.inference.backends import resolve_model_path
     from sarmae_core.inference.source import model_pixel_size
 

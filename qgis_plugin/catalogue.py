@@ -1,7 +1,7 @@
 """The models the plugin can run: the bundled Water and Ships models, or any sarmae ``.onnx``.
 
 A model's parameters (task, bands, units, tile, thresholds) travel in its ONNX metadata
-(``sarmae_core.export.metadata.ModelInfo``); the form fills itself from there. Reading it uses
+(``sarmae_core.contract.metadata.ModelInfo``); the form fills itself from there. Reading it uses
 onnxruntime only.
 """
 
@@ -26,7 +26,7 @@ class ModelChoice:
     """A model resolved for a run: where it is, what it says about itself, how to call it."""
 
     path: Path
-    info: Any  # sarmae_core.export.metadata.ModelInfo (the vendored or the installed class)
+    info: Any  # sarmae_core.contract.metadata.ModelInfo (the vendored or the installed class)
     bundled: bool
 
     @property
@@ -63,7 +63,7 @@ def model_info(path: str | os.PathLike[str]) -> Any:
 def _read_info(path: str, _mtime: int, _size: int) -> Any:
     errors = core("errors")
     try:
-        return core("export.reader").read_model_info(path)
+        return core("contract.reader").read_model_info(path)
     except errors.SarmaeError as exc:
         raise InputRefused(str(exc)) from exc
 

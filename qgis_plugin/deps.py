@@ -120,7 +120,7 @@ def ir_problem(models: list[Path]) -> str | None:
         import onnxruntime
     except ImportError:
         return None
-    reader = core("export.reader")
+    reader = core("contract.reader")
     for path in models:
         try:
             text = reader.onnxruntime_too_old(path, onnxruntime.__version__)

@@ -41,9 +41,9 @@ CORE_FILES = (
     "config.py",
     "units.py",
     "files.py",
-    "export/__init__.py",
-    "export/metadata.py",
-    "export/reader.py",
+    "contract/__init__.py",
+    "contract/metadata.py",
+    "contract/reader.py",
 )
 #: Modules left out on purpose: torch (checkpoints) and the rasterio IO backend with its
 #: sqlite GeoPackage writer; the engine imports them only when asked for, by name.

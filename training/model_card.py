@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sarmae_core.export.reader import read_model_info
+from sarmae_core.contract.reader import read_model_info
 from sarmae_core.inference.source import trained_for
 
 #: Terms of the data sets the bundled models are trained on (from ../shared/data READMEs).

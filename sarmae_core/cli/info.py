@@ -20,8 +20,8 @@ def info(model: Path, as_json: bool) -> None:
     if model.suffix == ".onnx":
         from dataclasses import asdict
 
-        from ..export.metadata import other_tools
-        from ..export.reader import read_model_info
+        from ..contract.metadata import other_tools
+        from ..contract.reader import read_model_info
 
         model_info = read_model_info(model)
         data = asdict(model_info) | other_tools(model_info)

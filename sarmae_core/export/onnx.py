@@ -5,8 +5,8 @@ normalises it itself; the batch axis is dynamic, H and W are fixed to ``tile_siz
 position embedding is resampled once at export time instead of inside every run. Outputs:
 segmentation ``probabilities`` [N, K, H, W] (softmax), detection ``heatmap``, ``size``,
 ``offset`` (see :class:`~sarmae_core.models.heads.DetectionModel`), classification
-``probabilities`` [N, K]. :class:`~sarmae_core.export.metadata.ModelInfo` travels in the file's
-``metadata_props``; :func:`sarmae_core.export.reader.read_model_info` reads it back without torch.
+``probabilities`` [N, K]. :class:`~sarmae_core.contract.metadata.ModelInfo` travels in the file's
+``metadata_props``; :func:`sarmae_core.contract.reader.read_model_info` reads it back without torch.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..contract.metadata import ModelInfo
 from ..errors import ConfigError, InputError
 from ..files import atomic_path
 from ..models.heads import TaskModel
-from .metadata import ModelInfo
 from .optimize import fuse_attention
 from .weights import store_float16
 

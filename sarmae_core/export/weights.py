@@ -36,7 +36,7 @@ SUFFIX = "__float16"
 def store_float16(proto: onnx.ModelProto, min_elements: int = MIN_ELEMENTS) -> int:
     """Store ``proto``'s large float32 weights as float16 with a Cast to float32, in place.
 
-    Metadata (the :class:`~sarmae_core.export.metadata.ModelInfo` contract) is untouched.
+    Metadata (the :class:`~sarmae_core.contract.metadata.ModelInfo` contract) is untouched.
 
     Returns:
         How many initializers were converted (0: nothing to do, e.g. already converted).

@@ -16,9 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..contract.metadata import ModelInfo
+from ..contract.reader import model_info_from_session
 from ..errors import CheckpointError, ConfigError
-from ..export.metadata import ModelInfo
-from ..export.reader import model_info_from_session
 from .notes import Notes
 
 #: Where bundled models live (resolved without importing sarmae_core.models, which needs torch).

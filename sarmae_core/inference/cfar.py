@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..contract.metadata import ModelInfo
 from ..errors import ConfigError
-from ..export.metadata import ModelInfo
 
 #: What ``predict(model=...)`` and ``--detector`` call this detector.
 CFAR_NAME = "cfar"

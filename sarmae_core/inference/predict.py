@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.metadata import ModelInfo
 from ..errors import ConfigError, InputError
-from ..export.metadata import ModelInfo
 from . import raster_io
 from .aoi import AreaOfInterest, Region, resolve_aoi
 from .backends import BUNDLED_DIR, Backend, load_backend

@@ -17,8 +17,8 @@ from types import ModuleType
 
 import numpy as np
 
+from ..contract.metadata import ModelInfo
 from ..errors import InputError, RasterError
-from ..export.metadata import ModelInfo
 from ..units import convert
 from . import raster_io
 from .geodesy import pixel_size_m

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.metadata import ModelInfo
 from ..errors import ConfigError
-from ..export.metadata import ModelInfo
 from .notes import Notes
 
 

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from PIL import Image
 
-from sarmae_core.export.reader import read_model_info
+from sarmae_core.contract.reader import read_model_info
 from sarmae_core.models.heads import SegmentationModel
 from sarmae_core.models.registry import make_config
 

@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from sarmae_core.contract.metadata import ModelInfo, deepness_view
 from sarmae_core.errors import CheckpointError
-from sarmae_core.export.metadata import ModelInfo, deepness_view
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "sarmae_core" / "models" / "bundled"

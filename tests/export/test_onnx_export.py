@@ -14,10 +14,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
+from sarmae_core.contract.metadata import ModelInfo
+from sarmae_core.contract.reader import read_model_info
 from sarmae_core.errors import CheckpointError, ConfigError
-from sarmae_core.export.metadata import ModelInfo
 from sarmae_core.export.onnx import check_parity, export_onnx
-from sarmae_core.export.reader import read_model_info
 from sarmae_core.models.heads import ClassificationModel, DetectionModel, SegmentationModel
 from sarmae_core.models.registry import make_config
 
@@ -112,7 +112,7 @@ def test_metadata_round_trips_torch_free(exported):
     assert read_model_info(exported["detection"][1]).det_confidence == 0.45
     # The plugin reads models without torch: the reader must not pull it in.
     code = (
-        "import sys; from sarmae_core.export.reader import read_model_info; "
+        "import sys; from sarmae_core.contract.reader import read_model_info; "
         f"info = read_model_info({str(path)!r}); "
         "assert 'torch' not in sys.modules, 'torch imported'; print(info.task)"
     )

@@ -15,9 +15,9 @@ import torch
 from onnx import TensorProto
 
 from sarmae_core import predict
+from sarmae_core.contract.reader import read_model_info
 from sarmae_core.errors import ConfigError
 from sarmae_core.export.onnx import check_parity, export_onnx
-from sarmae_core.export.reader import read_model_info
 from sarmae_core.export.weights import store_float16, write_float16_weights
 from sarmae_core.models.heads import SegmentationModel
 from sarmae_core.models.registry import make_config

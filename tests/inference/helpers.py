@@ -16,7 +16,7 @@ import rasterio
 from onnx import TensorProto, helper, numpy_helper
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from sarmae_core.export.metadata import ModelInfo
+from sarmae_core.contract.metadata import ModelInfo
 
 from ..conftest import S1_VV_DB
 

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sarmae_core.export.metadata import ModelInfo
+from sarmae_core.contract.metadata import ModelInfo
 
 #: Threshold (dB) and slope (1/dB) of the water baseline: p(water) = sigmoid(k (t - VV_dB)).
 WATER_THRESHOLD_DB, WATER_SLOPE = -17.0, 0.8

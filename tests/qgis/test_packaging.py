@@ -60,13 +60,14 @@ def test_zip_holds_plugin_engine_models_and_metadata(plugin_zip):
         "LICENSE",
         "_vendor/__init__.py",
         "_vendor/sarmae_core/inference/predict.py",
-        "_vendor/sarmae_core/export/reader.py",
+        "_vendor/sarmae_core/contract/reader.py",
         "_vendor/sarmae_core/models/bundled/water.onnx",
         "_vendor/sarmae_core/models/bundled/ships.onnx",
     ):
         assert f"{PLUGIN}/{needed}" in names, needed
     assert not any("torch" in n or "__pycache__" in n or n.endswith(".pyc") for n in names)
     assert not any("/models/" in n and n.endswith(".py") for n in names)  # no torch models code
+    assert not any("/export/" in n for n in names)  # the exporter is torch; the contract is not
     assert "hasProcessingProvider=yes" in metadata and "qgisMinimumVersion=3.22" in metadata
     assert (ROOT / "metadata.txt").read_text() == metadata
 
@@ -76,7 +77,7 @@ def test_zip_models_store_float16_weights_in_half_the_bytes(plugin_zip, tmp_path
     zip); `--weights float32` copies them byte for byte."""
     import onnx
 
-    from sarmae_core.export.reader import read_model_info
+    from sarmae_core.contract.reader import read_model_info
 
     bundled = ROOT / "sarmae_core" / "models" / "bundled"
     with zipfile.ZipFile(plugin_zip) as zf:
