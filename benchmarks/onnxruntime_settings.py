@@ -6,12 +6,11 @@ Input: 256 px tiles cut from the real Sentinel-1 VV dB scene of ``tests/fixtures
 (contains modified Copernicus Sentinel data 2015), 32 of them. Each setting changes one thing
 from onnxruntime's defaults (intra-op threads = physical cores, thread spinning on, all graph
 optimisations, batch 8): intra-op threads 1 .. cores, spinning off, graph optimisation level
-basic / extended, batch 1 / 4 / 16, and the model's weights stored as float16
-(``sarmae export --weights float16``) or quantised to int8 (onnxruntime's dynamic quantisation
-of the MatMuls, ``onnxruntime.quantization.quantize_dynamic``). Each gets its own session;
-the settings are run in turn, ``--rounds`` times over (so a noisy neighbour hits all of them
-alike), and each setting's best round is kept. Printed: ms per tile and the ratio to the
-default, from this one run.
+basic / extended, batch 1 / 4 / 16, and the model's weights stored as float16 or int8 matrix
+products (``sarmae export --weights float16`` / ``int8``; the plugin zip carries int8). Each
+gets its own session; the settings are run in turn, ``--rounds`` times over (so a noisy
+neighbour hits all of them alike), and each setting's best round is kept. Printed: ms per tile
+and the ratio to the default, from this one run.
 
 ``--predict N`` also runs ``sarmae_core.predict`` on an N x N raster (the scene repeated, at
 its 20 m) with the default session and with each candidate setting, in the same alternation:
@@ -68,15 +67,12 @@ def model_path(model: str) -> str:
 
 def weight_variants(model: str, folder: Path) -> dict[str, str]:
     """The model file per weight storage: as given, float16-stored, int8 (dynamic)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from sarmae_core.export.weights import write_float16_weights
+    from sarmae_core.export.weights import write_compact
 
     src = model_path(model)
-    out = {"float32": src, "float16": str(folder / "f16.onnx"), "int8": str(folder / "i8.onnx")}
-    write_float16_weights(src, out["float16"])
-    quantize_dynamic(src, out["int8"], weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm"])  # fmt: skip
+    out = {"float32": src}
+    for weights in ("float16", "int8"):
+        out[weights] = str(write_compact(src, folder / f"{weights}.onnx", weights))
     return out
 
 

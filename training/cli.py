@@ -15,18 +15,18 @@ from pathlib import Path
 
 import click
 
-from sarmae_core.cli import SarmaeGroup
+from sarmae_core.cli import SarmaeGroup, log_level, quiet_option, verbose_option
 from sarmae_core.errors import SarmaeError
 
 
 @click.group(cls=SarmaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
-def main(verbose: bool, quiet: bool) -> None:
+@verbose_option
+@quiet_option
+def main(verbose: int, quiet: bool) -> None:
     """Train SARMAE models on SAR data."""
     import os
 
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = log_level(logging.INFO, verbose, quiet)
     rank = os.environ.get("RANK")
     fmt = "%(asctime)s %(levelname)s " + (f"[rank {rank}] " if rank else "") + "%(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)

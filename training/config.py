@@ -313,7 +313,7 @@ class FinetuneDataConfig:
 
 @dataclass
 class LossConfig:
-    """Task losses (defaults: the authors' recipes, PAPER.md)."""
+    """Task losses (defaults: the authors' recipes in the SARMAE paper)."""
 
     label_smoothing: float = 0.1
     class_weights: list[float] | None = None

@@ -65,15 +65,26 @@ class SarmaeGroup(click.Group):
                 signal.signal(signal.SIGTERM, previous)
 
 
+def log_level(default: int, verbose: int, quiet: bool) -> int:
+    """The logging level of ``sarmae`` and ``sarmae-train`` alike: ``-v`` one level more per
+    ``v`` (down to debug), ``-q`` errors only; ``default`` is each command's own."""
+    return logging.ERROR if quiet else max(logging.DEBUG, default - 10 * verbose)
+
+
+#: The verbosity options, one meaning in both commands.
+verbose_option = click.option(
+    "-v", "--verbose", count=True, help="More log output (repeat for more: -vv is debug)."
+)
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="Errors only.")
+
+
 @click.group(cls=SarmaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sarmae")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@verbose_option
+@quiet_option
 def main(verbose: int, quiet: bool) -> None:
     """SAR foundation models (SARMAE): water and ship maps from SAR rasters."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    if not quiet and verbose == 0:
-        level = logging.WARNING
+    level = log_level(logging.WARNING, verbose, quiet)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
 
 

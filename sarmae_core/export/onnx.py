@@ -29,12 +29,10 @@ from ..errors import ConfigError, InputError
 from ..files import atomic_path
 from ..models.heads import TaskModel
 from .optimize import fuse_attention
-from .weights import store_float16
+from .weights import WEIGHTS, quantise_int8, store_float16
 
 #: Exporters: ``dynamo`` (torch.export) or ``legacy`` (TorchScript tracing).
 EXPORTERS = ("dynamo", "legacy")
-#: How the weights are stored in the file (computed in float32 either way).
-WEIGHT_STORAGE = ("float32", "float16")
 
 
 class _ExportWrapper(nn.Module):
@@ -133,8 +131,9 @@ def export_onnx(
             graph matches torch on a random batch.
         confidence: detection: the default confidence the file carries (``det_conf``), e.g.
             the operating point chosen on training images (default 0.3).
-        weights: ``float32``, or ``float16`` to store the weights in half the bytes, still
-            computed in float32 (:mod:`sarmae_core.export.weights`).
+        weights: ``float32``; ``float16`` to store the weights in half the bytes, still
+            computed in float32; ``int8`` for int8 matrix products, a third of the bytes and
+            faster on a CPU, for CPU-only use (:mod:`sarmae_core.export.weights`).
 
     Returns:
         The :class:`ModelInfo` written into the file.
@@ -149,8 +148,8 @@ def export_onnx(
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     if exporter not in EXPORTERS:
         raise ConfigError(f"unknown exporter {exporter!r}; use one of {', '.join(EXPORTERS)}")
-    if weights not in WEIGHT_STORAGE:
-        raise ConfigError(f"unknown weights {weights!r}; use one of {', '.join(WEIGHT_STORAGE)}")
+    if weights not in WEIGHTS:
+        raise ConfigError(f"unknown weights {weights!r}; use one of {', '.join(WEIGHTS)}")
     cfg = model.config
     names = list(model.class_names if class_names is None else class_names)
     if len(names) != model.num_classes:
@@ -188,6 +187,8 @@ def export_onnx(
     proto.producer_name, proto.doc_string = "sarmae", f"sarmae {model.task} model {name}".strip()
     if weights == "float16":
         store_float16(proto)
+    elif weights == "int8":
+        proto = quantise_int8(proto)
     onnx.checker.check_model(proto)
 
     with atomic_path(path) as tmp:  # a reader never sees half a model

@@ -1,20 +1,25 @@
-"""Half the file size of an ONNX model: float32 weights stored as float16, computed in float32.
+"""Smaller ONNX models: float32 weights stored as float16, or matrix products in int8.
 
-Each large float32 initializer is replaced by a float16 copy and a ``Cast`` back to float32
-under the original name, so every operator still sees float32 (onnxruntime's CPU kernels are
-float32; a graph computed in float16 would run slower there, through inserted casts). At session
-start onnxruntime folds the casts into constants: the running graph and its speed are those of
-the float32 file, and only the rounding of the weights to float16 (11-bit mantissa) remains.
-Measured on the bundled models (README, "Smaller models"): held-out IoU and AP unchanged to the
-first decimal, file sizes 0.51x.
+``float16``: each large float32 initializer is replaced by a float16 copy and a ``Cast`` back to
+float32 under the original name, so every operator still sees float32 (onnxruntime's CPU kernels
+are float32; a graph computed in float16 would run slower there, through inserted casts). At
+session start onnxruntime folds the casts into constants: the running graph and its speed are
+those of the float32 file, and only the rounding of the weights to float16 remains. 0.51x the
+bytes; any device.
 
-Not int8: onnxruntime's dynamic int8 quantisation of the MatMuls was no faster than float32 here
-(2 cores, batch 4 of 256 px: 0.112 vs 0.113 s), fused attention keeps its weights in float32
-(so the file shrank only to 0.48x), and it moved probabilities by up to 3e-3 instead of 1e-4.
+``int8``: onnxruntime's dynamic quantisation of the matrix products (int8 weights, activations
+quantised per batch at run time), then the weights left in float32 (the fused attention's,
+convolutions) stored as float16. 0.34x the bytes and 1.3x faster on a CPU (the bundled water
+model, 2 cores), but ``MatMulInteger`` is a CPU kernel: for the CPU-only places (the QGIS
+plugin installs the CPU onnxruntime), not for files a GPU may run.
+
+Measured on the bundled models through ``predict`` on the held-out sets (README, "Smaller
+models", ``training/recipes/smaller_models.sh``): IoU and AP within 0.1 point of the float32 files.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..errors import ConfigError
 from ..files import atomic_path
 
 #: float16's largest finite value: a weight beyond it stays float32 (it would become inf).
@@ -71,24 +77,60 @@ def store_float16(proto: onnx.ModelProto, min_elements: int = MIN_ELEMENTS) -> i
     return len(casts)
 
 
-def float16_weights_bytes(
-    source: str | os.PathLike[str] | bytes, min_elements: int = MIN_ELEMENTS
-) -> bytes:
-    """The serialised model of ``source`` (a path or ONNX bytes) with float16-stored weights."""
+#: How a file can store its weights: as exported, float16-stored, int8 matrix products.
+WEIGHTS = ("float32", "float16", "int8")
+
+
+def quantise_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` with its MatMul/Gemm weights quantised to int8 (dynamic quantisation) and the
+    rest of its large weights stored as float16; metadata kept."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
+        src.write_bytes(proto.SerializeToString())
+        root = logging.getLogger()
+        was, root.disabled = root.disabled, True
+        try:  # it logs a hint to run its pre-processing at WARNING on the root logger
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"])  # fmt: skip
+        finally:
+            root.disabled = was
+        out = onnx.load(str(dst))
+    del out.metadata_props[:]
+    out.metadata_props.extend(proto.metadata_props)
+    store_float16(out)
+    return out
+
+
+def compact_bytes(source: str | os.PathLike[str] | bytes, weights: str) -> bytes:
+    """The serialised model of ``source`` (a path or ONNX bytes) with ``weights`` storage."""
+    if weights not in WEIGHTS:
+        raise ConfigError(f"unknown weights {weights!r}; use one of {', '.join(WEIGHTS)}")
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if weights == "float32":
+        return data
     proto = onnx.load_from_string(data)
-    store_float16(proto, min_elements)
+    if weights == "int8":
+        proto = quantise_int8(proto)
+    else:
+        store_float16(proto)
     return proto.SerializeToString()
 
 
-def write_float16_weights(
-    source: str | os.PathLike[str], target: str | os.PathLike[str], overwrite: bool = False
+def write_compact(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    weights: str,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``source``'s model with float16-stored weights to ``target`` (atomically)."""
+    """Write ``source``'s model with ``weights`` storage to ``target`` (atomically)."""
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
-    data = float16_weights_bytes(source)
+    data = compact_bytes(source, weights)
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return target

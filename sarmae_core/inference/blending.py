@@ -111,11 +111,6 @@ class StreamingBlender:
         self._valid = np.zeros((rows, width), dtype=bool)
         self._base = 0  # region row held in buffer row 0
 
-    @property
-    def flushed_rows(self) -> int:
-        """Rows already handed to the sink."""
-        return self._base
-
     def add(self, tile: Tile, pred: np.ndarray, weight: np.ndarray, valid: np.ndarray) -> None:
         """Accumulate one tile.
 

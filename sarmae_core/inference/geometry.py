@@ -8,7 +8,7 @@ area-of-interest masks are computed once, here and in :mod:`.geodesy`, in numpy.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -179,8 +179,3 @@ def simplify_ring(ring: np.ndarray, tolerance: float) -> np.ndarray:
             keep[m] = True
             stack += [(i, m), (m, j)]
     return ring[keep]
-
-
-def iter_rings(polygons: Iterable[Polygon]) -> Iterator[np.ndarray]:
-    for polygon in polygons:
-        yield from polygon

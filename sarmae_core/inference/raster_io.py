@@ -204,11 +204,6 @@ def read_error(path: str, exc: BaseException, row: int, col: int, height: int, w
     )
 
 
-def numpy_dtype(dtype: str) -> np.dtype:
-    """numpy's type for a raster data type name (complex integers are read as complex64)."""
-    return np.dtype("complex64" if dtype.startswith("complex_int") else dtype)
-
-
 def overview_factors(width: int, height: int, block: int) -> list[int]:
     """Overview levels 2, 4, 8, ... down to about half a block on the longer side."""
     factors, f = [], 2

@@ -2,7 +2,7 @@
 
 Every task model takes images in the physical units of ``config.data`` (e.g. dB) and normalises
 them inside, so that an exported ONNX graph takes raster values directly. The dense heads read
-four intermediate blocks through ``SarViTEncoder.forward_intermediates`` (the authors' UPerNet
+four intermediate blocks through ``SarViTEncoder.block_maps`` (the authors' UPerNet
 uses blocks [3, 5, 7, 11] of ViT-B), rescale them into a ViTDet-style simple feature pyramid
 (Li et al. 2022: transposed convs up, max-pool down) and fuse it FPN/UPerNet style at stride 4.
 Segmentation classifies that map; detection puts a CenterNet head (Zhou et al. 2019) on it,
@@ -187,7 +187,7 @@ class _DenseTaskModel(_TaskModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """[N, C_in, H, W] in physical units -> fused map [N, C, H/stride, W/stride]."""
         # 4 x [N, D, gh, gw] -> [N, C, 4gh, 4gw]
-        feats = self.encoder.forward_intermediates(self.normalize(x), self.indices)
+        feats = self.encoder.block_maps(self.normalize(x), self.indices)
         return self.fusion(self.pyramid(feats))
 
 
@@ -296,7 +296,7 @@ class SegmentationModel(_DenseTaskModel):
             return _resize(logits, x.shape[-2:])
         xn = self.normalize(x)
         ctx = F.avg_pool2d(xn, self.context_pool) if self.context_pool > 1 else xn
-        coarse = self.fusion(self.pyramid(self.encoder.forward_intermediates(ctx, self.indices)))
+        coarse = self.fusion(self.pyramid(self.encoder.block_maps(ctx, self.indices)))
         return self.classifier(self.detail_path(xn, coarse))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

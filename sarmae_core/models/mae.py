@@ -42,7 +42,7 @@ class SarcAlignment(nn.Module):
         super().__init__()
         self.teacher = teacher
         t_dim = teacher.out_dim
-        # Linear, ReLU, Linear to the teacher width, LayerNorm (PAPER.md, SARC).
+        # Linear, ReLU, Linear to the teacher width, LayerNorm (the SARMAE paper's SARC head).
         self.proj = nn.Sequential(
             nn.Linear(sar_dim, sar_dim), nn.ReLU(), nn.Linear(sar_dim, t_dim), nn.LayerNorm(t_dim)
         )
@@ -97,6 +97,11 @@ class SARMAE(nn.Module):
             for _ in range(c.decoder_depth)
         )  # fmt: skip
         self.decoder_norm = norm_layer(c.decoder_embed_dim)
+        # Fixed sin-cos positions of the pretraining grid, made once and moved with the module
+        # (MAE's decoder_pos_embed); not persistent, so checkpoints do not carry a constant.
+        grid = self.encoder.grid_size
+        pos = torch.from_numpy(sincos_pos_embed(c.decoder_embed_dim, grid)).unsqueeze(0)
+        self.register_buffer("decoder_pos_embed", pos.float(), persistent=False)
         self.decoder_pred = nn.Linear(c.decoder_embed_dim, c.patch_size**2 * c.in_chans)
         nn.init.normal_(self.mask_token, std=0.02)
         for m in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
@@ -128,8 +133,11 @@ class SARMAE(nn.Module):
         return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, gh * p, gw * p)
 
     def _decoder_pos(self, grid_hw: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """[1, L, Dd] decoder positions: the buffer, or made for another grid size."""
+        if tuple(grid_hw) == tuple(self.encoder.grid_size):
+            return self.decoder_pos_embed
         pos = sincos_pos_embed(self.config.decoder_embed_dim, grid_hw)
-        return torch.from_numpy(pos).to(device).unsqueeze(0)  # [1, L, Dd]
+        return torch.from_numpy(pos).to(device).unsqueeze(0)
 
     # ------------------------------------------------------------------ forward
     def forward_decoder(

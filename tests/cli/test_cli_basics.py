@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from sarmae_core.models import create_model, save_checkpoint
 
 
@@ -46,3 +48,26 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     bad.write_text("hello")
     r = sarmae("info", str(bad))
     assert r.returncode == 2 and "expected a .onnx model or a .safetensors" in r.stderr
+
+
+def test_verbosity_means_the_same_in_sarmae_and_sarmae_train():
+    """-v one level more per v, -q errors only, from each command's default (issue 14)."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from sarmae_core.cli import log_level, main
+
+    assert log_level(logging.WARNING, 0, False) == logging.WARNING
+    assert log_level(logging.WARNING, 1, False) == logging.INFO
+    assert log_level(logging.WARNING, 5, False) == logging.DEBUG
+    assert log_level(logging.INFO, 1, False) == logging.DEBUG
+    assert log_level(logging.INFO, 2, True) == logging.ERROR
+    pytest.importorskip("torch")
+    from sarmae_train.cli import main as train_main
+
+    def options(group) -> list[str]:
+        text = CliRunner().invoke(group, ["--help"]).output
+        return [ln.strip() for ln in text.splitlines() if ln.strip().startswith(("-v", "-q"))]
+
+    assert options(main) == options(train_main) != []

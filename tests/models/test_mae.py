@@ -57,7 +57,7 @@ def test_small_model_forward_shapes_and_fused_attention(in_chans):
     # any multiple of the patch works, not just the preset's size
     feats = model.encoder.forward_features(_db_batch(1, in_chans, 48)[..., :32])
     assert feats.shape == (1, 1 + 3 * 2, 32)
-    inter = model.encoder.forward_intermediates(_db_batch(1, in_chans, 96), [0, -1])
+    inter = model.encoder.block_maps(_db_batch(1, in_chans, 96), [0, -1])
     assert [f.shape for f in inter] == [(1, 32, 6, 6)] * 2
 
 

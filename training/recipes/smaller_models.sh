@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The bundled models with smaller weights against the committed float32 files, on the same
+# held-out data, all through predict:
+#   training/recipes/smaller_models.sh [OUT] [DATA]   (default OUT=runs/smaller, DATA=../shared/data)
+# Writes OUT/{water,water_vvvh,ships}_{float16,int8}.onnx (sarmae export MODEL.onnx --weights W;
+# the plugin zip carries int8) and the held-out tables OUT/*.txt / *.json: water on ETCI
+# Nebraska (20 m) and OMBRIA test (10 m), water_vvvh on ETCI Nebraska (VV+VH), ships on the
+# HRSID held-out tiles. Needs no training.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+out=${1:-runs/smaller}
+data=${2:-../shared/data}
+bundled=sarmae_core/models/bundled
+mkdir -p "$out"
+for name in water water_vvvh ships; do
+  for weights in float16 int8; do
+    .venv/bin/sarmae export "$bundled/$name.onnx" -o "$out/${name}_$weights.onnx" \
+      --weights "$weights" --overwrite
+  done
+done
+heldout() {  # OUTNAME MODULE CONFIG MODEL [args...]
+  local name=$1 module=$2 cfg=$3 model=$4
+  shift 4
+  .venv/bin/python -m "sarmae_train.$module" --config "training/configs/$cfg.yaml" "$@" \
+    --model "float32=$bundled/$model.onnx" --model "float16=$out/${model}_float16.onnx" \
+    --model "int8=$out/${model}_int8.onnx" --out "$out/$name.json" data.root="$data" \
+    | tee "$out/$name.txt"
+}
+heldout water_etci heldout finetune_water_bundled water --pixel-size 20
+heldout water_ombria heldout finetune_water_ombria water --pixel-size 10
+heldout water_vvvh_etci heldout finetune_water_vvvh_bundled water_vvvh --pixel-size 20
+heldout ships heldout_ships finetune_ships_bundled ships
+ls -l "$bundled"/*.onnx "$out"/*.onnx
