@@ -7,7 +7,7 @@ GeoJSON), so the worker thread never touches a QGIS object.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: The jobs (the model task each needs is the engine's ``inference.predict.JOBS``).
@@ -83,7 +83,7 @@ class InferenceRequest:
         output: the ``.gpkg`` path (the class raster, if any, is ``<stem>.tif``).
         products: sarmae products to write (``vector``, ``class``).
         temporary: outputs live in QGIS's temporary folder.
-        options: keyword arguments for ``sarmae_core.inference.predict``.
+        options: the engine's ``RunOptions`` for ``sarmae_core.inference.predict``.
         cfar: CA-CFAR settings (``CfarParams`` fields) when ``model`` is ``cfar``.
     """
 
@@ -96,5 +96,5 @@ class InferenceRequest:
     output: str
     products: tuple[str, ...]
     temporary: bool
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = None
     cfar: dict[str, Any] | None = None

@@ -1,8 +1,14 @@
-"""From what the dock collected to a validated, plain-data run (main thread, no pixels read)."""
+"""From what the dock or Processing collected to a validated run (main thread, no pixels read).
+
+:func:`plan_run` is the one path both take: the model (or CA-CFAR), the engine's checks of the
+scenes against it, and the engine's :class:`~sarmae_core.inference.options.RunOptions`, so the
+dock and Processing refuse and run alike.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +27,86 @@ from .params import (
 )
 from .validation import (
     InputRefused,
+    RasterFacts,
     check_raster,
     check_resolution,
     check_scenes,
     check_task,
 )
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run both front ends agree on.
+
+    Attributes:
+        model: path of the ``.onnx`` model, or ``cfar``.
+        label: the model's short name for messages and layer names.
+        info: the model's :class:`~sarmae_core.contract.metadata.ModelInfo`.
+        options: the engine's ``RunOptions`` for ``predict``.
+        cfar: ``CfarParams`` fields when ``model`` is ``cfar``.
+    """
+
+    model: str
+    label: str
+    info: Any
+    options: Any
+    cfar: dict[str, Any] | None = None
+
+    def detector(self) -> Any:
+        """What ``predict`` runs: the model path, or the engine's CA-CFAR detector."""
+        return detector(self.model, self.cfar)
+
+
+def detector(model: str, cfar: dict[str, Any] | None) -> Any:
+    """The model path, or (``cfar`` settings given) the engine's CA-CFAR detector."""
+    if cfar is None:
+        return model
+    inference = core("inference.cfar")
+    return inference.CfarDetector(inference.CfarParams(**cfar))
+
+
+def plan_run(
+    job: str,
+    scene: RasterFacts,
+    model: str | None,
+    bands: list[int | str] | None,
+    before: RasterFacts | None,
+    cfar: dict[str, Any] | None,
+    settings: dict[str, Any],
+) -> PlannedRun:
+    """Resolve the model for ``job`` (or CA-CFAR when ``cfar`` is given), check the scene(s)
+    against it by the engine's rules, and build the engine's options from ``settings``
+    (``RunOptions`` fields; ``min_area_m2``/``simplify_m`` count for the mapping jobs only).
+
+    Raises:
+        InputRefused: what to choose instead, before any file is written.
+    """
+    if cfar is not None:  # the engine's CA-CFAR: no model file; its info says what it reads
+        try:
+            info = detector("cfar", cfar).info
+        except core("errors").ConfigError as exc:
+            raise InputRefused(str(exc)) from exc
+        path, label = "cfar", "CA-CFAR"
+    else:
+        resolved = resolve_model(job, model, scene.path, bands)
+        info, path, label = resolved.info, str(resolved.path), resolved.label
+        check_task(info.task, job, label)
+    check_scenes(info, job, scene, before, bands, label)
+    check_resolution(scene, info)
+    if job not in ("water", "flood"):
+        settings = {k: v for k, v in settings.items() if k not in ("min_area_m2", "simplify_m")}
+    try:
+        options = core("inference.options").RunOptions(
+            job=job,
+            bands=list(bands) if bands else None,
+            before=before.path if before is not None else None,
+            backend="onnxruntime",  # never torch, whatever the file
+            **settings,
+        )
+    except core("errors").ConfigError as exc:
+        raise InputRefused(str(exc)) from exc
+    return PlannedRun(path, label, info, options, cfar)
 
 
 def build_request(
@@ -42,39 +123,29 @@ def build_request(
     facts = raster_facts(layer)
     check_raster(facts)
     cfar = params.job == "ships" and params.detector == DETECTOR_CFAR
-    if cfar:  # the engine's CA-CFAR: no model file; its info says what it reads
-        info, model_path, label = core("inference.cfar").CfarDetector().info, "cfar", "CA-CFAR"
-    else:
-        model = resolve_model(params.job, params.model, facts.path, params.bands)
-        info, model_path, label = model.info, str(model.path), model.label
-        check_task(info.task, params.job, label)
     before = _before_layer(params, project, layer) if params.job == "flood" else None
-    check_scenes(info, params.job, facts, before, params.bands, label)
-    check_resolution(facts, info)
-
-    options: dict[str, Any] = dict(
+    settings: dict[str, Any] = dict(
         tile=params.tile,
         overlap=params.overlap,
         batch_size=params.batch_size,
         threshold=params.threshold,
         units=params.units,
-        bands=list(params.bands) if params.bands else None,
-        job=params.job,
         overwrite=params.overwrite,
-        backend="onnxruntime",  # never torch, whatever the file
+        min_area_m2=params.min_area_m2,
+        simplify_m=params.simplify_m,
     )
-    if params.job in ("water", "flood"):
-        options.update(min_area_m2=params.min_area_m2, simplify_m=params.simplify_m)
-    if before is not None:
-        options["before"] = before.path
-    cfar_settings = {"min_area_m2": params.min_area_m2} if cfar else None
     if params.area == AREA_CANVAS:
         if canvas is None:
             raise InputRefused("no map canvas to take the extent from; choose another area")
-        options["aoi"], options["aoi_crs"] = canvas_area(canvas)
+        settings["aoi"], settings["aoi_crs"] = canvas_area(canvas)
     elif params.area == AREA_POLYGONS:
         area_layer = project.mapLayer(params.area_layer_id) if params.area_layer_id else None
-        options["aoi"], options["aoi_crs"] = selected_polygons(area_layer)
+        settings["aoi"], settings["aoi_crs"] = selected_polygons(area_layer)
+    # the dock's CA-CFAR: the engine's defaults, its minimum ship area from the form
+    plan = plan_run(
+        params.job, facts, params.model, list(params.bands) if params.bands else None, before,
+        {"min_area_m2": params.min_area_m2} if cfar else None, settings,
+    )  # fmt: skip
 
     mask = params.job in ("water", "flood") and params.add_mask
     products = ("vector", "class") if mask else ("vector",)
@@ -83,15 +154,15 @@ def build_request(
     return InferenceRequest(
         job=params.job,
         raster=facts.path,
-        model=model_path,
-        model_label=label,
+        model=plan.model,
+        model_label=plan.label,
         input_name=layer.name(),
         layer_crs=crs_text(layer.crs()),
         output=str(output),
         products=products,
         temporary=temporary,
-        options=options,
-        cfar=cfar_settings,
+        options=plan.options,
+        cfar=plan.cfar,
     )
 
 

@@ -22,6 +22,7 @@ from qgis.core import QgsTask
 from .compat import TASK_CAN_CANCEL
 from .core import core
 from .params import JOB_TITLE, InferenceRequest
+from .request import detector
 
 
 @dataclass
@@ -59,21 +60,17 @@ def run_inference(
     start = time.perf_counter()
     try:
         predict = core("inference.predict").predict
-        model: Any = request.model
-        if request.cfar is not None:  # the engine's detector, built from plain settings
-            cfar = core("inference.cfar")
-            model = cfar.CfarDetector(cfar.CfarParams(**request.cfar))
         outcome.result = predict(
             request.raster,
-            model,
+            detector(request.model, request.cfar),  # CA-CFAR built here from plain settings
             request.output,
+            request.options,
             products=request.products,
             progress=progress,
             cancel=cancelled,
-            **request.options,
         )
     except Exception as exc:
-        if type(exc).__name__ == "CancelledError" or (cancelled is not None and cancelled()):
+        if isinstance(exc, core("errors").CancelledError) or (cancelled and cancelled()):
             outcome.cancelled = True
         else:
             outcome.error = str(exc) or type(exc).__name__

@@ -1,6 +1,7 @@
 """sarmae: SAR foundation models (SARMAE) from pretraining to maps.
 
-The public API is small: :func:`predict`, :func:`predict_many`, :func:`create_model`,
+The public API is small: :func:`predict`, :func:`predict_many` (their settings:
+:class:`RunOptions`), :func:`create_model`,
 :func:`load_model`, :func:`export_onnx`. Names are resolved lazily so that ``import sarmae_core``
 stays cheap and torch-free: the QGIS plugin runs inference with numpy, onnxruntime and GDAL only.
 """
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "predict": ("sarmae_core.inference.predict", "predict"),
     "predict_many": ("sarmae_core.inference.many", "predict_many"),
+    "RunOptions": ("sarmae_core.inference.options", "RunOptions"),
     "create_model": ("sarmae_core.models.mae", "create_model"),
     "load_model": ("sarmae_core.models.checkpoint", "load_checkpoint"),
     "save_model": ("sarmae_core.models.checkpoint", "save_checkpoint"),

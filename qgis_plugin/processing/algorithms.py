@@ -46,14 +46,12 @@ from ..compat import (
 from ..core import core
 from ..layer_io import crs_text, raster_facts
 from ..naming import format_area_km2
+from ..request import plan_run
 from ..results import KINDS
 from ..styling import style_mask
 from ..validation import (
     InputRefused,
     check_raster,
-    check_resolution,
-    check_scenes,
-    check_task,
 )
 
 UNIT_OPTIONS = ["from the file", "db", "intensity", "amplitude", "complex"]
@@ -234,13 +232,9 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                     "(segmentation) or objects (detection)"
                 )
         bands = _bands(self.parameterAsString(parameters, "BANDS", context))
+        cfar = None
         if job == "ships" and self.parameterAsEnum(parameters, "DETECTOR", context) == 1:
-            run_model: Any = self._cfar(parameters, context)
-            info = run_model.info
-        else:
-            model = resolve_model(job, model_path, facts.path, bands)
-            check_task(model.info.task, job, model.label)
-            run_model, info = str(model.path), model.info
+            cfar = self._cfar(parameters, context)
         before = None
         if job == "flood":
             before_layer = self.parameterAsRasterLayer(parameters, "BEFORE", context)
@@ -248,14 +242,8 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                 raise InputRefused("BEFORE is not a raster layer GDAL can open")
             before = raster_facts(before_layer)
             check_raster(before)
-        check_scenes(info, job, facts, before, bands, Path(str(run_model)).stem)
-        check_resolution(facts, info)
-
-        options: dict[str, Any] = dict(
-            bands=bands,
-            job=job,
+        settings: dict[str, Any] = dict(
             overwrite=True,
-            backend="onnxruntime",  # never torch, whatever the file
             units=[None, *UNIT_OPTIONS[1:]][self.parameterAsEnum(parameters, "UNITS", context)],
             tile=_optional_int(self, parameters, "TILE", context),
             overlap=_optional_int(self, parameters, "OVERLAP", context),
@@ -263,11 +251,10 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             threshold=_optional_double(self, parameters, "THRESHOLD", context),
         )
         if job in ("water", "flood"):
-            options["min_area_m2"] = self.parameterAsDouble(parameters, "MIN_AREA", context)
-            options["simplify_m"] = self.parameterAsDouble(parameters, "SIMPLIFY", context)
-        if before is not None:
-            options["before"] = before.path
-        options.update(self._area(parameters, context, layer))
+            settings["min_area_m2"] = self.parameterAsDouble(parameters, "MIN_AREA", context)
+            settings["simplify_m"] = self.parameterAsDouble(parameters, "SIMPLIFY", context)
+        settings.update(self._area(parameters, context, layer))
+        plan = plan_run(job, facts, model_path, bands, before, cfar, settings)
 
         vector_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
         if vector_out.suffix.lower() != ".gpkg":
@@ -283,12 +270,12 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         try:
             result = core("inference.predict").predict(
                 facts.path,
-                run_model,
+                plan.detector(),
                 scratch / "out.gpkg",
+                plan.options,
                 products=products,
                 progress=feedback.setProgress,
                 cancel=feedback.isCanceled,
-                **options,
             )
             _move(result.files["vector"], vector_out)
             if raster_out is not None:
@@ -316,20 +303,16 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         self._style_on_load(context, job, [str(vector_out), str(raster_out or "")])
         return outputs
 
-    def _cfar(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any:
-        """The engine's CA-CFAR detector with this run's settings."""
-        cfar = core("inference.cfar")
+    def _cfar(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The CA-CFAR settings given (``CfarParams`` fields; the engine's defaults for the
+        rest), checked by the engine when the run is planned."""
         given: dict[str, Any] = {}
         for key, _label, kind in CFAR_PARAMETERS:
             read = _optional_int if kind == NUMBER_INTEGER else _optional_double
             value = read(self, parameters, key, context)
             if value is not None:
                 given[CFAR_FIELDS[key]] = value
-        try:
-            params = cfar.CfarParams(**given)
-        except core("errors").ConfigError as exc:
-            raise InputRefused(str(exc)) from exc
-        return cfar.CfarDetector(params)
+        return given
 
     def _area(
         self, parameters: dict[str, Any], context: QgsProcessingContext, layer: QgsRasterLayer

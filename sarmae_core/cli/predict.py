@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
+from . import log_level, verbose_option
 
 log = logging.getLogger("sarmae")
 
@@ -61,8 +62,8 @@ def _options(func):
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("--force", is_flag=True,
                      help="Run even when the work looks absurd or may not fit disk or memory."),
-        click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
-        click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
+        verbose_option,
+        click.option("-q", "--quiet", is_flag=True, help="Errors only; no progress bar."),
         # many scenes (SCENE a folder, glob, .txt list or STAC .json; -o a folder): cli/many.py
         click.option("--workers", type=int, help="Many scenes: local worker processes "
                      "(default: one per core)."),
@@ -80,6 +81,7 @@ def _options(func):
 def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | None],
          quicklook: Path | None, **kw) -> None:  # fmt: skip
     from ..inference.notes import InferenceWarning
+    from ..inference.options import RunOptions
     from ..inference.predict import predict as run_predict
     from ..inference.scenes import is_many
 
@@ -107,14 +109,14 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
     model = kw.pop("model") or job
     verbose, quiet = kw.pop("verbose"), kw.pop("quiet")
     if quiet or verbose:  # the same switches as `sarmae -v/-q`, after the subcommand too
-        level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-        logging.getLogger().setLevel(level)
+        logging.getLogger().setLevel(log_level(logging.WARNING, verbose, quiet))
     quiet = logging.getLogger().level >= logging.ERROR
     if many:
         from .many import run_many
 
         return run_many(job, scene, output, {**products, "quicklook": quicklook}, quiet,
                         model=model, **kw)  # fmt: skip
+    options = RunOptions.of(job=job, quicklook=quicklook, **kw)
     sink = io.StringIO() if quiet else None  # -q: the bar draws into nothing
     with click.progressbar(length=100, label=f"{job}: {scene.name}", file=sink) as bar, \
             warnings.catch_warnings():  # fmt: skip
@@ -128,8 +130,7 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
                 bar.update(step)
                 done[0] += step
 
-        result = run_predict(scene, model, paths, job=job, progress=progress,
-                             quicklook=quicklook, **kw)  # fmt: skip
+        result = run_predict(scene, model, paths, options, progress=progress)
     click.echo(str(result))
 
 

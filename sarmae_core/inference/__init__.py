@@ -11,6 +11,7 @@ from ..errors import OutputExistsError
 from .backends import Backend, CallableBackend, OnnxBackend, load_backend
 from .cfar import CfarDetector, CfarParams
 from .notes import InferenceWarning
+from .options import RunOptions
 from .predict import predict
 from .result import PredictionResult, PredictionSummary
 
@@ -24,6 +25,7 @@ __all__ = [
     "OutputExistsError",
     "PredictionResult",
     "PredictionSummary",
+    "RunOptions",
     "load_backend",
     "predict",
 ]

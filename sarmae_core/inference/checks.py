@@ -1,8 +1,10 @@
-"""The rules ``predict`` checks its arguments and its work against, before any work.
+"""The rules ``predict`` checks its work against, before any work: its size against the
+disk and memory, and a full disk named as such. (Its options are checked where they are
+made: :class:`.options.RunOptions`.)
 
 One place for them: the CLI, the QGIS plugin and Processing pass their values through
-``predict``, which calls these; none keeps a copy. Each refusal names the parameter, what it
-got and what it takes, so a script's author can fix the call without reading the source.
+``predict``, which calls these; none keeps a copy. Each refusal names the numbers and a way
+out, so a script's author can fix the call without reading the source.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import errno
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ..errors import ConfigError, InputError, RasterError, SarmaeError
+from ..errors import InputError, RasterError, SarmaeError
 
 #: Pixels a run may sweep (at the model's grid) or read (at the input's) without ``force``:
 #: about 25 Sentinel-1 IW GRD scenes at 10 m. Beyond that, a declared size is far likelier a
@@ -27,85 +27,6 @@ MAX_MEMORY_SHARE = 0.5
 #: Bytes per output pixel of each raster product before compression (the vector product
 #: needs the uint8 foreground mask as scratch).
 _BYTES_PER_PIXEL = {"class": 1, "probability": 4, "vector": 1}
-
-
-def check_args(values: Mapping[str, Any]) -> None:
-    """Refuse arguments of the wrong type or outside their range, naming the parameter.
-
-    Raises:
-        ConfigError: the first wrong value found.
-    """
-    raster = values["raster"]
-    if not isinstance(raster, (str, os.PathLike)):
-        raise ConfigError(f"raster must be a path (str or Path), got {raster!r}")
-    before = values.get("before")
-    if before is not None and not isinstance(before, (str, os.PathLike)):
-        raise ConfigError(f"before must be a path (str or Path), got {before!r}")
-    if before is not None and os.fspath(before) == os.fspath(raster):
-        raise ConfigError("before and after are the same file: give the scene before the event")
-    for name in ("tile", "overlap"):
-        _integer(name, values[name], minimum=1 if name == "tile" else 0, optional=True)
-    _integer("batch_size", values["batch_size"], minimum=1)
-    threshold = values["threshold"]
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, Real):
-            raise ConfigError(f"threshold must be a number, got {threshold!r}")
-        if not 0.0 < float(threshold) < 1.0:  # NaN fails this too
-            raise ConfigError(
-                f"threshold must lie strictly between 0 and 1 (a probability or confidence), "
-                f"got {threshold!r}; leave it unset for the model's own"
-            )
-    for name in ("min_area_m2", "simplify_m"):
-        _number(name, values[name], minimum=0.0)
-    # ``inf`` is the documented way to fill every hole; NaN or a negative area means nothing.
-    _number("fill_holes_m2", values["fill_holes_m2"], minimum=0.0, allow_inf=True)
-    _number("resolution_tolerance", values["resolution_tolerance"], minimum=0.0)
-    bands = values["bands"]
-    if bands is not None:
-        if isinstance(bands, (str, bytes)) or not isinstance(bands, Sequence):
-            raise ConfigError(
-                f"bands must be a list with one band name or 1-based index per model channel, "
-                f"e.g. ['VV'] or [1], got {bands!r}"
-            )
-        for b in bands:
-            if isinstance(b, bool) or not isinstance(b, (str, Integral)):
-                raise ConfigError(f"bands holds {b!r}: each band is a name (str) or an int index")
-    products = values["products"]
-    if isinstance(products, (str, bytes)) or not isinstance(products, (Sequence, type(None))):
-        raise ConfigError(f"products must be a list such as ['class', 'vector'], got {products!r}")
-    for name in ("units", "aoi_crs", "job"):
-        if values[name] is not None and not isinstance(values[name], str):
-            raise ConfigError(f"{name} must be a string, got {values[name]!r}")
-    for name in ("cog", "overwrite", "allow_optical", "force"):
-        if not isinstance(values[name], bool):
-            raise ConfigError(f"{name} must be True or False, got {values[name]!r}")
-    output = values["output"]
-    if output is not None and not isinstance(output, (str, os.PathLike, Mapping)):
-        raise ConfigError(f"output must be a path or a {{product: path}} dict, got {output!r}")
-    quicklook = values["quicklook"]
-    if quicklook is not None and not isinstance(quicklook, (str, os.PathLike)):
-        raise ConfigError(f"quicklook must be a path (.png), got {quicklook!r}")
-    if quicklook is not None and Path(quicklook).suffix.lower() != ".png":
-        raise ConfigError(f"the quicklook {Path(quicklook).name!r} must end in .png")
-
-
-def _integer(name: str, value: Any, minimum: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ConfigError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-
-
-def _number(name: str, value: Any, minimum: float | None = None, allow_inf: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ConfigError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    v = float(value)
-    if math.isnan(v) or (math.isinf(v) and not (allow_inf and v > 0)):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    if minimum is not None and v < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {value!r}")
 
 
 def check_work(

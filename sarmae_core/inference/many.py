@@ -11,7 +11,6 @@ line each without stopping the other scenes, and a catalogue of every scene.
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import os
 import threading
@@ -38,14 +37,17 @@ from .manifest import (
     write_manifest,
 )
 from .notes import InferenceWarning
+from .options import NAMES as OPTION_NAMES
+from .options import RunOptions
 from .predict import JOBS, predict
 from .scenes import Scene, resolve_scenes
 from .writers import sweep_stale
 
 log = logging.getLogger("sarmae")
 
-#: ``predict`` options a many-scene run sets itself (per scene) or does not take.
-_OWN = {"raster", "model", "output", "job", "progress", "cancel", "overwrite", "io", "quicklook"}
+#: Options of ``predict`` (:class:`.options.RunOptions`) a many-scene run sets itself, per
+#: scene or for the whole run, as arguments of its own.
+_OWN = {"job", "overwrite", "io_backend", "quicklook", "products"}
 #: Options that do not change what is written: a rerun with another value skips done scenes.
 _NOT_IN_KEY = {"batch_size", "force"}
 #: The figures of each job in the catalogue: (column, type, PredictionSummary attribute).
@@ -107,7 +109,7 @@ def predict_many(
     products: Sequence[str] | None = None,
     quicklook: bool = False,
     overwrite: bool = False,
-    io: str | None = None,
+    io_backend: str | None = None,
     progress: Callable[[int, int, dict[str, Any]], Any] | None = None,
     on_cluster: Callable[[str | None], Any] | None = None,
     **options: Any,
@@ -129,11 +131,12 @@ def predict_many(
         products: as for :func:`predict` (default: the vector layer).
         quicklook: also write a PNG of each scene with its results.
         overwrite: redo every scene and replace its outputs, done or not.
-        io: IO backend (``gdal``, ``rasterio``), the same on every worker.
+        io_backend: IO backend (``gdal``, ``rasterio``), the same on every worker.
         progress: called in this process with (scenes finished, scenes to run, the scene's
             record): once with ``(0, n, None)`` when the cluster is up, then after each scene.
         on_cluster: called with the Dask dashboard address once the cluster is up.
-        **options: any other option of :func:`predict` (``tile``, ``threshold``, ``aoi``...).
+        **options: any other option of :func:`predict` (:class:`.options.RunOptions`:
+            ``tile``, ``threshold``, ``aoi``...), checked before any scene runs.
 
     Returns:
         Every scene's record, the catalogue files, the dashboard address.
@@ -147,6 +150,7 @@ def predict_many(
     unknown = sorted(set(options) - _predict_options())
     if unknown:
         raise ConfigError(f"predict_many has no option {', '.join(unknown)}; see help(predict)")
+    RunOptions.of(**options)  # a wrong value is refused here, not once per scene
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
     if job not in JOBS:
@@ -158,7 +162,7 @@ def predict_many(
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"output folder {outdir} is a file; give a folder for many scenes")
-    io = raster_io.get(io).name  # decided here, so every worker reads and writes alike
+    io = raster_io.get(io_backend).name  # decided here: every worker reads and writes alike
     todo_scenes = resolve_scenes(scenes, asset)
     if isinstance(model, (str, os.PathLike)) and not (isinstance(model, str) and model in JOBS):
         model = resolve_model_path(model).resolve()  # a missing model stops the run up front
@@ -241,7 +245,7 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
             result = predict(
                 scene.path, be, {k: v for k, v in plan.items() if k != "quicklook"},
                 job=task.job, quicklook=plan.get("quicklook"),
-                overwrite=task.overwrite or mine, io=task.io, **task.options,
+                overwrite=task.overwrite or mine, io_backend=task.io, **task.options,
             )  # fmt: skip
     except Exception as exc:
         record.update(status="failed", error=_one_line(exc), seconds=time.perf_counter() - start)
@@ -400,7 +404,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _predict_options() -> set[str]:
-    return set(inspect.signature(predict).parameters) - _OWN - {"products"}
+    return set(OPTION_NAMES) - _OWN
 
 
 def _run_key(job: str, model: Any, products: Any, quicklook: bool, threads: Any,
@@ -408,9 +412,8 @@ def _run_key(job: str, model: Any, products: Any, quicklook: bool, threads: Any,
     """What makes a scene's outputs what they are, besides the scene and the model file."""
     # Every option with its value or predict's default: the CLI (which passes them all) and
     # a Python call (which passes a few) make the same key for the same run.
-    defaults = {n: p.default for n, p in inspect.signature(predict).parameters.items()}
-    kept = {k: options.get(k, defaults[k]) for k in sorted(_predict_options() - _NOT_IN_KEY)}
-    kept = {k: list(v) if isinstance(v, tuple) else v for k, v in kept.items()}
+    every = RunOptions.of(**options).as_dict()
+    kept = {k: every[k] for k in sorted(_predict_options() - _NOT_IN_KEY)}
     aoi = kept.get("aoi")
     if isinstance(aoi, (str, os.PathLike)) and Path(aoi).is_file():
         kept["aoi"] = file_fingerprint(aoi)["sha256"]

@@ -20,15 +20,16 @@ import numpy as np
 from ..contract.metadata import ModelInfo
 from ..errors import ConfigError, InputError
 from . import raster_io
-from .aoi import AreaOfInterest, Region, resolve_aoi
+from .aoi import Region, resolve_aoi
 from .backends import BUNDLED_DIR, Backend, load_backend
 from .blending import Sink
 from .bundled import bundled_for_raster
-from .checks import check_args, check_work, disk_full
+from .checks import check_work, disk_full
 from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
 from .geodesy import EqualArea, pixel_size_m
 from .georef import Transform
 from .notes import Notes
+from .options import RunOptions, check_paths
 from .products import SegmentationSink, kept_channels, plan_outputs
 from .quicklook import boxes_from_gpkg, write_quicklook
 from .regrid import OutputWindow, ToInputGrid
@@ -49,32 +50,11 @@ def predict(
     raster: str | os.PathLike,
     model: Any = "water",
     output: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None,
+    options: RunOptions | None = None,
     *,
-    before: str | os.PathLike | None = None,
-    aoi: AreaOfInterest | None = None,
-    aoi_crs: str | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int = 4,
-    backend: str = "auto",
-    device: str = "auto",
-    units: str | None = None,
-    bands: Sequence[str | int] | None = None,
-    products: Sequence[str] | None = None,
-    job: str | None = None,
-    threshold: float | None = None,
-    min_area_m2: float = 0.0,
-    fill_holes_m2: float = 0.0,
-    simplify_m: float = 0.0,
-    cog: bool = False,
-    quicklook: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    force: bool = False,
-    allow_optical: bool = False,
-    resolution_tolerance: float = 0.25,
     progress: Callable[[float], Any] | None = None,
     cancel: Any = None,
-    io: str | None = None,
+    **settings: Any,
 ) -> PredictionResult:
     """Run a segmentation (water) or detection (ships) model over a whole SAR raster.
 
@@ -87,12 +67,14 @@ def predict(
             :class:`~sarmae_core.inference.Backend`.
             ``water`` runs the bundled VV+VH model (``water_vvvh``) on scenes with VV and VH
             bands, the VV model otherwise or when ``bands`` names one band.
-        before: the scene before the event, for a two-date model (``flood``): read on the
-            after scene's grid, whatever its own grid or CRS; a pair that does not overlap
-            is refused.
         output: output path; ``.tif`` writes a class map, ``.gpkg`` polygons or ship boxes
             (default: ``<raster>_<model>.gpkg`` beside the input). See ``products``. Or a
             mapping ``{"vector": "w.gpkg", "class": "mask.tif", "probability": ...}``.
+        options: the run's settings as one :class:`~.options.RunOptions`; or give them as
+            keywords (``settings``), which also override those of ``options``:
+        before: the scene before the event, for a two-date model (``flood``): read on the
+            after scene's grid, whatever its own grid or CRS; a pair that does not overlap
+            is refused.
         aoi: area of interest: ``(xmin, ymin, xmax, ymax)`` in ``aoi_crs`` (default the
             raster's CRS), GeoJSON polygons, or a vector file of polygons.
         aoi_crs: CRS of a box or GeoJSON ``aoi``, e.g. ``"EPSG:4326"``.
@@ -120,9 +102,9 @@ def predict(
         progress: called with the percentage done (0-100), e.g. ``QgsTask.setProgress``.
         cancel: a ``threading.Event`` or a callable returning True to stop
             (``QgsTask.isCanceled``); stopping raises :class:`CancelledError`.
-        io: the library that reads and writes files: ``gdal`` (GDAL's Python bindings),
-            ``rasterio``, or ``auto`` (default, or ``$SARMAE_IO``: GDAL's bindings when they
-            import, else rasterio).
+        io_backend: the library that reads and writes files: ``gdal`` (GDAL's Python
+            bindings), ``rasterio``, or ``auto`` (default, or ``$SARMAE_IO``: GDAL's bindings
+            when they import, else rasterio).
 
     Returns:
         The files written, a summary (areas, ship count, time, pixels) and the run's notes.
@@ -131,55 +113,59 @@ def predict(
         RasterError: unreadable input, unwritable or existing output.
         InputError: input the model cannot take (units, bands, optical, no valid pixels).
         CheckpointError: a missing, damaged or foreign model file.
-        ConfigError: contradictory options, or a model that does not do the job.
+        ConfigError: a wrong or unknown option, contradictory options, or a model that does
+            not do the job.
         CancelledError: the run was cancelled; nothing was written.
     """
-    check_args(locals())
+    opts = RunOptions.of(options, **settings)
+    check_paths(raster, output, opts)
     start = time.perf_counter()
     notes = Notes()
     canceller = Canceller(cancel)
     report = _progress(progress)
+    job = opts.job
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
-    files_io = raster_io.get(io)
+    files_io = raster_io.get(opts.io_backend)
     if isinstance(model, str) and model in JOBS and not Path(model).exists():
         # the job's bundled model: the variant for the scene's bands (VV+VH water when both)
-        model = bundled_for_raster(model, raster, bands, BUNDLED_DIR, files_io, notes)
-    be = load_backend(model, backend, device, notes)
+        model = bundled_for_raster(model, raster, opts.bands, BUNDLED_DIR, files_io, notes)
+    be = load_backend(model, opts.backend, opts.device, notes)
     info = be.info
     task = check_task(info.task, job, model)
+    before = opts.before
     check_dates(info, job, before, model)
-    tile, overlap = _tiling(be, tile, overlap)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    tile, overlap = _tiling(be, opts.tile, opts.overlap)
     if output is None:
         name = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else task
         output = Path(raster).with_name(f"{Path(raster).stem}_{name}.gpkg")
-    plan = plan_outputs(output, task, products)
+    plan = plan_outputs(output, task, opts.products)
+    quicklook = opts.quicklook
     if quicklook is not None:
         plan["quicklook"] = Path(quicklook)
+    aoi = opts.aoi
     reads = [raster] + [p for p in (aoi, model, before) if isinstance(p, (str, os.PathLike))]
-    outputs = OutputSet(plan, overwrite=overwrite, reads=reads)
+    outputs = OutputSet(plan, overwrite=opts.overwrite, reads=reads)
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
     need = 0
     tiles = None
     try:
-        options = dict(units=units, bands=bands, allow_optical=allow_optical,
-                       resolution_tolerance=resolution_tolerance, notes=notes, io=files_io.name,
-                       check_cancel=canceller.check)  # fmt: skip
+        reading = dict(units=opts.units, bands=opts.bands, allow_optical=opts.allow_optical,
+                       resolution_tolerance=opts.resolution_tolerance, notes=notes,
+                       io=files_io.name, check_cancel=canceller.check)  # fmt: skip
         with files_io.environment(GDAL_CACHE_MB), (
-            PairSource(raster, before, info, **options) if info.dates  # type: ignore[arg-type]
-            else SarSource(raster, info, **options)
+            PairSource(raster, before, info, **reading) if info.dates  # type: ignore[arg-type]
+            else SarSource(raster, info, **reading)
         ) as source:  # fmt: skip
             region = resolve_aoi(
-                aoi, aoi_crs, source.crs, source.transform, source.width, source.height, notes,
+                aoi, opts.aoi_crs, source.crs, source.transform, source.width, source.height, notes,
                 source.io,
             )  # fmt: skip
             grid = TileGrid(region.height, region.width, tile, overlap)
             if hasattr(be, "set_pixel_size"):  # CFAR's minimum ship area in m2
                 be.set_pixel_size(source.pixel_size_m)
-            need = _check_work(source, region, grid, info, outputs, force)
+            need = _check_work(source, region, grid, info, outputs, opts.force)
             stats.timings["setup"] = time.perf_counter() - start  # model load, raster checks
             done = [0]
 
@@ -188,12 +174,12 @@ def predict(
                 report(90.0 * done[0] / len(grid))
 
             run = _Run(source, region, grid, info, outputs, stats, canceller, report, job, sinks)
-            tiles = run_tiles(source, region, be, grid, batch_size, canceller, stats, on_batch)
+            tiles = run_tiles(source, region, be, grid, opts.batch_size, canceller, stats, on_batch)
             if task == "segmentation":
-                options = PolygonOptions(min_area_m2, fill_holes_m2, simplify_m)
-                summary = _segment(run, tiles, threshold, cog, options, sinks)
+                cleaning = PolygonOptions(opts.min_area_m2, opts.fill_holes_m2, opts.simplify_m)
+                summary = _segment(run, tiles, opts.threshold, opts.cog, cleaning, sinks)
             else:
-                summary = _detect(run, tiles, threshold)
+                summary = _detect(run, tiles, opts.threshold)
             if quicklook is not None:
                 _quicklook(run, raster)
             canceller.check()

@@ -8,7 +8,7 @@ The engine reaches files only through one of two thin backends with the same fun
   ``pip install`` where GDAL's bindings (which need the system's GDAL) are missing.
 
 ``auto`` takes GDAL's bindings when they import, else rasterio. ``SARMAE_IO=gdal|rasterio``
-in the environment, or ``predict(..., io=...)``, forces one. What a backend provides (the
+in the environment, or ``predict(..., io_backend=...)``, forces one. What a backend provides (the
 functions and classes each module defines; :class:`Raster` and :class:`FeatureWriter` are the
 shapes of the objects they return):
 

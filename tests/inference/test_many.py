@@ -89,7 +89,7 @@ def test_many_scenes_equal_sequential_runs_and_a_bad_scene_does_not_stop_them(
 ):
     out = tmp_path / "out"
     result = predict_many(scenes, out, str(models["water"]), job="water", scheduler=scheduler,
-                          io=io_backend)  # fmt: skip
+                          io_backend=io_backend)  # fmt: skip
     status = {r["scene"]: r["status"] for r in result.scenes}
     assert status == {"broken": "failed", "utm31": "done", "utm32": "done", "wgs84": "done"}
     error = result.of("failed")[0]["error"]
@@ -99,7 +99,7 @@ def test_many_scenes_equal_sequential_runs_and_a_bad_scene_does_not_stop_them(
     records = {r["scene"]: r for r in result.scenes}
     for name in GOOD:  # the same maps as one predict per scene, in this process
         seq = predict(scenes / f"{name}.tif", str(models["water"]), tmp_path / f"{name}.gpkg",
-                      job="water", io=io_backend)  # fmt: skip
+                      job="water", io_backend=io_backend)  # fmt: skip
         many = sorted(f["area_m2"] for f in features(out / f"{name}_water.gpkg"))
         assert many == pytest.approx(sorted(f["area_m2"] for f in features(seq.files["vector"])))
         assert len(many) > 0
@@ -133,7 +133,7 @@ def test_rerun_skips_finished_scenes_and_redoes_only_what_changed(
 
     def run(**kw):
         r = predict_many(folder, out, str(models["water"]), job="water", scheduler=scheduler,
-                         io=io_backend, **kw)  # fmt: skip
+                         io_backend=io_backend, **kw)  # fmt: skip
         return {s["scene"]: s["status"] for s in r.scenes}
 
     run()
@@ -165,7 +165,7 @@ def test_a_file_of_someone_else_is_kept_and_only_its_scene_fails(
     (out / "utm32_water.gpkg").write_bytes(b"someone's work")
     paths = [scenes / f"{n}.tif" for n in GOOD] + [tmp_path / "missing.tif"]
     r = predict_many(paths, out, str(models["water"]), job="water", scheduler=scheduler,
-                     io=io_backend)  # fmt: skip
+                     io_backend=io_backend)  # fmt: skip
     status = {s["scene"]: s for s in r.scenes}
     assert status["utm32"]["status"] == "failed" and "exists" in status["utm32"]["error"]
     assert (out / "utm32_water.gpkg").read_bytes() == b"someone's work"

@@ -265,7 +265,7 @@ def test_a_whole_run_gives_the_same_products(
     for name in BACKENDS:
         out = tmp_path / name
         out.mkdir()
-        runs[name] = predict(s1_db, models["water"], out / "w.tif", io=name, aoi=area,
+        runs[name] = predict(s1_db, models["water"], out / "w.tif", io_backend=name, aoi=area,
                              aoi_crs="EPSG:4326" if aoi else None, fill_holes_m2=2000,
                              products=("class", "probability", "vector"))  # fmt: skip
         assert runs[name].io == name
@@ -293,7 +293,7 @@ def test_ships_are_the_same_with_both_backends(tmp_path: Path, models) -> None:
     scene = write_raster(tmp_path / "harbour_VV_db.tif", x)
     found = {}
     for name in BACKENDS:
-        res = predict(scene, models["ships"], tmp_path / f"{name}.gpkg", io=name)
+        res = predict(scene, models["ships"], tmp_path / f"{name}.gpkg", io_backend=name)
         found[name] = sorted(
             (round(f["score"], 5), round(f["centre_x"], 3), round(f["centre_y"], 3),
              round(f["length_m"], 3), round(f["lon"], 8))
