@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,16 +19,13 @@ import torch.nn.functional as F
 from sarmae_core.errors import InputError
 from sarmae_core.models.losses import detection_loss, segmentation_loss
 
-from . import distributed as D
 from .config import FinetuneRunConfig, to_plain
 from .datasets import FORMATS, build_dataset
 from .datasets.base import ConcatTaskDataset
 from .evaluate import evaluate, headline, make_loader
-from .logs import Progress, RunLogger
-from .optim import layer_decay_groups, lr_at, peak_lr, set_lr
-from .pretrain import NonFiniteLossError, check_value_range, seed_everything
-from .sampler import ResumableSampler
-from .state import capture_rng, check_same_model, find_resume_state, list_states, save_state
+from .optim import layer_decay_groups, lr_at
+from .pretrain import check_value_range
+from .runtime import NonFiniteLossError, Runtime
 from .task_models import build_for_run, check_task, encoder_config, save_task_model
 
 log = logging.getLogger(__name__)
@@ -62,18 +58,9 @@ def _in_chans(cfg: FinetuneRunConfig) -> int:
 def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str, Any]:
     """Fine-tune and evaluate as configured; returns the metrics (also in ``metrics.json``)."""
     check_task(cfg.task)
-    D.init_distributed()
-    rank, world, local_rank = D.rank_world()
-    device = D.device_for(local_rank)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    out_dir, o = Path(cfg.run.out_dir), cfg.optim
-    ckpt_dir = out_dir / "checkpoints"
-    if resume is None and list_states(ckpt_dir):
-        raise FileExistsError(
-            f"{out_dir} already holds checkpoints; pass --resume or set run.out_dir to a new folder"
-        )
-    seed_everything(cfg.run.seed)
+    plain = to_plain(cfg)
+    rt = Runtime(cfg.run, plain, resume)
+    world, device, out_dir, o = rt.world, rt.device, rt.out_dir, cfg.optim
     config = encoder_config(cfg, _in_chans(cfg))
     units = config.data.units
     train_ds = build_dataset(cfg.data, cfg.data.train_split, units, True, cfg.run.seed, cfg.task)
@@ -104,35 +91,16 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
     if first is not None:
         check_value_range(model, [first["image"].to(device)], [f"data {cfg.data.format}"])
     model.train()
-    eff_batch = o.batch_size * o.accum_steps * world
-    peak = peak_lr(o.base_lr, o.lr, eff_batch)
     groups = layer_decay_groups(model, o.weight_decay, o.layer_decay, config.depth)
-    optimizer = torch.optim.AdamW(groups, lr=peak, betas=tuple(o.betas))
-    sampler = ResumableSampler(len(train_ds), rank, world, cfg.run.seed)
-    per_epoch = sampler.per_rank // o.batch_size // o.accum_steps * o.accum_steps
-    if per_epoch == 0:
-        raise InputError(
-            f"{len(train_ds)} training samples are fewer than one batch of "
-            f"{o.batch_size * o.accum_steps}; lower optim.batch_size"
-        )
+    optimizer, peak = rt.optimizer(groups, o)
+    sampler, per_epoch = rt.sampler(len(train_ds), o)
     total = o.epochs * per_epoch // o.accum_steps
-    plain = to_plain(cfg)
     epoch = 0
-    if resume is not None:
-        state = find_resume_state(ckpt_dir, None if resume == "latest" else Path(resume))
-        check_same_model(state, model.config)
-        state.restore(model, optimizer, rank)
+    state = rt.restore(model, optimizer)
+    if state is not None:
         epoch = state.epoch + 1  # fine-tuning checkpoints are taken at epoch ends
         log.info("resumed from %s (epoch %d done)", state.path, state.epoch)
-    ddp: torch.nn.Module = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ddp = DistributedDataParallel(
-            model,
-            device_ids=[local_rank] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.model.linear_probe,
-        )
+    ddp = rt.wrap(model, find_unused=cfg.model.linear_probe)
     loader = make_loader(
         model,
         train_ds,
@@ -142,24 +110,15 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
         num_workers=cfg.run.num_workers,
         generator=torch.Generator().manual_seed(cfg.run.seed),
     )
-    logger = None
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(plain, indent=2))
-        logger = RunLogger(
-            out_dir,
-            LOG_COLUMNS,
-            cfg.run.tensorboard,
-            resume_step=epoch * per_epoch // o.accum_steps if resume else None,
-        )
-    amp = cfg.run.amp and device.type == "cuda"
+    logger = rt.logger(LOG_COLUMNS, epoch * per_epoch // o.accum_steps if resume else None)
+    amp = rt.amp
     step = epoch * per_epoch // o.accum_steps
-    progress = Progress(total, step) if rank == 0 and log.isEnabledFor(logging.INFO) else None
+    progress = rt.progress(total, step)
     log.info(
         "fine-tuning: %d epochs x %d steps, effective batch %d, peak lr %.2e, layer decay %.2f, %s",
         o.epochs,
         per_epoch // o.accum_steps,
-        eff_batch,
+        rt.effective_batch(o),
         peak,
         o.layer_decay,
         device,
@@ -178,7 +137,7 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = ddp(x)
             loss = task_loss(model, out, batch, cfg)
-            if not D.all_finite(loss):
+            if not rt.finite(loss):
                 raise NonFiniteLossError(
                     f"loss became {loss.item()} at step {step + 1} (epoch {epoch}, batch "
                     f"{position}); samples {', '.join(batch['id'][:4])}: lower optim.lr or "
@@ -188,11 +147,9 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
             seen += x.shape[0] * world
             if position % o.accum_steps:
                 continue
-            set_lr(optimizer, lr_at(step, total, o.warmup_steps, peak, o.min_lr))
-            if o.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            rt.step(
+                model, optimizer, lr_at(step, total, o.warmup_steps, peak, o.min_lr), o.clip_grad
+            )
             step += 1
             wall = time.perf_counter() - t0
             if logger and (step % cfg.run.log_every == 0 or step == total):
@@ -209,22 +166,11 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
                 )
             if progress:
                 progress.update(step, loss=loss.item())
-        rngs = D.gather_objects(capture_rng())
-        if rank == 0:
-            save_state(
-                ckpt_dir,
-                model,
-                optimizer,
-                step=step,
-                epoch=epoch,
-                position=per_epoch,
-                rng_per_rank=rngs,
-                run_config=plain,
-                keep_last=cfg.run.keep_last,
-            )
+        rt.save_state(model, optimizer, step, epoch, per_epoch)
+        if rt.main:
             save_task_model(model, out_dir / "model.safetensors", {"epoch": epoch, "step": step})
     result: dict[str, Any] = {}
-    if rank == 0:
+    if rt.main:
         records: list[dict[str, Any]] = []
         metrics = evaluate(model, test_ds, cfg.eval, device, amp, records)
         if records:  # boxes with scores (detection) or per-image predictions (classification)
@@ -253,7 +199,7 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
         result = metrics
         if logger:
             logger.close()
-    D.shutdown()
+    rt.close()
     return result
 
 

@@ -12,44 +12,25 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from sarmae_core.errors import InputError, SarmaeError
+from sarmae_core.errors import InputError
 from sarmae_core.models import SARMAE, create_model, save_checkpoint
 
-from . import distributed as D
 from .config import PretrainRunConfig, to_plain
 from .data import build_pretrain_dataset, collate_pretrain
-from .logs import Progress, RunLogger
-from .optim import lr_at, param_groups, peak_lr, set_lr
+from .optim import lr_at, param_groups
 from .quicklook import save_quicklook
-from .sampler import ResumableSampler
-from .state import (
-    TrainState,
-    capture_rng,
-    check_same_model,
-    find_resume_state,
-    list_states,
-    remove_temporary_files,
-    save_state,
-)
+from .runtime import NonFiniteLossError, Runtime
 
 log = logging.getLogger(__name__)
 
 LOG_COLUMNS = ["step", "epoch", "lr", "loss", "loss_rec", "loss_align", "images_per_s", "seconds"]
-
-
-class NonFiniteLossError(SarmaeError, FloatingPointError):
-    """Training stopped on a NaN or infinite loss."""
 
 
 @dataclass
@@ -66,12 +47,6 @@ class DebugOptions:
     step_sleep: float = 0.0
     dump_weights: bool = False
     seen: list[int] = field(default_factory=list)
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global RNG third-party code may use
-    random.seed(seed)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -126,20 +101,6 @@ def train_step(
         return ddp(images, optical, paired)
 
 
-def _compare_run_configs(state: TrainState, now: dict[str, Any]) -> None:
-    before = state.run_config
-    diffs = []
-    for section in ("data", "optim"):
-        for k, v in now.get(section, {}).items():
-            if before.get(section, {}).get(k) != v:
-                diffs.append(f"{section}.{k}: {before.get(section, {}).get(k)!r} -> {v!r}")
-    if diffs:
-        log.warning(
-            "resuming with changed settings (%s): the result will differ from an uninterrupted run",
-            "; ".join(diffs),
-        )
-
-
 def run_pretraining(
     cfg: PretrainRunConfig, resume: str | None = None, debug: DebugOptions | None = None
 ) -> dict[str, Any]:
@@ -152,21 +113,9 @@ def run_pretraining(
         debug: test hooks.
     """
     debug = debug or DebugOptions()
-    distributed = D.init_distributed()
-    rank, world, local_rank = D.rank_world()
-    device = D.device_for(local_rank)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    if cfg.run.deterministic:
-        torch.use_deterministic_algorithms(True)
-    out_dir = Path(cfg.run.out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    if resume is None and list_states(ckpt_dir):
-        raise FileExistsError(
-            f"{out_dir} already holds checkpoints; pass --resume to continue that run or set "
-            "run.out_dir to a new folder"
-        )
-    seed_everything(cfg.run.seed)  # same on every rank: identical initial weights
+    plain = to_plain(cfg)
+    rt = Runtime(cfg.run, plain, resume)
+    rank, world, device, out_dir = rt.rank, rt.world, rt.device, rt.out_dir
     model = build_pretrain_model(cfg)
     window = model.config.img_size
     dataset = build_pretrain_dataset(cfg.data, window, model.config.data.units, cfg.run.seed)
@@ -184,45 +133,15 @@ def run_pretraining(
         log.warning("the model has a SARC teacher but no source has optical pairs")
 
     o = cfg.optim
-    eff_batch = o.batch_size * o.accum_steps * world
-    peak = peak_lr(o.base_lr, o.lr, eff_batch)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(
-        param_groups(model, o.weight_decay), lr=peak, betas=tuple(o.betas)
-    )
+    optimizer, peak = rt.optimizer(param_groups(model, o.weight_decay), o)
     step, epoch, position = 0, 0, 0
-    plain = to_plain(cfg)
-    if resume is not None:
-        if rank == 0:
-            remove_temporary_files(ckpt_dir)
-        state = find_resume_state(ckpt_dir, None if resume == "latest" else Path(resume))
-        check_same_model(state, model.config)
-        _compare_run_configs(state, plain)
-        if state.world_size != world:
-            log.warning(
-                "checkpoint written by %d process(es), resuming with %d: the data order "
-                "differs from an uninterrupted run",
-                state.world_size,
-                world,
-            )
-        state.restore(model, optimizer, rank)
+    state = rt.restore(model, optimizer)
+    if state is not None:
         step, epoch, position = state.step, state.epoch, state.position
         log.info("resumed from %s at step %d (epoch %d)", state.path, step, epoch)
-    else:
-        seed_everything(cfg.run.seed + rank)  # different masks and speckle on each rank
-    ddp: torch.nn.Module = model
-    if distributed:
-        ddp = DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None
-        )
-
-    sampler = ResumableSampler(len(dataset), rank, world, cfg.run.seed)
-    per_epoch = sampler.per_rank // o.batch_size // o.accum_steps * o.accum_steps
-    if per_epoch == 0:
-        raise InputError(
-            f"one epoch has {sampler.per_rank} samples per process, fewer than batch_size x "
-            f"accum_steps = {o.batch_size * o.accum_steps}; add data or lower the batch size"
-        )
+    ddp = rt.wrap(model)
+    sampler, per_epoch = rt.sampler(len(dataset), o)
     # Own generator: the loader must not draw from the global RNG (exact resume).
     loader = DataLoader(
         dataset,
@@ -235,29 +154,20 @@ def run_pretraining(
     )
     if position >= per_epoch:
         epoch, position = epoch + 1, 0
-    logger = None
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(plain, indent=2))
-        logger = RunLogger(
-            out_dir,
-            LOG_COLUMNS,
-            cfg.run.tensorboard,
-            resume_step=step if resume is not None else None,
-        )
-    use_amp = cfg.run.amp and device.type == "cuda"
+    logger = rt.logger(LOG_COLUMNS, step if resume is not None else None)
+    use_amp = rt.amp
     log.info(
         "pretraining %s: %d steps, effective batch %d, peak lr %.2e, %d process(es) on %s, "
         "%d samples per epoch",
         model.config.preset,
         o.steps,
-        eff_batch,
+        rt.effective_batch(o),
         peak,
         world,
         device,
         len(dataset),
     )
-    progress = Progress(o.steps, step) if rank == 0 and log.isEnabledFor(logging.INFO) else None
+    progress = rt.progress(o.steps, step)
     t0, seen, start_step, last = time.perf_counter(), 0, step, {}
     images = None
     while step < o.steps:
@@ -268,15 +178,15 @@ def run_pretraining(
             batch = next(batches)
             position += 1
             if batch is None:
-                if distributed:
+                if rt.distributed:
                     raise InputError(f"a whole batch is unreadable on rank {rank} (epoch {epoch})")
                 continue
             images = batch["sar"]
             sync = position % o.accum_steps == 0
-            ctx = ddp.no_sync() if distributed and not sync else contextlib.nullcontext()
+            ctx = ddp.no_sync() if rt.distributed and not sync else contextlib.nullcontext()
             with ctx:
                 out = train_step(ddp, batch, device, use_amp, with_sarc)
-                if not D.all_finite(out.loss):
+                if not rt.finite(out.loss):
                     raise NonFiniteLossError(
                         f"loss became {out.loss.item()} at step {step + 1} (epoch {epoch}, "
                         f"micro-batch {position} of the epoch, rank {rank}); the batch held "
@@ -289,11 +199,8 @@ def run_pretraining(
                 debug.seen += batch["index"]
             if not sync:
                 continue
-            set_lr(optimizer, lr_at(step, o.steps, o.warmup_steps, peak, o.min_lr))
-            if o.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            lr = lr_at(step, o.steps, o.warmup_steps, peak, o.min_lr)
+            rt.step(model, optimizer, lr, o.clip_grad)
             step += 1
             last = {
                 "loss": out.loss.item(),
@@ -315,19 +222,8 @@ def run_pretraining(
             if progress:
                 progress.update(step, loss=last["loss"])
             if step % cfg.run.save_every == 0 or step == o.steps:
-                rngs = D.gather_objects(capture_rng())  # collective: every rank, same point
-                if rank == 0:
-                    save_state(
-                        ckpt_dir,
-                        model,
-                        optimizer,
-                        step=step,
-                        epoch=epoch,
-                        position=position,
-                        rng_per_rank=rngs,
-                        run_config=plain,
-                        keep_last=cfg.run.keep_last,
-                    )
+                rt.save_state(model, optimizer, step, epoch, position)
+                if rt.main:
                     save_checkpoint(
                         model,
                         out_dir / "checkpoint.safetensors",
@@ -364,5 +260,5 @@ def run_pretraining(
     if logger:
         logger.close()
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    D.shutdown()
+    rt.close()
     return summary

@@ -5,7 +5,8 @@
 # Writes OUT/{water,water_vvvh,ships}_{float16,int8}.onnx (sarmae export MODEL.onnx --weights W;
 # the plugin zip carries int8) and the held-out tables OUT/*.txt / *.json: water on ETCI
 # Nebraska (20 m) and OMBRIA test (10 m), water_vvvh on ETCI Nebraska (VV+VH), ships on the
-# HRSID held-out tiles. Needs no training.
+# HRSID held-out tiles. Needs no training; finished tables are kept, so a rerun after an
+# interruption does only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 out=${1:-runs/smaller}
@@ -14,13 +15,14 @@ bundled=sarmae_core/models/bundled
 mkdir -p "$out"
 for name in water water_vvvh ships; do
   for weights in float16 int8; do
-    .venv/bin/sarmae export "$bundled/$name.onnx" -o "$out/${name}_$weights.onnx" \
-      --weights "$weights" --overwrite
+    [ -f "$out/${name}_$weights.onnx" ] || .venv/bin/sarmae export "$bundled/$name.onnx" \
+      -o "$out/${name}_$weights.onnx" --weights "$weights"
   done
 done
 heldout() {  # OUTNAME MODULE CONFIG MODEL [args...]
   local name=$1 module=$2 cfg=$3 model=$4
   shift 4
+  [ -f "$out/$name.json" ] && return 0
   .venv/bin/python -m "sarmae_train.$module" --config "training/configs/$cfg.yaml" "$@" \
     --model "float32=$bundled/$model.onnx" --model "float16=$out/${model}_float16.onnx" \
     --model "int8=$out/${model}_int8.onnx" --out "$out/$name.json" data.root="$data" \
