@@ -11,7 +11,7 @@ The zip holds one folder, ``sarmae_plugin/`` (QGIS's plugin manager installs it 
         models/bundled/<name>.onnx                           bundled models
 
 The zip's models have int8 matrix products (:mod:`sarmae_core.export.weights`): the plugin
-installs the CPU onnxruntime, on which they run 1.3x faster in a third of the bytes, and
+installs the CPU onnxruntime, on which they run a little faster in a third of the bytes, and
 held-out IoU/AP moved by at most 0.1 point (README, "Smaller models"). ``--weights float16``
 keeps float32 arithmetic in half the bytes; ``--weights float32`` copies the files as they are.
 

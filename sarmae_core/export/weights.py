@@ -9,9 +9,9 @@ bytes; any device.
 
 ``int8``: onnxruntime's dynamic quantisation of the matrix products (int8 weights, activations
 quantised per batch at run time), then the weights left in float32 (the fused attention's,
-convolutions) stored as float16. 0.34x the bytes and 1.3x faster on a CPU (the bundled water
-model, 2 cores), but ``MatMulInteger`` is a CPU kernel: for the CPU-only places (the QGIS
-plugin installs the CPU onnxruntime), not for files a GPU may run.
+convolutions) stored as float16. 0.34x the bytes and a little faster on a CPU (``predict`` on
+the held-out sets 1.07-1.15x, 2 cores), but ``MatMulInteger`` is a CPU kernel: for the CPU-only
+places (the QGIS plugin installs the CPU onnxruntime), not for files a GPU may run.
 
 Measured on the bundled models through ``predict`` on the held-out sets (README, "Smaller
 models", ``training/recipes/smaller_models.sh``): IoU and AP within 0.1 point of the float32 files.
