@@ -173,10 +173,11 @@ def child_model_alone(raster: str, model: str, batch: int, threads: int) -> dict
     be = load_cpu_backend(model, threads)
     info = be.info
     model_s, tiles = 0.0, 0
-    io = raster_io.get(None)  # as predict: GDAL's bindings when they import, else rasterio
-    with io.environment(GDAL_CACHE_MB), SarSource(raster, info, notes=notes, io=io.name) as src:
+    fileio = raster_io.get(None)  # as predict: GDAL's bindings when they import, else rasterio
+    with fileio.environment(GDAL_CACHE_MB), SarSource(raster, info, notes=notes,
+                                                      fileio=fileio) as src:  # fmt: skip
         region = resolve_aoi(
-            None, None, src.crs, src.transform, src.width, src.height, notes, src.io
+            None, None, src.crs, src.transform, src.width, src.height, notes, src.fileio
         )
         grid = TileGrid(region.height, region.width, info.tile_size, info.tile_overlap)
         pending: list[np.ndarray] = []

@@ -11,14 +11,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from ..errors import InputError, RasterError
 from .geometry import Polygon, bounds, box_polygon, geojson_polygons, rasterize
-from .georef import Crs, Transform, transform_xy
+from .georef import Crs, Transform
 from .notes import Notes
+from .raster_io import RasterIO
 
 AreaOfInterest = tuple[float, float, float, float] | dict | str | os.PathLike
 
@@ -56,7 +56,7 @@ def resolve_aoi(
     width: int,
     height: int,
     notes: Notes,
-    io: ModuleType | None = None,
+    fileio: RasterIO | None = None,
 ) -> Region:
     """Window (and mask polygons) of the read grid covered by ``aoi``.
 
@@ -67,20 +67,20 @@ def resolve_aoi(
             their own.
         crs, transform, width, height: the read grid.
         notes: receives assumptions.
-        io: the IO backend (default: the one that made ``crs``, else :func:`.raster_io.get`).
+        fileio: the IO backend that made ``crs`` (None: :func:`.raster_io.get`'s choice).
 
     Raises:
         InputError: an area that misses the raster, has no polygons or an unknown CRS.
     """
     if aoi is None:
         return Region(0, 0, height, width, transform)
-    if io is None:
+    if fileio is None:
         from . import raster_io
 
-        io = crs.backend if crs is not None else raster_io.get()
-    src_crs = io.parse_crs(str(aoi_crs)) if aoi_crs is not None else crs
+        fileio = raster_io.get()
+    src_crs = fileio.parse_crs(str(aoi_crs)) if aoi_crs is not None else crs
     if isinstance(aoi, (str, os.PathLike)):
-        geoms, file_crs = read_polygons(Path(aoi), io)
+        geoms, file_crs = read_polygons(Path(aoi), fileio)
         if file_crs is None:
             notes.warn(f"area file {aoi} has no CRS; assumed the raster's")
         src_crs = file_crs or crs
@@ -107,12 +107,14 @@ def resolve_aoi(
     if not geoms:
         raise InputError(f"the {what} holds no polygons")
     if src_crs is not None and crs is not None and src_crs != crs:
-        geoms = [[np.column_stack(transform_xy(src_crs, crs, *r.T)) for r in p] for p in geoms]
+        geoms = [
+            [np.column_stack(fileio.transform_xy(src_crs, crs, *r.T)) for r in p] for p in geoms
+        ]
     return _region(bounds(geoms), geoms, crs, transform, width, height, what, src_crs)
 
 
-def read_polygons(path: Path, io: ModuleType) -> tuple[list[Polygon], Crs | None]:
-    """Polygons of every layer of a vector file, and their CRS, read by the IO backend ``io``.
+def read_polygons(path: Path, fileio: RasterIO) -> tuple[list[Polygon], Crs | None]:
+    """Polygons of every layer of a vector file, and their CRS, read by the IO backend ``fileio``.
 
     Raises:
         RasterError: a missing or unreadable file; InputError: a file without polygons.
@@ -120,7 +122,7 @@ def read_polygons(path: Path, io: ModuleType) -> tuple[list[Polygon], Crs | None
     if not path.exists():
         raise RasterError(f"area file {path} does not exist")
     try:
-        geoms, crs = io.read_polygons(path)
+        geoms, crs = fileio.read_polygons(path)
     except RasterError as exc:
         raise RasterError(f"area file {exc}") from exc
     if not geoms:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 from ..errors import SarmaeError
 from .notes import Notes
+from .raster_io import RasterIO
 
 #: The bundled models of a job: (name, polarisations read, chosen automatically when the
 #: scene has those bands), preferred first. Automatic only with held-out evidence (see above).
@@ -68,7 +68,7 @@ def bundled_for_raster(
     raster: str | os.PathLike,
     bands: Sequence[str | int] | None,
     folder: Path,
-    io: ModuleType | None = None,
+    fileio: RasterIO | None = None,
     notes: Notes | None = None,
 ) -> str:
     """:func:`bundled_variant` for the bands of ``raster`` (metadata only, no pixels read).
@@ -82,7 +82,7 @@ def bundled_for_raster(
     if job not in VARIANTS:
         return job
     try:
-        ds = open_dataset(raster, io)
+        ds = open_dataset(raster, fileio)
     except SarmaeError:
         return job
     try:

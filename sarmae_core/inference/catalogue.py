@@ -12,14 +12,13 @@ import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..files import atomic_path
 from . import raster_io
-from .georef import transform_xy
+from .raster_io import RasterIO
 
 #: Columns of both files: (name, GeoPackage type); the job's figures (``water_km2``,
 #: ``ship_count``) come after ``status``.
@@ -32,7 +31,7 @@ _EDGE_POINTS = 16
 Footprint = list[list[tuple[float, float]]]
 
 
-def footprint(raster: str | os.PathLike, io: str | ModuleType | None = None) -> Footprint | None:
+def footprint(raster: str | os.PathLike, fileio: RasterIO | None = None) -> Footprint | None:
     """Outline of a raster in EPSG:4326 (lon, lat), edges densified; None without a CRS.
 
     A raster georeferenced by GCPs only (Sentinel-1 GRD measurement TIFFs) is outlined on the
@@ -43,7 +42,7 @@ def footprint(raster: str | os.PathLike, io: str | ModuleType | None = None) -> 
     """
     from .source import open_dataset
 
-    files_io = io if isinstance(io, ModuleType) else raster_io.get(io)
+    files_io = raster_io.get(fileio)
     ds = open_dataset(raster, files_io)
     view = None
     try:
@@ -58,7 +57,7 @@ def footprint(raster: str | os.PathLike, io: str | ModuleType | None = None) -> 
         cols = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
         rows = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])
         x, y = src.transform.apply(cols, rows)
-        lon, lat = transform_xy(crs, files_io.parse_crs("EPSG:4326"), x, y)
+        lon, lat = files_io.transform_xy(crs, files_io.parse_crs("EPSG:4326"), x, y)
     finally:
         if view is not None:
             view.close()
@@ -70,7 +69,7 @@ def footprint(raster: str | os.PathLike, io: str | ModuleType | None = None) -> 
 def write_catalogue(
     records: Sequence[dict[str, Any]],
     outdir: Path,
-    io: str | None = None,
+    fileio: RasterIO | None = None,
     figures: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Path]:
     """Write ``catalogue.gpkg`` and ``catalogue.csv`` in ``outdir``; returns their paths.
@@ -79,17 +78,17 @@ def write_catalogue(
         records: one per scene, with the keys of the columns and ``footprint``
             (:data:`Footprint` or None: a scene that could not be read has a null geometry).
         outdir: the run's output folder.
-        io: the IO backend that writes the GeoPackage (``gdal``, ``rasterio``, None: auto).
+        fileio: the IO backend that writes the GeoPackage (``gdal``, ``rasterio``, None: auto).
         figures: the job's columns, ``(name, type)`` (e.g. ``("water_km2", "real")``).
     """
     fields = [*FIELDS, *figures, *TAIL]
-    files_io = raster_io.get(io)
+    files_io = raster_io.get(fileio)
     paths = {"gpkg": outdir / "catalogue.gpkg", "csv": outdir / "catalogue.csv"}
     # A temporary name ending in .gpkg (GDAL's driver warns on other suffixes), renamed over
     # the previous catalogue only once complete.
     tmp = outdir / f".catalogue.{os.getpid()}.gpkg"
     try:
-        writer = files_io.FeatureWriter(tmp, LAYER, files_io.parse_crs("EPSG:4326"), fields)
+        writer = files_io.feature_writer(tmp, LAYER, files_io.parse_crs("EPSG:4326"), fields)
         try:
             for r in records:
                 rings = r.get("footprint")

@@ -22,7 +22,7 @@ from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 gdal.UseExceptions()
 ogr.UseExceptions()
 
-name = "gdal"
+NAME = "gdal"
 #: GDAL data type names -> rasterio's names, which the engine uses.
 _DTYPES = {
     "Byte": "uint8", "Int8": "int8", "UInt16": "uint16", "Int16": "int16", "UInt32": "uint32",
@@ -78,7 +78,6 @@ def parse_crs(text: str) -> Crs:
         is_geographic=geographic,
         metres_per_unit=1.0 if geographic else float(srs.GetLinearUnits()),
         native=srs,
-        backend=_module(),
     )
 
 
@@ -89,12 +88,6 @@ def transform_xy(src: Crs, dst: Crs, x: Any, y: Any) -> tuple[np.ndarray, np.nda
     ct = osr.CoordinateTransformation(src.native, dst.native)
     out = np.asarray(ct.TransformPoints(np.column_stack([x.ravel(), y.ravel()])))
     return out[:, 0].reshape(x.shape), out[:, 1].reshape(y.shape)
-
-
-def _module() -> Any:
-    import sys
-
-    return sys.modules[__name__]
 
 
 def _crs_or_none(wkt: str) -> Crs | None:
@@ -212,7 +205,7 @@ def warp(
     return GdalRaster(ds, raster.path, keep=(raster,))
 
 
-class GeoTiffWriter:
+class GdalGeoTiff:
     """A GeoTIFF created as ``spec`` says, written in row chunks."""
 
     def __init__(self, path: Path, spec: RasterSpec) -> None:
@@ -253,9 +246,6 @@ class GeoTiffWriter:
         if self._ds is not None:
             self._ds.FlushCache()
             self._ds = None
-
-
-create_geotiff = GeoTiffWriter
 
 
 def build_overviews(
@@ -311,7 +301,7 @@ def polygonize(
         src = band = layer = tmp = None
 
 
-class FeatureWriter:
+class GdalFeatureWriter:
     """One multipolygon layer in a new GeoPackage, written in batched transactions."""
 
     def __init__(
@@ -405,3 +395,26 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
 def _shoelace(ring: np.ndarray) -> float:
     x, y = ring[:, 0], ring[:, 1]
     return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+
+
+class GdalIO:
+    """:class:`~.raster_io.RasterIO` on GDAL's own Python bindings (``osgeo``)."""
+
+    name = NAME
+    environment = staticmethod(environment)
+    open_raster = staticmethod(open_raster)
+    warp = staticmethod(warp)
+    parse_crs = staticmethod(parse_crs)
+    transform_xy = staticmethod(transform_xy)
+    create_geotiff = staticmethod(GdalGeoTiff)
+    build_overviews = staticmethod(build_overviews)
+    to_cog = staticmethod(to_cog)
+    polygonize = staticmethod(polygonize)
+    sieve = staticmethod(sieve)
+    feature_writer = staticmethod(GdalFeatureWriter)
+    read_polygons = staticmethod(read_polygons)
+    simplify = staticmethod(simplify)
+
+
+#: This backend, as :func:`.raster_io.get` hands it out.
+BACKEND = GdalIO()

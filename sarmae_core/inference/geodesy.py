@@ -16,18 +16,22 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .georef import Crs, Transform, transform_xy
+from .georef import Crs, Transform
+from .raster_io import RasterIO
 
 # WGS84 ellipsoid, for the metres-per-degree of geographic pixel sizes.
 _A = 6378137.0
 _E2 = 0.00669437999014
 
 
-def centre_lonlat(crs: Crs, transform: Transform, width: int, height: int) -> tuple[float, float]:
-    """Longitude and latitude of the centre of a ``width`` x ``height`` grid."""
+def centre_lonlat(
+    fileio: RasterIO, crs: Crs, transform: Transform, width: int, height: int
+) -> tuple[float, float]:
+    """Longitude and latitude of the centre of a ``width`` x ``height`` grid (``fileio``: the
+    IO backend that made ``crs``, which projects)."""
     x, y = transform.apply(width / 2, height / 2)
     try:
-        lons, lats = transform_xy(crs, crs.backend.parse_crs("EPSG:4326"), [x], [y])
+        lons, lats = fileio.transform_xy(crs, fileio.parse_crs("EPSG:4326"), [x], [y])
         lon, lat = float(lons[0]), float(lats[0])
     except Exception:  # rasterio's PROJ raises (CPLE_*) where GDAL's returns inf
         lon = lat = math.nan
@@ -43,7 +47,7 @@ def centre_lonlat(crs: Crs, transform: Transform, width: int, height: int) -> tu
 
 
 def pixel_size_m(
-    crs: Crs | None, transform: Transform, width: int, height: int
+    fileio: RasterIO, crs: Crs | None, transform: Transform, width: int, height: int
 ) -> tuple[float, float] | None:
     """Pixel width and height on the ground in metres at the grid centre; None without a CRS."""
     if crs is None:
@@ -51,7 +55,7 @@ def pixel_size_m(
     sx = math.hypot(transform.a, transform.d)
     sy = math.hypot(transform.b, transform.e)
     if crs.is_geographic:
-        _, lat = centre_lonlat(crs, transform, width, height)
+        _, lat = centre_lonlat(fileio, crs, transform, width, height)
         s = math.sin(math.radians(lat))
         w = 1.0 - _E2 * s * s
         # Radii of curvature in the prime vertical (N) and the meridian (M), per degree.
@@ -66,25 +70,28 @@ class EqualArea:
     """Measures areas and lengths of shapes given in ``crs``, in metres.
 
     Args:
+        fileio: the IO backend that made ``crs`` (it projects).
         crs: CRS of the coordinates that will be measured.
         lon, lat: centre of the projection (the scene centre).
     """
 
-    def __init__(self, crs: Crs, lon: float, lat: float) -> None:
-        self.crs = crs
-        self.laea = crs.backend.parse_crs(
+    def __init__(self, fileio: RasterIO, crs: Crs, lon: float, lat: float) -> None:
+        self.fileio, self.crs = fileio, crs
+        self.laea = fileio.parse_crs(
             f"+proj=laea +lat_0={lat:.8f} +lon_0={lon:.8f} +datum=WGS84 +units=m +no_defs"
         )
 
     @classmethod
-    def for_grid(cls, crs: Crs, transform: Transform, width: int, height: int) -> EqualArea:
-        return cls(crs, *centre_lonlat(crs, transform, width, height))
+    def for_grid(
+        cls, fileio: RasterIO, crs: Crs, transform: Transform, width: int, height: int
+    ) -> EqualArea:
+        return cls(fileio, crs, *centre_lonlat(fileio, crs, transform, width, height))
 
     def project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates in ``crs`` -> metres in the equal-area projection."""
         if x.size == 0:
             return x.astype(float), y.astype(float)
-        return transform_xy(self.crs, self.laea, x, y)
+        return self.fileio.transform_xy(self.crs, self.laea, x, y)
 
     def ring_areas(self, rings: Sequence[np.ndarray]) -> np.ndarray:
         """Unsigned area in m2 of each closed ring ([n, 2] CRS coordinates), vectorised."""

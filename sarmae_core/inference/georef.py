@@ -80,8 +80,9 @@ class Transform(NamedTuple):
 class Crs:
     """A coordinate reference system as the engine needs it.
 
-    Made only by an IO backend (``parse_crs``), which keeps its own object in ``native`` and
-    reprojects coordinates between two of its CRSs (:func:`transform_xy`).
+    Made only by an IO backend (``parse_crs``), which keeps its own object in ``native``;
+    coordinates are reprojected by that backend (``RasterIO.transform_xy``), which the engine
+    passes along itself: the value does not carry it.
 
     Attributes:
         wkt: the CRS as WKT.
@@ -95,7 +96,6 @@ class Crs:
     is_geographic: bool
     metres_per_unit: float
     native: Any = field(repr=False)
-    backend: Any = field(repr=False)
 
     def to_string(self) -> str:
         """``EPSG:<code>`` when there is one, else WKT (rasterio's ``CRS.to_string``)."""
@@ -110,8 +110,3 @@ class Crs:
 
     def __hash__(self) -> int:
         return hash(self.epsg if self.epsg is not None else self.wkt)
-
-
-def transform_xy(src: Crs, dst: Crs, x: Any, y: Any) -> tuple[Any, Any]:
-    """Coordinates ``x``, ``y`` (arrays) of ``src`` in ``dst``, by the backend that made ``src``."""
-    return src.backend.transform_xy(src, dst, x, y)

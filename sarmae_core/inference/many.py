@@ -162,7 +162,7 @@ def predict_many(
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"output folder {outdir} is a file; give a folder for many scenes")
-    io = raster_io.get(io_backend).name  # decided here: every worker reads and writes alike
+    io_backend = raster_io.get(io_backend).name  # decided here: every worker does alike
     todo_scenes = resolve_scenes(scenes, asset)
     if isinstance(model, (str, os.PathLike)) and not (isinstance(model, str) and model in JOBS):
         model = resolve_model_path(model).resolve()  # a missing model stops the run up front
@@ -179,7 +179,7 @@ def predict_many(
             todo.append(scene)
     dashboard = None
     if todo:
-        task = _SceneTask(outdir, job, model, products, quicklook, threads, overwrite, io,
+        task = _SceneTask(outdir, job, model, products, quicklook, threads, overwrite, io_backend,
                           digest, options)  # fmt: skip
         try:
             with _Cluster(workers, scheduler) as client:
@@ -195,7 +195,7 @@ def predict_many(
             sweep_stale(outdir)
     ordered = [records[s.id] for s in todo_scenes]
     figures = [(c, kind) for c, kind, _ in FIGURES.get(job, ())]
-    catalogue = write_catalogue(ordered, outdir, io, figures)
+    catalogue = write_catalogue(ordered, outdir, raster_io.get(io_backend), figures)
     return ManyResult(ordered, catalogue, dashboard, time.perf_counter() - start)
 
 
@@ -210,7 +210,7 @@ class _SceneTask:
     quicklook: bool
     threads: int | None
     overwrite: bool
-    io: str
+    io_backend: str
     digest: str
     options: dict[str, Any]
 
@@ -245,11 +245,11 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
             result = predict(
                 scene.path, be, {k: v for k, v in plan.items() if k != "quicklook"},
                 job=task.job, quicklook=plan.get("quicklook"),
-                overwrite=task.overwrite or mine, io_backend=task.io, **task.options,
+                overwrite=task.overwrite or mine, io_backend=task.io_backend, **task.options,
             )  # fmt: skip
     except Exception as exc:
         record.update(status="failed", error=_one_line(exc), seconds=time.perf_counter() - start)
-        record["footprint"] = _footprint(scene, task.io)
+        record["footprint"] = _footprint(scene, task.io_backend)
         write_manifest(mpath, {"status": "failed", "planned": planned, "record": record})
         return record
     s = result.summary
@@ -258,7 +258,7 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
         notes=result.notes, seconds=time.perf_counter() - start,
         output=str(result.files.get("vector", "")),
         outputs={k: str(v) for k, v in result.files.items()},
-        footprint=_footprint(scene, task.io),
+        footprint=_footprint(scene, task.io_backend),
     )  # fmt: skip
     write_manifest(mpath, {
         "status": "done", "sarmae": __version__, "planned": planned, "options": task.digest,
@@ -284,7 +284,7 @@ def _session(task: _SceneTask, scene: Scene) -> tuple[Any, dict[str, Any] | None
         return copy.copy(model), None
     if isinstance(model, str) and model in JOBS:  # the bundled variant for the scene's bands
         model = bundled_for_raster(model, scene.path, task.options.get("bands"), BUNDLED_DIR,
-                                   raster_io.get(task.io))  # fmt: skip
+                                   raster_io.get(task.io_backend))  # fmt: skip
     path = resolve_model_path(model).resolve()
     backend, device = task.options.get("backend", "auto"), task.options.get("device", "auto")
     stat = path.stat()
@@ -385,9 +385,9 @@ def _dashboard(client: Any) -> str | None:
         return None
 
 
-def _footprint(scene: Scene, io: str) -> Any:
+def _footprint(scene: Scene, io_backend: str) -> Any:
     try:
-        return footprint(scene.path, io) or _stac_rings(scene)
+        return footprint(scene.path, raster_io.get(io_backend)) or _stac_rings(scene)
     except Exception:  # an unreadable scene: its STAC outline if it has one
         return _stac_rings(scene)
 

@@ -153,14 +153,14 @@ def predict(
     try:
         reading = dict(units=opts.units, bands=opts.bands, allow_optical=opts.allow_optical,
                        resolution_tolerance=opts.resolution_tolerance, notes=notes,
-                       io=files_io.name, check_cancel=canceller.check)  # fmt: skip
+                       fileio=files_io, check_cancel=canceller.check)  # fmt: skip
         with files_io.environment(GDAL_CACHE_MB), (
             PairSource(raster, before, info, **reading) if info.dates  # type: ignore[arg-type]
             else SarSource(raster, info, **reading)
         ) as source:  # fmt: skip
             region = resolve_aoi(
                 aoi, opts.aoi_crs, source.crs, source.transform, source.width, source.height, notes,
-                source.io,
+                source.fileio,
             )  # fmt: skip
             grid = TileGrid(region.height, region.width, tile, overlap)
             if hasattr(be, "set_pixel_size"):  # CFAR's minimum ship area in m2
@@ -205,7 +205,7 @@ def predict(
         model=str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
         backend=be.name,
         providers=list(be.providers),
-        io=source.io.name,
+        io_backend=source.fileio.name,
         units=source.units,
         crs=source.crs.to_string() if source.crs is not None else None,
         summary=PredictionSummary(
@@ -257,7 +257,7 @@ def _segment(
     out = _output_window(source, region)
     area = _equal_area(source, out.transform, out.width, out.height)
     sink = SegmentationSink(
-        source.io, run.outputs, tuple(plan), info.class_names,
+        source.fileio, run.outputs, tuple(plan), info.class_names,
         info.seg_threshold if threshold is None else threshold, source.crs, out.transform,
         out.width, out.height, source.nodata,
         area.row_pixel_areas(out.transform, out.width, out.height) if area else None, keep,
@@ -283,15 +283,16 @@ def _segment(
     if "vector" in plan:
         run.report(92.0)
         t = time.perf_counter()
-        gpkg = source.io.FeatureWriter(
+        gpkg = source.fileio.feature_writer(
             run.outputs.temp("vector"), _layer_name(run.job, info.class_names), source.crs,
             [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
         )  # fmt: skip
         try:
             total = polygonize(
-                source.io, sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg,
+                source.fileio, sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg,
                 info.class_names, out.transform,
-                pixel_size_m(source.crs, out.transform, out.width, out.height), area, options,
+                pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
+                area, options,
                 run.canceller.check, run.outputs.scratch("sieved.tif"),
             )  # fmt: skip
         finally:
@@ -327,14 +328,16 @@ def _quicklook(run: _Run, raster: str | os.PathLike) -> None:
     outputs, source = run.outputs, run.source
     boxes = None
     if run.info.task == "detection":
-        boxes = boxes_from_gpkg(outputs.current("vector"), raster, source.io.name)
+        boxes = boxes_from_gpkg(outputs.current("vector"), raster, source.fileio)
     classes = outputs.current("class")
     if classes is None:  # the foreground mask traced for polygons shows the same water
         classes = getattr(run.sinks[0], "mask_path", None) if run.sinks else None
     units = source.units if source.units != "complex" else "intensity"
     before = source.before.path if isinstance(source, PairSource) else None
-    write_quicklook(raster, outputs.temp("quicklook"), units, class_raster=classes,
-                    boxes_px=boxes, overwrite=True, io=source.io.name, before=before)  # fmt: skip
+    write_quicklook(
+        raster, outputs.temp("quicklook"), units, class_raster=classes, boxes_px=boxes,
+        overwrite=True, fileio=source.fileio, before=before,
+    )  # fmt: skip
 
 
 def _equal_area(
@@ -343,7 +346,7 @@ def _equal_area(
     """Ground measures for a grid of the source's CRS (None in pixel space)."""
     if source.crs is None:
         return None
-    return EqualArea.for_grid(source.crs, transform, width, height)
+    return EqualArea.for_grid(source.fileio, source.crs, transform, width, height)
 
 
 def _output_window(source: SarSource, region: Region) -> OutputWindow:
@@ -366,7 +369,7 @@ def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:
     t = time.perf_counter()
     region = run.region
     count = write_detections(
-        run.source.io, run.outputs.temp("vector"), dets, info.class_names, run.source.crs,
+        run.source.fileio, run.outputs.temp("vector"), dets, info.class_names, run.source.crs,
         region.transform, run.source.pixel_size_m,
         _equal_area(run.source, region.transform, region.width, region.height),
     )  # fmt: skip

@@ -12,12 +12,12 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from ..errors import ConfigError
 from .georef import Crs, Transform
+from .raster_io import RasterIO
 from .writers import GeoTiffWriter, OutputSet
 
 PRODUCTS = ("class", "probability", "vector")
@@ -117,7 +117,7 @@ class SegmentationSink:
     """Writes each finished chunk of blended probabilities to the requested products.
 
     Args:
-        io: the IO backend that writes the rasters.
+        fileio: the IO backend that writes the rasters.
         outputs: the run's output set (temporary paths come from it).
         products: products to write.
         class_names: names by class index.
@@ -130,7 +130,7 @@ class SegmentationSink:
 
     def __init__(
         self,
-        io: ModuleType,
+        fileio: RasterIO,
         outputs: OutputSet,
         products: Sequence[str],
         class_names: Sequence[str],
@@ -158,7 +158,7 @@ class SegmentationSink:
         grid = dict(width=width, height=height, crs=crs, transform=transform)
         if "class" in products:
             self.writers["class"] = GeoTiffWriter(
-                io, outputs.temp("class"), count=1, dtype="uint8", nodata=CLASS_NODATA,
+                fileio, outputs.temp("class"), count=1, dtype="uint8", nodata=CLASS_NODATA,
                 descriptions=["class"],
                 colormap={i: _PALETTE[i % len(_PALETTE)] for i in range(len(class_names))},
                 tags={"class_names": json.dumps(self.class_names)}, **grid,
@@ -168,14 +168,14 @@ class SegmentationSink:
             self._prob_bands = [i for i, c in enumerate(self.keep) if c >= 1] or [0]
             names = [f"probability of {class_names[self.keep[i]]}" for i in self._prob_bands]
             self.writers["probability"] = GeoTiffWriter(
-                io, outputs.temp("probability"), count=len(names), dtype="float32",
+                fileio, outputs.temp("probability"), count=len(names), dtype="float32",
                 nodata=self.nodata, descriptions=names, overview_resampling="average", **grid,
             )  # fmt: skip
         if "vector" in products:
             self.mask_path = outputs.scratch("foreground.tif")
             # nodata 0: background and invalid pixels are not traced into polygons
             self.writers["mask"] = GeoTiffWriter(
-                io, self.mask_path, count=1, dtype="uint8", nodata=0, **grid
+                fileio, self.mask_path, count=1, dtype="uint8", nodata=0, **grid
             )
 
     def __call__(self, row: int, probs: np.ndarray, valid: np.ndarray) -> None:

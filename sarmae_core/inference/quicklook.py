@@ -16,6 +16,7 @@ from ..errors import RasterError
 from ..files import atomic_path
 from ..units import convert
 from . import raster_io
+from .raster_io import RasterIO
 
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
 OUTLINE_RGB = np.array([0, 235, 255], dtype=np.uint8)
@@ -26,14 +27,14 @@ FLOOD_OUTLINE_RGB = np.array([200, 30, 0], dtype=np.uint8)
 
 
 def boxes_from_gpkg(
-    gpkg: str | os.PathLike, raster: str | os.PathLike, io: str | None = None
+    gpkg: str | os.PathLike, raster: str | os.PathLike, fileio: RasterIO | None = None
 ) -> np.ndarray:
     """[K, 4] pixel boxes (x0, y0, x1, y1) of the features of a ship GeoPackage over ``raster``.
 
     The features are in the raster's CRS (predict writes them so), so the inverse geotransform
     maps their envelopes to pixels.
     """
-    backend = raster_io.get(io)
+    backend = raster_io.get(fileio)
     src = backend.open_raster(os.fspath(raster))
     inv = src.transform.inverse()
     src.close()
@@ -91,7 +92,7 @@ def write_quicklook(
     max_side: int = 1600,
     overwrite: bool = False,
     side_by_side: bool = False,
-    io: str | None = None,
+    fileio: RasterIO | None = None,
     before: str | os.PathLike | None = None,
 ) -> Path:
     """Write a PNG of ``raster`` (band ``band`` in ``units``) with results over it.
@@ -106,7 +107,7 @@ def write_quicklook(
         max_side: longest side of the picture in pixels.
         overwrite: replace an existing PNG.
         side_by_side: put the plain scene left of the one with results, to compare them.
-        io: IO backend name (see :func:`.raster_io.get`).
+        fileio: the IO backend (None: :func:`.raster_io.get`'s choice).
         before: for a flood run, the scene before the event: the picture is then before |
             after | flood over after, both dates on the after scene's grid and grey scale, and
             the class raster's value 1 drawn as new flood (red-orange).
@@ -116,7 +117,7 @@ def write_quicklook(
     path = Path(path)
     if path.exists() and not overwrite:
         raise RasterError(f"quicklook {path} exists; pass overwrite to replace it")
-    backend = raster_io.get(io)
+    backend = raster_io.get(fileio)
     src = backend.open_raster(os.fspath(raster))
     try:
         # small scenes are enlarged (up to 4x) so that a person can see the outlines

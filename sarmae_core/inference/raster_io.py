@@ -1,6 +1,7 @@
 """Which library reads and writes the files: GDAL's Python bindings, else rasterio.
 
-The engine reaches files only through one of two thin backends with the same functions:
+The engine reaches files only through one of two thin backends with the same operations, the
+:class:`RasterIO` interface:
 
 - :mod:`~sarmae_core.inference.gdal_io`: ``osgeo.gdal``/``ogr``/``osr``, what QGIS ships (the
   plugin's only choice: it may import numpy, onnxruntime and GDAL, nothing else);
@@ -8,23 +9,9 @@ The engine reaches files only through one of two thin backends with the same fun
   ``pip install`` where GDAL's bindings (which need the system's GDAL) are missing.
 
 ``auto`` takes GDAL's bindings when they import, else rasterio. ``SARMAE_IO=gdal|rasterio``
-in the environment, or ``predict(..., io_backend=...)``, forces one. What a backend provides (the
-functions and classes each module defines; :class:`Raster` and :class:`FeatureWriter` are the
-shapes of the objects they return):
-
-- ``name``;
-- ``environment(cache_mb)``: a context with a bounded block cache and deflate overviews;
-- ``open_raster(path) -> Raster`` (raises :class:`~sarmae_core.errors.RasterError`);
-- ``warp(raster, crs, grid, resampling, nodata) -> Raster``: a virtual warped or resampled
-  view on ``grid`` (:data:`Grid`; None: GDAL's suggested grid), ``nodata`` a :data:`Nodata`;
-- ``parse_crs(text) -> Crs`` and ``transform_xy(src, dst, x, y)``;
-- ``create_geotiff(path, RasterSpec)``: a writer with ``write(row, values)`` and ``close()``;
-- ``build_overviews(path, factors, resampling, check_cancel)``,
-  ``to_cog(src, dst, creation_options, check_cancel)`` (stopped within a second by a cancel);
-- ``polygonize(raster_path, scratch, check_cancel)``, yielding ``(polygon, value)``;
-- ``sieve(classes, pixels)``: 4-connected regions below ``pixels`` merged into a neighbour;
-- ``FeatureWriter(path, layer, crs, fields)``, ``read_polygons(path)``,
-  ``simplify(polygon, tolerance)``.
+in the environment, or ``predict(..., io_backend=...)``, forces one. :func:`get` returns the
+backend object (``gdal_io.BACKEND`` or ``rasterio_io.BACKEND``); the engine's functions take it
+as their ``fileio`` argument. Value objects (:class:`~.georef.Crs`) do not carry it.
 
 Polygons are lists of closed rings, each an ``[n, 2]`` float
 array, the exterior first.
@@ -35,9 +22,9 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from types import ModuleType
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -117,6 +104,16 @@ class RasterSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+class GeoTiffFile(Protocol):
+    """A GeoTIFF being written by a backend, in row chunks."""
+
+    def write(self, row: int, values: np.ndarray) -> None:
+        """``values`` [bands, rows, width] from ``row`` down."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class FeatureWriter(Protocol):
     """One multipolygon layer of a new GeoPackage (fields: ``(name, int|real|str)``)."""
 
@@ -129,15 +126,88 @@ class FeatureWriter(Protocol):
     def close(self) -> None: ...
 
 
-_loaded: dict[str, ModuleType] = {}
+class RasterIO(Protocol):
+    """What the engine asks of the library that reads and writes its files; implemented by
+    :class:`.gdal_io.GdalIO` and :class:`.rasterio_io.RasterioIO`."""
+
+    name: str
+
+    def environment(self, cache_mb: int) -> AbstractContextManager[None]:
+        """A context with a block cache of at most ``cache_mb`` and deflate overviews."""
+        ...
+
+    def open_raster(self, path: str) -> Raster:
+        """Open a raster (raises :class:`~sarmae_core.errors.RasterError`)."""
+        ...
+
+    def warp(
+        self, raster: Raster, crs: Crs, grid: Grid | None, resampling: str, nodata: Nodata
+    ) -> Raster:
+        """A virtual warped or resampled view of ``raster`` on ``grid`` (None: GDAL's
+        suggested grid)."""
+        ...
+
+    def parse_crs(self, text: str) -> Crs:
+        """A CRS from ``EPSG:n``, WKT or a PROJ string (raises InputError)."""
+        ...
+
+    def transform_xy(self, src: Crs, dst: Crs, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates ``x``, ``y`` of ``src`` in ``dst``."""
+        ...
+
+    def create_geotiff(self, path: Path, spec: RasterSpec) -> GeoTiffFile:
+        """A new GeoTIFF as ``spec`` says."""
+        ...
+
+    def build_overviews(
+        self, path: Path, factors: list[int], resampling: str, check_cancel: Callable[[], None]
+    ) -> None:
+        """Overviews in the file, stopped within a second by a cancel."""
+        ...
+
+    def to_cog(
+        self, src: Path, dst: Path, options: Mapping[str, str], check_cancel: Callable[[], None]
+    ) -> None:
+        """A Cloud-Optimized GeoTIFF copy of ``src``."""
+        ...
+
+    def polygonize(
+        self, raster: Path, scratch: Path, check_cancel: Callable[[], None]
+    ) -> Iterator[tuple[Polygon, int]]:
+        """The 8-connected regions of a class raster as ``(polygon, value)``."""
+        ...
+
+    def sieve(self, classes: np.ndarray, pixels: int) -> np.ndarray:
+        """4-connected regions below ``pixels`` merged into a neighbour."""
+        ...
+
+    def feature_writer(
+        self, path: Path, layer: str, crs: Crs | None, fields: Sequence[tuple[str, str]]
+    ) -> FeatureWriter:
+        """One multipolygon layer of a new GeoPackage."""
+        ...
+
+    def read_polygons(self, path: Path) -> tuple[list[Polygon], Crs | None]:
+        """Every polygon of every layer of a vector file, and their CRS."""
+        ...
+
+    def simplify(self, polygon: Polygon, tolerance: float) -> Polygon:
+        """Douglas-Peucker on each ring, in the polygon's units."""
+        ...
 
 
-def get(name: str | None = None) -> ModuleType:
-    """The IO backend ``name`` (``gdal``, ``rasterio``, ``auto``; None: ``$SARMAE_IO`` or auto).
+_loaded: dict[str, RasterIO] = {}
+
+
+def get(name: str | RasterIO | None = None) -> RasterIO:
+    """The IO backend ``name`` (``gdal``, ``rasterio``, ``auto``; None: ``$SARMAE_IO`` or auto);
+    a backend object is returned as it is.
 
     Raises:
         ConfigError: an unknown name, or a backend whose library is not installed.
     """
+    if name is not None and not isinstance(name, str):
+        return name
     choice = (name or os.environ.get(ENV) or "auto").strip().lower()
     if choice == "auto":
         for candidate in BACKENDS:
@@ -154,7 +224,7 @@ def get(name: str | None = None) -> ModuleType:
         raise ConfigError(f"unknown IO backend {choice!r}{where}; use auto, gdal or rasterio")
     if choice not in _loaded:
         try:
-            _loaded[choice] = importlib.import_module(f"{__package__}.{choice}_io")
+            _loaded[choice] = importlib.import_module(f"{__package__}.{choice}_io").BACKEND
         except ImportError as exc:
             what = "GDAL's Python bindings (osgeo)" if choice == "gdal" else "rasterio"
             raise ConfigError(f"the {choice} IO backend needs {what}: {exc}") from exc

@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import json
 import os
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ from .georef import Crs, Transform
 from .gpkg import GpkgWriter, read_layers
 from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 
-name = "rasterio"
+NAME = "rasterio"
 #: Polygons traced between two checks of the cancel flag.
 _CANCEL_EVERY = 2000
 
@@ -72,7 +71,6 @@ def _wrap(crs: CRS | None) -> Crs | None:
         is_geographic=geographic,
         metres_per_unit=1.0 if geographic else float(crs.linear_units_factor[1]),
         native=crs,
-        backend=sys.modules[__name__],
     )
 
 
@@ -162,7 +160,7 @@ def warp(
     return RioRaster(vrt, raster.path)
 
 
-class GeoTiffWriter:
+class RioGeoTiff:
     """A GeoTIFF created as ``spec`` says, written in row chunks."""
 
     def __init__(self, path: Path, spec: RasterSpec) -> None:
@@ -187,9 +185,6 @@ class GeoTiffWriter:
     def close(self) -> None:
         if not self._ds.closed:
             self._ds.close()
-
-
-create_geotiff = GeoTiffWriter
 
 
 def build_overviews(
@@ -385,9 +380,6 @@ def _c_polygonize(
         lib.GDALClose(src)
 
 
-FeatureWriter = GpkgWriter
-
-
 def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
     """Polygons and CRS of a GeoPackage or a GeoJSON file (other formats need GDAL's bindings).
 
@@ -425,3 +417,26 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
         simple = simplify_ring(ring, tolerance)
         out.append(simple if len(simple) >= 4 else ring)
     return out
+
+
+class RasterioIO:
+    """:class:`~.raster_io.RasterIO` on rasterio (whose wheels bundle GDAL)."""
+
+    name = NAME
+    environment = staticmethod(environment)
+    open_raster = staticmethod(open_raster)
+    warp = staticmethod(warp)
+    parse_crs = staticmethod(parse_crs)
+    transform_xy = staticmethod(transform_xy)
+    create_geotiff = staticmethod(RioGeoTiff)
+    build_overviews = staticmethod(build_overviews)
+    to_cog = staticmethod(to_cog)
+    polygonize = staticmethod(polygonize)
+    sieve = staticmethod(sieve)
+    feature_writer = staticmethod(GpkgWriter)
+    read_polygons = staticmethod(read_polygons)
+    simplify = staticmethod(simplify)
+
+
+#: This backend, as :func:`.raster_io.get` hands it out.
+BACKEND = RasterioIO()

@@ -54,7 +54,7 @@ class PredictionResult:
         units: units of the input as read; ``crs``: CRS of the outputs (None: pixel space).
         summary: figures of the run.
         notes: every assumption and adjustment the run made, in order.
-        io: the library that read and wrote the files (``gdal`` or ``rasterio``).
+        io_backend: the library that read and wrote the files (``gdal`` or ``rasterio``).
     """
 
     files: dict[str, Path]
@@ -66,7 +66,7 @@ class PredictionResult:
     crs: str | None
     summary: PredictionSummary
     notes: list[str]
-    io: str = ""
+    io_backend: str = ""
 
     def __str__(self) -> str:
         s = self.summary

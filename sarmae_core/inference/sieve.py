@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
+from .raster_io import RasterIO
 from .writers import GeoTiffWriter
 
 #: Largest sieve threshold in pixels (rows of context above and below each strip).
@@ -48,7 +48,7 @@ def sieve_pixels(area_m2: float, largest_pixel_m2: float) -> int:
 
 
 def sieve_mask(
-    io: ModuleType,
+    fileio: RasterIO,
     raster: Path,
     out: Path,
     remove_px: int,
@@ -57,17 +57,17 @@ def sieve_mask(
 ) -> None:
     """Write ``raster`` (uint8 classes, 0 background and nodata) sieved to ``out``."""
     margin = remove_px + fill_px
-    src = io.open_raster(str(raster))
+    src = fileio.open_raster(str(raster))
     try:
         h, w = src.height, src.width
-        writer = GeoTiffWriter(io, out, w, h, 1, "uint8", src.crs, src.transform, 0)
+        writer = GeoTiffWriter(fileio, out, w, h, 1, "uint8", src.crs, src.transform, 0)
         try:
             for r0 in range(0, h, STRIP_ROWS):
                 check_cancel()
                 r1 = min(h, r0 + STRIP_ROWS)
                 a, b = max(0, r0 - margin), min(h, r1 + margin)
                 window = np.asarray(src.read([1], a, 0, b - a, w)[0], dtype=np.uint8)
-                sieved = sieve_window(io, window, remove_px, fill_px)
+                sieved = sieve_window(fileio, window, remove_px, fill_px)
                 writer.write(r0, sieved[None, r0 - a : r1 - a])
         finally:
             writer.close()
@@ -75,13 +75,13 @@ def sieve_mask(
         src.close()
 
 
-def sieve_window(io: ModuleType, classes: np.ndarray, remove_px: int, fill_px: int) -> np.ndarray:
+def sieve_window(fileio: RasterIO, classes: np.ndarray, remove_px: int, fill_px: int) -> np.ndarray:
     """Fill background regions below ``fill_px``, then clear foreground below ``remove_px``."""
     out = classes
     if fill_px > 1:
-        s = io.sieve(out, fill_px)
+        s = fileio.sieve(out, fill_px)
         out = np.where(out == 0, s, out)  # only background takes a new value
     if remove_px > 1:
-        s = io.sieve(out, remove_px)
+        s = fileio.sieve(out, remove_px)
         out = np.where((out != 0) & (s != out), 0, out)  # merged foreground is dropped
     return out.astype(np.uint8, copy=False)

@@ -13,7 +13,6 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -22,9 +21,9 @@ from ..errors import InputError, RasterError
 from ..units import convert
 from . import raster_io
 from .geodesy import pixel_size_m
-from .georef import Crs, Transform, transform_xy
+from .georef import Crs, Transform
 from .notes import Notes, PrefixedNotes
-from .raster_io import Raster
+from .raster_io import Raster, RasterIO
 from .sar_metadata import (
     band_polarisations,
     check_not_optical,
@@ -38,10 +37,10 @@ from .sar_metadata import (
 _SAMPLE_GRID, _SAMPLE_SIZE = 5, 64
 
 
-def open_dataset(raster: str | os.PathLike, io: ModuleType | None = None) -> Raster:
-    """Open ``raster`` with the IO backend ``io`` (default: :func:`.raster_io.get`), turning
+def open_dataset(raster: str | os.PathLike, fileio: RasterIO | None = None) -> Raster:
+    """Open ``raster`` with the IO backend ``fileio`` (default: :func:`.raster_io.get`), turning
     every failure into a clear :class:`RasterError`."""
-    io = io or raster_io.get()
+    fileio = fileio or raster_io.get()
     text = os.fspath(raster)
     virtual = text.startswith("/vsi") or "://" in text
     path = Path(text)
@@ -50,7 +49,7 @@ def open_dataset(raster: str | os.PathLike, io: ModuleType | None = None) -> Ras
             raise RasterError(f"input raster {path} does not exist; check the path")
         if path.is_file() and path.stat().st_size == 0:
             raise RasterError(f"input raster {path} is empty (0 bytes): it holds no raster")
-    ds = io.open_raster(text)
+    ds = fileio.open_raster(text)
     if ds.width == 0 or ds.height == 0 or ds.count == 0:
         ds.close()
         raise RasterError(f"{text} is a zero-size raster ({ds.width} x {ds.height} px, no data)")
@@ -70,7 +69,7 @@ class SarSource:
         resolution_tolerance: relative pixel-size difference to the model's resolution above
             which the raster is resampled on the fly.
         notes: collects every assumption and adjustment.
-        io: IO backend name (``auto``, ``gdal``, ``rasterio``; None: ``$SARMAE_IO`` or auto).
+        fileio: the IO backend (None: :func:`.raster_io.get`'s choice).
         grid: ``(crs, transform, width, height)`` of another scene to read this one on (the
             before scene of a pair, on the after scene's read grid), warped on the fly.
 
@@ -79,7 +78,7 @@ class SarSource:
             its resampled or GCP-warped version).
         input_transform, input_width, input_height: the raster's own grid (or its GCP-warped
             version): outputs are written on it.
-        io: the IO backend module in use.
+        fileio: the IO backend module in use.
         units: the input's units; ``channels``: how model channels are made from bands.
         nodata: nodata value for float outputs (the input's when it fits, else NaN).
     """
@@ -94,7 +93,7 @@ class SarSource:
         allow_optical: bool = False,
         resolution_tolerance: float = 0.25,
         notes: Notes | None = None,
-        io: str | None = None,
+        fileio: RasterIO | None = None,
         check_cancel: Callable[[], None] | None = None,
         grid: tuple[Crs, Transform, int, int] | None = None,
     ) -> None:
@@ -104,8 +103,8 @@ class SarSource:
         self._check_cancel = check_cancel or (lambda: None)
         self.info = info
         self.path = Path(os.fspath(raster))
-        self.io = raster_io.get(io)
-        self._src = open_dataset(raster, self.io)
+        self.fileio = raster_io.get(fileio)
+        self._src = open_dataset(raster, self.fileio)
         self._ds = self._src
         self._vrts: list[Raster] = []  # outermost last
         try:
@@ -162,7 +161,7 @@ class SarSource:
             # Sentinel-1 SAFE measurement TIFFs carry GCPs, not a geotransform: warp on the fly
             # with GDAL's GCP fit, on GDAL's suggested grid (rasterio's WarpedVRT reads zeros
             # from GCP sources when given a target grid); resampling wraps it below.
-            self._vrts.append(self.io.warp(src, src.gcp_crs, None, "bilinear", warp_nodata))
+            self._vrts.append(self.fileio.warp(src, src.gcp_crs, None, "bilinear", warp_nodata))
             self.notes.warn(
                 f"{self.path.name} is georeferenced by {src.gcp_count} GCPs only; it is warped "
                 f"to {src.gcp_crs.to_string()} on the fly"
@@ -174,7 +173,7 @@ class SarSource:
         crs, transform, width, height = base.crs, base.transform, base.width, base.height
         self.input_transform, self.input_width, self.input_height = transform, width, height
         self._base = base
-        self.pixel_size_m = pixel_size_m(crs, transform, width, height)
+        self.pixel_size_m = pixel_size_m(self.fileio, crs, transform, width, height)
         self.input_pixel_size_m = self.pixel_size_m
         res = self.info.resolution_m
         if crs is None:
@@ -206,7 +205,7 @@ class SarSource:
                 self.pixel_size_m = (px * width / new_w, py * height / new_h)
                 width, height = new_w, new_h
                 self._vrts.append(
-                    self.io.warp(base, crs, (transform, width, height), resampling, warp_nodata)
+                    self.fileio.warp(base, crs, (transform, width, height), resampling, warp_nodata)
                 )
         self._ds = self._vrts[-1] if self._vrts else src
         self.crs: Crs | None = crs
@@ -223,18 +222,18 @@ class SarSource:
                 f"{self.path.name} has no CRS: it cannot be put on the other scene's grid; "
                 "georeference it first"
             )
-        if not _overlap(base.crs, base.transform, base.width, base.height,
+        if not _overlap(self.fileio, base.crs, base.transform, base.width, base.height,
                         crs, transform, width, height):  # fmt: skip
             raise InputError(
                 f"{self.path.name} does not overlap the scene it is paired with: give a scene "
                 "of the same area"
             )
-        own = pixel_size_m(base.crs, base.transform, base.width, base.height)
-        target = pixel_size_m(crs, transform, width, height)
+        own = pixel_size_m(self.fileio, base.crs, base.transform, base.width, base.height)
+        target = pixel_size_m(self.fileio, crs, transform, width, height)
         # average a finer scene down to the grid (as multilooking would), interpolate otherwise
         finer = own is not None and target is not None and own[0] < 0.8 * target[0]
         resampling = "average" if finer else "bilinear"
-        self._vrts.append(self.io.warp(base, crs, (transform, width, height), resampling,
+        self._vrts.append(self.fileio.warp(base, crs, (transform, width, height), resampling,
                                        warp_nodata))  # fmt: skip
         self._base = base
         self.input_transform, self.input_width, self.input_height = (
@@ -441,7 +440,15 @@ def _check_pair(before: SarSource, after: SarSource, notes: Notes) -> None:
 
 
 def _overlap(
-    crs_a: Crs, t_a: Transform, w_a: int, h_a: int, crs_b: Crs, t_b: Transform, w_b: int, h_b: int
+    fileio: RasterIO,
+    crs_a: Crs,
+    t_a: Transform,
+    w_a: int,
+    h_a: int,
+    crs_b: Crs,
+    t_b: Transform,
+    w_b: int,
+    h_b: int,
 ) -> bool:
     """Whether two grids share ground: ``a``'s outline (densified edges) taken into ``b``'s
     CRS, as a box, against ``b``'s box."""
@@ -450,7 +457,7 @@ def _overlap(
     rows = np.concatenate([np.zeros_like(n), n * h_a, np.full_like(n, h_a), n[::-1] * h_a])
     x, y = t_a.apply(cols, rows)
     if crs_a != crs_b:
-        x, y = transform_xy(crs_a, crs_b, x, y)
+        x, y = fileio.transform_xy(crs_a, crs_b, x, y)
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any():
@@ -529,14 +536,15 @@ def resolution_refusal(
     )
 
 
-def scene_pixel_size_m(raster: str | os.PathLike, io: str | None = None) -> tuple | None:
+def scene_pixel_size_m(raster: str | os.PathLike, fileio: RasterIO | None = None) -> tuple | None:
     """Ground pixel size (x, y) in metres of a raster file, None without a CRS (metadata
     only: for checks made before a run, such as the QGIS plugin's)."""
-    ds = open_dataset(raster, raster_io.get(io))
+    fileio = raster_io.get(fileio)
+    ds = open_dataset(raster, fileio)
     try:
         if ds.crs is None:
             return None
-        return pixel_size_m(ds.crs, ds.transform, ds.width, ds.height)
+        return pixel_size_m(fileio, ds.crs, ds.transform, ds.width, ds.height)
     finally:
         ds.close()
 

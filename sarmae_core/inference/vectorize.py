@@ -20,15 +20,14 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from .detection import Detections
 from .geodesy import EqualArea
 from .geometry import Polygon
-from .georef import Crs, Transform, transform_xy
-from .raster_io import FeatureWriter
+from .georef import Crs, Transform
+from .raster_io import FeatureWriter, RasterIO
 from .sieve import sieve_mask, sieve_pixels
 
 #: Polygons cleaned and measured together (one projection call per batch).
@@ -52,7 +51,7 @@ class PolygonOptions:
 
 
 def polygonize(
-    io: ModuleType,
+    fileio: RasterIO,
     raster: Path,
     scratch: Path,
     out: FeatureWriter,
@@ -70,7 +69,7 @@ def polygonize(
     (:mod:`.sieve`): specks below the areas never reach the tracing.
 
     Args:
-        io: the IO backend that traces the polygons.
+        fileio: the IO backend that traces the polygons.
         raster: uint8 class raster with nodata 0, georeferenced by ``transform``.
         scratch: path the backend may use for the raw polygons (deleted by the caller).
         out: the layer receiving cleaned polygons.
@@ -95,12 +94,12 @@ def polygonize(
 
     def flush() -> None:
         nonlocal total
-        total += _write_batch(io, batch, out, class_names, area, options, tolerance)
+        total += _write_batch(fileio, batch, out, class_names, area, options, tolerance)
         batch.clear()
 
     if sieved is not None and area is not None:
-        raster = _sieve(io, raster, sieved, transform, area, options, check_cancel)
-    with closing(io.polygonize(raster, scratch, check_cancel)) as traced:
+        raster = _sieve(fileio, raster, sieved, transform, area, options, check_cancel)
+    with closing(fileio.polygonize(raster, scratch, check_cancel)) as traced:
         for polygon, value in traced:
             batch.append((polygon, value))
             if len(batch) >= _BATCH:
@@ -111,7 +110,7 @@ def polygonize(
 
 
 def _sieve(
-    io: ModuleType,
+    fileio: RasterIO,
     raster: Path,
     sieved: Path,
     transform: Transform,
@@ -122,7 +121,7 @@ def _sieve(
     """``raster``, or its sieved copy when an area filter is set."""
     if not (options.min_area_m2 > 0 or options.fill_holes_m2 > 0):
         return raster
-    src = io.open_raster(str(raster))
+    src = fileio.open_raster(str(raster))
     width, height = src.width, src.height
     src.close()
     largest = float(np.max(area.row_pixel_areas(transform, width, height)))
@@ -130,12 +129,12 @@ def _sieve(
     fill = sieve_pixels(options.fill_holes_m2, largest)
     if remove <= 1 and fill <= 1:  # areas below one pixel: nothing to sieve
         return raster
-    sieve_mask(io, raster, sieved, remove, fill, check_cancel)
+    sieve_mask(fileio, raster, sieved, remove, fill, check_cancel)
     return sieved
 
 
 def _write_batch(
-    io: ModuleType,
+    fileio: RasterIO,
     batch: list[tuple[Polygon, int]],
     out: FeatureWriter,
     class_names: Sequence[str],
@@ -165,7 +164,7 @@ def _write_batch(
             for p, ring_areas in zip(polys, measure(polys), strict=True)
         ]  # fmt: skip
     if tolerance > 0:
-        polys = [io.simplify(p, tolerance) for p in polys]
+        polys = [fileio.simplify(p, tolerance) for p in polys]
     total = 0.0
     for poly, ring_areas, (_, cls) in zip(polys, measure(polys), batch, strict=True):
         a = float(ring_areas[0] - ring_areas[1:].sum()) if len(ring_areas) else 0.0
@@ -178,7 +177,7 @@ def _write_batch(
 
 
 def write_detections(
-    io: ModuleType,
+    fileio: RasterIO,
     path: Path,
     dets: Detections,
     class_names: Sequence[str],
@@ -190,7 +189,7 @@ def write_detections(
     """One box polygon per detection with score, class, length/width in m and centre.
 
     Args:
-        io: the IO backend that writes the GeoPackage.
+        fileio: the IO backend that writes the GeoPackage.
         path: GeoPackage to create.
         dets: boxes in pixels of the grid that ``transform`` georeferences.
         class_names: names by class index.
@@ -206,7 +205,7 @@ def write_detections(
         ("width_m", "real"), ("centre_x", "real"), ("centre_y", "real"), ("lon", "real"),
         ("lat", "real"),
     ]  # fmt: skip
-    out = io.FeatureWriter(path, "detections", crs, fields)
+    out = fileio.feature_writer(path, "detections", crs, fields)
     b = dets.boxes
     x0, y0 = transform.apply(b[:, 0], b[:, 1])
     x1, y1 = transform.apply(b[:, 2], b[:, 3])
@@ -216,7 +215,7 @@ def write_detections(
     lon, lat = nan, nan
     if area is not None and crs is not None and len(dets):
         side_x, side_y = area.box_sides_m(x0, y0, x1, y1)
-        lon, lat = transform_xy(crs, io.parse_crs("EPSG:4326"), cx, cy)
+        lon, lat = fileio.transform_xy(crs, fileio.parse_crs("EPSG:4326"), cx, cy)
     elif pixel_size_m is not None:
         side_x = (b[:, 2] - b[:, 0]) * pixel_size_m[0]
         side_y = (b[:, 3] - b[:, 1]) * pixel_size_m[1]

@@ -15,13 +15,12 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from ..errors import ConfigError, OutputExistsError, RasterError
 from .georef import Crs, Transform
-from .raster_io import RasterSpec, overview_factors
+from .raster_io import RasterIO, RasterSpec, overview_factors
 
 #: Side of GeoTIFF blocks; the blender hands out rows in multiples of it.
 BLOCK = 256
@@ -272,7 +271,7 @@ class GeoTiffWriter:
     """A tiled, compressed GeoTIFF filled by row chunks, then given overviews.
 
     Args:
-        io: the IO backend that writes it.
+        fileio: the IO backend that writes it.
         path: file to write (a temporary path from :class:`OutputSet`).
         width, height, count, dtype: raster shape and type.
         crs, transform, nodata: georeference (``crs`` None for pixel-space rasters).
@@ -284,7 +283,7 @@ class GeoTiffWriter:
 
     def __init__(
         self,
-        io: ModuleType,
+        fileio: RasterIO,
         path: Path,
         width: int,
         height: int,
@@ -298,7 +297,7 @@ class GeoTiffWriter:
         colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        self.io = io
+        self.fileio = fileio
         self.path = path
         self.width, self.height = width, height
         self.overview_resampling = overview_resampling
@@ -313,7 +312,7 @@ class GeoTiffWriter:
         }
         spec = RasterSpec(width, height, count, dtype, crs, transform, nodata, options,
                           list(descriptions), colormap, dict(tags or {}))  # fmt: skip
-        self._ds = io.create_geotiff(path, spec)
+        self._ds = fileio.create_geotiff(path, spec)
 
     def write(self, row: int, values: np.ndarray) -> None:
         """Write ``values`` [count, rows, width] starting at ``row``."""
@@ -331,11 +330,11 @@ class GeoTiffWriter:
         self.close()
         factors = overview_factors(self.width, self.height, BLOCK)
         if factors:
-            self.io.build_overviews(self.path, factors, self.overview_resampling, check_cancel)
+            self.fileio.build_overviews(self.path, factors, self.overview_resampling, check_cancel)
 
     def to_cog(self, dst: Path, check_cancel: Callable[[], None] = _never) -> None:
         """Copy the finished file (with its overviews) to a Cloud-Optimized GeoTIFF."""
-        self.io.to_cog(
+        self.fileio.to_cog(
             self.path,
             dst,
             {

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from rasterio.warp import transform as warp_transform
 from sarmae_core.errors import ConfigError, RasterError
 from sarmae_core.inference import predict, raster_io
 from sarmae_core.inference.geometry import box_polygon
-from sarmae_core.inference.georef import Transform, transform_xy
+from sarmae_core.inference.georef import Transform
 
 from ..conftest import S1_VV_DB
 from .helpers import features, layer_info, read, s1_db, write_raster
@@ -35,8 +34,32 @@ def io_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def ios() -> dict[str, ModuleType]:
+def ios() -> dict[str, raster_io.RasterIO]:
     return {name: raster_io.get(name) for name in BACKENDS}
+
+
+def test_both_backends_implement_the_one_interface(ios) -> None:
+    """Every operation of RasterIO, implemented twice; CRS values carry no backend (issue 14)."""
+    import dataclasses
+    import inspect
+
+    from sarmae_core.inference.georef import Crs
+
+    wanted = {n for n, _ in inspect.getmembers(raster_io.RasterIO) if not n.startswith("_")}
+    wanted |= set(raster_io.RasterIO.__annotations__)
+    assert {"open_raster", "warp", "create_geotiff", "polygonize", "feature_writer"} <= wanted
+    for name, fileio in ios.items():
+        assert fileio.name == name
+        for op in wanted - {"name"}:
+            assert callable(getattr(fileio, op)), f"{name} lacks {op}"
+        assert raster_io.get(fileio) is fileio  # a backend object passes through
+    assert [f.name for f in dataclasses.fields(Crs)] == [
+        "wkt",
+        "epsg",
+        "is_geographic",
+        "metres_per_unit",
+        "native",
+    ]
 
 
 def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,7 +92,7 @@ def _tagged_raster(tmp_path: Path) -> Path:
     return src
 
 
-def test_rasters_read_alike(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
+def test_rasters_read_alike(tmp_path: Path, ios: dict[str, raster_io.RasterIO]) -> None:
     path = str(_tagged_raster(tmp_path))
     g, r = (ios[n].open_raster(path) for n in BACKENDS)
     try:
@@ -92,12 +115,12 @@ def test_rasters_read_alike(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
     finally:
         g.close()
         r.close()
-    for io in ios.values():
+    for fileio in ios.values():
         with pytest.raises(RasterError, match="is not a raster GDAL can read"):
-            io.open_raster(str(Path(__file__)))
+            fileio.open_raster(str(Path(__file__)))
 
 
-def test_warped_views_agree(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
+def test_warped_views_agree(tmp_path: Path, ios: dict[str, raster_io.RasterIO]) -> None:
     """A GCP-only file warped on GDAL's suggested grid, then resampled to 40 m by averaging."""
     with rasterio.open(S1_VV_DB) as ds:
         t, crs = ds.transform, ds.crs
@@ -109,13 +132,13 @@ def test_warped_views_agree(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
                        dtype="float32", gcps=gcps, crs="EPSG:4326") as ds:  # fmt: skip
         ds.write(s1_db(), 1)
     views = {}
-    for name, io in ios.items():
-        src = io.open_raster(str(path))
+    for name, fileio in ios.items():
+        src = fileio.open_raster(str(path))
         assert src.crs is None and src.gcp_count == 25 and src.gcp_crs.epsg == 4326
-        warped = io.warp(src, src.gcp_crs, None, "bilinear", (None, float("nan")))
+        warped = fileio.warp(src, src.gcp_crs, None, "bilinear", (None, float("nan")))
         t2 = warped.transform.then(Transform.scale(2, 2))
         w, h = warped.width // 2, warped.height // 2
-        coarse = io.warp(warped, warped.crs, (t2, w, h), "average", (None, float("nan")))
+        coarse = fileio.warp(warped, warped.crs, (t2, w, h), "average", (None, float("nan")))
         data, mask = coarse.read([1], 0, 0, h, w)[0], coarse.read_masks([1], 0, 0, h, w)[0]
         views[name] = (warped.transform, warped.width, warped.height, coarse.transform, data, mask)
         coarse.close()
@@ -132,15 +155,15 @@ def test_warped_views_agree(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
     assert np.median(diff) < 0.02 and diff.max() < 0.5  # dB
 
 
-def test_geotiffs_written_alike(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
+def test_geotiffs_written_alike(tmp_path: Path, ios: dict[str, raster_io.RasterIO]) -> None:
     from sarmae_core.inference.writers import GeoTiffWriter
 
     crs_text = "EPSG:32631"
     t = Transform.from_origin(620000.0, 4830000.0, 20.0, 20.0)
     data = (np.arange(600 * 700) % 3).astype(np.uint8).reshape(1, 600, 700)
-    for name, io in ios.items():
-        w = GeoTiffWriter(io, tmp_path / f"{name}.tif", 700, 600, 1, "uint8",
-                          io.parse_crs(crs_text), t, 255, descriptions=["class"],
+    for name, fileio in ios.items():
+        w = GeoTiffWriter(fileio, tmp_path / f"{name}.tif", 700, 600, 1, "uint8",
+                          fileio.parse_crs(crs_text), t, 255, descriptions=["class"],
                           colormap={0: (0, 0, 0, 0), 1: (0, 112, 255, 255)},
                           tags={"class_names": '["a", "b"]'})  # fmt: skip
         w.write(0, data[:, :256])
@@ -166,7 +189,7 @@ def test_geotiffs_written_alike(tmp_path: Path, ios: dict[str, ModuleType]) -> N
     assert profiles["gdal"]["transform"] == rasterio.Affine(*t)
 
 
-def test_crs_facts_and_reprojection_agree(ios: dict[str, ModuleType]) -> None:
+def test_crs_facts_and_reprojection_agree(ios: dict[str, raster_io.RasterIO]) -> None:
     laea = "+proj=laea +lat_0=43.5 +lon_0=4.5 +datum=WGS84 +units=m +no_defs"
     for text, epsg, geographic in (("EPSG:32631", 32631, False), ("EPSG:4326", 4326, True),
                                    (laea, None, False)):  # fmt: skip
@@ -175,9 +198,9 @@ def test_crs_facts_and_reprojection_agree(ios: dict[str, ModuleType]) -> None:
         assert (g.epsg, g.is_geographic) == (epsg, geographic)
     x, y = np.array([620000.0, 625000.0]), np.array([4826000.0, 4830000.0])
     out = {}
-    for name, io in ios.items():
-        utm, wgs = io.parse_crs("EPSG:32631"), io.parse_crs("EPSG:4326")
-        out[name] = transform_xy(utm, wgs, x, y)
+    for name, fileio in ios.items():
+        utm, wgs = fileio.parse_crs("EPSG:32631"), fileio.parse_crs("EPSG:4326")
+        out[name] = fileio.transform_xy(utm, wgs, x, y)
         assert 4.4 < out[name][0][0] < 4.6 and 43.5 < out[name][1][0] < 43.7  # lon, lat order
     np.testing.assert_allclose(out["gdal"], out["rasterio"], atol=1e-9)
     a = ios["gdal"].parse_crs("EPSG:32631")
@@ -200,13 +223,15 @@ def _area(polygon: list[np.ndarray]) -> float:
     return _shoelace(polygon[0]) - sum(_shoelace(r) for r in polygon[1:])
 
 
-def test_polygons_traced_written_and_read_alike(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
+def test_polygons_traced_written_and_read_alike(
+    tmp_path: Path, ios: dict[str, raster_io.RasterIO]
+) -> None:
     raster = _class_raster(tmp_path)
     traced = {}
-    for name, io in ios.items():
+    for name, fileio in ios.items():
         traced[name] = sorted(
             (value, len(p), _area(p))
-            for p, value in io.polygonize(raster, tmp_path / f"{name}_raw.gpkg", lambda: None)
+            for p, value in fileio.polygonize(raster, tmp_path / f"{name}_raw.gpkg", lambda: None)
         )
     (g, r) = (np.array(traced[n]) for n in BACKENDS)
     assert len(g) == len(r) > 50 and {1, 2} == set(g[:, 0])
@@ -216,10 +241,10 @@ def test_polygons_traced_written_and_read_alike(tmp_path: Path, ios: dict[str, M
     # Each backend's GeoPackage, read by both backends and by OGR.
     polygon = [*box_polygon((620000, 4826000, 621000, 4827000)),
                box_polygon((620200, 4826200, 620400, 4826400))[0][::-1]]  # fmt: skip
-    for name, io in ios.items():
+    for name, fileio in ios.items():
         path = tmp_path / f"{name}.gpkg"
         fields = [("class", "int"), ("class_name", "str"), ("area_m2", "real")]
-        out = io.FeatureWriter(path, "water", io.parse_crs("EPSG:32631"), fields)
+        out = fileio.feature_writer(path, "water", fileio.parse_crs("EPSG:32631"), fields)
         out.add(polygon, **{"class": 1, "class_name": "water", "area_m2": 960000.0})
         out.add(polygon, **{"class": 1, "class_name": "water", "area_m2": None})
         out.close()
@@ -237,10 +262,12 @@ def test_polygons_traced_written_and_read_alike(tmp_path: Path, ios: dict[str, M
             np.testing.assert_allclose(polygons[0][1], polygon[1])
 
 
-def test_simplification_in_both_backends(tmp_path: Path, ios: dict[str, ModuleType]) -> None:
+def test_simplification_in_both_backends(
+    tmp_path: Path, ios: dict[str, raster_io.RasterIO]
+) -> None:
     raster = _class_raster(tmp_path)
-    io = ios["gdal"]
-    big = max((p for p, _ in io.polygonize(raster, tmp_path / "raw.gpkg", lambda: None)),
+    fileio = ios["gdal"]
+    big = max((p for p, _ in fileio.polygonize(raster, tmp_path / "raw.gpkg", lambda: None)),
               key=_area)  # fmt: skip
     for backend in ios.values():
         simple = backend.simplify(big, 30.0)
@@ -268,7 +295,7 @@ def test_a_whole_run_gives_the_same_products(
         runs[name] = predict(s1_db, models["water"], out / "w.tif", io_backend=name, aoi=area,
                              aoi_crs="EPSG:4326" if aoi else None, fill_holes_m2=2000,
                              products=("class", "probability", "vector"))  # fmt: skip
-        assert runs[name].io == name
+        assert runs[name].io_backend == name
     g, r = runs["gdal"], runs["rasterio"]
     for product in ("class", "probability"):
         (a, pa), (b, pb) = read(g.files[product]), read(r.files[product])
@@ -317,14 +344,14 @@ def test_the_library_runs_without_gdal_bindings(tmp_path: Path, models) -> None:
         ships = predict({str(harbour)!r}, {str(models["ships"])!r}, out + "/s.gpkg")
         from sarmae_core.inference.quicklook import boxes_from_gpkg
         boxes = boxes_from_gpkg(ships.files["vector"], {str(harbour)!r})
-        print(json.dumps({{"io": res.io, "area": res.summary.vector_area_km2,
+        print(json.dumps({{"io": res.io_backend, "area": res.summary.vector_area_km2,
                            "ships": ships.summary.ship_count, "boxes": len(boxes),
                            "osgeo": [m for m in sys.modules if m.startswith("osgeo")
                                      and sys.modules[m] is not None]}}))
     """)
     # The area of interest: a GeoPackage written by the rasterio backend itself.
-    io = raster_io.get("rasterio")
-    aoi = io.FeatureWriter(tmp_path / "a.gpkg", "area", io.parse_crs("EPSG:32631"), [])
+    fileio = raster_io.get("rasterio")
+    aoi = fileio.feature_writer(tmp_path / "a.gpkg", "area", fileio.parse_crs("EPSG:32631"), [])
     aoi.add(box_polygon((620500, 4826500, 623500, 4829500)))
     aoi.close()
     env = {k: v for k, v in os.environ.items() if k != raster_io.ENV}

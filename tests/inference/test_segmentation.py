@@ -235,17 +235,17 @@ def test_sieve_removes_specks_and_fills_holes_each_in_one_direction() -> None:
     from sarmae_core.inference import raster_io
     from sarmae_core.inference.sieve import sieve_window
 
-    io = raster_io.get()
+    fileio = raster_io.get()
     m = np.zeros((40, 40), np.uint8)
     m[2:4, 2:4] = 1  # a speck of water, 4 px
     m[10:30, 10:30] = 1
     m[15:17, 15:17] = 0  # a hole of 4 px in the lake
-    removed = sieve_window(io, m, remove_px=5, fill_px=0)
+    removed = sieve_window(fileio, m, remove_px=5, fill_px=0)
     assert removed[2:4, 2:4].sum() == 0 and removed[15:17, 15:17].sum() == 0  # hole kept
     assert removed[10:30, 10:30].sum() == 400 - 4
-    filled = sieve_window(io, m, remove_px=0, fill_px=5)
+    filled = sieve_window(fileio, m, remove_px=0, fill_px=5)
     assert filled[2:4, 2:4].sum() == 4 and filled[15:17, 15:17].sum() == 4  # speck kept
-    both = sieve_window(io, m, remove_px=5, fill_px=5)
+    both = sieve_window(fileio, m, remove_px=5, fill_px=5)
     assert both.sum() == 400 and both[2:4, 2:4].sum() == 0
 
 
@@ -254,15 +254,15 @@ def test_sieve_strip_by_strip_equals_the_whole_raster(
 ) -> None:
     from sarmae_core.inference import raster_io, sieve
 
-    io = raster_io.get()
+    fileio = raster_io.get()
     x = s1_db()
     fragmented = ((x < -14) & (x > -99)).astype(np.uint8)  # dark speckle: thousands of specks
     src = write_raster(tmp_path / "mask.tif", fragmented, nodata=0)
     monkeypatch.setattr(sieve, "STRIP_ROWS", 32)  # many strips on a small real scene
     for remove, fill in [(12, 0), (0, 12), (30, 7)]:
         out = tmp_path / f"sieved_{remove}_{fill}.tif"
-        sieve.sieve_mask(io, src, out, remove, fill, lambda: None)
+        sieve.sieve_mask(fileio, src, out, remove, fill, lambda: None)
         strips, _ = read(out)
-        whole = sieve.sieve_window(io, fragmented, remove, fill)
+        whole = sieve.sieve_window(fileio, fragmented, remove, fill)
         np.testing.assert_array_equal(strips, whole)
         assert (strips != fragmented).sum() > 100  # it did sieve
