@@ -114,12 +114,12 @@ def load_cpu_backend(model: str, threads: int):
     """The model's backend on the CPU with ``threads`` threads (onnxruntime for .onnx files,
     torch for checkpoints)."""
     if model.endswith(".onnx"):
-        from sarmae_core.inference.backends import OnnxBackend
+        from sarmae_core.inference.model.backends import OnnxBackend
 
         return OnnxBackend(model, device="cpu", threads=threads)
     import torch
 
-    from sarmae_core.inference.backends import load_backend
+    from sarmae_core.inference.model.backends import load_backend
 
     torch.set_num_threads(threads)
     return load_backend(model, backend="torch", device="cpu")
@@ -161,13 +161,13 @@ def child_predict(
 
 def child_model_alone(raster: str, model: str, batch: int, threads: int) -> dict:
     """The backend alone on the same tiles and batches as predict (tiles read beforehand)."""
-    from sarmae_core.inference import raster_io
-    from sarmae_core.inference.aoi import resolve_aoi
-    from sarmae_core.inference.engine import prepare_tile
+    from sarmae_core.inference.geo.aoi import resolve_aoi
+    from sarmae_core.inference.io import raster_io
     from sarmae_core.inference.notes import Notes
     from sarmae_core.inference.predict import GDAL_CACHE_MB
-    from sarmae_core.inference.source import SarSource
-    from sarmae_core.inference.windows import TileGrid
+    from sarmae_core.inference.scene.source import SarSource
+    from sarmae_core.inference.sweep.engine import prepare_tile
+    from sarmae_core.inference.sweep.windows import TileGrid
 
     notes = Notes()
     be = load_cpu_backend(model, threads)

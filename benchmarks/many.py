@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from sarmae_core.inference.backends import BUNDLED_DIR, OnnxBackend
 from sarmae_core.inference.many import predict_many
+from sarmae_core.inference.model.backends import BUNDLED_DIR, OnnxBackend
 from sarmae_core.inference.predict import predict
 
 S1 = Path(__file__).resolve().parents[1] / "tests/fixtures/s1_vv_db"

@@ -60,7 +60,7 @@ def tiles(n: int = 32, size: int = 256) -> np.ndarray:
 
 
 def model_path(model: str) -> str:
-    from sarmae_core.inference.backends import resolve_model_path
+    from sarmae_core.inference.model.backends import resolve_model_path
 
     return model if model.endswith(".onnx") else str(resolve_model_path(model))
 
@@ -77,7 +77,7 @@ def weight_variants(model: str, folder: Path) -> dict[str, str]:
 
 
 def session(path: str, s: dict):
-    from sarmae_core.inference.backends import OnnxBackend
+    from sarmae_core.inference.model.backends import OnnxBackend
 
     return OnnxBackend(path, device="cpu", threads=s["threads"], spinning=s["spinning"],
                        level=s["level"])  # fmt: skip

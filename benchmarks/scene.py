@@ -52,8 +52,8 @@ def child(raster: str, out: str, model: str, pixel: float) -> None:
     res = predict(raster, model, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
                   batch_size=BATCH, overwrite=True)  # fmt: skip
     from sarmae_core.contract.reader import read_model_info
-    from sarmae_core.inference.backends import resolve_model_path
-    from sarmae_core.inference.source import model_pixel_size
+    from sarmae_core.inference.model.backends import resolve_model_path
+    from sarmae_core.inference.scene.source import model_pixel_size
 
     s = res.summary
     read_at = model_pixel_size(pixel, pixel, read_model_info(resolve_model_path(res.model)))
@@ -68,7 +68,7 @@ def child(raster: str, out: str, model: str, pixel: float) -> None:
 
 def bare(raster: str, model: str) -> None:
     """The model alone on the tiles predict ran, in the same batches (threads as predict's)."""
-    from sarmae_core.inference.backends import resolve_model_path
+    from sarmae_core.inference.model.backends import resolve_model_path
 
     path = str(resolve_model_path(model)) if not model.endswith(".onnx") else model
     print(json.dumps(child_model_alone(raster, path, BATCH, threads=None)))

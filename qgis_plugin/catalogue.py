@@ -70,7 +70,7 @@ def _read_info(path: str, _mtime: int, _size: int) -> Any:
 
 def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path | None:
     """The bundled model of ``job`` for a raster, chosen by the engine's rule
-    (:mod:`sarmae_core.inference.bundled`: Water VV, or Water VV+VH when two bands are given),
+    (:mod:`sarmae_core.inference.model.bundled`: Water VV, or Water VV+VH when two bands are given),
     as ``sarmae predict`` does.
 
     ``bands``: the form's band choice (one per model channel) or None to map by name.
@@ -78,7 +78,7 @@ def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path |
     default = bundled_models().get(job)
     if default is None or not raster:
         return default
-    name = core("inference.bundled").bundled_for_raster(
+    name = core("inference.model.bundled").bundled_for_raster(
         job, raster, list(bands) if bands else None, bundled_models_dir()
     )
     path = bundled_models_dir() / f"{name}.onnx"
@@ -87,7 +87,7 @@ def bundled_for_layer(job: str, raster: str | None, bands: Any = None) -> Path |
 
 def variants_text(job: str) -> str:
     """`` (VV, VV+VH)`` when more than one bundled variant of ``job`` is installed."""
-    variants = core("inference.bundled").VARIANTS.get(job, ())
+    variants = core("inference.model.bundled").VARIANTS.get(job, ())
     here = ["+".join(p) for n, p, _ in variants if (bundled_models_dir() / f"{n}.onnx").is_file()]
     return f" ({', '.join(reversed(here))})" if len(here) > 1 else ""
 
@@ -115,7 +115,7 @@ def resolve_model(
 
 def describe(info: Any) -> str:
     """One line about a model for the form: task, bands and units, pixel size, tile."""
-    trained = core("inference.source").trained_for(info)
+    trained = core("inference.scene.source").trained_for(info)
     res = "" if trained == "any pixel size" else f", {trained}"
     names = ", ".join(n for n in info.class_names if n not in ("background",)) or "-"
     return (

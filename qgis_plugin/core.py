@@ -46,7 +46,7 @@ def core(module: str = "") -> ModuleType:
 def bundled_models_dir() -> Path:
     """Folder of the bundled ``<name>.onnx`` models of the engine in use.
 
-    The same place ``sarmae_core.inference.backends.BUNDLED_DIR`` names, found from the
+    The same place ``sarmae_core.inference.model.backends.BUNDLED_DIR`` names, found from the
     package's location so that listing models imports neither the engine nor GDAL.
     """
     spec = importlib.util.find_spec(core_package())

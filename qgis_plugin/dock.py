@@ -377,7 +377,7 @@ class SarmaeDock(QDockWidget):
         if info is None or facts is None:
             return
         if getattr(info, "dates", None):  # a two-date model: each scene gives its own bands
-            info = core("inference.source").date_info(info, "after")
+            info = core("inference.scene.source").date_info(info, "after")
         if self.model_combo.currentData() != MODEL_FILE and info.task == "segmentation":
             # the bundled Water model for this layer, by the engine's rule
             path = catalogue.bundled_for_layer("water", facts.path)

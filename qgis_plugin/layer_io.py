@@ -73,8 +73,8 @@ def raster_facts(layer: QgsRasterLayer) -> RasterFacts:
 def _pixel_size(path: str) -> tuple[float, float] | None:
     """The engine's ground pixel size of the file (None where it cannot tell)."""
     try:
-        gdal = core("inference.raster_io").get("gdal")  # the plugin reads through osgeo
-        return core("inference.source").scene_pixel_size_m(path, gdal)
+        gdal = core("inference.io.raster_io").get("gdal")  # the plugin reads through osgeo
+        return core("inference.scene.source").scene_pixel_size_m(path, gdal)
     except core("errors").SarmaeError:
         return None
 

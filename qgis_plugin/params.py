@@ -18,7 +18,7 @@ AREAS = (AREA_LAYER, AREA_CANVAS, AREA_POLYGONS)
 OUTPUT_TEMPORARY, OUTPUT_FILES = "temporary", "files"
 #: Input units the user may state; None lets sarmae read them from the file.
 UNITS = ("db", "intensity", "amplitude", "complex")
-#: Detect ships with the model (bundled or file) or with CA-CFAR (sarmae_core.inference.cfar).
+#: Detect ships with the model (bundled or file) or with CA-CFAR (sarmae_core.inference.model.cfar).
 DETECTOR_MODEL, DETECTOR_CFAR = "model", "cfar"
 
 

@@ -62,7 +62,7 @@ def detector(model: str, cfar: dict[str, Any] | None) -> Any:
     """The model path, or (``cfar`` settings given) the engine's CA-CFAR detector."""
     if cfar is None:
         return model
-    inference = core("inference.cfar")
+    inference = core("inference.model.cfar")
     return inference.CfarDetector(inference.CfarParams(**cfar))
 
 

@@ -42,7 +42,7 @@ class RasterFacts:
 
     It also answers as the engine's view of an open raster (``count``, ``dtypes``,
     ``colorinterp``, ``descriptions``, ``tags(band)`` of
-    :class:`sarmae_core.inference.raster_io.Raster`), so the engine's rules take it as they are.
+    :class:`sarmae_core.inference.io.raster_io.Raster`), so the engine's rules take it as they are.
     """
 
     name: str
@@ -63,7 +63,7 @@ class RasterFacts:
     @property
     def dtypes(self) -> tuple[str, ...]:
         """Data types by the engine's names (``uint8`` for GDAL's ``Byte``)."""
-        return tuple(map(core("inference.gdal_io").dtype_name, self.data_types))
+        return tuple(map(core("inference.io.gdal_io").dtype_name, self.data_types))
 
     @property
     def colorinterp(self) -> tuple[str, ...]:
@@ -85,7 +85,7 @@ def check_raster(facts: RasterFacts) -> None:
             f"'{facts.name}' is not a raster file GDAL reads (provider {facts.provider}); "
             "save it as a GeoTIFF (Export ▸ Save As…) and run on that"
         )
-    if core("inference.sar_metadata").looks_optical(facts):
+    if core("inference.scene.sar_metadata").looks_optical(facts):
         colours = "/".join(c.title() for c in facts.colours[:3])
         raise InputRefused(
             f"'{facts.name}' looks like an optical RGB image ({facts.band_count} bands, "
@@ -104,8 +104,9 @@ def check_raster(facts: RasterFacts) -> None:
 
 def band_polarisations(facts: RasterFacts) -> list[str | None]:
     """Polarisation of each band as ``predict`` reads it: tags, then description, then (a
-    single band) the file name (:func:`sarmae_core.inference.sar_metadata.band_polarisations`)."""
-    return core("inference.sar_metadata").band_polarisations(facts, Path(facts.path))
+    single band) the file name
+    (:func:`sarmae_core.inference.scene.sar_metadata.band_polarisations`)."""
+    return core("inference.scene.sar_metadata").band_polarisations(facts, Path(facts.path))
 
 
 def default_bands(facts: RasterFacts, polarisations: Sequence[str]) -> list[int | None]:
@@ -127,7 +128,7 @@ def check_bands(
     Raises:
         InputRefused: naming the bands the raster has.
     """
-    sar = core("inference.sar_metadata")
+    sar = core("inference.scene.sar_metadata")
     errors = core("errors")
     try:
         sar.map_bands(
@@ -142,14 +143,14 @@ def check_bands(
 
 def check_resolution(facts: RasterFacts, info: object) -> None:
     """Refuse a ship model on pixels much coarser than it was trained for (the engine's rule,
-    :func:`sarmae_core.inference.source.resolution_refusal`), before the run starts.
+    :func:`sarmae_core.inference.scene.source.resolution_refusal`), before the run starts.
 
     Raises:
         InputRefused: saying which pixel sizes the model is for and what to use instead.
     """
     if facts.pixel_size_m is None:
         return
-    reason = core("inference.source").resolution_refusal(*facts.pixel_size_m, info)
+    reason = core("inference.scene.source").resolution_refusal(*facts.pixel_size_m, info)
     if reason:
         raise InputRefused(f"'{facts.name}': {reason}")
 
@@ -181,7 +182,7 @@ def check_scenes(
         InputRefused: what to choose instead.
     """
     check_dates(info, job, before, label)
-    read = core("inference.source").date_info(info, "after") if info.dates else info
+    read = core("inference.scene.source").date_info(info, "after") if info.dates else info
     for scene in (after, before):
         if scene is not None:
             check_bands(scene, read.polarisations, bands)

@@ -48,7 +48,9 @@ CORE_FILES = (
 )
 #: Modules left out on purpose: torch (checkpoints) and the rasterio IO backend with its
 #: sqlite GeoPackage writer; the engine imports them only when asked for, by name.
-CORE_EXCLUDED = {"inference/torch_backend.py", "inference/rasterio_io.py", "inference/gpkg.py"}
+CORE_EXCLUDED = {
+    "inference/model/torch_backend.py", "inference/io/rasterio_io.py", "inference/io/gpkg.py",
+}  # fmt: skip
 #: Must never be imported at module level by what the plugin carries: the plugin's inference
 #: may import numpy, onnxruntime and GDAL's osgeo only.
 FORBIDDEN = {"torch", "timm", "torchvision", "qgis", "rasterio", "affine", "shapely", "pyproj",
@@ -72,7 +74,7 @@ def core_files() -> dict[str, Path]:
     """Archive name -> source path of the vendored engine."""
     core = ROOT / "sarmae_core"
     rels = list(CORE_FILES) + [
-        p.relative_to(core).as_posix() for p in sorted((core / "inference").glob("*.py"))
+        p.relative_to(core).as_posix() for p in sorted((core / "inference").rglob("*.py"))
     ]
     rels = [r for r in dict.fromkeys(rels) if r not in CORE_EXCLUDED]
     out = {f"{PLUGIN_DIR}/_vendor/sarmae_core/{r}": core / r for r in rels}

@@ -32,7 +32,7 @@ def test_inference_and_its_cli_load_no_exporter_and_no_torch_models():
         "import sarmae_core\n"
         "from sarmae_core.inference import predict\n"
         "from sarmae_core.inference.many import predict_many\n"
-        "from sarmae_core.inference.backends import load_backend\n"
+        "from sarmae_core.inference.model.backends import load_backend\n"
         "import sarmae_core.cli, sarmae_core.cli.predict, sarmae_core.cli.info\n"
         "import sarmae_core.cli.many"
     )

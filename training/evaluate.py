@@ -11,7 +11,7 @@ import torch
 from skimage.filters import threshold_otsu
 from torch.utils.data import DataLoader
 
-from sarmae_core.inference.detection import Detections, decode_centernet, merge_fragments, nms
+from sarmae_core.inference.model.detection import Detections, decode_centernet, merge_fragments, nms
 
 from .baselines import otsu_water
 from .config import EvalConfig
@@ -189,7 +189,7 @@ def detection_scores(
 
 def cfar_detector(cfg: EvalConfig) -> Any:
     """The engine's CA-CFAR with the evaluation's settings: the classic baseline row."""
-    from sarmae_core.inference.cfar import CfarDetector, CfarParams
+    from sarmae_core.inference.model.cfar import CfarDetector, CfarParams
 
     return CfarDetector(CfarParams(**cfg.cfar))
 

@@ -107,7 +107,7 @@ def run(
 
 
 def _session(path: str) -> Any:
-    from sarmae_core.inference.backends import OnnxBackend
+    from sarmae_core.inference.model.backends import OnnxBackend
 
     be = OnnxBackend(path, device="cpu")
     if list(be.info.dates) != ["before", "after"]:

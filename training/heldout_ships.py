@@ -69,7 +69,7 @@ def detector(spec: str) -> Any:
     """
     if not spec.startswith("cfar:"):
         return spec
-    from sarmae_core.inference.cfar import CfarDetector, CfarParams
+    from sarmae_core.inference.model.cfar import CfarDetector, CfarParams
 
     opts = dict(kv.split("=", 1) for kv in spec[5:].split(",") if kv)
     kinds = {f: type(v) for f, v in vars(CfarParams()).items()}
@@ -80,7 +80,7 @@ def run(cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, floor
     """Scores of ``models`` (label -> bundled name, .onnx file, ``cfar`` or ``cfar:...``) on
     the test split."""
     import sarmae_core
-    from sarmae_core.inference.backends import load_backend
+    from sarmae_core.inference.model.backends import load_backend
 
     ds = build_dataset(cfg.data, cfg.data.test_split, "amplitude", False, cfg.run.seed)
     runners = {label: detector(m) for label, m in models.items()}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sarmae_core.contract.reader import read_model_info
-from sarmae_core.inference.source import trained_for
+from sarmae_core.inference.scene.source import trained_for
 
 #: Terms of the data sets the bundled models are trained on (from ../shared/data READMEs).
 DATA_TERMS = {

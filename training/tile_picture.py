@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sarmae_core.inference.backends import load_backend
+from sarmae_core.inference.model.backends import load_backend
 
 from .baselines import otsu_water
 from .config import FinetuneRunConfig, load_config

@@ -1,8 +1,8 @@
 """``sarmae predict water|ships SCENES -o OUTDIR``: many scenes on Dask (:mod:`..inference.many`).
 
 Reached from the ``predict`` subcommands when SCENES is a folder, a glob pattern, a ``.txt``
-list or a STAC ``.json`` (:func:`~sarmae_core.inference.scenes.is_many`), or when ``--workers``
-or ``--scheduler`` is given; a single raster keeps the single-scene command.
+list or a STAC ``.json`` (:func:`~sarmae_core.inference.batch.scenes.is_many`), or when
+``--workers`` or ``--scheduler`` is given; a single raster keeps the single-scene command.
 """
 
 from __future__ import annotations

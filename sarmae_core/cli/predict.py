@@ -80,10 +80,10 @@ def _options(func):
 
 def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | None],
          quicklook: Path | None, **kw) -> None:  # fmt: skip
+    from ..inference.batch.scenes import is_many
     from ..inference.notes import InferenceWarning
     from ..inference.options import RunOptions
     from ..inference.predict import predict as run_predict
-    from ..inference.scenes import is_many
 
     many = is_many(scene) or kw["workers"] is not None or kw["scheduler"] is not None
     if many and kw.get("before") is not None:
@@ -178,7 +178,8 @@ def water(scene, output, quicklook, raster, probability, **kw) -> None:
 
 
 def _cfar_options(func):
-    """``predict ships`` options of the CA-CFAR detector (:mod:`sarmae_core.inference.cfar`)."""
+    """``predict ships`` options of the CA-CFAR detector
+    (:mod:`sarmae_core.inference.model.cfar`)."""
     opts = [
         click.option("--detector", type=click.Choice(["model", "cfar"]), default="model",
                      show_default=True,
@@ -231,7 +232,7 @@ def ships(scene, output, quicklook, detector, guard, background, pfa, looks, min
     --aoi); its options are ignored by the model detector.
     """
     if detector == "cfar":
-        from ..inference.cfar import CfarDetector, CfarParams
+        from ..inference.model.cfar import CfarDetector, CfarParams
 
         if kw["model"] is not None:
             raise ConfigError("--detector cfar takes no --model; leave one of them out")

@@ -23,11 +23,8 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, RasterError, SarmaeError
-from . import raster_io
-from .backends import BUNDLED_DIR, OnnxBackend, load_backend, resolve_model_path
-from .bundled import bundled_for_raster
-from .catalogue import footprint, write_catalogue
-from .manifest import (
+from .batch.catalogue import footprint, write_catalogue
+from .batch.manifest import (
     file_fingerprint,
     manifest_path,
     options_digest,
@@ -36,12 +33,15 @@ from .manifest import (
     unchanged,
     write_manifest,
 )
+from .batch.scenes import Scene, resolve_scenes
+from .io import raster_io
+from .io.writers import sweep_stale
+from .model.backends import BUNDLED_DIR, OnnxBackend, load_backend, resolve_model_path
+from .model.bundled import bundled_for_raster
 from .notes import InferenceWarning
 from .options import NAMES as OPTION_NAMES
 from .options import RunOptions
 from .predict import JOBS, predict
-from .scenes import Scene, resolve_scenes
-from .writers import sweep_stale
 
 log = logging.getLogger("sarmae")
 

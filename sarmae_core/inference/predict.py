@@ -19,25 +19,25 @@ import numpy as np
 
 from ..contract.metadata import ModelInfo
 from ..errors import ConfigError, InputError
-from . import raster_io
-from .aoi import Region, resolve_aoi
-from .backends import BUNDLED_DIR, Backend, load_backend
-from .blending import Sink
-from .bundled import bundled_for_raster
 from .checks import check_work, disk_full
-from .engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
-from .geodesy import EqualArea, pixel_size_m
-from .georef import Transform
+from .geo.aoi import Region, resolve_aoi
+from .geo.geodesy import EqualArea, pixel_size_m
+from .geo.georef import Transform
+from .io import raster_io
+from .io.writers import BLOCK, OutputSet
+from .model.backends import BUNDLED_DIR, Backend, load_backend
+from .model.bundled import bundled_for_raster
 from .notes import Notes
 from .options import RunOptions, check_paths
-from .products import SegmentationSink, kept_channels, plan_outputs
-from .quicklook import boxes_from_gpkg, write_quicklook
-from .regrid import OutputWindow, ToInputGrid
-from .result import PredictionResult, PredictionSummary
-from .source import PairSource, SarSource
-from .vectorize import PolygonOptions, polygonize, write_detections
-from .windows import TileGrid
-from .writers import BLOCK, OutputSet
+from .products.quicklook import boxes_from_gpkg, write_quicklook
+from .products.rasters import SegmentationSink, kept_channels, plan_outputs
+from .products.result import PredictionResult, PredictionSummary
+from .products.vectorize import PolygonOptions, polygonize, write_detections
+from .scene.source import PairSource, SarSource
+from .sweep.blending import Sink
+from .sweep.engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
+from .sweep.regrid import OutputWindow, ToInputGrid
+from .sweep.windows import TileGrid
 
 #: What each named job needs of a model (``predict water`` / ``ships`` / ``flood``).
 JOBS = {"water": "segmentation", "ships": "detection", "flood": "segmentation"}

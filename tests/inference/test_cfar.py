@@ -14,8 +14,8 @@ from PIL import Image
 
 from sarmae_core.errors import ConfigError
 from sarmae_core.inference import CfarDetector, CfarParams, predict
-from sarmae_core.inference.cfar import cfar_mask, label_components
-from sarmae_core.inference.quicklook import boxes_from_gpkg
+from sarmae_core.inference.model.cfar import cfar_mask, label_components
+from sarmae_core.inference.products.quicklook import boxes_from_gpkg
 
 from ..conftest import SHARED_DATA
 from .helpers import features, s1_db, write_raster
@@ -212,7 +212,7 @@ def test_a_ship_longer_than_a_tile_is_one_box(tmp_path, out, monkeypatch):
     assert len(on_hull) == 1 and covers(on_hull[0], hull, 0.98)
     assert all(sum(covers(b, ship) for b in boxes) == 1 for ship in OFFSHORE_SHIPS)
 
-    from sarmae_core.inference import engine
+    from sarmae_core.inference.sweep import engine
 
     monkeypatch.setattr(engine, "merge_cut_boxes", lambda dets, cuts: dets)
     monkeypatch.setattr(engine, "merge_fragments", lambda dets: dets)
@@ -243,7 +243,7 @@ def test_real_ships_cut_by_small_tiles_come_out_whole(tmp_path, out):
 
 
 def test_merging_joins_pieces_across_an_edge_but_not_neighbours():
-    from sarmae_core.inference.detection import Detections, cut_edges, merge_cut_boxes
+    from sarmae_core.inference.model.detection import Detections, cut_edges, merge_cut_boxes
 
     # tile A = columns 0-127, tile B = columns 96-223 of a 64 x 400 px raster
     left = np.array([[60.0, 20.0, 128.0, 30.0]])  # a hull cut by A's right edge

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sarmae_core.inference import predict
-from sarmae_core.inference.detection import Detections, decode_centernet, nms
-from sarmae_core.inference.windows import TileGrid
+from sarmae_core.inference.model.detection import Detections, decode_centernet, nms
+from sarmae_core.inference.sweep.windows import TileGrid
 
 from .helpers import features, s1_db, write_raster
 
@@ -68,7 +68,7 @@ def test_two_half_boxes_of_one_long_hull_become_one_box() -> None:
     """What a detector gave on the held-out HRSID hull at (65, 19)-(150, 37) of a 256 px tile
     (issue 11: two half-length boxes, neither at IoU 0.5): joined, the box covers the hull.
     Ships moored side by side, and a faint box beside a strong one, stay apart."""
-    from sarmae_core.inference.detection import merge_fragments
+    from sarmae_core.inference.model.detection import merge_fragments
     from sarmae_train.metrics import iou_matrix
 
     halves = np.array([[76.0, 20.0, 126.0, 33.0], [107.0, 24.0, 152.0, 35.0]])

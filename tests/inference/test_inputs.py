@@ -267,7 +267,7 @@ def _scene_at(src_path: Path, dst: Path, factor: float) -> Path:
 
 
 def test_model_pixel_size_rule() -> None:
-    from sarmae_core.inference.source import model_pixel_size, trained_for
+    from sarmae_core.inference.scene.source import model_pixel_size, trained_for
 
     ranged = seg_info(resolution_m=20.0, resolution_range_m=[10.0, 20.0])
     assert model_pixel_size(10.0, 10.0, ranged) is None  # 10 m scenes keep their detail

@@ -26,9 +26,9 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject, tr
 
 from sarmae_core.cli import main
 from sarmae_core.errors import ConfigError
+from sarmae_core.inference.batch.scenes import is_many, resolve_scenes
 from sarmae_core.inference.many import predict_many
 from sarmae_core.inference.predict import predict
-from sarmae_core.inference.scenes import is_many, resolve_scenes
 
 from .helpers import features, s1_db, write_raster
 

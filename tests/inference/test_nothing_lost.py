@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from sarmae_core.cli import main as sarmae_main
 from sarmae_core.errors import CheckpointError, ConfigError, InputError, RasterError
 from sarmae_core.inference import OutputExistsError, predict
-from sarmae_core.inference.writers import sweep_stale
+from sarmae_core.inference.io.writers import sweep_stale
 
 from .helpers import read, s1_db, write_raster
 

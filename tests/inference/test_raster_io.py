@@ -17,9 +17,10 @@ from rasterio.control import GroundControlPoint
 from rasterio.warp import transform as warp_transform
 
 from sarmae_core.errors import ConfigError, RasterError
-from sarmae_core.inference import predict, raster_io
-from sarmae_core.inference.geometry import box_polygon
-from sarmae_core.inference.georef import Transform
+from sarmae_core.inference import predict
+from sarmae_core.inference.geo.geometry import box_polygon
+from sarmae_core.inference.geo.georef import Transform
+from sarmae_core.inference.io import raster_io
 
 from ..conftest import S1_VV_DB
 from .helpers import features, layer_info, read, s1_db, write_raster
@@ -43,7 +44,7 @@ def test_both_backends_implement_the_one_interface(ios) -> None:
     import dataclasses
     import inspect
 
-    from sarmae_core.inference.georef import Crs
+    from sarmae_core.inference.geo.georef import Crs
 
     wanted = {n for n, _ in inspect.getmembers(raster_io.RasterIO) if not n.startswith("_")}
     wanted |= set(raster_io.RasterIO.__annotations__)
@@ -75,7 +76,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(raster_io.ENV)
     monkeypatch.setattr(raster_io, "_loaded", {})
     monkeypatch.setitem(sys.modules, "osgeo", None)
-    monkeypatch.delitem(sys.modules, "sarmae_core.inference.gdal_io", raising=False)
+    monkeypatch.delitem(sys.modules, "sarmae_core.inference.io.gdal_io", raising=False)
     assert raster_io.get().name == "rasterio"
     with pytest.raises(ConfigError, match=r"needs GDAL's Python bindings \(osgeo\)"):
         raster_io.get("gdal")
@@ -156,7 +157,7 @@ def test_warped_views_agree(tmp_path: Path, ios: dict[str, raster_io.RasterIO]) 
 
 
 def test_geotiffs_written_alike(tmp_path: Path, ios: dict[str, raster_io.RasterIO]) -> None:
-    from sarmae_core.inference.writers import GeoTiffWriter
+    from sarmae_core.inference.io.writers import GeoTiffWriter
 
     crs_text = "EPSG:32631"
     t = Transform.from_origin(620000.0, 4830000.0, 20.0, 20.0)
@@ -342,7 +343,7 @@ def test_the_library_runs_without_gdal_bindings(tmp_path: Path, models) -> None:
         res = predict({str(S1_VV_DB)!r}, {str(models["water"])!r}, out + "/w.tif",
                       products=("class", "vector"), simplify_m=20, aoi={str(tmp_path / "a.gpkg")!r})
         ships = predict({str(harbour)!r}, {str(models["ships"])!r}, out + "/s.gpkg")
-        from sarmae_core.inference.quicklook import boxes_from_gpkg
+        from sarmae_core.inference.products.quicklook import boxes_from_gpkg
         boxes = boxes_from_gpkg(ships.files["vector"], {str(harbour)!r})
         print(json.dumps({{"io": res.io_backend, "area": res.summary.vector_area_km2,
                            "ships": ships.summary.ship_count, "boxes": len(boxes),

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from sarmae_core.inference import predict
-from sarmae_core.inference.windows import axis_starts
+from sarmae_core.inference.sweep.windows import axis_starts
 
 from .helpers import (
     features,
@@ -107,8 +107,8 @@ def test_polygon_options_filter_fill_and_simplify(s1_db: Path, out: Path, models
     raw = polygons("raw")
     big = polygons("big", min_area_m2=20_000)
     assert 0 < len(big) < len(raw) and min(a for a, _ in big) >= 20_000
-    # the mask is sieved before tracing (sarmae_core.inference.sieve): exactly the polygons the
-    # area filter alone keeps
+    # the mask is sieved before tracing (sarmae_core.inference.products.sieve): exactly the
+    # polygons the area filter alone keeps
     kept = sorted(a for a, _ in raw if a >= 20_000)
     assert sorted(a for a, _ in big) == pytest.approx(kept, rel=1e-9)
 
@@ -232,8 +232,8 @@ def test_a_model_failing_mid_scene_stops_the_run_and_leaves_nothing(
 
 
 def test_sieve_removes_specks_and_fills_holes_each_in_one_direction() -> None:
-    from sarmae_core.inference import raster_io
-    from sarmae_core.inference.sieve import sieve_window
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.sieve import sieve_window
 
     fileio = raster_io.get()
     m = np.zeros((40, 40), np.uint8)
@@ -252,7 +252,8 @@ def test_sieve_removes_specks_and_fills_holes_each_in_one_direction() -> None:
 def test_sieve_strip_by_strip_equals_the_whole_raster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sarmae_core.inference import raster_io, sieve
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products import sieve
 
     fileio = raster_io.get()
     x = s1_db()

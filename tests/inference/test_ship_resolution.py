@@ -13,7 +13,7 @@ import rasterio
 
 from sarmae_core.errors import InputError
 from sarmae_core.inference import predict
-from sarmae_core.inference.source import resolution_refusal, trained_for
+from sarmae_core.inference.scene.source import resolution_refusal, trained_for
 
 from .helpers import det_info, make_det_onnx, s1_db, seg_info, write_raster
 

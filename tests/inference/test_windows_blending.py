@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sarmae_core.errors import ConfigError
-from sarmae_core.inference.blending import StreamingBlender, blend_weights, ramp
-from sarmae_core.inference.windows import TileGrid, axis_starts
+from sarmae_core.inference.sweep.blending import StreamingBlender, blend_weights, ramp
+from sarmae_core.inference.sweep.windows import TileGrid, axis_starts
 
 
 @pytest.mark.parametrize("length", [1, 63, 64, 65, 200, 257])

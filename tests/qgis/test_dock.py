@@ -72,8 +72,8 @@ def test_dock_maps_bands_as_predict_does_when_tags_and_descriptions_disagree(
     import rasterio
 
     import sarmae_core
-    from sarmae_core.inference.backends import load_backend
-    from sarmae_core.inference.source import SarSource
+    from sarmae_core.inference.model.backends import load_backend
+    from sarmae_core.inference.scene.source import SarSource
 
     layer = add_layer(project, tags_disagree_tif, "tagged")
     dock = SarmaeDock(project)
@@ -199,7 +199,7 @@ def test_progress_and_cancel_state(project, bundled):
 
 def test_bundled_water_on_a_dual_pol_layer_is_the_vv_model(project, vh_vv_tif, bundled):
     """Bundled Water on a layer with VV and VH bands: the VV model (the engine's default, see
-    sarmae_core.inference.bundled), reading the layer's VV band wherever it is."""
+    sarmae_core.inference.model.bundled), reading the layer's VV band wherever it is."""
     from qgis_plugin.request import build_request
 
     layer = add_layer(project, vh_vv_tif, "dual-pol")

@@ -57,7 +57,7 @@ def test_flood_pairs_scored_beside_the_change_baselines(tmp_path, capsys, flood_
 
 
 def test_a_single_date_model_is_refused_as_a_flood_model(tmp_path):
-    from sarmae_core.inference.backends import BUNDLED_DIR
+    from sarmae_core.inference.model.backends import BUNDLED_DIR
 
     with pytest.raises(SystemExit, match="not a two-date model"):
         main(["--config", "training/configs/finetune_flood_bundled.yaml", "--limit", "1",

@@ -232,7 +232,7 @@ def zoom_sample(
     """``image`` (and its labels or boxes) resampled by ``zoom`` (< 1: coarser pixels).
 
     Shrinking averages the pixels it merges (antialiased, like multilooking or the
-    ``average`` resampling of :mod:`sarmae_core.inference.source`); labels take the nearest
+    ``average`` resampling of :mod:`sarmae_core.inference.scene.source`); labels take the nearest
     pixel. With a training crop, a region of ``crop / zoom`` is cut first, so a shrunk sample
     still fills the crop instead of being padded.
     """

@@ -37,7 +37,7 @@ for conf in default 0.3; do  # the model's confidence, and 0.3 (the held-out bes
   [ "$conf" = default ] || picture=docs/ships_offshore_conf${conf/./}.png
   .venv/bin/sarmae predict ships "$tif" -q -o "$tmp/s$conf.gpkg" --units amplitude \
     $([ "$conf" = default ] || echo --threshold "$conf")
-  .venv/bin/python -c "from sarmae_core.inference.quicklook import boxes_from_gpkg, write_quicklook as w; \
+  .venv/bin/python -c "from sarmae_core.inference.products.quicklook import boxes_from_gpkg, write_quicklook as w; \
 w('$tif', '$picture', 'amplitude', boxes_px=boxes_from_gpkg('$tmp/s$conf.gpkg', '$tif'), \
   max_side=500, overwrite=True, side_by_side=True)"
 done

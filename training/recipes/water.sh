@@ -44,7 +44,7 @@ pictured=(--model "water=$bundled/water.onnx")
 scene=tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif
 tmp=$(mktemp -d)
 .venv/bin/sarmae predict water "$scene" -q -o "$tmp/w.gpkg" --raster "$tmp/w.tif"
-.venv/bin/python -c "from sarmae_core.inference.quicklook import write_quicklook as w; \
+.venv/bin/python -c "from sarmae_core.inference.products.quicklook import write_quicklook as w; \
 w('$scene', 'docs/water_demo.png', 'db', class_raster='$tmp/w.tif', max_side=600, \
   overwrite=True, side_by_side=True)"
 rm -rf "$tmp"

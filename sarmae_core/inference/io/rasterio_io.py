@@ -1,8 +1,8 @@
 """The IO backend on rasterio (whose wheels bundle GDAL), for when GDAL's bindings are missing.
 
-Thin calls only, the same functions as :mod:`~sarmae_core.inference.gdal_io` (see
-:mod:`~sarmae_core.inference.raster_io`). rasterio has no vector API: GeoPackages are written
-and read with sqlite3 (:mod:`~sarmae_core.inference.gpkg`), GeoJSON areas parsed as JSON, and
+Thin calls only, the same functions as :mod:`~sarmae_core.inference.io.gdal_io` (see
+:mod:`~sarmae_core.inference.io.raster_io`). rasterio has no vector API: GeoPackages are written
+and read with sqlite3 (:mod:`~sarmae_core.inference.io.gpkg`), GeoJSON areas parsed as JSON, and
 polygons simplified per ring (Douglas-Peucker, not topology-preserving like GEOS).
 """
 
@@ -30,9 +30,9 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, Ra
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from ..errors import InputError, RasterError
-from .geometry import Polygon, from_wkb, geojson_polygons, simplify_ring
-from .georef import Crs, Transform
+from ...errors import InputError, RasterError
+from ..geo.geometry import Polygon, from_wkb, geojson_polygons, simplify_ring
+from ..geo.georef import Crs, Transform
 from .gpkg import GpkgWriter, read_layers
 from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 

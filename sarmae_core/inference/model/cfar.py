@@ -21,7 +21,7 @@ A target's box spans its detected pixels; its score, ``1 - 1 / r``, grows with `
 brightest pixel's ratio to its threshold (0.5: twice the threshold), so boxes can be ranked
 and thresholded like a model's.
 
-:class:`CfarDetector` is a :class:`~sarmae_core.inference.backends.Backend`: the engine reads,
+:class:`CfarDetector` is a :class:`~sarmae_core.inference.model.backends.Backend`: the engine reads,
 tiles and masks a scene for it as for an ONNX model (pixels outside the area of interest, such
 as land cut out by a sea polygon, are filled with the tile's mean before detection, so they
 neither detect nor raise a neighbour's background), and keeps, suppresses and merges its
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contract.metadata import ModelInfo
-from ..errors import ConfigError
+from ...contract.metadata import ModelInfo
+from ...errors import ConfigError
 
 #: What ``predict(model=...)`` and ``--detector`` call this detector.
 CFAR_NAME = "cfar"

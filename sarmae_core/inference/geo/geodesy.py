@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
+from ..io.raster_io import RasterIO
 from .georef import Crs, Transform
-from .raster_io import RasterIO
 
 # WGS84 ellipsoid, for the metres-per-degree of geographic pixel sizes.
 _A = 6378137.0

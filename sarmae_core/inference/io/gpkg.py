@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RasterError
-from .geometry import Polygon, from_wkb, to_wkb
-from .georef import Crs
+from ...errors import RasterError
+from ..geo.geometry import Polygon, from_wkb, to_wkb
+from ..geo.georef import Crs
 
 #: ``PRAGMA application_id`` of GeoPackages ("GPKG") and the version in ``user_version``.
 _APPLICATION_ID, _USER_VERSION = 0x47504B47, 10200

@@ -3,9 +3,9 @@
 The engine reaches files only through one of two thin backends with the same operations, the
 :class:`RasterIO` interface:
 
-- :mod:`~sarmae_core.inference.gdal_io`: ``osgeo.gdal``/``ogr``/``osr``, what QGIS ships (the
+- :mod:`~sarmae_core.inference.io.gdal_io`: ``osgeo.gdal``/``ogr``/``osr``, what QGIS ships (the
   plugin's only choice: it may import numpy, onnxruntime and GDAL, nothing else);
-- :mod:`~sarmae_core.inference.rasterio_io`: rasterio, whose wheels bundle GDAL, for a plain
+- :mod:`~sarmae_core.inference.io.rasterio_io`: rasterio, whose wheels bundle GDAL, for a plain
   ``pip install`` where GDAL's bindings (which need the system's GDAL) are missing.
 
 ``auto`` takes GDAL's bindings when they import, else rasterio. ``SARMAE_IO=gdal|rasterio``
@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import CancelledError, ConfigError
-from .georef import Crs, Transform
+from ...errors import CancelledError, ConfigError
+from ..geo.georef import Crs, Transform
 
 #: Environment variable that forces a backend.
 ENV = "SARMAE_IO"
@@ -264,7 +264,7 @@ def stoppable(
 def read_error(path: str, exc: BaseException, row: int, col: int, height: int, width: int):
     """The :class:`~sarmae_core.errors.RasterError` of a failed read: the file and the block,
     and the likely causes, in the same words whichever backend read it."""
-    from ..errors import RasterError
+    from ...errors import RasterError
 
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return RasterError(

@@ -15,9 +15,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import SarmaeError
-from .notes import Notes
-from .raster_io import RasterIO
+from ...errors import SarmaeError
+from ..io.raster_io import RasterIO
+from ..notes import Notes
 
 #: The bundled models of a job: (name, polarisations read, chosen automatically when the
 #: scene has those bands), preferred first. Automatic only with held-out evidence (see above).
@@ -76,8 +76,8 @@ def bundled_for_raster(
     A raster that cannot be opened gets the job's default model: the run then reports the
     problem with the raster itself.
     """
-    from .sar_metadata import band_polarisations
-    from .source import open_dataset
+    from ..scene.sar_metadata import band_polarisations
+    from ..scene.source import open_dataset
 
     if job not in VARIANTS:
         return job

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from .georef import Crs, Transform
-from .raster_io import RasterIO
-from .writers import GeoTiffWriter, OutputSet
+from ...errors import ConfigError
+from ..geo.georef import Crs, Transform
+from ..io.raster_io import RasterIO
+from ..io.writers import GeoTiffWriter, OutputSet
 
 PRODUCTS = ("class", "probability", "vector")
 CLASS_NODATA = 255

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract.metadata import ModelInfo
-from ..errors import InputError, RasterError
-from ..units import convert
-from . import raster_io
-from .geodesy import pixel_size_m
-from .georef import Crs, Transform
-from .notes import Notes, PrefixedNotes
-from .raster_io import Raster, RasterIO
+from ...contract.metadata import ModelInfo
+from ...errors import InputError, RasterError
+from ...units import convert
+from ..geo.geodesy import pixel_size_m
+from ..geo.georef import Crs, Transform
+from ..io import raster_io
+from ..io.raster_io import Raster, RasterIO
+from ..notes import Notes, PrefixedNotes
 from .sar_metadata import (
     band_polarisations,
     check_not_optical,

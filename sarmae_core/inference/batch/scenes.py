@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 #: Raster files a folder of scenes is taken to hold (what GDAL reads for Sentinel-1 products).
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")

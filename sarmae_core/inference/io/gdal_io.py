@@ -1,7 +1,7 @@
 """The IO backend on GDAL's own Python bindings (``osgeo``): what QGIS ships.
 
 Thin calls only; what to read, write and compute is decided by the engine (see
-:mod:`~sarmae_core.inference.raster_io` for the functions every backend provides).
+:mod:`~sarmae_core.inference.io.raster_io` for the functions every backend provides).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from ..errors import InputError, RasterError
-from .geometry import Polygon, from_wkb, to_wkb
-from .georef import Crs, Transform
+from ...errors import InputError, RasterError
+from ..geo.geometry import Polygon, from_wkb, to_wkb
+from ..geo.georef import Crs, Transform
 from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 
 gdal.UseExceptions()

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .raster_io import RasterIO
-from .writers import GeoTiffWriter
+from ..io.raster_io import RasterIO
+from ..io.writers import GeoTiffWriter
 
 #: Largest sieve threshold in pixels (rows of context above and below each strip).
 MAX_SIEVE_PX = 1024

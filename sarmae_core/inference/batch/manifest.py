@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_path
+from ...files import atomic_path
 
 #: Bump when what a manifest holds changes meaning: older manifests then redo their scene.
 FORMAT = 1

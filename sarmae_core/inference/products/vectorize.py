@@ -3,7 +3,7 @@
 The IO backend traces polygons from a class raster on disk (``GDALPolygonize``, through GDAL's
 bindings or rasterio) and hands them over one by one as numpy rings; here they are cleaned in
 batches: small holes filled, simplified (by the backend), measured in m2 on the ground
-(:class:`~sarmae_core.inference.geodesy.EqualArea`, right in EPSG:4326 too), filtered by area
+(:class:`~sarmae_core.inference.geo.geodesy.EqualArea`, right in EPSG:4326 too), filtered by area
 and written by the backend's GeoPackage writer.
 
 Memory here is not bounded like the raster sweep: GDAL keeps each polygon whole until it is
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .detection import Detections
-from .geodesy import EqualArea
-from .geometry import Polygon
-from .georef import Crs, Transform
-from .raster_io import FeatureWriter, RasterIO
+from ..geo.geodesy import EqualArea
+from ..geo.geometry import Polygon
+from ..geo.georef import Crs, Transform
+from ..io.raster_io import FeatureWriter, RasterIO
+from ..model.detection import Detections
 from .sieve import sieve_mask, sieve_pixels
 
 #: Polygons cleaned and measured together (one projection call per batch).

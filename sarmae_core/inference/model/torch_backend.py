@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..contract.metadata import ModelInfo
-from ..errors import ConfigError
-from .notes import Notes
+from ...contract.metadata import ModelInfo
+from ...errors import ConfigError
+from ..notes import Notes
 
 
 def info_from_task_model(model: Any, tile_size: int | None = None) -> ModelInfo:
@@ -24,7 +24,7 @@ def info_from_task_model(model: Any, tile_size: int | None = None) -> ModelInfo:
 
 
 class TorchBackend:
-    """A torch task model behind the :class:`~sarmae_core.inference.backends.Backend` interface.
+    """A torch task model behind the :class:`~.backends.Backend` interface.
 
     Args:
         model: a task model whose ``forward(x)`` returns segmentation or classification logits
@@ -64,7 +64,7 @@ class TorchBackend:
         cls, path: str | os.PathLike, device: str = "auto", notes: Notes | None = None
     ) -> TorchBackend:
         """Load a task-model checkpoint written by :func:`sarmae_core.models.save_checkpoint`."""
-        from ..models.checkpoint import load_checkpoint
+        from ...models.checkpoint import load_checkpoint
 
         model = load_checkpoint(path)
         if not hasattr(model, "class_names"):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_path
-from . import raster_io
-from .raster_io import RasterIO
+from ...files import atomic_path
+from ..io import raster_io
+from ..io.raster_io import RasterIO
 
 #: Columns of both files: (name, GeoPackage type); the job's figures (``water_km2``,
 #: ``ship_count``) come after ``status``.
@@ -40,7 +40,7 @@ def footprint(raster: str | os.PathLike, fileio: RasterIO | None = None) -> Foot
     Raises:
         RasterError: the raster cannot be opened.
     """
-    from .source import open_dataset
+    from ..scene.source import open_dataset
 
     files_io = raster_io.get(fileio)
     ds = open_dataset(raster, files_io)

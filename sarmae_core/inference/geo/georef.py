@@ -1,7 +1,7 @@
 """Georeference without a GIS library: affine grid transforms and CRS handles.
 
 The engine works with these two plain types whichever IO backend reads and writes the files
-(:mod:`~sarmae_core.inference.raster_io`): :class:`Transform` is the six GDAL geotransform
+(:mod:`~sarmae_core.inference.io.raster_io`): :class:`Transform` is the six GDAL geotransform
 coefficients in ``affine``'s order, :class:`Crs` a CRS as WKT with the few facts the engine
 asks of it, made and reprojected by the backend that owns it.
 """

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, OutputExistsError, RasterError
-from .georef import Crs, Transform
+from ...errors import ConfigError, OutputExistsError, RasterError
+from ..geo.georef import Crs, Transform
 from .raster_io import RasterIO, RasterSpec, overview_factors
 
 #: Side of GeoTIFF blocks; the blender hands out rows in multiples of it.

@@ -4,7 +4,7 @@ Pure integer arithmetic, no I/O. Tiles step by ``tile - overlap``; the last tile
 column is moved back so that it ends on the raster edge instead of hanging over it, so only a
 raster smaller than one tile is ever padded (and padding is the part of a tile the blender never
 reads back). Tiles are listed row-major so that the rows above the current tile row are final
-and can be streamed out (:mod:`sarmae_core.inference.blending`).
+and can be streamed out (:mod:`sarmae_core.inference.sweep.blending`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 def axis_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -1,7 +1,7 @@
 """Back to the input's grid: model-grid rows resampled onto the input's pixels as they stream.
 
 When the input's pixel size differs from the model's, tiles are read resampled to the model's
-resolution (:class:`~sarmae_core.inference.source.SarSource`); the outputs, though, belong on
+resolution (:class:`~sarmae_core.inference.scene.source.SarSource`); the outputs, though, belong on
 the input's grid (its transform, size and nodata), so that the mask lies on the scene pixel for
 pixel. :class:`ToInputGrid` sits between the blender and the product sink: it keeps only the
 model rows the next output rows need (two chunks at most), interpolates the probabilities
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geo.georef import Transform
 from .blending import Sink
-from .georef import Transform
 
 
 @dataclass(frozen=True)

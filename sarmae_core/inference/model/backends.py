@@ -3,7 +3,7 @@
 The inference engine only sees :class:`Backend`: ``run(batch [N, C, H, W] float32) -> dict of
 arrays``, a ``name``, the ``providers`` that actually ran and the model's :class:`ModelInfo`.
 onnxruntime is the default (torch-free, what QGIS users can install); a torch backend plugs in
-through the same interface (:mod:`sarmae_core.inference.torch_backend`, imported only when
+through the same interface (:mod:`sarmae_core.inference.model.torch_backend`, imported only when
 asked for); :class:`CallableBackend` wraps any Python function.
 """
 
@@ -16,13 +16,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..contract.metadata import ModelInfo
-from ..contract.reader import model_info_from_session
-from ..errors import CheckpointError, ConfigError
-from .notes import Notes
+from ...contract.metadata import ModelInfo
+from ...contract.reader import model_info_from_session
+from ...errors import CheckpointError, ConfigError
+from ..notes import Notes
 
 #: Where bundled models live (resolved without importing sarmae_core.models, which needs torch).
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "models" / "bundled"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models" / "bundled"
 #: Output tensors each task must provide.
 TASK_OUTPUTS = {
     "segmentation": ("probabilities",),

@@ -1,7 +1,7 @@
 """The window sweep: read tiles, batch them through a backend, stitch or decode the outputs.
 
 Tiles are read one window at a time and go through the model in batches; segmentation outputs
-are blended and streamed to the sinks (:mod:`~sarmae_core.inference.blending`), detections are
+are blended and streamed to the sinks (:mod:`~sarmae_core.inference.sweep.blending`), detections are
 kept by the tile that owns their centre and suppressed across tiles at the end. Invalid pixels
 (nodata, NaN, outside the area of interest) are filled with the tile's mean before the model
 sees them (a neutral value, unlike 0, which is a bright -0 dB or a dark 0 intensity) and are
@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CancelledError
-from .aoi import Region
-from .backends import Backend
-from .blending import Sink, StreamingBlender, blend_weights
-from .detection import (
+from ...errors import CancelledError
+from ..geo.aoi import Region
+from ..model.backends import Backend
+from ..model.detection import (
     Detections,
     cut_edges,
     merge_cut_boxes,
@@ -29,7 +28,8 @@ from .detection import (
     nms,
     tile_detections,
 )
-from .source import SarSource
+from ..scene.source import SarSource
+from .blending import Sink, StreamingBlender, blend_weights
 from .windows import Tile, TileGrid
 
 #: A box side this close to a tile edge (px) was cut by it: a stride-4 heatmap places box

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RasterError
-from ..files import atomic_path
-from ..units import convert
-from . import raster_io
-from .raster_io import RasterIO
+from ...errors import RasterError
+from ...files import atomic_path
+from ...units import convert
+from ..io import raster_io
+from ..io.raster_io import RasterIO
 
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
 OUTLINE_RGB = np.array([0, 235, 255], dtype=np.uint8)

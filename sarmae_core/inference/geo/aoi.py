@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, RasterError
+from ...errors import InputError, RasterError
+from ..io.raster_io import RasterIO
+from ..notes import Notes
 from .geometry import Polygon, bounds, box_polygon, geojson_polygons, rasterize
 from .georef import Crs, Transform
-from .notes import Notes
-from .raster_io import RasterIO
 
 AreaOfInterest = tuple[float, float, float, float] | dict | str | os.PathLike
 
@@ -75,7 +75,7 @@ def resolve_aoi(
     if aoi is None:
         return Region(0, 0, height, width, transform)
     if fileio is None:
-        from . import raster_io
+        from ..io import raster_io
 
         fileio = raster_io.get()
     src_crs = fileio.parse_crs(str(aoi_crs)) if aoi_crs is not None else crs

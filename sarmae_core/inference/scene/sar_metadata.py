@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .notes import Notes
+from ...errors import InputError
+from ..notes import Notes
 
 #: Units a source raster may be in: the model units plus complex SLC samples.
 SOURCE_UNITS = ("db", "intensity", "amplitude", "complex")
