@@ -49,7 +49,7 @@ CORE_FILES = (
 #: Modules left out on purpose: torch (checkpoints) and the rasterio IO backend with its
 #: sqlite GeoPackage writer; the engine imports them only when asked for, by name.
 CORE_EXCLUDED = {
-    "inference/model/torch_backend.py", "inference/io/rasterio_io.py", "inference/io/gpkg.py",
+    "inference/io/rasterio_io.py", "inference/io/gpkg.py",
 }  # fmt: skip
 #: Must never be imported at module level by what the plugin carries: the plugin's inference
 #: may import numpy, onnxruntime and GDAL's osgeo only.

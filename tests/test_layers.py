@@ -38,3 +38,24 @@ def test_inference_and_its_cli_load_no_exporter_and_no_torch_models():
     )
     assert "sarmae_core.inference" in mods and "sarmae_core.contract" in mods
     assert not mods & {"torch", "sarmae_core.export", "sarmae_core.models"}
+
+
+def test_the_torch_backend_registers_from_the_models_side(tmp_path):
+    """Inference finds the torch backend by its registered provider, and says what to
+    install where torch is missing (a plain `pip install sarmae`)."""
+    from sarmae_core.inference.model.backends import registered_backend
+    from sarmae_core.models.backend import TorchBackend
+
+    assert registered_backend("torch") is TorchBackend
+    ckpt = tmp_path / "model.safetensors"
+    ckpt.write_bytes(b"{}")
+    probe = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from sarmae_core.errors import ConfigError\n"
+        "from sarmae_core.inference.model.backends import load_backend\n"
+        f"try:\n    load_backend({str(ckpt)!r})\nexcept ConfigError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=120)  # fmt: skip
+    assert "the torch backend needs torch" in done.stdout
+    assert "pip install 'sarmae[train]'" in done.stdout

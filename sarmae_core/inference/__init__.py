@@ -4,7 +4,8 @@
 in windows and bounded memory, and writes class/probability GeoTIFFs and GeoPackages. Only
 numpy, onnxruntime and one library for files are needed: GDAL's Python bindings (``osgeo``,
 what QGIS ships) when they import, else rasterio (:mod:`~sarmae_core.inference.io.raster_io`);
-torch is imported only by :mod:`~sarmae_core.inference.model.torch_backend`, when asked for.
+torch is imported only by the torch backend (:mod:`sarmae_core.models.backend`), when asked
+for.
 """
 
 from ..errors import OutputExistsError

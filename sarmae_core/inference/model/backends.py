@@ -3,12 +3,13 @@
 The inference engine only sees :class:`Backend`: ``run(batch [N, C, H, W] float32) -> dict of
 arrays``, a ``name``, the ``providers`` that actually ran and the model's :class:`ModelInfo`.
 onnxruntime is the default (torch-free, what QGIS users can install); a torch backend plugs in
-through the same interface (:mod:`sarmae_core.inference.model.torch_backend`, imported only when
-asked for); :class:`CallableBackend` wraps any Python function.
+through the same interface, registered from the models side (:mod:`sarmae_core.models.backend`,
+imported by that name only when asked for); :class:`CallableBackend` wraps any Python function.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -211,6 +212,38 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     )
 
 
+#: Backends that live with what they run and register themselves (name -> class); the torch
+#: one comes from the models package, which needs torch.
+_REGISTERED: dict[str, Any] = {}
+#: Where a backend not yet registered is (a module of this sarmae_core), imported on first use.
+_PROVIDERS = {"torch": "models.backend"}
+
+
+def register_backend(name: str, backend_class: Any) -> None:
+    """Make ``backend_class`` the backend ``name`` (called by the module that defines it)."""
+    _REGISTERED[name] = backend_class
+
+
+def registered_backend(name: str) -> Any:
+    """The class registered as backend ``name``, importing its provider when needed.
+
+    Raises:
+        ConfigError: the provider cannot be imported (torch not installed).
+    """
+    if name not in _REGISTERED and name in _PROVIDERS:
+        root = __name__.rsplit(".inference.", 1)[0]  # sarmae_core, or the plugin's vendored copy
+        try:
+            importlib.import_module(f"{root}.{_PROVIDERS[name]}")
+        except ImportError as exc:
+            raise ConfigError(
+                f"the {name} backend needs torch ({exc}): pip install 'sarmae[train]', or run "
+                "an ONNX file with backend='onnxruntime'"
+            ) from exc
+    if name not in _REGISTERED:
+        raise ConfigError(f"no backend named {name!r}")
+    return _REGISTERED[name]
+
+
 def load_backend(
     model: Any, backend: str = "auto", device: str = "auto", notes: Notes | None = None
 ) -> Backend:
@@ -232,9 +265,7 @@ def load_backend(
     if hasattr(model, "forward") and hasattr(model, "class_names"):  # a torch task model
         if backend == "onnxruntime":
             raise ConfigError("backend='onnxruntime' needs an ONNX file, not a torch model")
-        from .torch_backend import TorchBackend
-
-        return TorchBackend(model, device=device, notes=notes)
+        return registered_backend("torch")(model, device=device, notes=notes)
     if isinstance(model, str) and model == "cfar" and not Path(model).exists():
         from .cfar import CfarDetector
 
@@ -246,9 +277,7 @@ def load_backend(
                 f"{path.name} is a checkpoint: export it to ONNX first (`sarmae export`) or use "
                 "backend='torch'"
             )
-        from .torch_backend import TorchBackend
-
-        return TorchBackend.from_checkpoint(path, device=device, notes=notes)
+        return registered_backend("torch").from_checkpoint(path, device=device, notes=notes)
     if backend == "torch":
         raise ConfigError(
             f"backend='torch' needs a checkpoint or a torch model; {path.name} is not one "

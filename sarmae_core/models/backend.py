@@ -1,7 +1,9 @@
 """Run a torch task model as an inference backend (only when asked for: ``backend="torch"``).
 
-The rest of :mod:`sarmae_core.inference` never imports torch; this module imports it when a
-:class:`TorchBackend` is made, so a QGIS install with onnxruntime alone keeps working.
+It lives with the models it runs and registers itself with the engine
+(:func:`sarmae_core.inference.model.backends.register_backend`); :mod:`sarmae_core.inference`
+never imports torch, and imports this module by its registered name only when a torch model
+or a checkpoint is run, so a QGIS install with onnxruntime alone keeps working.
 Task models (:mod:`sarmae_core.models.heads`) take physical units and normalise inside, like
 the exported ONNX graphs, so both backends are fed the same arrays.
 """
@@ -13,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ...contract.metadata import ModelInfo
-from ...errors import ConfigError
-from ..notes import Notes
+from ..contract.metadata import ModelInfo
+from ..errors import ConfigError
+from ..inference.model.backends import register_backend
+from ..inference.notes import Notes
 
 
 def info_from_task_model(model: Any, tile_size: int | None = None) -> ModelInfo:
@@ -64,7 +67,7 @@ class TorchBackend:
         cls, path: str | os.PathLike, device: str = "auto", notes: Notes | None = None
     ) -> TorchBackend:
         """Load a task-model checkpoint written by :func:`sarmae_core.models.save_checkpoint`."""
-        from ...models.checkpoint import load_checkpoint
+        from .checkpoint import load_checkpoint
 
         model = load_checkpoint(path)
         if not hasattr(model, "class_names"):
@@ -82,3 +85,6 @@ class TorchBackend:
             if isinstance(out, dict):
                 return {k: v.float().cpu().numpy() for k, v in out.items()}
             return {"probabilities": out.float().softmax(dim=1).cpu().numpy()}
+
+
+register_backend("torch", TorchBackend)
