@@ -1,8 +1,17 @@
-"""Polygons as numpy rings: GeoJSON and WKB in and out, bounds, and rasterising.
+"""Polygons as numpy rings: GeoJSON and WKB in and out, bounds, areas, rasterising.
 
 A polygon is a list of closed rings (``[n, 2]`` float arrays, first vertex = last), the
 exterior first. Both IO backends hand polygons over in this form, so areas, hole filling and
 area-of-interest masks are computed once, here and in :mod:`.geodesy`, in numpy.
+
+Why this is written here and not taken from shapely/pyogrio: the QGIS plugin runs this engine
+with numpy, onnxruntime and GDAL's own bindings only (QGIS ships no shapely), so what both IO
+backends share must be numpy. The libraries do the rest where a backend has them: GDAL traces,
+sieves and simplifies (OGR's ``SimplifyPreserveTopology``) on the GDAL path, rasterio
+(``features.sieve``) and rasterio's own GDAL (polygonize through its C API) on the rasterio
+path. What stays here: the ISO WKB codec for polygons (the form both backends' GDAL hand over),
+the even-odd rasteriser of area-of-interest masks (per tile, with no backend call), Douglas-
+Peucker for the rasterio path (rasterio has no geometry API) and the shoelace area.
 """
 
 from __future__ import annotations
@@ -107,6 +116,12 @@ def _read_wkb(buf: memoryview, pos: int) -> tuple[list[Polygon], int]:
             polygons += part
         return polygons, pos
     raise InputError(f"expected polygons, got WKB geometry type {code}")
+
+
+def ring_area(ring: np.ndarray) -> float:
+    """Signed planar area of a closed ring (shoelace; positive anticlockwise)."""
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
 
 
 # ---------------------------------------------------------------------- rasterising

@@ -15,7 +15,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ...errors import InputError, RasterError
-from ..geo.geometry import Polygon, from_wkb, to_wkb
+from ..geo.geometry import Polygon, from_wkb, ring_area, to_wkb
 from ..geo.georef import Crs, Transform
 from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 
@@ -389,12 +389,7 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
         parts = from_wkb(out.ExportToIsoWkb()) if out is not None and not out.IsEmpty() else []
     except InputError:  # a geometry collection: nothing polygonal left
         parts = []
-    return max(parts, key=lambda p: abs(_shoelace(p[0])), default=[])
-
-
-def _shoelace(ring: np.ndarray) -> float:
-    x, y = ring[:, 0], ring[:, 1]
-    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+    return max(parts, key=lambda p: abs(ring_area(p[0])), default=[])
 
 
 class GdalIO:

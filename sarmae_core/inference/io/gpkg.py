@@ -4,6 +4,9 @@ The rasterio backend cannot write vectors (rasterio has no vector API), so it wr
 GeoPackages as the OGC standard (12-128r18, version 1.2) lays them out: the three required
 metadata tables, one feature table, and geometries as a ``GP`` header with an envelope followed
 by WKB. GDAL, QGIS and every GeoPackage reader open them; the GDAL backend uses OGR instead.
+Hand-written because rasterio has no vector API and pyogrio or fiona would load a second GDAL
+build into the process beside rasterio's; the subset written here (one polygon layer, its
+spatial reference, an envelope per geometry) is small and is read back by GDAL in the tests.
 """
 
 from __future__ import annotations
