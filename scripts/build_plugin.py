@@ -46,11 +46,9 @@ CORE_FILES = (
     "contract/metadata.py",
     "contract/reader.py",
 )
-#: Modules left out on purpose: torch (checkpoints) and the rasterio IO backend with its
-#: sqlite GeoPackage writer; the engine imports them only when asked for, by name.
-CORE_EXCLUDED = {
-    "inference/io/rasterio_io.py", "inference/io/gpkg.py",
-}  # fmt: skip
+#: Modules left out on purpose: the rasterio IO backend (rasterio, pyogrio, shapely); the
+#: engine imports it only when asked for, by name. (torch's backend lives in models/.)
+CORE_EXCLUDED = {"inference/io/rasterio_io.py"}
 #: Must never be imported at module level by what the plugin carries: the plugin's inference
 #: may import numpy, onnxruntime and GDAL's osgeo only.
 FORBIDDEN = {"torch", "timm", "torchvision", "qgis", "rasterio", "affine", "shapely", "pyproj",

@@ -362,3 +362,26 @@ def test_the_library_runs_without_gdal_bindings(tmp_path: Path, models) -> None:
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["io"] == "rasterio" and got["osgeo"] == []
     assert got["area"] > 0.5 and got["ships"] == got["boxes"] == 1
+
+
+def test_rasterio_backend_writes_geopackage_1_2_with_nulls(tmp_path: Path) -> None:
+    """pyogrio writes what the sqlite writer did: GeoPackage 1.2 (read without a warning by
+    Debian 12's GDAL 3.6 / QGIS 3.22), null fields and a null geometry kept as nulls."""
+    import sqlite3
+
+    from osgeo import ogr
+
+    fileio = raster_io.get("rasterio")
+    path = tmp_path / "cat.gpkg"
+    out = fileio.feature_writer(path, "scenes", fileio.parse_crs("EPSG:4326"),
+                                [("n", "int"), ("km2", "real"), ("error", "str")])  # fmt: skip
+    out.add(None, n=None, km2=1.5, error="unreadable")
+    out.add(box_polygon((0.0, 0.0, 1.0, 1.0)), n=3)
+    out.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (10200,)
+    ds = ogr.Open(str(path))
+    rows = [(f.GetField("n"), f.GetField("km2"), f.GetField("error"), f.GetGeometryRef() is None)
+            for f in ds.GetLayer(0)]  # fmt: skip
+    assert rows == [(None, 1.5, "unreadable", True), (3, None, None, False)]
+    polygons, crs = fileio.read_polygons(path)
+    assert len(polygons) == 1 and crs.epsg == 4326

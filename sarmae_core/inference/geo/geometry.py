@@ -4,14 +4,14 @@ A polygon is a list of closed rings (``[n, 2]`` float arrays, first vertex = las
 exterior first. Both IO backends hand polygons over in this form, so areas, hole filling and
 area-of-interest masks are computed once, here and in :mod:`.geodesy`, in numpy.
 
-Why this is written here and not taken from shapely/pyogrio: the QGIS plugin runs this engine
-with numpy, onnxruntime and GDAL's own bindings only (QGIS ships no shapely), so what both IO
-backends share must be numpy. The libraries do the rest where a backend has them: GDAL traces,
-sieves and simplifies (OGR's ``SimplifyPreserveTopology``) on the GDAL path, rasterio
-(``features.sieve``) and rasterio's own GDAL (polygonize through its C API) on the rasterio
-path. What stays here: the ISO WKB codec for polygons (the form both backends' GDAL hand over),
-the even-odd rasteriser of area-of-interest masks (per tile, with no backend call), Douglas-
-Peucker for the rasterio path (rasterio has no geometry API) and the shoelace area.
+Why this is written here and not taken from shapely: the QGIS plugin runs this engine with
+numpy, onnxruntime and GDAL's own bindings only (QGIS ships no shapely), so what both IO
+backends share must be numpy. The libraries do the rest, in each backend: GDAL/OGR traces,
+sieves, simplifies and writes vector files on the GDAL path; rasterio (sieve, the GDAL inside it
+for tracing), pyogrio (vector files) and shapely (simplification) on the rasterio path. What
+stays here: the ISO WKB codec for polygons (the form both backends' libraries hand over), the
+even-odd rasteriser of area-of-interest masks (per tile, with no backend call) and the shoelace
+area of a ring.
 """
 
 from __future__ import annotations
@@ -164,33 +164,3 @@ def _fill(edges: np.ndarray, height: int, width: int) -> np.ndarray:
         cols = np.clip(np.floor(xc - 0.5).astype(np.int64) + 1, 0, width)
         np.add.at(toggles, (rows, cols), 1)
     return (np.cumsum(toggles[:, :width], axis=1) % 2).astype(bool)
-
-
-# ---------------------------------------------------------------------- simplifying
-def simplify_ring(ring: np.ndarray, tolerance: float) -> np.ndarray:
-    """Douglas-Peucker on a closed ring (kept closed; fewer than 4 vertices: collapsed)."""
-    n = len(ring)
-    if n <= 4 or tolerance <= 0:
-        return ring
-    keep = np.zeros(n, dtype=bool)
-    # Split at the vertex farthest from the first, so the closing point is not special.
-    far = int(np.argmax(np.hypot(*(ring - ring[0]).T)))
-    keep[[0, far, n - 1]] = True
-    stack = [(0, far), (far, n - 1)]
-    while stack:
-        i, j = stack.pop()
-        if j - i < 2:
-            continue
-        seg = ring[j] - ring[i]
-        rel = ring[i + 1 : j] - ring[i]
-        length = np.hypot(*seg)
-        if length == 0:
-            dist = np.hypot(rel[:, 0], rel[:, 1])
-        else:
-            dist = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / length
-        k = int(np.argmax(dist))
-        if dist[k] > tolerance:
-            m = i + 1 + k
-            keep[m] = True
-            stack += [(i, m), (m, j)]
-    return ring[keep]

@@ -1,16 +1,16 @@
 """The IO backend on rasterio (whose wheels bundle GDAL), for when GDAL's bindings are missing.
 
 Thin calls only, the same functions as :mod:`~sarmae_core.inference.io.gdal_io` (see
-:mod:`~sarmae_core.inference.io.raster_io`). rasterio has no vector API: GeoPackages are written
-and read with sqlite3 (:mod:`~sarmae_core.inference.io.gpkg`), GeoJSON areas parsed as JSON, and
-polygons simplified per ring (Douglas-Peucker, not topology-preserving like GEOS).
+:mod:`~sarmae_core.inference.io.raster_io`). rasterio has no vector API, so vector files are
+written and read with pyogrio (OGR, GeoPackage 1.2 as the GDAL backend writes it) and polygons
+simplified with shapely (GEOS, topology-preserving, as OGR's ``SimplifyPreserveTopology`` on the
+GDAL path); polygons are traced by the GDAL inside rasterio (:func:`polygonize`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,14 +31,15 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ...errors import InputError, RasterError
-from ..geo.geometry import Polygon, from_wkb, geojson_polygons, simplify_ring
+from ..geo.geometry import Polygon, from_wkb, geojson_polygons, ring_area, to_wkb
 from ..geo.georef import Crs, Transform
-from .gpkg import GpkgWriter, read_layers
 from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
 
 NAME = "rasterio"
 #: Polygons traced between two checks of the cancel flag.
 _CANCEL_EVERY = 2000
+#: Features per pyogrio write (a GeoPackage transaction each).
+_BATCH = 2000
 
 
 @contextmanager
@@ -380,27 +381,76 @@ def _c_polygonize(
         lib.GDALClose(src)
 
 
+class PyogrioFeatureWriter:
+    """One multipolygon layer of a new GeoPackage, written with pyogrio in batches (see
+    :class:`.raster_io.FeatureWriter`)."""
+
+    def __init__(
+        self, path: Path, layer: str, crs: Crs | None, fields: Sequence[tuple[str, str]]
+    ) -> None:
+        self.count = 0
+        self.path, self.layer = Path(path), layer
+        self._crs = crs.wkt if crs is not None else None
+        self._fields = list(fields)
+        self._rows: list[tuple[bytes | None, dict[str, object]]] = []
+        self._written = False
+
+    def add(self, polygon: Polygon | None, **values: object) -> None:
+        """One feature; ``polygon`` None writes a null geometry (a catalogue row of an
+        unreadable scene), a missing or None value a null field."""
+        self._rows.append((None if polygon is None else to_wkb(polygon), values))
+        self.count += 1
+        if len(self._rows) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows or not self._written:  # the layer exists even with no feature
+            from pyogrio.raw import write
+
+            data, masks = [], []
+            for name, kind in self._fields:
+                values = [v.get(name) for _, v in self._rows]
+                empty = {"int": 0, "real": 0.0, "str": ""}[kind]
+                dtype = {"int": np.int64, "real": np.float64, "str": object}[kind]
+                data.append(np.array([empty if x is None else x for x in values], dtype=dtype))
+                masks.append(np.array([x is None for x in values], dtype=bool))
+            geometry = np.array([g for g, _ in self._rows], dtype=object)
+            write(
+                str(self.path), geometry, data, [n for n, _ in self._fields], field_mask=masks,
+                layer=self.layer, driver="GPKG", geometry_type="MultiPolygon", crs=self._crs,
+                append=self._written, dataset_options={"VERSION": "1.2"},
+            )  # fmt: skip
+            self._written = True
+        self._rows.clear()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._flush()
+            self.path = None  # type: ignore[assignment]
+
+
 def read_polygons(path: Path) -> tuple[list[Polygon], Crs | None]:
-    """Polygons and CRS of a GeoPackage or a GeoJSON file (other formats need GDAL's bindings).
+    """Polygons of every layer of a vector file OGR reads (GeoPackage, GeoJSON, shapefile...)
+    and their CRS, with pyogrio.
 
     Raises:
-        RasterError: a format this backend cannot read.
+        RasterError: a file OGR cannot read.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".gpkg":
-        polygons, wkt = read_layers(path)
-        return polygons, parse_crs(wkt) if wkt else None
-    if suffix in (".geojson", ".json"):
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RasterError(f"{path} is not a GeoJSON file ({exc})") from exc
-        named = ((obj.get("crs") or {}).get("properties") or {}).get("name")
-        return geojson_polygons(obj), parse_crs(named or "EPSG:4326")
-    raise RasterError(
-        f"reading {suffix or 'these'} files needs GDAL's Python bindings (osgeo); give the area "
-        "as a GeoPackage or GeoJSON file, or install python3-gdal"
-    )
+    import pyogrio
+    from pyogrio.raw import read
+
+    polygons: list[Polygon] = []
+    wkt = None
+    try:
+        for name, _kind in pyogrio.list_layers(str(path)):
+            meta, _fids, geometry, _fields = read(str(path), layer=str(name), read_geometry=True)
+            wkt = wkt or meta.get("crs")
+            for wkb in geometry:
+                if wkb is not None:
+                    polygons += from_wkb(bytes(wkb))
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise RasterError(f"{path}: cannot read it as a vector file ({exc})") from exc
+    return polygons, parse_crs(wkt) if wkt else None
 
 
 def sieve(classes: np.ndarray, pixels: int) -> np.ndarray:
@@ -410,13 +460,19 @@ def sieve(classes: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def simplify(polygon: Polygon, tolerance: float) -> Polygon:
-    """Douglas-Peucker on each ring; a ring that would collapse below a triangle is kept as it
-    was (as GEOS keeps small holes and islands)."""
-    out = []
-    for ring in polygon:
-        simple = simplify_ring(ring, tolerance)
-        out.append(simple if len(simple) >= 4 else ring)
-    return out
+    """Topology-preserving Douglas-Peucker (GEOS, through shapely), as the GDAL backend does
+    with OGR; of a polygon that splits, the largest part is kept."""
+    import shapely
+
+    shape = shapely.Polygon(polygon[0], polygon[1:])
+    out = shapely.simplify(shape, tolerance, preserve_topology=True)
+    parts = [] if out.is_empty else list(getattr(out, "geoms", [out]))
+    rings = [
+        [np.asarray(p.exterior.coords), *(np.asarray(i.coords) for i in p.interiors)]
+        for p in parts
+        if isinstance(p, shapely.Polygon)
+    ]
+    return max(rings, key=lambda p: abs(ring_area(p[0])), default=[])
 
 
 class RasterioIO:
@@ -433,7 +489,7 @@ class RasterioIO:
     to_cog = staticmethod(to_cog)
     polygonize = staticmethod(polygonize)
     sieve = staticmethod(sieve)
-    feature_writer = staticmethod(GpkgWriter)
+    feature_writer = staticmethod(PyogrioFeatureWriter)
     read_polygons = staticmethod(read_polygons)
     simplify = staticmethod(simplify)
 
