@@ -6,6 +6,7 @@ Thin calls only; what to read, write and compute is decided by the engine (see
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from osgeo import gdal, ogr, osr
 from ...errors import InputError, RasterError
 from ..geo.geometry import Polygon, from_wkb, ring_area, to_wkb
 from ..geo.georef import Crs, Transform
-from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
+from .raster_io import Grid, ModuleBackend, Nodata, RasterIO, RasterSpec, read_error, stoppable
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -392,24 +393,7 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
     return max(parts, key=lambda p: abs(ring_area(p[0])), default=[])
 
 
-class GdalIO:
-    """:class:`~.raster_io.RasterIO` on GDAL's own Python bindings (``osgeo``)."""
-
-    name = NAME
-    environment = staticmethod(environment)
-    open_raster = staticmethod(open_raster)
-    warp = staticmethod(warp)
-    parse_crs = staticmethod(parse_crs)
-    transform_xy = staticmethod(transform_xy)
-    create_geotiff = staticmethod(GdalGeoTiff)
-    build_overviews = staticmethod(build_overviews)
-    to_cog = staticmethod(to_cog)
-    polygonize = staticmethod(polygonize)
-    sieve = staticmethod(sieve)
-    feature_writer = staticmethod(GdalFeatureWriter)
-    read_polygons = staticmethod(read_polygons)
-    simplify = staticmethod(simplify)
-
-
 #: This backend, as :func:`.raster_io.get` hands it out.
-BACKEND = GdalIO()
+BACKEND: RasterIO = ModuleBackend(
+    sys.modules[__name__], create_geotiff=GdalGeoTiff, feature_writer=GdalFeatureWriter
+)

@@ -128,7 +128,7 @@ class FeatureWriter(Protocol):
 
 class RasterIO(Protocol):
     """What the engine asks of the library that reads and writes its files; implemented by
-    :class:`.gdal_io.GdalIO` and :class:`.rasterio_io.RasterioIO`."""
+    :mod:`.gdal_io` and :mod:`.rasterio_io` (each as a :class:`ModuleBackend`)."""
 
     name: str
 
@@ -194,6 +194,28 @@ class RasterIO(Protocol):
     def simplify(self, polygon: Polygon, tolerance: float) -> Polygon:
         """Douglas-Peucker on each ring, in the polygon's units."""
         ...
+
+
+#: The operations of :class:`RasterIO` besides ``name``.
+OPERATIONS = (
+    "environment", "open_raster", "warp", "parse_crs", "transform_xy", "create_geotiff",
+    "build_overviews", "to_cog", "polygonize", "sieve", "feature_writer", "read_polygons",
+    "simplify",
+)  # fmt: skip
+
+
+class ModuleBackend:
+    """A :class:`RasterIO` made of a backend module's functions of the same names (and its
+    writer classes for ``create_geotiff`` and ``feature_writer``): each of ``gdal_io`` and
+    ``rasterio_io`` is one implementation of the interface, exposed as one object."""
+
+    def __init__(self, module: Any, **classes: Any) -> None:
+        self.name: str = module.NAME
+        for op in OPERATIONS:
+            setattr(self, op, classes[op] if op in classes else getattr(module, op))
+
+    def __repr__(self) -> str:
+        return f"<RasterIO {self.name}>"
 
 
 _loaded: dict[str, RasterIO] = {}

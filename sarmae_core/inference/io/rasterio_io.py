@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from rasterio.windows import Window
 from ...errors import InputError, RasterError
 from ..geo.geometry import Polygon, from_wkb, geojson_polygons, ring_area, to_wkb
 from ..geo.georef import Crs, Transform
-from .raster_io import Grid, Nodata, RasterSpec, read_error, stoppable
+from .raster_io import Grid, ModuleBackend, Nodata, RasterIO, RasterSpec, read_error, stoppable
 
 NAME = "rasterio"
 #: Polygons traced between two checks of the cancel flag.
@@ -475,24 +476,7 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
     return max(rings, key=lambda p: abs(ring_area(p[0])), default=[])
 
 
-class RasterioIO:
-    """:class:`~.raster_io.RasterIO` on rasterio (whose wheels bundle GDAL)."""
-
-    name = NAME
-    environment = staticmethod(environment)
-    open_raster = staticmethod(open_raster)
-    warp = staticmethod(warp)
-    parse_crs = staticmethod(parse_crs)
-    transform_xy = staticmethod(transform_xy)
-    create_geotiff = staticmethod(RioGeoTiff)
-    build_overviews = staticmethod(build_overviews)
-    to_cog = staticmethod(to_cog)
-    polygonize = staticmethod(polygonize)
-    sieve = staticmethod(sieve)
-    feature_writer = staticmethod(PyogrioFeatureWriter)
-    read_polygons = staticmethod(read_polygons)
-    simplify = staticmethod(simplify)
-
-
 #: This backend, as :func:`.raster_io.get` hands it out.
-BACKEND = RasterioIO()
+BACKEND: RasterIO = ModuleBackend(
+    sys.modules[__name__], create_geotiff=RioGeoTiff, feature_writer=PyogrioFeatureWriter
+)
