@@ -220,6 +220,10 @@ class RunConfig:
         threads: torch CPU threads (None: torch's default).
         amp: bf16 autocast on CUDA (ignored on the CPU).
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` imports.
+        deterministic: torch's deterministic algorithms only (slower; same result on re-run).
+        teacher_cache_mb: pretraining with SARC: keep the frozen teacher's features of each
+            optical crop (file, box, flips) up to this size per process and reuse them
+            instead of running the teacher again (0: run it every step).
     """
 
     out_dir: str = "runs/run"
@@ -233,6 +237,7 @@ class RunConfig:
     quicklook: bool = True
     tensorboard: bool = True
     deterministic: bool = False
+    teacher_cache_mb: int = 1024
 
 
 @dataclass

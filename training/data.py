@@ -45,13 +45,15 @@ def find_rasters(inputs: list[str | Path]) -> list[Path]:
 
 
 class Source(Protocol):
-    """A pretraining source: ``get`` returns SAR [C, w, w], optical [3, w, w] or None, where."""
+    """A pretraining source: ``get`` returns SAR [C, w, w], optical [3, w, w] or None, where,
+    and what the optical image is (its file and crop box, None without one): the key of the
+    frozen teacher's features (:class:`sarmae_core.models.mae.TeacherFeatureCache`)."""
 
     def __len__(self) -> int: ...
 
     def get(
         self, index: int, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray | None, str]: ...
+    ) -> tuple[np.ndarray, np.ndarray | None, str, str | None]: ...
 
 
 class RasterWindows:
@@ -100,7 +102,7 @@ class RasterWindows:
     def __len__(self) -> int:
         return self.length
 
-    def get(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, None, str]:
+    def get(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, None, str, None]:
         w = self.window
         for _ in range(20):
             k = int(rng.integers(len(self.paths)))
@@ -116,7 +118,7 @@ class RasterWindows:
                 valid &= data != self.nodata[k]
             if valid.all():
                 where = f"{self.paths[k]} window row {row} col {col}"
-                return to_model_units(data, self.units, self.model_units), None, where
+                return to_model_units(data, self.units, self.model_units), None, where, None
         raise InputError(f"found no window without nodata in {self.paths[k]} after 20 tries")
 
 
@@ -141,7 +143,7 @@ class ImageChips:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def get(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, Any, str]:
+    def get(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, Any, str, str | None]:
         sar_path, opt_path = self.pairs[index]
         sar = read_image(sar_path, self.bands)
         if not np.isfinite(sar).all():
@@ -156,14 +158,15 @@ class ImageChips:
         else:
             box = (0.0, 0.0, 1.0, 1.0)
             sar = resize(sar, (w, w))  # 8-bit chips are resized as stored, as the authors do
-        optical = None
+        optical, key = None, None
         if opt_path is not None:
             opt = read_rgb(opt_path)
             oh, ow = opt.shape[-2:]
             r0, c0 = round(box[0] * oh), round(box[1] * ow)
             r1, c1 = max(r0 + 1, round(box[2] * oh)), max(c0 + 1, round(box[3] * ow))
             optical = resize(opt[:, r0:r1, c0:c1], (w, w))
-        return to_model_units(sar, self.units, self.model_units), optical, str(sar_path)
+            key = f"{opt_path}|rows {r0}-{r1} cols {c0}-{c1}|{w} px"
+        return to_model_units(sar, self.units, self.model_units), optical, str(sar_path), key
 
 
 class PairedChips(ImageChips):
@@ -318,14 +321,16 @@ class PretrainDataset(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _load(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, Any, str]:
+    def _load(
+        self, index: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, Any, str, str | None]:
         k = int(np.searchsorted(self.offsets, index, side="right") - 1)
         return self.sources[k].get(index - int(self.offsets[k]), rng)
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         try:
-            sar, optical, where = self._load(index, rng)
+            sar, optical, where, key = self._load(index, rng)
         except (SarmaeError, OSError, ValueError) as exc:
             if index not in self.skipped:
                 log.warning("skipping unreadable sample %d: %s", index, exc)
@@ -338,6 +343,7 @@ class PretrainDataset(Dataset):
         return {
             "sar": torch.from_numpy(sar),
             "optical": optical,
+            "optical_key": f"{key}|rot90 x{k}|flip {int(flip)}" if key is not None else None,
             "paired": optical is not None,
             "index": index,
             "where": where,
@@ -363,6 +369,7 @@ def collate_pretrain(samples: list[dict[str, Any] | None]) -> dict[str, Any] | N
         "paired": paired,
         "index": [s["index"] for s in ok],
         "where": [s["where"] for s in ok],
+        "optical_keys": [s["optical_key"] for s in ok],
         "dropped": len(samples) - len(ok),
     }
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from sarmae_core.errors import InputError
 from sarmae_core.models import SARMAE, create_model, save_checkpoint
+from sarmae_core.models.mae import TeacherFeatureCache
 
 from .config import PretrainRunConfig, to_plain
 from .data import build_pretrain_dataset, collate_pretrain
@@ -98,7 +99,7 @@ def train_step(
     if optical is not None:
         optical, paired = optical.to(device), paired.to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        return ddp(images, optical, paired)
+        return ddp(images, optical, paired, optical_keys=batch.get("optical_keys"))
 
 
 def run_pretraining(
@@ -124,6 +125,8 @@ def run_pretraining(
     probes = [(p["sar"], f"source {s.kind} {s.paths or s.sar}") for p, s in probes if p]
     check_value_range(model, [x for x, _ in probes], [w for _, w in probes])
     with_sarc = model.sarc is not None
+    if with_sarc and cfg.run.teacher_cache_mb > 0:  # the frozen teacher's grids, once per crop
+        model.sarc.cache = TeacherFeatureCache(cfg.run.teacher_cache_mb << 20)
     if dataset.has_optical and not with_sarc:
         log.warning(
             "some samples have optical pairs but the model has no SARC teacher "

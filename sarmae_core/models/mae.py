@@ -7,6 +7,8 @@ alignment of visible tokens to a frozen optical teacher on paired samples (SARC)
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -35,12 +37,74 @@ class MAEOutput:
     encoder_input: torch.Tensor  # [N, C, H, W] normalised, speckled input the encoder saw
 
 
+class TeacherFeatureCache:
+    """The frozen teacher's patch grids, computed once per optical sample and reused.
+
+    The teacher never trains and a pretraining set's optical images are fixed, so the grid of a
+    sample (its file, crop box, quarter turns and flip: the key the data pipeline gives) is the
+    same every time it comes back; recomputing it was most of a SARC step. Misses are computed
+    by the teacher exactly as without the cache (eval-mode BatchNorm: each sample on its own),
+    kept on the CPU, least recently used first out beyond ``max_bytes``. A cache serves one
+    teacher: another one clears it.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._store: OrderedDict[tuple[str, tuple[int, int]], torch.Tensor] = OrderedDict()
+        self._teacher: int | None = None
+        self.bytes = self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def grids(
+        self,
+        teacher: nn.Module,
+        optical: torch.Tensor,
+        keys: Sequence[str],
+        grid_hw: tuple[int, int],
+    ) -> torch.Tensor:
+        """[P, Dt, gh, gw] grids of ``optical`` [P, 3, H, W], one key per image."""
+        if self._teacher != id(teacher):
+            self._store.clear()
+            self._teacher, self.bytes = id(teacher), 0
+        wanted = [(str(k), (int(grid_hw[0]), int(grid_hw[1]))) for k in keys]
+        found = {i: self._store.get(w) for i, w in enumerate(wanted)}
+        missing = [i for i, g in found.items() if g is None]
+        if missing:
+            fresh = teacher.patch_grid(optical[missing], grid_hw).detach()
+            for i, grid in zip(missing, fresh, strict=True):
+                found[i] = grid
+                self._put(wanted[i], grid.to("cpu", copy=True))
+        for i, w in enumerate(wanted):
+            if i not in missing and w in self._store:
+                self._store.move_to_end(w)
+        self.hits += len(wanted) - len(missing)
+        self.misses += len(missing)
+        return torch.stack([found[i].to(optical.device) for i in range(len(wanted))])
+
+    def _put(self, key: tuple[str, tuple[int, int]], grid: torch.Tensor) -> None:
+        size = grid.numel() * grid.element_size()
+        if size > self.max_bytes:
+            return
+        self._store[key] = grid
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, old = self._store.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
+
+
 class SarcAlignment(nn.Module):
-    """Projection of SAR tokens to the teacher width and the patch-wise cosine loss."""
+    """Projection of SAR tokens to the teacher width and the patch-wise cosine loss.
+
+    ``cache``: a :class:`TeacherFeatureCache` the training loop may set; used when the batch
+    names its optical samples (``keys``), else the teacher runs on the fly.
+    """
 
     def __init__(self, sar_dim: int, teacher: nn.Module) -> None:
         super().__init__()
         self.teacher = teacher
+        self.cache: TeacherFeatureCache | None = None
         t_dim = teacher.out_dim
         # Linear, ReLU, Linear to the teacher width, LayerNorm (the SARMAE paper's SARC head).
         self.proj = nn.Sequential(
@@ -54,16 +118,22 @@ class SarcAlignment(nn.Module):
         grid_hw: tuple[int, int],
         optical: torch.Tensor,
         paired: torch.Tensor,
+        keys: Sequence[str | None] | None = None,
     ) -> torch.Tensor:
         """Mean over paired samples of mean over visible patches of 1 - cos(proj(sar), optical).
 
-        visible [N, K, D] (CLS dropped), ids_keep [N, K], optical [N, 3, H', W'], paired [N] bool.
+        visible [N, K, D] (CLS dropped), ids_keep [N, K], optical [N, 3, H', W'], paired [N] bool,
+        keys: [N] optical sample keys (None where unknown) for the feature cache.
         """
         if not bool(paired.any()):
             # Keeps the projection in the graph (DDP wants every parameter used each step).
             return sum(p.sum() for p in self.proj.parameters()) * 0.0
         idx = paired.nonzero(as_tuple=True)[0]
-        grid = self.teacher.patch_grid(optical[idx], grid_hw)  # [P, Dt, gh, gw]
+        named = [keys[i] for i in idx.tolist()] if keys is not None else []
+        if self.cache is not None and named and all(k is not None for k in named):
+            grid = self.cache.grids(self.teacher, optical[idx], named, grid_hw)  # type: ignore[arg-type]
+        else:
+            grid = self.teacher.patch_grid(optical[idx], grid_hw)  # [P, Dt, gh, gw]
         target = grid.flatten(2).transpose(1, 2)  # [P, L, Dt]
         keep = ids_keep[idx]
         target = torch.gather(target, 1, keep.unsqueeze(-1).expand(-1, -1, target.shape[-1]))
@@ -173,6 +243,7 @@ class SARMAE(nn.Module):
         paired: torch.Tensor | None = None,
         mask_ratio: float | None = None,
         generator: torch.Generator | None = None,
+        optical_keys: Sequence[str | None] | None = None,
     ) -> MAEOutput:
         """One pretraining step's losses.
 
@@ -183,6 +254,8 @@ class SARMAE(nn.Module):
             paired: [N] bool, which samples have a real optical pair.
             mask_ratio: overrides ``config.mask_ratio``.
             generator: RNG for masking and speckle (reproducible tests).
+            optical_keys: [N] what each optical image is (file, crop, flips; None: unknown),
+                for the teacher-feature cache (:class:`TeacherFeatureCache`).
         """
         self.encoder.check_input(images)
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
@@ -209,7 +282,9 @@ class SARMAE(nn.Module):
                     f"optical images must be [N, 3, H, W] with N={images.shape[0]} like the SAR "
                     f"batch, got {tuple(optical.shape)}"
                 )
-            loss_align = self.sarc(latent[:, 1:], ids_keep, grid, optical, paired.bool())
+            loss_align = self.sarc(
+                latent[:, 1:], ids_keep, grid, optical, paired.bool(), optical_keys
+            )
         loss = loss_rec + self.config.sarc.weight * loss_align
         return MAEOutput(loss, loss_rec, loss_align, pred, mask, looks, enc_in)
 

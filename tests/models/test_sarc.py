@@ -119,3 +119,43 @@ def test_optical_batch_must_match(model):
     sar, optical = _batch()
     with pytest.raises(InputError, match="optical images must be"):
         model(sar, optical[:2], torch.ones(4, dtype=torch.bool))
+
+
+def test_teacher_feature_cache_gives_the_on_the_fly_loss_and_knows_what_changed():
+    """Cached teacher grids: the same SARC loss as running the teacher every step (issue 15);
+    a new crop, grid or teacher is a miss; the cache stays within its bytes."""
+    from sarmae_core.models.mae import TeacherFeatureCache
+
+    torch.manual_seed(0)
+    model = create_model("sarmae_test", sarc={"weight": 0.1, "teacher": TEACHER}).eval()
+    sar, optical = _batch(4)
+    paired = torch.tensor([True, True, False, True])
+    keys = ["a.png|0-64", "b.png|0-64", None, "c.png|0-64"]
+
+    def align(cache, k=keys):
+        model.sarc.cache = cache
+        g = torch.Generator().manual_seed(1)
+        return model(sar, optical, paired, generator=g, optical_keys=k).loss_align
+
+    fly = align(None)
+    cache = TeacherFeatureCache(1 << 30)
+    assert torch.equal(align(cache), fly) and (cache.misses, cache.hits) == (3, 0)
+    assert torch.equal(align(cache), fly) and (cache.misses, cache.hits) == (3, 3)
+    # a key the pipeline does not know (None on a paired sample): the teacher runs, exactly
+    assert torch.equal(align(cache, ["a.png|0-64", None, None, "c.png|0-64"]), fly)
+    # another crop of the same file is another key: computed, not reused
+    moved = ["a.png|8-72", "b.png|0-64", None, "c.png|0-64"]
+    align(cache, moved)
+    assert cache.misses == 4 and len(cache) == 4
+    # another patch grid is another entry; another teacher clears the cache
+    grid = cache.grids(model.sarc.teacher, optical[:1], ["a.png|0-64"], (2, 2))
+    assert grid.shape[-2:] == (2, 2) and len(cache) == 5
+    other = create_model("sarmae_test", sarc={"weight": 0.1, "teacher": TEACHER}).sarc.teacher
+    cache.grids(other, optical[:1], ["a.png|0-64"], (4, 4))
+    assert len(cache) == 1
+    # bounded: one grid's bytes hold one grid
+    one = grid.numel() * grid.element_size()
+    small = TeacherFeatureCache(one)
+    small.grids(model.sarc.teacher, optical[:2], ["x", "y"], (2, 2))
+    assert len(small) == 1 and small.bytes <= one
+    model.sarc.cache = None

@@ -108,6 +108,15 @@ def test_sar1m_layout_mixes_paired_and_unpaired_with_aligned_augmentation(tmp_pa
     assert batch["optical"].shape == (4, 3, 64, 64)
     assert batch["paired"].tolist() == [True, True, False, False]
     assert batch["optical"][2:].abs().sum() == 0
+    # what each optical image is, for the teacher-feature cache: file, crop box, turns, flip
+    keys = batch["optical_keys"]
+    assert keys[2:] == [None, None] and all(k.startswith(str(root / "OPT")) for k in keys[:2])
+    assert "rows" in keys[0] and "rot90 x" in keys[0] and "flip" in keys[0]
+    ds.set_epoch(1)  # another epoch: another crop and turn, so another key (same file)
+    again = [ds[i]["optical_key"] for i in range(2)]
+    assert again != keys[:2] and [a.split("|")[0] for a in again] == [
+        k.split("|")[0] for k in keys[:2]
+    ]
 
 
 @needs_shared_data
