@@ -59,23 +59,28 @@ def gamma_speckle(
 ) -> torch.Tensor:
     """Multiplicative intensity speckle n ~ Gamma(L, 1/L), one L per leading (batch) index.
 
-    ``looks`` is a scalar or a tensor broadcastable to ``shape`` (e.g. ``[N, 1, 1, 1]``);
-    infinite looks give n = 1 exactly.
+    ``looks`` is a scalar or holds one value per leading index (e.g. ``[N, 1, 1, 1]``);
+    infinite looks give n = 1 exactly. Drawn by numpy's float32 Gamma sampler, seeded from
+    torch's RNG (``generator``, else the global one), so torch's seed and RNG state still decide
+    the draw (exact resume, reproducible tests): it is about twice as fast as torch's
+    ``_standard_gamma`` on the CPU, which cost SARE most of its share of a pretraining step.
     """
-    looks_t = torch.as_tensor(looks, dtype=torch.float32, device=device)
-    finite = torch.isfinite(looks_t)
-    safe = torch.where(finite, looks_t, torch.ones_like(looks_t))
-    concentration = safe.expand(shape).contiguous()
-    # torch.distributions has no generator argument: draw Gamma(L,1) through _standard_gamma,
-    # which does honour torch's global RNG; a local generator seeds it via fork_rng.
-    if generator is not None:
-        devices = [concentration.device] if concentration.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-            n = torch._standard_gamma(concentration) / concentration
-    else:
-        n = torch._standard_gamma(concentration) / concentration
-    return torch.where(finite.expand(shape), n, torch.ones_like(n))
+    shape = tuple(int(d) for d in shape)
+    per = torch.as_tensor(looks, dtype=torch.float64).reshape(-1)
+    lead = shape[0] if shape else 1
+    if per.numel() == 1:
+        per = per.expand(lead)
+    if per.numel() != lead:
+        raise InputError(f"looks holds {per.numel()} values for {lead} leading indices")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    out = np.ones((lead, *shape[1:]), dtype=np.float32)
+    for i, L in enumerate(per.tolist()):
+        if math.isfinite(L):
+            rng.standard_gamma(L, size=out.shape[1:], dtype=np.float32, out=out[i])
+            out[i] /= np.float32(L)
+    n = torch.from_numpy(out.reshape(shape))
+    return n.to(device) if device is not None else n
 
 
 def apply_speckle(x: torch.Tensor, speckle: torch.Tensor, units: str) -> torch.Tensor:
