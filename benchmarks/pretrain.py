@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--ratios", action="store_true",
-                    help="throughput of plain MAE, +SARE, +SARC, +SARC cached, and ratios")  # fmt: skip
+                    help="images/s of plain MAE, +SARE, +SARC, +SARC cached; ratios")  # fmt: skip
     ap.add_argument("--preset", default="sarmae_vit_tiny", help="--ratios: the model")
     ap.add_argument("--rounds", type=int, default=3, help="--ratios: rounds of steps")
     args = ap.parse_args()

@@ -86,10 +86,6 @@ def _run(job: str, scene: Path, output: Path | None, products: dict[str, Path | 
     from ..inference.predict import predict as run_predict
 
     many = is_many(scene) or kw["workers"] is not None or kw["scheduler"] is not None
-    if many and kw.get("before") is not None:
-        raise ConfigError(
-            "predict flood maps one pair of scenes (AFTER and --before BEFORE); run it per pair"
-        )
     if not many:
         if kw.pop("threads") is not None or kw.pop("asset") is not None:
             raise ConfigError(
@@ -208,7 +204,9 @@ def _cfar_options(func):
     "--before",
     type=click.Path(path_type=Path),
     required=True,
-    help="The scene before the event (any grid or CRS that overlaps SCENE).",
+    help="The scene before the event (any grid or CRS that overlaps SCENE); with many "
+    "scenes, the scenes before it (folder, glob, .txt, STAC .json): each after scene is "
+    "paired with the one that overlaps it most.",
 )
 @_map_options("flood")
 def flood(scene, output, quicklook, raster, probability, **kw) -> None:

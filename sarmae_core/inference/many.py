@@ -33,6 +33,7 @@ from .batch.manifest import (
     unchanged,
     write_manifest,
 )
+from .batch.pairs import pair_scenes
 from .batch.scenes import Scene, resolve_scenes
 from .io import raster_io
 from .io.writers import sweep_stale
@@ -54,6 +55,7 @@ _NOT_IN_KEY = {"batch_size", "force"}
 #: A new job (flood) adds its line here and its name to ``predict.JOBS``.
 FIGURES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "water": (("water_km2", "real", "water_area_km2"),),
+    "flood": (("flood_km2", "real", "flood_area_km2"),),
     "ships": (("ship_count", "int", "ship_count"),),
 }
 #: Each worker's model sessions, kept across scenes: an onnxruntime session costs ~0.2 s and
@@ -136,7 +138,10 @@ def predict_many(
             record): once with ``(0, n, None)`` when the cluster is up, then after each scene.
         on_cluster: called with the Dask dashboard address once the cluster is up.
         **options: any other option of :func:`predict` (:class:`.options.RunOptions`:
-            ``tile``, ``threshold``, ``aoi``...), checked before any scene runs.
+            ``tile``, ``threshold``, ``aoi``...), checked before any scene runs. For
+            ``job="flood"``, ``before`` names the scenes before the event (a folder, glob,
+            list or STAC collection, or one raster): each scene is paired with the one that
+            overlaps it most (:mod:`.batch.pairs`); a scene none covers is reported.
 
     Returns:
         Every scene's record, the catalogue files, the dashboard address.
@@ -151,6 +156,7 @@ def predict_many(
     if unknown:
         raise ConfigError(f"predict_many has no option {', '.join(unknown)}; see help(predict)")
     RunOptions.of(**options)  # a wrong value is refused here, not once per scene
+    before = options.pop("before", None)
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
     if job not in JOBS:
@@ -164,6 +170,19 @@ def predict_many(
         raise ConfigError(f"output folder {outdir} is a file; give a folder for many scenes")
     io_backend = raster_io.get(io_backend).name  # decided here: every worker does alike
     todo_scenes = resolve_scenes(scenes, asset)
+    unpaired: dict[str, str] = {}
+    if job == "flood":
+        if before is None:
+            raise ConfigError(
+                "flood over many scenes needs the scenes before the event: before=FOLDER, "
+                "a glob, a .txt list or a STAC .json (each after scene is paired with the "
+                "before scene that overlaps it most)"
+            )
+        earlier = resolve_scenes([before] if Path(os.fspath(before)).is_file() else before,
+                                 asset)  # fmt: skip
+        todo_scenes, unpaired = pair_scenes(todo_scenes, earlier, raster_io.get(io_backend))
+    elif before is not None:
+        raise ConfigError(f"before= is for flood (two dates); {job} maps one scene at a time")
     if isinstance(model, (str, os.PathLike)) and not (isinstance(model, str) and model in JOBS):
         model = resolve_model_path(model).resolve()  # a missing model stops the run up front
     key = _run_key(job, model, products, quicklook, threads, options)
@@ -172,8 +191,19 @@ def predict_many(
     records: dict[str, dict[str, Any]] = {}
     todo: list[Scene] = []
     for scene in todo_scenes:
+        if scene.id in unpaired:  # reported, not run on a wrong pair
+            records[scene.id] = {
+                "scene": scene.id, "path": str(scene.path), "job": job, "status": "failed",
+                "error": unpaired[scene.id], "footprint": _footprint(scene, io_backend),
+            }  # fmt: skip
+            continue
         manifest = read_manifest(manifest_path(outdir, scene.id, job))
-        if not overwrite and manifest is not None and unchanged(manifest, scene.path, digest):
+        # a flood scene is redone when it is paired with another before scene
+        paired_as_before = scene.before is None or str(scene.before) == (
+            ((manifest or {}).get("before") or {}).get("path")
+        )
+        if (not overwrite and manifest is not None and paired_as_before
+                and unchanged(manifest, scene.path, digest)):  # fmt: skip
             records[scene.id] = {**manifest["record"], "status": "skipped"}
         else:
             todo.append(scene)
@@ -195,6 +225,8 @@ def predict_many(
             sweep_stale(outdir)
     ordered = [records[s.id] for s in todo_scenes]
     figures = [(c, kind) for c, kind, _ in FIGURES.get(job, ())]
+    if job == "flood":  # which scene each was compared with
+        figures.insert(0, ("before", "str"))
     catalogue = write_catalogue(ordered, outdir, raster_io.get(io_backend), figures)
     return ManyResult(ordered, catalogue, dashboard, time.perf_counter() - start)
 
@@ -228,6 +260,8 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
     mpath = manifest_path(task.outdir, scene.id, task.job)
     previous = read_manifest(mpath) or {}
     record: dict[str, Any] = {"scene": scene.id, "path": str(scene.path), "job": task.job}
+    if scene.before is not None:
+        record["before"] = str(scene.before)
     plan = _plan(task, scene)
     # Outputs this run's own manifests planned before (a scene killed after its commit but
     # before its manifest, or redone with new options) are ours to replace; others' are kept.
@@ -238,6 +272,10 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
         if not scene.path.is_file():  # before hashing it: predict's words for a missing scene
             raise RasterError(f"input raster {scene.path} does not exist; check the path")
         fp = file_fingerprint(scene.path, previous.get("scene"))
+        before_fp = None
+        if scene.before is not None:
+            before_fp = {"path": str(scene.before),
+                         **file_fingerprint(scene.before, previous.get("before"))}  # fmt: skip
         be, model_fp = _session(task, scene)
         write_manifest(mpath, {"status": "running", "planned": planned, "options": task.digest})
         with warnings.catch_warnings():  # the run's notes go to the manifest, not stderr
@@ -245,7 +283,8 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
             result = predict(
                 scene.path, be, {k: v for k, v in plan.items() if k != "quicklook"},
                 job=task.job, quicklook=plan.get("quicklook"),
-                overwrite=task.overwrite or mine, io_backend=task.io_backend, **task.options,
+                overwrite=task.overwrite or mine, io_backend=task.io_backend,
+                before=scene.before, **task.options,
             )  # fmt: skip
     except Exception as exc:
         record.update(status="failed", error=_one_line(exc), seconds=time.perf_counter() - start)
@@ -262,7 +301,8 @@ def run_scene(task: _SceneTask, scene: Scene) -> dict[str, Any]:
     )  # fmt: skip
     write_manifest(mpath, {
         "status": "done", "sarmae": __version__, "planned": planned, "options": task.digest,
-        "scene": fp, "model": model_fp, "outputs": outputs_record(result.files), "record": record,
+        "scene": fp, "before": before_fp, "model": model_fp,
+        "outputs": outputs_record(result.files), "record": record,
     })  # fmt: skip
     return record
 

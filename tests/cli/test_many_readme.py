@@ -48,3 +48,33 @@ def test_readme_folder_command_maps_every_scene(tmp_path):
 
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "2 skipped" in again.stdout, again.stderr
+
+
+def test_readme_flood_command_pairs_after_and_before_scenes(tmp_path):
+    from ..inference.helpers import make_change_onnx, seg_info, to_epsg4326
+
+    args = _readme_command("sarmae predict flood after_scenes")
+    after, before = tmp_path / args[3], tmp_path / args[5]
+    after.mkdir()
+    before.mkdir()
+    with rasterio.open(S1_VV_DB) as ds:  # a tile of the real scene after the event
+        profile = ds.profile
+        window = rasterio.windows.Window(0, 0, 150, 160)
+        profile.update(width=150, height=160, transform=ds.window_transform(window))
+        profile.pop("blockysize", None)
+        data = ds.read(window=window)
+        data[:, 60:120, 80:140] = -25.0  # a flooded field
+        with rasterio.open(after / "s1_after.tif", "w", **profile) as out:
+            out.write(data)
+    to_epsg4326(S1_VV_DB, before / "s1_archive.tif")  # the whole scene, another CRS
+    info = seg_info(class_names=["background", "flood"], polarisations=["VV", "VV"],
+                    dates=["before", "after"], resolution_m=20.0,
+                    normalization={"mean": [-12.0, -12.0], "std": [5.0, 5.0]})  # fmt: skip
+    make_change_onnx(tmp_path / args[args.index("--model") + 1], info)
+    cmd = [sys.executable, "-m", "sarmae_core.cli", *args[1:]]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / args[7] / "catalogue.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["scene"], r["status"]) for r in rows] == [("s1_after", "done")]
+    assert rows[0]["before"].endswith("s1_archive.tif") and float(rows[0]["flood_km2"]) > 0.5

@@ -281,3 +281,67 @@ def test_nothing_written_for_a_run_refused_up_front(scenes, models, tmp_path):
     r = CliRunner().invoke(main, ["predict", "water", str(scenes), "-o", str(out / "w.gpkg")])
     assert r.exit_code == 2 and "-o OUTDIR" in r.output
     assert not out.exists()
+
+
+def test_flood_over_many_scenes_pairs_each_with_the_before_scene_that_covers_it(
+    models, scheduler, io_backend, tmp_path
+):
+    """`sarmae predict flood AFTER_SCENES --before BEFORE_SCENES -o OUT` (issue 17): each after
+    scene is compared with the earlier scene that overlaps it most; one that no earlier scene
+    covers is reported, the others mapped as one predict per pair would; a rerun skips them."""
+    from rasterio.transform import Affine
+
+    from .helpers import make_change_onnx, seg_info, to_epsg4326
+
+    info = seg_info(class_names=["background", "flood"], polarisations=["VV", "VV"],
+                    dates=["before", "after"], resolution_m=20.0,
+                    normalization={"mean": [-12.0, -12.0], "std": [5.0, 5.0]})  # fmt: skip
+    model = make_change_onnx(tmp_path / "flood.onnx", info)
+    after, before = tmp_path / "after", tmp_path / "before"
+    after.mkdir()
+    before.mkdir()
+    db = s1_db()
+    flooded = db.copy()
+    flooded[60:120, 80:180] = -25.0  # a field as dark as open water after the event
+    write_raster(after / "north.tif", flooded[:150])
+    with rasterio.open(after / "north.tif") as ds:
+        origin = ds.transform
+    write_raster(after / "south.tif", db[100:], transform=origin * Affine.translation(0, 100))
+    far = origin * Affine.translation(25_000, 0)  # the same raster 500 km east: no before
+    write_raster(after / "elsewhere.tif", db, transform=far)
+    to_epsg4326(write_raster(tmp_path / "whole.tif", db), before / "archive_4326.tif")
+    write_raster(before / "other_place.tif", db, transform=far * Affine.translation(0, 25_000))
+
+    result = predict_many(after, tmp_path / "out", str(model), job="flood", before=before,
+                          scheduler=scheduler, io_backend=io_backend)  # fmt: skip
+    records = {r["scene"]: r for r in result.scenes}
+    assert {k: r["status"] for k, r in records.items()} == {
+        "elsewhere": "failed", "north": "done", "south": "done"}  # fmt: skip
+    assert "no scene before the event overlaps elsewhere.tif" in records["elsewhere"]["error"]
+    assert records["north"]["before"] == str(before / "archive_4326.tif")
+    seq = predict(after / "north.tif", str(model), tmp_path / "north.gpkg", job="flood",
+                  before=before / "archive_4326.tif", io_backend=io_backend)  # fmt: skip
+    assert records["north"]["flood_km2"] == pytest.approx(seq.summary.flood_area_km2)
+    # the field (60 x 100 px of 20 m: 2.4 km2) is flood; the south tile, unchanged, has little
+    # the darkened field is flood where it was land (1.4 of its 2.4 km2); the south tile,
+    # unchanged, has next to none
+    assert records["north"]["flood_km2"] > 1.0 > 0.1 > records["south"]["flood_km2"]
+    rows = {f["scene"]: f for f in features(tmp_path / "out" / "catalogue.gpkg")}
+    assert (
+        rows["north"]["before"].endswith("archive_4326.tif") and rows["elsewhere"]["before"] is None
+    )
+
+    again = predict_many(after, tmp_path / "out", str(model), job="flood", before=before,
+                         scheduler=scheduler, io_backend=io_backend)  # fmt: skip
+    assert {r["scene"]: r["status"] for r in again.scenes} == {
+        "elsewhere": "failed", "north": "skipped", "south": "skipped"}  # fmt: skip
+    with pytest.raises(ConfigError, match="needs the scenes before the event"):
+        predict_many(after, tmp_path / "o2", str(model), job="flood", scheduler=scheduler)
+
+    # the command, as a user types it
+    done = CliRunner().invoke(main, [
+        "predict", "flood", str(after), "--before", str(before), "-o", str(tmp_path / "cli"),
+        "--model", str(model), "--scheduler", scheduler, "-q",
+    ])  # fmt: skip
+    assert done.exit_code == 2 and "1 of 3 scenes failed" in done.output
+    assert (tmp_path / "cli" / "north_flood.gpkg").is_file()

@@ -102,6 +102,10 @@ def unchanged(manifest: dict[str, Any], scene: Path, options: str) -> bool:
         known = manifest.get("scene") or {}
         if file_fingerprint(scene, known)["sha256"] != known.get("sha256"):
             return False
+        before = manifest.get("before")
+        if isinstance(before, dict):  # a flood pair: the scene before the event counts too
+            if file_fingerprint(before["path"], before)["sha256"] != before.get("sha256"):
+                return False
         model = manifest.get("model")
         if isinstance(model, dict):  # a model file (a model object is in the options)
             return file_fingerprint(model["path"], model)["sha256"] == model.get("sha256")

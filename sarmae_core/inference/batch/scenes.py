@@ -37,11 +37,13 @@ class Scene:
         path: the raster, a local file.
         footprint: the STAC item's polygon (lon/lat rings), used in the catalogue when the
             raster itself cannot be read; None otherwise.
+        before: the scene before the event paired with this one (flood), else None.
     """
 
     id: str
     path: Path
     footprint: tuple[tuple[tuple[float, float], ...], ...] | None = None
+    before: Path | None = None
 
 
 def is_many(spec: str | os.PathLike) -> bool:

@@ -37,6 +37,12 @@ class PredictionSummary:
     tiles_run: int
     class_area_km2: dict[str, float] = field(default_factory=dict)
     water_area_km2: float | None = None
+
+    @property
+    def flood_area_km2(self) -> float | None:
+        """Area of the ``flood`` class (a two-date model), else None."""
+        return self.class_area_km2.get("flood")
+
     vector_area_km2: float | None = None
     ship_count: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
