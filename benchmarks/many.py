@@ -2,10 +2,12 @@
 
     python benchmarks/many.py                 # 8 scenes of 536 x 434 px, bundled water model
     python benchmarks/many.py --scenes 16 --workers 1 2 4
+    python benchmarks/many.py --repeat 8      # 8 scenes of 2144 x 1736 px (cluster start amortised)
 
 Input: the real Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (Contains modified
-Copernicus Sentinel data 2015) tiled 2 x 2 and shifted by a few columns per copy, so that every
-scene is distinct, written to a temporary folder (nothing is written to the repository).
+Copernicus Sentinel data 2015) tiled 2 x 2 (``--repeat``) and shifted by a few columns per
+copy, so that every scene is distinct, written to a temporary folder (nothing is written to
+the repository).
 Model: the bundled ``water`` ONNX model, one onnxruntime thread per scene.
 
 Printed: for a plain loop of ``predict`` in this process (one warm session, one thread) and for
@@ -34,10 +36,10 @@ S1 = Path(__file__).resolve().parents[1] / "tests/fixtures/s1_vv_db"
 SCENE = S1 / "S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
 
 
-def make_scenes(folder: Path, n: int) -> list[Path]:
+def make_scenes(folder: Path, n: int, repeat: int = 2) -> list[Path]:
     with rasterio.open(SCENE) as ds:
         db, profile, tags = ds.read(1), ds.profile, ds.tags(1)
-    big = np.tile(db, (2, 2))
+    big = np.tile(db, (repeat, repeat))
     profile.update(width=big.shape[1], height=big.shape[0])
     profile.pop("blockysize", None)
     paths = []
@@ -54,12 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="each scene is the real one tiled repeat x repeat")  # fmt: skip
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "scenes").mkdir()
-        scenes = make_scenes(root / "scenes", args.scenes)
+        scenes = make_scenes(root / "scenes", args.scenes, args.repeat)
         model = BUNDLED_DIR / "water.onnx"
         session = OnnxBackend(model, device="cpu", threads=1)
         t = time.perf_counter()
