@@ -18,7 +18,7 @@ from typing import Any
 from sarmae_core.contract.reader import read_model_info
 from sarmae_core.inference.scene.source import trained_for
 
-#: Terms of the data sets the bundled models are trained on (from ../shared/data READMEs).
+#: Terms of the data sets the bundled models are trained on, as each set's publisher states them.
 DATA_TERMS = {
     "ETCI 2021": "ETCI 2021 Competition on Flood Detection (NASA IMPACT, IEEE GRSS ESI TC; "
     "Sentinel-1 GRD from ASF). Released publicly for an open-science competition; no explicit "

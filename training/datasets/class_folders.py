@@ -2,8 +2,8 @@
 
 Layouts read, in this order:
 
-1. ``labels.csv`` with columns ``split, class_idx, class_name, path`` (the MSTAR SOC set in
-   ``../shared/data/mstar_soc10``: train = 17 deg depression, test = 15 deg).
+1. ``labels.csv`` with columns ``split, class_idx, class_name, path`` (the MSTAR SOC-10 set,
+   ``data.path: mstar_soc10``: train = 17 deg depression, test = 15 deg).
 2. ``<root>/<split>/<class>/*.{png,jpg,jpeg,tif}`` (MSTAR as usually distributed).
 3. ``<root>/<class>/*`` without split folders: a deterministic split by the CRC32 of each
    file's relative path (``options.test_fraction``).

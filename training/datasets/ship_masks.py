@@ -7,8 +7,8 @@ README's 82 components are 4-connected, which splits off specks that touch a hul
 
 HRSID mini has no official split: tiles are split by scene (the ``P0001`` before the first
 ``_`` of the name), so no scene is in both halves; with the sorted scene ids, every
-``options.test_every``-th scene (the 5th, 10th, ...) is test. In ``../shared/data/hrsid_mini``
-that holds out scenes P0007 and P0015 (6 of 36 tiles).
+``options.test_every``-th scene (the 5th, 10th, ...) is test. In the HRSID mini subset
+(``data.path: hrsid_mini``, 36 tiles) that holds out scenes P0007 and P0015 (6 tiles).
 """
 
 from __future__ import annotations
