@@ -2,7 +2,7 @@
 
     python benchmarks/many.py                 # 8 scenes of 536 x 434 px, bundled water model
     python benchmarks/many.py --scenes 16 --workers 1 2 4
-    python benchmarks/many.py --repeat 8      # 8 scenes of 2144 x 1736 px (cluster start amortised)
+    python benchmarks/many.py --repeat 16     # 8 scenes of 4288 x 3472 px (the README's figure)
 
 Input: the real Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (Contains modified
 Copernicus Sentinel data 2015) tiled 2 x 2 (``--repeat``) and shifted by a few columns per
