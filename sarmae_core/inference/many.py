@@ -198,12 +198,8 @@ def predict_many(
             }  # fmt: skip
             continue
         manifest = read_manifest(manifest_path(outdir, scene.id, job))
-        # a flood scene is redone when it is paired with another before scene
-        paired_as_before = scene.before is None or str(scene.before) == (
-            ((manifest or {}).get("before") or {}).get("path")
-        )
-        if (not overwrite and manifest is not None and paired_as_before
-                and unchanged(manifest, scene.path, digest)):  # fmt: skip
+        if (not overwrite and manifest is not None
+                and unchanged(manifest, scene.path, digest, scene.before)):  # fmt: skip
             records[scene.id] = {**manifest["record"], "status": "skipped"}
         else:
             todo.append(scene)

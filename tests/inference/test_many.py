@@ -335,6 +335,14 @@ def test_flood_over_many_scenes_pairs_each_with_the_before_scene_that_covers_it(
                          scheduler=scheduler, io_backend=io_backend)  # fmt: skip
     assert {r["scene"]: r["status"] for r in again.scenes} == {
         "elsewhere": "failed", "north": "skipped", "south": "skipped"}  # fmt: skip
+    # another before scene that covers them as well (later in name order): new pairs, redone
+    shutil.copy(before / "archive_4326.tif", before / "archive_b.tif")
+    third = predict_many(after, tmp_path / "out", str(model), job="flood", before=before,
+                         scheduler=scheduler, io_backend=io_backend)  # fmt: skip
+    assert {r["scene"]: r["status"] for r in third.scenes} == {
+        "elsewhere": "failed", "north": "done", "south": "done"}  # fmt: skip
+    assert {r["before"] for r in third.scenes if "before" in r} == {str(before / "archive_b.tif")}
+    (before / "archive_b.tif").unlink()
     with pytest.raises(ConfigError, match="needs the scenes before the event"):
         predict_many(after, tmp_path / "o2", str(model), job="flood", scheduler=scheduler)
 

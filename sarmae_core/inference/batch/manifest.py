@@ -91,9 +91,12 @@ def outputs_intact(record: dict[str, dict[str, Any]]) -> bool:
     return bool(record)
 
 
-def unchanged(manifest: dict[str, Any], scene: Path, options: str) -> bool:
+def unchanged(
+    manifest: dict[str, Any], scene: Path, options: str, before: Path | None = None
+) -> bool:
     """Whether ``manifest`` records a finished run of ``scene`` with these options and the
-    same model file, whose outputs are intact."""
+    same model file (and, for a flood pair, the same unchanged ``before`` scene), whose outputs
+    are intact."""
     if manifest.get("status") != "done" or manifest.get("options") != options:
         return False
     if not outputs_intact(manifest.get("outputs") or {}):
@@ -102,9 +105,11 @@ def unchanged(manifest: dict[str, Any], scene: Path, options: str) -> bool:
         known = manifest.get("scene") or {}
         if file_fingerprint(scene, known)["sha256"] != known.get("sha256"):
             return False
-        before = manifest.get("before")
-        if isinstance(before, dict):  # a flood pair: the scene before the event counts too
-            if file_fingerprint(before["path"], before)["sha256"] != before.get("sha256"):
+        known_before = manifest.get("before") or {}
+        if (str(before) if before is not None else None) != known_before.get("path"):
+            return False  # paired with another before scene now (or no longer paired)
+        if before is not None:
+            if file_fingerprint(before, known_before)["sha256"] != known_before.get("sha256"):
                 return False
         model = manifest.get("model")
         if isinstance(model, dict):  # a model file (a model object is in the options)
