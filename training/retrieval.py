@@ -6,11 +6,13 @@
 
 The config's ``paired_folders`` source names the pairs; its ``max_items`` first pairs are the
 training ones, the rest are held out. Each held-out pair is cut into a grid of crops of the
-model's window (SAR and optical alike). A SAR crop's embedding is its patch tokens (whole image,
-no masking) through the SARC projection, averaged; an optical crop's is the frozen teacher's
-grid, averaged. For every SAR crop, the optical crops are ranked by cosine similarity: top-1
-and top-5 are how often its own optical crop comes first / among the first five (chance:
-1 / crops and 5 / crops). ``random:CHECKPOINT`` is the same model freshly initialised (seed 0):
+model's window (SAR and optical alike). A SAR crop's features are its patch tokens (whole
+image, no masking) through the SARC projection; an optical crop's are the frozen teacher's grid
+on the same patches. Two similarities rank, for every SAR crop, all optical crops: ``patch``, the
+mean over patch positions of the cosine between the SAR and optical feature at that position
+(what SARC trains), and ``global``, the cosine of the crop-averaged features. Top-1 and top-5
+are how often its own optical crop comes first / among the first five (chance: 1 / crops and
+5 / crops). ``random:CHECKPOINT`` is the same model freshly initialised (seed 0):
 the score before pretraining.
 """
 
@@ -62,29 +64,37 @@ def held_out_crops(cfg: PretrainRunConfig, window: int, model_units: str) -> tup
             torch.from_numpy(np.stack(opt_crops)).float(), names)  # fmt: skip
 
 
-def embeddings(model: Any, sar: torch.Tensor, optical: torch.Tensor, batch: int = 32) -> tuple:
-    """L2-normalised SAR (through the SARC projection) and teacher embeddings, [K, Dt] each."""
+def patch_features(
+    model: Any, sar: torch.Tensor, optical: torch.Tensor, batch: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAR (through the SARC projection) and teacher features per patch, [K, L, Dt] each."""
     model.eval()
+    p = model.config.patch_size
+    grid = (sar.shape[-2] // p, sar.shape[-1] // p)
     s_out, o_out = [], []
     with torch.no_grad():
         for i in range(0, len(sar), batch):
-            x = model.normalize(sar[i : i + batch])
-            tokens = model.encoder.forward_features(x)[:, 1:]  # patch tokens, no CLS
-            s_out.append(model.sarc.proj(tokens).mean(dim=1))
-            grid = model.sarc.teacher(optical[i : i + batch])
-            o_out.append(grid.mean(dim=(2, 3)))
-    return F.normalize(torch.cat(s_out), dim=1), F.normalize(torch.cat(o_out), dim=1)
+            tokens = model.encoder.forward_features(model.normalize(sar[i : i + batch]))[:, 1:]
+            s_out.append(model.sarc.proj(tokens))
+            teacher = model.sarc.teacher.patch_grid(optical[i : i + batch], grid)
+            o_out.append(teacher.flatten(2).transpose(1, 2))
+    return torch.cat(s_out), torch.cat(o_out)
 
 
 def retrieval(s: torch.Tensor, o: torch.Tensor) -> dict[str, float]:
-    """Top-1 / top-5 of each SAR crop's own optical crop among all, and the median rank."""
-    sim = s @ o.T
+    """Top-1 / top-5 of each SAR crop's own optical crop among all (cosine of embeddings
+    ``s``, ``o`` [K, D], L2-normalised), and the median rank."""
+    return retrieval_from(s @ o.T)
+
+
+def retrieval_from(sim: torch.Tensor) -> dict[str, float]:
+    """:func:`retrieval` from a similarity matrix [K SAR crops, K optical crops]."""
     rank = (sim > sim.diag().unsqueeze(1)).sum(dim=1)  # 0 = its own crop comes first
     return {
         "top1": float((rank < 1).float().mean()),
         "top5": float((rank < 5).float().mean()),
         "median_rank": float(rank.float().median() + 1),
-        "crops": len(s),
+        "crops": len(sim),
     }
 
 
@@ -115,15 +125,23 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{spec} has no SARC head: retrieval needs one")
         if crops is None:
             crops = held_out_crops(cfg, model.config.img_size, model.config.data.units)
-        s, o = embeddings(model, crops[0], crops[1])
-        results[label] = {**retrieval(s, o), "model": spec}
-    n = results[next(iter(results))]["crops"]
+        s, o = patch_features(model, crops[0], crops[1])
+        patch = torch.einsum("ipd,jpd->ij", F.normalize(s, dim=2), F.normalize(o, dim=2))
+        results[label] = {
+            "patch": retrieval_from(patch / s.shape[1]),
+            "global": retrieval(F.normalize(s.mean(1), dim=1), F.normalize(o.mean(1), dim=1)),
+            "model": spec,
+        }
+    n = results[next(iter(results))]["patch"]["crops"]
     print(f"SAR -> optical retrieval among {n} held-out crops (chance: top-1 {1 / n:.3f}, "
           f"top-5 {min(5 / n, 1):.3f})")  # fmt: skip
-    print("| model | top-1 | top-5 | median rank |")
-    print("|---|---|---|---|")
+    print("| model | similarity | top-1 | top-5 | median rank |")
+    print("|---|---|---|---|---|")
     for label, r in results.items():
-        print(f"| {label} | {r['top1']:.3f} | {r['top5']:.3f} | {r['median_rank']:.0f} |")
+        for kind in ("patch", "global"):
+            k = r[kind]
+            print(f"| {label} | {kind} | {k['top1']:.3f} | {k['top5']:.3f} | "
+                  f"{k['median_rank']:.0f} |")  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"held_out": crops[2], "models": results}, indent=2))
 

@@ -34,7 +34,8 @@ def test_held_out_pairs_are_the_ones_training_leaves_out(tmp_path, capsys):
     r = json.loads(out.read_text())
     # 21 pairs, 17 for training: 4 held out, 8 x 8 crops of 128 px each
     assert len(r["held_out"]) == 256 and len({n.split()[0] for n in r["held_out"]}) == 4
-    assert r["models"]["before"]["top1"] == r["models"]["init"]["top1"]  # the same weights
-    assert 0 <= r["models"]["init"]["top5"] <= 1
+    before, init = r["models"]["before"], r["models"]["init"]
+    assert before["patch"] == init["patch"] and before["global"] == init["global"]  # same weights
+    assert 0 <= init["patch"]["top5"] <= 1 and init["patch"]["crops"] == 256
     printed = capsys.readouterr().out
     assert "chance: top-1 0.004" in printed and "| before |" in printed
