@@ -118,6 +118,18 @@ def _read_wkb(buf: memoryview, pos: int) -> tuple[list[Polygon], int]:
     raise InputError(f"expected polygons, got WKB geometry type {code}")
 
 
+def largest_polygon(wkb: bytes | None) -> Polygon:
+    """The largest polygon of a simplified shape given as WKB (what both backends' GEOS hand
+    back): a polygon that split keeps its largest part; empty, None or no polygon left: []."""
+    if wkb is None:
+        return []
+    try:
+        parts = from_wkb(wkb)
+    except InputError:  # a geometry collection: nothing polygonal left
+        return []
+    return max(parts, key=lambda p: abs(ring_area(p[0])), default=[])
+
+
 def ring_area(ring: np.ndarray) -> float:
     """Signed planar area of a closed ring (shoelace; positive anticlockwise)."""
     x, y = ring[:, 0], ring[:, 1]

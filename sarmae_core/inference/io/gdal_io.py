@@ -16,7 +16,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ...errors import InputError, RasterError
-from ..geo.geometry import Polygon, from_wkb, ring_area, to_wkb
+from ..geo.geometry import Polygon, from_wkb, largest_polygon, to_wkb
 from ..geo.georef import Crs, Transform
 from .raster_io import Grid, ModuleBackend, Nodata, RasterIO, RasterSpec, read_error, stoppable
 
@@ -386,11 +386,7 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
     out = ogr.CreateGeometryFromWkb(to_wkb(polygon, multi=False)).SimplifyPreserveTopology(
         tolerance
     )
-    try:
-        parts = from_wkb(out.ExportToIsoWkb()) if out is not None and not out.IsEmpty() else []
-    except InputError:  # a geometry collection: nothing polygonal left
-        parts = []
-    return max(parts, key=lambda p: abs(ring_area(p[0])), default=[])
+    return largest_polygon(out.ExportToIsoWkb() if out is not None and not out.IsEmpty() else None)
 
 
 #: This backend, as :func:`.raster_io.get` hands it out.

@@ -32,7 +32,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ...errors import InputError, RasterError
-from ..geo.geometry import Polygon, from_wkb, geojson_polygons, ring_area, to_wkb
+from ..geo.geometry import Polygon, from_wkb, geojson_polygons, largest_polygon, to_wkb
 from ..geo.georef import Crs, Transform
 from .raster_io import Grid, ModuleBackend, Nodata, RasterIO, RasterSpec, read_error, stoppable
 
@@ -465,15 +465,9 @@ def simplify(polygon: Polygon, tolerance: float) -> Polygon:
     with OGR; of a polygon that splits, the largest part is kept."""
     import shapely
 
-    shape = shapely.Polygon(polygon[0], polygon[1:])
+    shape = shapely.from_wkb(to_wkb(polygon, multi=False))
     out = shapely.simplify(shape, tolerance, preserve_topology=True)
-    parts = [] if out.is_empty else list(getattr(out, "geoms", [out]))
-    rings = [
-        [np.asarray(p.exterior.coords), *(np.asarray(i.coords) for i in p.interiors)]
-        for p in parts
-        if isinstance(p, shapely.Polygon)
-    ]
-    return max(rings, key=lambda p: abs(ring_area(p[0])), default=[])
+    return largest_polygon(None if out.is_empty else shapely.to_wkb(out))
 
 
 #: This backend, as :func:`.raster_io.get` hands it out.
