@@ -89,10 +89,12 @@ def plan_run(
             raise InputRefused(str(exc)) from exc
         path, label = "cfar", "CA-CFAR"
     else:
-        resolved = resolve_model(job, model, scene.path, bands)
+        # flood against reference water alone: the bundled water model maps the after scene
+        against = job == "flood" and before is None and settings.get("reference_water")
+        resolved = resolve_model("water" if against else job, model, scene.path, bands)
         info, path, label = resolved.info, str(resolved.path), resolved.label
         check_task(info.task, job, label)
-    check_scenes(info, job, scene, before, bands, label)
+    check_scenes(info, job, scene, before, bands, label, settings.get("reference_water"))
     check_resolution(scene, info)
     if job not in ("water", "flood"):
         settings = {k: v for k, v in settings.items() if k not in ("min_area_m2", "simplify_m")}

@@ -173,7 +173,13 @@ def check_task(task: str, job: str, model_label: str) -> None:
 
 
 def check_scenes(
-    info: Any, job: str, after: RasterFacts, before: RasterFacts | None, bands: Any, label: str
+    info: Any,
+    job: str,
+    after: RasterFacts,
+    before: RasterFacts | None,
+    bands: Any,
+    label: str,
+    reference_water: Any = None,
 ) -> None:
     """The model's dates against the layers given (:func:`check_dates`), and each scene's bands
     against the channels it gives the model (a two-date model reads the same bands on each).
@@ -181,14 +187,16 @@ def check_scenes(
     Raises:
         InputRefused: what to choose instead.
     """
-    check_dates(info, job, before, label)
+    check_dates(info, job, before, label, reference_water)
     read = core("inference.scene.source").date_info(info, "after") if info.dates else info
     for scene in (after, before):
         if scene is not None:
             check_bands(scene, read.polarisations, bands)
 
 
-def check_dates(info: Any, job: str, before: Any, model_label: str) -> None:
+def check_dates(
+    info: Any, job: str, before: Any, model_label: str, reference_water: Any = None
+) -> None:
     """Refuse a single-date model for Map flood and a two-date model elsewhere, by the engine's
     rule (:func:`sarmae_core.inference.predict.check_dates`).
 
@@ -197,7 +205,9 @@ def check_dates(info: Any, job: str, before: Any, model_label: str) -> None:
     """
     predict = core("inference.predict")
     try:
-        predict.check_dates(info, job, getattr(before, "path", before), model_label)
+        predict.check_dates(
+            info, job, getattr(before, "path", before), model_label, reference_water
+        )
     except core("errors").ConfigError as exc:
         if info.dates:
             raise InputRefused(
@@ -206,5 +216,6 @@ def check_dates(info: Any, job: str, before: Any, model_label: str) -> None:
             ) from exc
         raise InputRefused(
             f"{JOB_TITLE[job]} needs a two-date (flood) model, but {model_label} maps one "
-            "date; choose the bundled flood model or a two-date model file"
+            "date; choose the bundled flood model or a two-date model file, or give reference "
+            "water"
         ) from exc

@@ -264,6 +264,13 @@ class FinetuneModelConfig:
             (1 or 2; 2 needs ``detail``): twice the context per token at a quarter of the cost.
         centre_region: detection: train box size and offset on each object's centre region,
             not only its centre cell (see ``DetectionModel``): one box per long ship.
+        init_head: start the whole task model from ``init`` (a fine-tuned model of ours with
+            the same task and head), not only its encoder: e.g. the flood model from the water
+            model, so that it starts where the water model is and learns only what differs.
+        init_channels: with ``init_head``, for each input channel of this run the ``init``
+            model's channel it starts from, or None for a channel that starts silent (zero
+            weights): ``[null, 0]`` makes a (before, after) model start as the VV water model
+            on the after date. None: the kernels are repeated and divided by the channel count.
         overrides: :class:`sarmae_core.models.ModelConfig` keys for a model built from scratch
             (a checkpoint's own config wins for the architecture and input units).
     """
@@ -278,6 +285,8 @@ class FinetuneModelConfig:
     detail: int = 0
     context_pool: int = 1
     centre_region: bool = False
+    init_head: bool = False
+    init_channels: list[int | None] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 

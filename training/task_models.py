@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from sarmae_core.errors import CheckpointError, ConfigError
 from sarmae_core.models import ModelConfig, load_authors_checkpoint, make_config
 from sarmae_core.models.checkpoint import (
@@ -134,6 +136,14 @@ def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list
     path = init_path(cfg)
     if path is None:
         log.info("fine-tuning from scratch (no model.init)")
+    elif path.suffix == ".safetensors" and cfg.model.init_head:
+        init_config, tensors, extras = read_checkpoint(path)
+        model.load_state_dict(whole_model_state(model, tensors, path, cfg.model.init_channels))
+        _warn_normalisation(init_config, model.config, cfg.model.init_channels)
+        log.info(
+            "whole model (encoder and head) initialised from %s (%s, %s task model)",
+            path, extras["kind"], extras.get("task"),
+        )  # fmt: skip
     elif path.suffix == ".safetensors":
         _, tensors, extras = read_checkpoint(path)
         enc = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
@@ -150,9 +160,97 @@ def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list
         model.encoder.load_state_dict(enc, strict=True)
         log.info("encoder initialised from %s (%s, %d tensors)", path, extras["kind"], len(enc))
     else:
+        if cfg.model.init_head:
+            raise ConfigError("model.init_head needs a fine-tuned model of ours (.safetensors)")
         report = load_authors_checkpoint(path, model)
         log.info("encoder initialised from the authors' checkpoint %s:\n%s", path, report.summary())
     return model
+
+
+#: Weights that read the input bands directly: the only ones whose shape depends on the
+#: channel count, so the only ones adapted when a model starts from one with other bands.
+INPUT_WEIGHTS = ("encoder.patch_embed.proj.weight", "detail_path.stem1.0.weight")
+
+
+def map_input_channels(
+    weight: torch.Tensor, channels: list[int | None], name: str, path: Path
+) -> torch.Tensor:
+    """An input weight ``[O, C_init, ...]`` for new channels: each copies the init model's
+    channel named in ``channels``, or starts at zero (None: silent at the start)."""
+    out = torch.zeros((weight.shape[0], len(channels), *weight.shape[2:]), dtype=weight.dtype)
+    for k, source in enumerate(channels):
+        if source is None:
+            continue
+        if not 0 <= source < weight.shape[1]:
+            raise ConfigError(
+                f"model.init_channels[{k}] = {source}, but {path} takes {weight.shape[1]} "
+                f"channel(s) in {name}: use 0..{weight.shape[1] - 1} or null"
+            )
+        out[:, k] = weight[:, source]
+    return out
+
+
+def whole_model_state(
+    model: Any, tensors: dict[str, torch.Tensor], path: Path, channels: list[int | None] | None
+) -> dict[str, torch.Tensor]:
+    """The task model's state from another fine-tuned model (``model.init_head``): every tensor
+    must exist with the same shape, except the input weights when the bands differ, which are
+    mapped by ``channels`` (or repeated and divided, as the encoder-only start does).
+
+    Raises:
+        CheckpointError: a head of another kind or shape, naming the first tensor that differs.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    if missing:
+        raise CheckpointError(
+            f"{path} has no {missing[0]} ({len(missing)} tensor(s) missing): model.init_head "
+            "needs a fine-tuned model with this run's task and head options (detail, "
+            "context_pool, channels); leave init_head out to start the encoder only"
+        )
+    state = {}
+    for name, want in own.items():
+        have = tensors[name]
+        if have.shape != want.shape and name in INPUT_WEIGHTS:
+            if channels is not None and len(channels) != want.shape[1]:
+                raise ConfigError(
+                    f"model.init_channels has {len(channels)} entries for {want.shape[1]} "
+                    "input channel(s): give one per band of this run"
+                )
+            have = (
+                map_input_channels(have, channels, name, path)
+                if channels is not None
+                else adapt_patch_embed(have, want.shape[1])
+            )
+        elif channels is not None and name in INPUT_WEIGHTS:
+            have = map_input_channels(have, channels, name, path)
+        if have.shape != want.shape:
+            raise CheckpointError(
+                f"{name} is {tuple(have.shape)} in {path} but {tuple(want.shape)} here: "
+                "model.init_head needs the same head (classes, detail, channels)"
+            )
+        state[name] = have.to(want.dtype)
+    return state
+
+
+def _warn_normalisation(
+    init: ModelConfig, run: ModelConfig, channels: list[int | None] | None
+) -> None:
+    """A channel copied from the init model starts where that model was only if both
+    standardise it alike; say so when they do not (training then has more to undo)."""
+    a, b = init.data.normalization, run.data.normalization
+    pairs = (
+        [(k, c) for k, c in enumerate(channels) if c is not None]
+        if channels is not None
+        else [(k, 0 if len(a.mean) == 1 else k) for k in range(len(b.mean))]
+    )
+    for k, c in pairs:
+        if c < len(a.mean) and (a.mean[c], a.std[c]) != (b.mean[k], b.std[k]):
+            log.warning(
+                "channel %d starts from the init model's channel %d, but is standardised with "
+                "mean %g, std %g instead of %g, %g: the start is not the init model's answer",
+                k, c, b.mean[k], b.std[k], a.mean[c], a.std[c],
+            )  # fmt: skip
 
 
 def save_task_model(model: Any, path: Path, extra: dict[str, Any]) -> Path:

@@ -25,6 +25,7 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -117,7 +118,24 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterRasterLayer("INPUT", "SAR raster after the event")
             )
             self.addParameter(
-                QgsProcessingParameterRasterLayer("BEFORE", "SAR raster before the event")
+                QgsProcessingParameterRasterLayer(
+                    "BEFORE", "SAR raster before the event", optional=True
+                )
+            )
+            self.addParameter(
+                QgsProcessingParameterMapLayer(
+                    "REFERENCE_WATER",
+                    "Reference (permanent) water: raster, nonzero = water, or polygons",
+                    optional=True,
+                )
+            )
+            self.addParameter(
+                QgsProcessingParameterRasterLayer(
+                    "HAND", "HAND raster (height above nearest drainage, m)", optional=True
+                )
+            )
+            self.addParameter(
+                _number("HAND_THRESHOLD", "Exclude HAND above (m)", NUMBER_DOUBLE, 15.0)
             )
         else:
             self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "SAR raster"))
@@ -184,7 +202,17 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                 )
             )
         if self.JOB == "flood":
+            for key, label in FLOOD_RASTERS.items():
+                self.addParameter(
+                    QgsProcessingParameterRasterDestination(
+                        key, label, optional=True, createByDefault=False
+                    )
+                )
             self.addOutput(QgsProcessingOutputNumber("FLOOD_AREA_KM2", "New flood area (km²)"))
+            self.addOutput(
+                QgsProcessingOutputNumber("REFERENCE_WATER_KM2", "Reference water (km²)")
+            )
+            self.addOutput(QgsProcessingOutputNumber("EXCLUDED_KM2", "Excluded area (km²)"))
         elif self.JOB != "ships":
             self.addOutput(QgsProcessingOutputNumber("WATER_AREA_KM2", "Water area (km²)"))
         if self.JOB not in ("water", "flood"):
@@ -236,12 +264,20 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         if job == "ships" and self.parameterAsEnum(parameters, "DETECTOR", context) == 1:
             cfar = self._cfar(parameters, context)
         before = None
+        layers: dict[str, Any] = {}
         if job == "flood":
-            before_layer = self.parameterAsRasterLayer(parameters, "BEFORE", context)
-            if before_layer is None:
-                raise InputRefused("BEFORE is not a raster layer GDAL can open")
-            before = raster_facts(before_layer)
-            check_raster(before)
+            if parameters.get("BEFORE") not in (None, ""):
+                before_layer = self.parameterAsRasterLayer(parameters, "BEFORE", context)
+                if before_layer is None:
+                    raise InputRefused("BEFORE is not a raster layer GDAL can open")
+                before = raster_facts(before_layer)
+                check_raster(before)
+            layers = self._flood_layers(parameters, context)
+            if before is None and "reference_water" not in layers:
+                raise InputRefused(
+                    "Map flood needs what was there before the event: BEFORE (the scene "
+                    "before) or REFERENCE_WATER (water of normal times)"
+                )
         settings: dict[str, Any] = dict(
             overwrite=True,
             units=[None, *UNIT_OPTIONS[1:]][self.parameterAsEnum(parameters, "UNITS", context)],
@@ -254,6 +290,7 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             settings["min_area_m2"] = self.parameterAsDouble(parameters, "MIN_AREA", context)
             settings["simplify_m"] = self.parameterAsDouble(parameters, "SIMPLIFY", context)
         settings.update(self._area(parameters, context, layer))
+        settings.update(layers)
         plan = plan_run(job, facts, model_path, bands, before, cfar, settings)
 
         vector_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
@@ -263,6 +300,13 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
         if job in ("water", "flood") and parameters.get("OUTPUT_RASTER") not in (None, ""):
             raster_out = Path(self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context))
         products = ("vector", "class") if raster_out else ("vector",)
+        extra = {}  # flood rasters asked for: product -> destination
+        if job == "flood":
+            for key in FLOOD_RASTERS:
+                if parameters.get(key) not in (None, ""):
+                    product = key.removeprefix("OUTPUT_").lower()
+                    extra[product] = Path(self.parameterAsOutputLayer(parameters, key, context))
+            products += tuple(extra)
 
         scratch = Path(QgsProcessingUtils.tempFolder()) / f"sarmae_{uuid.uuid4().hex[:8]}"
         scratch.mkdir(parents=True)
@@ -280,6 +324,8 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             _move(result.files["vector"], vector_out)
             if raster_out is not None:
                 _move(result.files["class"], raster_out)
+            for product, path in extra.items():
+                _move(result.files[product], path)
         except errors.CancelledError as exc:
             raise QgsProcessingException("cancelled; nothing was written") from exc
         except errors.SarmaeError as exc:
@@ -297,11 +343,41 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             outputs["WATER_AREA_KM2" if job == "water" else "FLOOD_AREA_KM2"] = area
             outputs["OUTPUT_RASTER"] = str(raster_out) if raster_out else None
             feedback.pushInfo(f"{job}: {format_area_km2(area)}")
+            if job == "flood":
+                outputs["REFERENCE_WATER_KM2"] = s.reference_water_km2
+                outputs["EXCLUDED_KM2"] = s.excluded_km2
+                for key in FLOOD_RASTERS:
+                    product = key.removeprefix("OUTPUT_").lower()
+                    outputs[key] = str(extra[product]) if product in extra else None
+                feedback.pushInfo(
+                    f"reference water: {format_area_km2(s.reference_water_km2)}, excluded: "
+                    f"{format_area_km2(s.excluded_km2)}"
+                )
         else:
             outputs["SHIP_COUNT"] = s.ship_count
             feedback.pushInfo(f"ships: {s.ship_count}")
         self._style_on_load(context, job, [str(vector_out), str(raster_out or "")])
         return outputs
+
+    def _flood_layers(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, Any]:
+        """Reference water and HAND given to Map flood, as the engine's options (file paths:
+        the engine reads them on the after scene's grid)."""
+        given: dict[str, Any] = {
+            "hand_threshold_m": self.parameterAsDouble(parameters, "HAND_THRESHOLD", context)
+        }
+        if parameters.get("REFERENCE_WATER") not in (None, ""):
+            ref = self.parameterAsLayer(parameters, "REFERENCE_WATER", context)
+            if ref is None:
+                raise InputRefused("REFERENCE_WATER is not a layer QGIS can open")
+            given["reference_water"] = layer_file(ref, "REFERENCE_WATER")
+        if parameters.get("HAND") not in (None, ""):
+            hand = self.parameterAsRasterLayer(parameters, "HAND", context)
+            if hand is None:
+                raise InputRefused("HAND is not a raster layer GDAL can open")
+            given["hand"] = layer_file(hand, "HAND")
+        return given
 
     def _cfar(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """The CA-CFAR settings given (``CfarParams`` fields; the engine's defaults for the
@@ -374,8 +450,12 @@ class MapFlood(_SarmaeAlgorithm):
         "Maps new flood between two SAR scenes (e.g. Sentinel-1 VV in dB): water on the "
         "scene after the event (INPUT) that was not water on the scene before it (BEFORE, on "
         "any grid or CRS that overlaps INPUT; it is read on INPUT's grid), with a SARMAE "
-        "two-date model (the bundled Flood model unless MODEL is given). Writes flood polygons "
-        "to a GeoPackage and, optionally, the class raster; reports the flood area in km²."
+        "two-date model (the bundled Flood model unless MODEL is given). Or, without BEFORE, "
+        "the bundled Water model's water on INPUT minus REFERENCE_WATER. Reference water is "
+        "never flood; pixels with HAND above the threshold (15 m, as HydroSAR) are excluded. "
+        "Writes flood polygons to a GeoPackage and, optionally, the class raster (1 flood, "
+        "2 reference water, 3 excluded), the likelihood (0-100 %) and the exclusion mask; "
+        "reports the flood, reference water and excluded areas in km²."
     )
 
 
@@ -385,6 +465,22 @@ class RunModel(_SarmaeAlgorithm):
         "Runs any segmentation or detection model exported with `sarmae export` (its "
         "bands, units, tile and thresholds come from the file) on a SAR raster."
     )
+
+
+#: Map flood's optional raster outputs (engine products ``likelihood`` and ``exclusion``).
+FLOOD_RASTERS = {
+    "OUTPUT_LIKELIHOOD": "Flood likelihood raster (0-100 %)",
+    "OUTPUT_EXCLUSION": "Exclusion mask (1 HAND, 2 no data)",
+}
+
+
+def layer_file(layer: Any, name: str) -> str:
+    """The file behind a layer (a GeoPackage layer's ``|layername=`` part dropped: the engine
+    reads every polygon layer of the file)."""
+    path = layer.source().split("|")[0]
+    if not Path(path).is_file():
+        raise InputRefused(f"{name} must be a layer stored in a file, not {layer.source()!r}")
+    return path
 
 
 def _number(

@@ -203,20 +203,58 @@ def _cfar_options(func):
 @click.option(
     "--before",
     type=click.Path(path_type=Path),
-    required=True,
     help="The scene before the event (any grid or CRS that overlaps SCENE); with many "
     "scenes, the scenes before it (folder, glob, .txt, STAC .json): each after scene is "
     "paired with the one that overlaps it most.",
 )
+@click.option(
+    "--reference-water",
+    "reference_water",
+    type=click.Path(path_type=Path),
+    help="Water of normal times (raster, nonzero = water, or polygons), never flood. Without "
+    "--before, flood is the water the water model maps on SCENE minus this.",
+)
+@click.option(
+    "--hand",
+    type=click.Path(path_type=Path),
+    help="HAND raster (height above nearest drainage, m): higher pixels are excluded.",
+)
+@click.option(
+    "--hand-threshold",
+    "hand_threshold_m",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="HAND above which pixels are excluded (m).",
+)
+@click.option(
+    "--likelihood",
+    type=click.Path(path_type=Path),
+    help="Also write the flood likelihood GeoTIFF (0-100 %, 255 no data).",
+)
+@click.option(
+    "--exclusion",
+    type=click.Path(path_type=Path),
+    help="Also write the exclusion mask GeoTIFF (1 HAND, 2 no data).",
+)
 @_map_options("flood")
-def flood(scene, output, quicklook, raster, probability, **kw) -> None:
-    """New flood between two dates: SCENE after the event, --before the scene before it.
+def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, **kw) -> None:
+    """New flood on SCENE (after the event): against --before, the scene before it, and/or
+    --reference-water, the water of normal times.
 
-    Flood polygons (GeoPackage, area in m2): water on SCENE that was not water on BEFORE, by a
-    two-date model (default: the bundled flood model). The before scene is read on SCENE's
-    grid; outputs are on SCENE's grid.
+    Flood polygons (GeoPackage, area in m2) and a map with classes 1 flood, 2 reference water,
+    3 excluded (--hand). With --before, a two-date model (default: the bundled flood model)
+    maps new water; with --reference-water alone, the water model maps SCENE and reference
+    water is taken out. Everything is on SCENE's grid.
     """
-    _run("flood", scene, output, {"class": raster, "probability": probability}, quicklook, **kw)
+    if kw["before"] is None and kw["reference_water"] is None:
+        raise ConfigError(
+            "flood needs what was there before the event: --before BEFORE.tif (the scene "
+            "before) or --reference-water W.tif|W.gpkg (water of normal times)"
+        )
+    rasters = {"class": raster, "probability": probability, "likelihood": likelihood,
+               "exclusion": exclusion}  # fmt: skip
+    _run("flood", scene, output, rasters, quicklook, **kw)
 
 
 @predict.command()

@@ -27,6 +27,11 @@ class RunOptions:
 
     Attributes:
         before: the scene before the event, for a two-date (flood) model.
+        reference_water: flood runs: water of normal times (a raster, nonzero = water, or a
+            vector file of polygons), never counted as flood; with a one-date (water) model
+            and no before scene, flood is the water mapped minus this.
+        hand: flood runs: a HAND raster (height above nearest drainage, m); pixels above
+            ``hand_threshold_m`` (default 15 m, as HydroSAR) are excluded.
         aoi: area of interest: ``(xmin, ymin, xmax, ymax)`` in ``aoi_crs``, GeoJSON polygons,
             or a vector file of polygons.
         aoi_crs: CRS of a box or GeoJSON ``aoi`` (default: the raster's).
@@ -56,6 +61,9 @@ class RunOptions:
     """
 
     before: str | os.PathLike[str] | None = None
+    reference_water: str | os.PathLike[str] | None = None
+    hand: str | os.PathLike[str] | None = None
+    hand_threshold_m: float = 15.0
     aoi: Any = None
     aoi_crs: str | None = None
     tile: int | None = None
@@ -80,8 +88,11 @@ class RunOptions:
     io_backend: str | None = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.before is not None and not isinstance(self.before, (str, os.PathLike)):
-            raise ConfigError(f"before must be a path (str or Path), got {self.before!r}")
+        for name in ("before", "reference_water", "hand"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{name} must be a path (str or Path), got {value!r}")
+        _number("hand_threshold_m", self.hand_threshold_m, minimum=0.0)
         for name in ("tile", "overlap"):
             _integer(name, getattr(self, name), minimum=1 if name == "tile" else 0, optional=True)
         _integer("batch_size", self.batch_size, minimum=1)

@@ -29,6 +29,7 @@ from .model.backends import BUNDLED_DIR, Backend, load_backend
 from .model.bundled import bundled_for_raster
 from .notes import Notes
 from .options import RunOptions, check_paths
+from .products.change import ChangeLayers, check_layers
 from .products.quicklook import boxes_from_gpkg, write_quicklook
 from .products.rasters import SegmentationSink, kept_channels, plan_outputs
 from .products.result import PredictionResult, PredictionSummary
@@ -127,6 +128,9 @@ def predict(
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
     files_io = raster_io.get(opts.io_backend)
+    if model == "flood" and opts.before is None and opts.reference_water is not None:
+        # flood against the user's reference water: the water model maps the after date
+        model, job = "water", "flood"
     if isinstance(model, str) and model in JOBS and not Path(model).exists():
         # the job's bundled model: the variant for the scene's bands (VV+VH water when both)
         model = bundled_for_raster(model, raster, opts.bands, BUNDLED_DIR, files_io, notes)
@@ -134,7 +138,10 @@ def predict(
     info = be.info
     task = check_task(info.task, job, model)
     before = opts.before
-    check_dates(info, job, before, model)
+    check_dates(info, job, before, model, opts.reference_water)
+    if job is None and info.dates:
+        job = "flood"  # a two-date model given by path maps flood as the bundled one does
+    check_layers(job, opts.reference_water, opts.hand, bool(info.dates))
     tile, overlap = _tiling(be, opts.tile, opts.overlap)
     if output is None:
         name = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else task
@@ -144,7 +151,8 @@ def predict(
     if quicklook is not None:
         plan["quicklook"] = Path(quicklook)
     aoi = opts.aoi
-    reads = [raster] + [p for p in (aoi, model, before) if isinstance(p, (str, os.PathLike))]
+    layers = (aoi, model, before, opts.reference_water, opts.hand)
+    reads = [raster] + [p for p in layers if isinstance(p, (str, os.PathLike))]
     outputs = OutputSet(plan, overwrite=opts.overwrite, reads=reads)
     stats = SweepStats()
     sinks: list[SegmentationSink] = []
@@ -173,11 +181,12 @@ def predict(
                 done[0] += n
                 report(90.0 * done[0] / len(grid))
 
-            run = _Run(source, region, grid, info, outputs, stats, canceller, report, job, sinks)
+            run = _Run(source, region, grid, info, outputs, stats, canceller, report, job, sinks,
+                       notes)  # fmt: skip
             tiles = run_tiles(source, region, be, grid, opts.batch_size, canceller, stats, on_batch)
             if task == "segmentation":
                 cleaning = PolygonOptions(opts.min_area_m2, opts.fill_holes_m2, opts.simplify_m)
-                summary = _segment(run, tiles, opts.threshold, opts.cog, cleaning, sinks)
+                summary = _segment(run, tiles, opts, cleaning, sinks)
             else:
                 summary = _detect(run, tiles, opts.threshold)
             if quicklook is not None:
@@ -236,31 +245,40 @@ class _Run:
     report: Callable[[float], None]
     job: str | None
     sinks: list[SegmentationSink]
+    notes: Notes
 
 
 def _segment(
     run: _Run,
     tiles: Any,
-    threshold: float | None,
-    cog: bool,
+    opts: RunOptions,
     options: PolygonOptions,
     sinks: list[SegmentationSink],
 ) -> dict[str, Any]:
     """Blend and write the raster products, then trace polygons; returns summary figures.
 
     Products are written on the input's grid: the region itself, or, when tiles were read
-    resampled to the model's resolution, the input pixels it covers (:mod:`.regrid`).
+    resampled to the model's resolution, the input pixels it covers (:mod:`.regrid`). A flood
+    run takes the user's reference water and HAND out of the map (:mod:`.products.change`).
     """
     info, region, stats, source = run.info, run.region, run.stats, run.source
+    threshold, cog = opts.threshold, opts.cog
     plan = run.outputs.paths
     keep = kept_channels(len(info.class_names))
     out = _output_window(source, region)
     area = _equal_area(source, out.transform, out.width, out.height)
+    change = None
+    if run.job == "flood":
+        change = ChangeLayers(
+            source.fileio, opts.reference_water, opts.hand, opts.hand_threshold_m, source.crs,
+            out.transform, out.width, out.height, run.notes,
+        )  # fmt: skip
     sink = SegmentationSink(
         source.fileio, run.outputs, tuple(plan), info.class_names,
         info.seg_threshold if threshold is None else threshold, source.crs, out.transform,
         out.width, out.height, source.nodata,
         area.row_pixel_areas(out.transform, out.width, out.height) if area else None, keep,
+        change,
     )  # fmt: skip
     sinks.append(sink)  # closed by the caller if anything fails
     target: Sink = sink
@@ -280,6 +298,8 @@ def _segment(
     stats.timings["finish"] = time.perf_counter() - t
     stats.timings["write"] = sink.write_s
     summary = _class_areas(sink, source.crs is not None, run.job)
+    if change is not None and not info.dates and source.crs is not None:
+        summary["observed_water_km2"] = sink.model_area_m2 / 1e6
     if "vector" in plan:
         run.report(92.0)
         t = time.perf_counter()
@@ -413,8 +433,11 @@ def job_for(info: ModelInfo) -> str | None:
     return {"segmentation": "water", "detection": "ships"}.get(info.task)
 
 
-def check_dates(info: ModelInfo, job: str | None, before: Any, model: Any) -> None:
-    """A two-date (flood) model needs the before scene; a single-date model takes none.
+def check_dates(
+    info: ModelInfo, job: str | None, before: Any, model: Any, reference_water: Any = None
+) -> None:
+    """A two-date (flood) model needs the before scene; a single-date model takes none, and
+    maps flood only against the user's reference water.
 
     Raises:
         ConfigError: naming what to give or leave out.
@@ -429,8 +452,12 @@ def check_dates(info: ModelInfo, job: str | None, before: Any, model: Any) -> No
             f"{model} maps one date; before= is for a two-date (flood) model: leave it out, or "
             "use model='flood'"
         )
-    if job == "flood" and not info.dates:
-        raise ConfigError(f"{model} maps one date, but predicting flood needs a two-date model")
+    if job == "flood" and not info.dates and reference_water is None:
+        raise ConfigError(
+            f"{model} maps one date: predicting flood with it needs the water of normal times "
+            "(reference_water=..., --reference-water W.tif|W.gpkg); or use a two-date model "
+            "with a before scene"
+        )
 
 
 def _tiling(be: Backend, tile: int | None, overlap: int | None) -> tuple[int, int]:

@@ -136,3 +136,66 @@ def test_processing_map_flood(qgis_processing, pair, models, tmp_path):
         assert (classes[FIELD] == 1).mean() > 0.2 and (outside == 1).mean() < 0.05
     finally:
         plugin.unload()
+
+
+def test_processing_map_flood_with_reference_water_and_hand(
+    qgis_processing, pair, models, tmp_path
+):
+    import processing
+    import rasterio
+    from qgis.core import QgsProcessingException
+
+    from qgis_plugin import classFactory
+
+    after, before = (layer.source() for layer in pair)
+    with rasterio.open(S1_VV_DB) as src:
+        db, profile = src.read(1), src.profile
+    lagoon = db < -19.0  # permanent water: the Camargue lagoons before the event
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(reference, "w", **(profile | dict(dtype="uint8", nodata=None))) as dst:
+        dst.write(lagoon.astype(np.uint8)[None])
+    heights = np.tile(np.linspace(0, 40, db.shape[1], dtype=np.float32), (db.shape[0], 1))
+    hand = tmp_path / "hand.tif"
+    with rasterio.open(hand, "w", **(profile | dict(dtype="float32", nodata=None))) as dst:
+        dst.write(heights[None])
+    plugin = classFactory(None)
+    plugin.initProcessing()
+    try:
+        common = {"INPUT": after, "REFERENCE_WATER": str(reference), "HAND": str(hand),
+                  "OUTPUT_LIKELIHOOD": str(tmp_path / "l.tif"),
+                  "OUTPUT_EXCLUSION": str(tmp_path / "x.tif")}  # fmt: skip
+        # with the before scene and a two-date model
+        out = processing.run("sarmae:mapflood", common | {
+            "BEFORE": before, "MODEL": str(models["flood"]),
+            "OUTPUT": str(tmp_path / "flood.gpkg"), "OUTPUT_RASTER": str(tmp_path / "f.tif"),
+        })  # fmt: skip
+        with rasterio.open(out["OUTPUT_RASTER"]) as r:
+            classes = r.read(1)
+        with rasterio.open(out["OUTPUT_LIKELIHOOD"]) as r:
+            percent = r.read(1)
+        with rasterio.open(out["OUTPUT_EXCLUSION"]) as r:
+            exclusion = r.read(1)
+        valid = classes != 255
+        assert (classes[lagoon & valid] == 2).all()  # reference water, never flood
+        assert ((heights > 15) & valid & ~lagoon == (classes == 3)).all()
+        assert ((exclusion == 1) == (classes == 3)).all()
+        assert percent[valid & (classes != 3)].max() <= 100 and (percent[classes == 3] == 255).all()
+        assert out["EXCLUDED_KM2"] == pytest.approx((classes == 3).sum() * 400 / 1e6, rel=1e-3)
+        assert out["REFERENCE_WATER_KM2"] > 1.0 and out["FLOOD_AREA_KM2"] > 0.2
+        # without the before scene: the water model's water minus the reference water
+        alone = processing.run("sarmae:mapflood", {
+            "INPUT": after, "REFERENCE_WATER": str(reference), "MODEL": str(models["water"]),
+            "OUTPUT": str(tmp_path / "alone.gpkg"), "OUTPUT_RASTER": str(tmp_path / "a.tif"),
+        })  # fmt: skip
+        with rasterio.open(alone["OUTPUT_RASTER"]) as r:
+            by_water = r.read(1)
+        assert (by_water[lagoon & (by_water != 255)] == 2).all()
+        assert alone["FLOOD_AREA_KM2"] > 0.0
+        with pytest.raises(QgsProcessingException, match=r"BEFORE .* or REFERENCE_WATER"):
+            processing.run("sarmae:mapflood", {
+                "INPUT": after, "MODEL": str(models["flood"]),
+                "OUTPUT": str(tmp_path / "none.gpkg"),
+            })  # fmt: skip
+        assert not (tmp_path / "none.gpkg").exists()
+    finally:
+        plugin.unload()

@@ -371,3 +371,49 @@ def test_sigterm_ends_finetune_like_ctrl_c(tmp_path):
     assert "terminated" in stderr and "Traceback" not in stderr
     left = [p.name for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
     assert left == []
+
+
+def test_flood_model_starts_as_the_water_model_on_the_after_date(tmp_path, sarmae_ckpt, caplog):
+    """``model.init_head`` with ``init_channels: [null, 0]``: before training, the two-date
+    model given (anything, x) answers exactly what the water model answers on x."""
+    from pathlib import Path
+
+    from sarmae_core.models import make_config
+    from sarmae_train.task_models import whole_model_state
+
+    torch.manual_seed(0)
+    water = SegmentationModel(make_config("sarmae_test", in_chans=1), 2, detail=4,
+                              context_pool=2).eval()  # fmt: skip
+    for m in water.modules():  # BatchNorm statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    pair = {
+        "units": "db",
+        "polarisations": ["VV", "VV"],
+        "dates": ["before", "after"],
+        "normalization": {"mode": "fixed", "mean": [-12.0, -12.0], "std": [5.0, 5.0]},
+    }
+    flood = SegmentationModel(make_config("sarmae_test", data=pair), 2, detail=4,
+                              context_pool=2).eval()  # fmt: skip
+    state = whole_model_state(flood, water.state_dict(), Path("water.safetensors"), [None, 0])
+    flood.load_state_dict(state)
+    x = torch.randn(2, 1, 64, 64) * 5 - 12
+    before = torch.randn(2, 1, 64, 64) * 5 - 12
+    with torch.no_grad():
+        torch.testing.assert_close(flood(torch.cat([before, x], 1)), water(x))
+    with pytest.raises(ConfigError, match="init_channels has 3 entries for 2 input"):
+        whole_model_state(flood, water.state_dict(), Path("w"), [None, 0, 0])
+    with pytest.raises(ConfigError, match=r"init_channels\[1\] = 4"):
+        whole_model_state(flood, water.state_dict(), Path("w"), [None, 4])
+    # the recipe's config from a fine-tuned water model; an encoder-only checkpoint is refused
+    ckpt = save_checkpoint(water, tmp_path / "water.safetensors",
+                           extra={"task": "segmentation"})  # fmt: skip
+    args = ["finetune", "--config", "finetune_flood_bundled.yaml", *TINY, "data.max_train=2",
+            "data.max_test=2", "data.crop=64", "optim.epochs=1", "optim.batch_size=2"]  # fmt: skip
+    with caplog.at_level("INFO", logger="sarmae_train.task_models"):
+        invoke(*args, "--init", str(ckpt), "--out", str(tmp_path / "flood"))
+    assert "whole model (encoder and head) initialised" in caplog.text
+    assert "standardised with" not in caplog.text  # VV -12/5 dB in both
+    r = invoke(*args, "--init", str(sarmae_ckpt), "--out", str(tmp_path / "x"), ok=False)
+    assert "model.init_head needs a fine-tuned model" in r.stderr

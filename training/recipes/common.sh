@@ -10,11 +10,11 @@ bundled=sarmae_core/models/bundled
 
 training/recipes/encoder.sh "$out" "$data"
 
-finetune_once() {  # NAME CONFIG [overrides...]: fine-tune from the shared encoder, unless done
+finetune_once() {  # NAME CONFIG [overrides...]: fine-tune from the shared encoder (or $init), unless done
   local name=$1 cfg=$2
   shift 2
   [ -f "$out/$name/metrics.json" ] && return 0
   rm -rf "${out:?}/$name"
   $train finetune --config "training/configs/$cfg.yaml" \
-    --init "$out/pretrain/checkpoint.safetensors" run.out_dir="$out/$name" data.root="$data" "$@"
+    --init "${init:-$out/pretrain/checkpoint.safetensors}" run.out_dir="$out/$name" data.root="$data" "$@"
 }

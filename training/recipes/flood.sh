@@ -2,9 +2,10 @@
 # Rebuilds the bundled Flood model (new flood between two dates) from the real data in
 # ../shared/data (or DATA):
 #   training/recipes/flood.sh [OUT] [DATA]      (default OUT=runs/bundled, DATA=../shared/data)
-# 1. the SARMAE encoder of training/recipes/encoder.sh (committed once, shared),
-# 2. fine-tuning of a two-date model (VV before, VV after) on OMBRIA's official train pairs
-#    (training/configs/finetune_flood_bundled.yaml), scored on the official test pairs,
+# 1. the bundled water model's run (training/recipes/water.sh, on the shared SARMAE encoder),
+# 2. fine-tuning of a two-date model (VV before, VV after) on OMBRIA's official train pairs,
+#    started from the whole water model (after <- its VV, before silent;
+#    training/configs/finetune_flood_bundled.yaml), scored on the official test pairs,
 # 3. export to sarmae_core/models/bundled/flood.onnx,
 # 4. the held-out pairs beside the change baselines (the bundled water model on each date,
 #    Otsu on the after chip, log-ratio change detection with Otsu, the oracle thresholds):
@@ -12,7 +13,8 @@
 # Finished steps are skipped, so the script can be rerun after an interruption.
 source "$(dirname "$0")/common.sh" "$@"
 cmd="training/recipes/flood.sh $out $data"
-finetune_once flood finetune_flood_bundled
+[ -f "$out/water/model.safetensors" ] || training/recipes/water.sh "$out" "$data"
+init="$out/water/model.safetensors" finetune_once flood finetune_flood_bundled
 if [ ! -f "$out/flood/exported" ]; then
   .venv/bin/sarmae export "$out/flood/model.safetensors" -o "$bundled/flood.onnx" --overwrite \
     --tile 256 --overlap 64 --name flood \

@@ -136,3 +136,33 @@ class EqualArea:
         across = np.hypot(px[n : 2 * n] - px[:n], py[n : 2 * n] - py[:n])
         along = np.hypot(px[3 * n :] - px[2 * n : 3 * n], py[3 * n :] - py[2 * n : 3 * n])
         return across, along
+
+
+def grids_overlap(
+    fileio: RasterIO,
+    crs_a: Crs,
+    t_a: Transform,
+    w_a: int,
+    h_a: int,
+    crs_b: Crs,
+    t_b: Transform,
+    w_b: int,
+    h_b: int,
+) -> bool:
+    """Whether two grids share ground: ``a``'s outline (densified edges) taken into ``b``'s
+    CRS, as a box, against ``b``'s box."""
+    n = np.linspace(0.0, 1.0, 21)
+    cols = np.concatenate([n * w_a, np.full_like(n, w_a), n[::-1] * w_a, np.zeros_like(n)])
+    rows = np.concatenate([np.zeros_like(n), n * h_a, np.full_like(n, h_a), n[::-1] * h_a])
+    x, y = t_a.apply(cols, rows)
+    if crs_a != crs_b:
+        x, y = fileio.transform_xy(crs_a, crs_b, x, y)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return False
+    bx, by = t_b.apply(np.array([0.0, w_b]), np.array([0.0, h_b]))
+    return bool(
+        x[ok].min() < max(bx) and x[ok].max() > min(bx)
+        and y[ok].min() < max(by) and y[ok].max() > min(by)
+    )  # fmt: skip

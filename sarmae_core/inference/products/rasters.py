@@ -1,9 +1,12 @@
 """What a segmentation run writes: which files, under which names, and the streaming sink.
 
 Products: ``class`` (uint8 class map, nodata 255, with a colour table), ``probability``
-(float32, one band per foreground class, the input's nodata) and ``vector`` (polygons in a
-GeoPackage for segmentation, boxes for detection). The sink receives finished row chunks from
-the blender, turns them into classes, writes every raster product and counts class areas.
+(float32, one band per foreground class, the input's nodata), ``likelihood`` (the foreground
+probability in percent, uint8 0-100, nodata 255, as Copernicus GFM delivers flood likelihood),
+``exclusion`` (flood runs: uint8, 1 excluded by HAND, 2 no data, 0 mapped) and ``vector``
+(polygons in a GeoPackage for segmentation, boxes for detection). The sink receives finished
+row chunks from the blender, turns them into classes, writes every raster product and counts
+class areas.
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ from ...errors import ConfigError
 from ..geo.georef import Crs, Transform
 from ..io.raster_io import RasterIO
 from ..io.writers import GeoTiffWriter, OutputSet
+from .change import EXCLUDED, FLOOD, FLOOD_CLASSES, ChangeLayers, apply_change, likelihood
 
-PRODUCTS = ("class", "probability", "vector")
+PRODUCTS = ("class", "probability", "likelihood", "exclusion", "vector")
+#: Raster products with the file-name suffix they get beside ``<stem>.tif``.
+_SUFFIXED = ("probability", "likelihood", "exclusion")
 CLASS_NODATA = 255
 #: Colours of class maps: background transparent, then water blue and distinct hues.
 _PALETTE = [(0, 0, 0, 0), (0, 112, 255, 255), (230, 25, 75, 255), (60, 180, 75, 255),
             (255, 225, 25, 255), (145, 30, 180, 255), (70, 240, 240, 255)]  # fmt: skip
+#: Colours of a flood map with the user's layers (classes of ``change.FLOOD_CLASSES``): flood
+#: bright blue, reference water dark navy (it is water, but not news), excluded grey.
+_FLOOD_PALETTE = [(0, 0, 0, 0), (0, 112, 255, 255), (0, 35, 110, 255), (150, 150, 150, 170)]
 
 
 def plan_outputs(
@@ -34,8 +43,9 @@ def plan_outputs(
 
     Without ``products``, the suffix of ``output`` picks one: ``.tif`` a class map, ``.gpkg``
     polygons (segmentation) or boxes (detection). With ``products``, files are named after
-    ``output`` without its suffix: ``<stem>.tif`` (class), ``<stem>_probability.tif``,
-    ``<stem>.gpkg`` (vector). A mapping ``{product: path}`` names each file itself.
+    ``output`` without its suffix: ``<stem>.tif`` (class), ``<stem>_probability.tif`` (and
+    ``_likelihood``, ``_exclusion``), ``<stem>.gpkg`` (vector). A mapping
+    ``{product: path}`` names each file itself.
 
     Raises:
         ConfigError: an unknown product or suffix, or raster products for a detection model.
@@ -66,11 +76,11 @@ def plan_outputs(
     stem = out.with_suffix("") if suffix in (".tif", ".tiff", ".gpkg") else out
     names = {
         "class": out if suffix in (".tif", ".tiff") else stem.with_suffix(".tif"),
-        "probability": stem.with_name(f"{stem.name}_probability.tif"),
+        **{p: stem.with_name(f"{stem.name}_{p}.tif") for p in _SUFFIXED},
         "vector": stem.with_suffix(".gpkg"),
     }
-    if products == ("probability",) and suffix in (".tif", ".tiff"):
-        names["probability"] = out
+    if len(products) == 1 and products[0] in _SUFFIXED and suffix in (".tif", ".tiff"):
+        names[products[0]] = out
     return {p: names[p] for p in products}
 
 
@@ -85,7 +95,8 @@ def _explicit_paths(
         raise ConfigError(f"unknown products {unknown}; choose from {', '.join(PRODUCTS)}")
     if task == "detection" and set(paths) != {"vector"}:
         raise ConfigError("a detection model writes boxes only (a .gpkg 'vector' output)")
-    wanted = {"class": (".tif", ".tiff"), "probability": (".tif", ".tiff"), "vector": (".gpkg",)}
+    wanted = {p: (".tif", ".tiff") for p in PRODUCTS if p != "vector"}
+    wanted["vector"] = (".gpkg",)
     out = {p: Path(v) for p, v in paths.items()}
     for product, path in out.items():
         if path.suffix.lower() not in wanted[product]:
@@ -126,6 +137,8 @@ class SegmentationSink:
         nodata: the input's nodata, for the probability raster (NaN if it lies in [0, 1]).
         row_areas: ground area in m2 of one pixel of each row (None without a CRS).
         keep: class index of each channel the sink receives (:func:`kept_channels`).
+        change: a flood run's reference water and HAND (:class:`.change.ChangeLayers`): the
+            model's foreground becomes the classes of :data:`.change.FLOOD_CLASSES`.
     """
 
     def __init__(
@@ -142,14 +155,21 @@ class SegmentationSink:
         nodata: float,
         row_areas: np.ndarray | None,
         keep: Sequence[int],
+        change: ChangeLayers | None = None,
     ) -> None:
-        self.class_names = list(class_names)
+        self.change = change
+        if change is not None and len(class_names) != 2:
+            raise ConfigError("reference water and HAND need a two-class (water or flood) model")
+        self.class_names = list(FLOOD_CLASSES if change is not None else class_names)
+        palette = _FLOOD_PALETTE if change is not None else _PALETTE
+        #: ground area the model itself marked (before reference water and exclusions), m2
+        self.model_area_m2 = 0.0
         self.keep = list(keep)
         self.threshold = threshold
         # The input's nodata, unless it is a possible probability (0 in Sentinel-1 GRD files).
         self.nodata = nodata if not 0.0 <= nodata <= 1.0 else float("nan")
         self.row_areas = row_areas
-        k = max(2, len(class_names))
+        k = max(2, len(self.class_names))
         self.class_pixels = np.zeros(k, dtype=np.int64)
         self.class_area_m2 = np.zeros(k, dtype=np.float64)
         self.valid_pixels = 0
@@ -160,7 +180,7 @@ class SegmentationSink:
             self.writers["class"] = GeoTiffWriter(
                 fileio, outputs.temp("class"), count=1, dtype="uint8", nodata=CLASS_NODATA,
                 descriptions=["class"],
-                colormap={i: _PALETTE[i % len(_PALETTE)] for i in range(len(class_names))},
+                colormap={i: palette[i % len(palette)] for i in range(len(self.class_names))},
                 tags={"class_names": json.dumps(self.class_names)}, **grid,
             )  # fmt: skip
         if "probability" in products:
@@ -170,6 +190,29 @@ class SegmentationSink:
             self.writers["probability"] = GeoTiffWriter(
                 fileio, outputs.temp("probability"), count=len(names), dtype="float32",
                 nodata=self.nodata, descriptions=names, overview_resampling="average", **grid,
+            )  # fmt: skip
+        if "likelihood" in products:
+            if len(self.keep) != 1:
+                raise ConfigError(
+                    "the likelihood raster is for two-class (water, flood) models: use the "
+                    "probability raster for a model of several classes"
+                )
+            name = self.class_names[1]
+            self.writers["likelihood"] = GeoTiffWriter(
+                fileio, outputs.temp("likelihood"), count=1, dtype="uint8", nodata=CLASS_NODATA,
+                descriptions=[f"likelihood of {name}, %"], overview_resampling="average", **grid,
+            )  # fmt: skip
+        if "exclusion" in products:
+            if change is None:
+                raise ConfigError(
+                    "the exclusion raster belongs to flood runs (job='flood'); give HAND "
+                    "(hand=...) for exclusions beyond no data"
+                )
+            self.writers["exclusion"] = GeoTiffWriter(
+                fileio, outputs.temp("exclusion"), count=1, dtype="uint8", nodata=None,
+                descriptions=["exclusion: 1 HAND above threshold, 2 no data, 0 mapped"],
+                colormap={0: (0, 0, 0, 0), 1: (150, 150, 150, 170), 2: (60, 60, 60, 200)},
+                **grid,
             )  # fmt: skip
         if "vector" in products:
             self.mask_path = outputs.scratch("foreground.tif")
@@ -182,6 +225,13 @@ class SegmentationSink:
         t = time.perf_counter()
         classes = classify(probs, self.threshold)
         classes[~valid] = CLASS_NODATA
+        excluded = None
+        if self.change is not None:
+            if self.row_areas is not None:
+                marked = (classes == 1).sum(axis=1)
+                self.model_area_m2 += float(marked @ self.row_areas[row : row + probs.shape[1]])
+            reference, excluded = self.change.read(row, probs.shape[1])
+            apply_change(classes, reference, excluded, valid)
         n = valid.sum()
         self.valid_pixels += int(n)
         counts = np.stack([(classes == c).sum(axis=1) for c in range(len(self.class_pixels))])
@@ -194,8 +244,19 @@ class SegmentationSink:
             p = probs[self._prob_bands]  # a copy: the class map above used the raw values
             p[:, ~valid] = self.nodata
             self.writers["probability"].write(row, p)
+        if "likelihood" in self.writers:
+            percent = likelihood(probs[-1], classes, CLASS_NODATA)
+            self.writers["likelihood"].write(row, percent[None])
+        if "exclusion" in self.writers:
+            code = np.where(valid, 0, 2).astype(np.uint8)
+            if excluded is not None:
+                code[excluded & valid & (classes == EXCLUDED)] = 1
+            self.writers["exclusion"].write(row, code[None])
         if "mask" in self.writers:
-            fg = np.where(valid, classes, 0)
+            # a flood map traces flood only: reference water and exclusions are not events
+            fg = np.where(valid & (classes != CLASS_NODATA), classes, 0)
+            if self.change is not None:
+                fg = np.where(classes == FLOOD, classes, 0).astype(np.uint8)
             self.writers["mask"].write(row, fg[None])
         self.write_s += time.perf_counter() - t
 
@@ -208,9 +269,11 @@ class SegmentationSink:
         a large output) and raises :class:`~sarmae_core.errors.CancelledError` to stop.
         """
         check = check_cancel or (lambda: None)
+        if self.change is not None:
+            self.change.close()
         if "mask" in self.writers:
             self.writers["mask"].close()
-        for key in ("class", "probability"):
+        for key in ("class", "probability", "likelihood", "exclusion"):
             if key in self.writers:
                 w = self.writers[key]
                 w.finish(check)
@@ -219,6 +282,8 @@ class SegmentationSink:
 
     def close(self) -> None:
         """Close files after a failure (the output set removes them)."""
+        if self.change is not None:
+            self.change.close()
         for w in self.writers.values():
             try:
                 w.close()

@@ -19,6 +19,8 @@ class PredictionSummary:
         tiles, tiles_run: tiles in the grid, and those run (the rest held no valid pixel).
         class_area_km2: ground area of each class (segmentation; empty without a CRS).
         water_area_km2: area of the ``water`` class (segmentation), else None.
+        observed_water_km2: a flood run with a one-date (water) model and reference water:
+            the water it mapped on the after date, before the reference water is taken out.
         vector_area_km2: area of the written polygons (after filtering), else None.
         ship_count: detections written (detection), else None.
         timings: seconds spent on ``setup`` (loading the model, checking the raster),
@@ -40,9 +42,20 @@ class PredictionSummary:
 
     @property
     def flood_area_km2(self) -> float | None:
-        """Area of the ``flood`` class (a two-date model), else None."""
+        """Area of the ``flood`` class (a flood run), else None."""
         return self.class_area_km2.get("flood")
 
+    @property
+    def reference_water_km2(self) -> float | None:
+        """A flood run: area of the user's reference (permanent) water, else None."""
+        return self.class_area_km2.get("reference water")
+
+    @property
+    def excluded_km2(self) -> float | None:
+        """A flood run: area excluded (HAND above the threshold), else None."""
+        return self.class_area_km2.get("excluded")
+
+    observed_water_km2: float | None = None
     vector_area_km2: float | None = None
     ship_count: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -80,9 +93,12 @@ class PredictionResult:
         lines += [f"  {k}: {v}" for k, v in self.files.items()]
         if s.water_area_km2 is not None:
             lines.append(f"  water area: {s.water_area_km2:.3f} km2")
-        flood = s.class_area_km2.get("flood")
-        if flood is not None:
-            lines.append(f"  flood area: {flood:.3f} km2")
+        for label, km2 in (("observed water", s.observed_water_km2),
+                           ("flood area", s.flood_area_km2),
+                           ("reference water", s.reference_water_km2),
+                           ("excluded", s.excluded_km2)):  # fmt: skip
+            if km2 is not None:
+                lines.append(f"  {label}: {km2:.3f} km2")
         if s.ship_count is not None:
             lines.append(f"  ships: {s.ship_count}")
         lines.append(

@@ -19,7 +19,7 @@ import numpy as np
 from ...contract.metadata import ModelInfo
 from ...errors import InputError, RasterError
 from ...units import convert
-from ..geo.geodesy import pixel_size_m
+from ..geo.geodesy import grids_overlap, pixel_size_m
 from ..geo.georef import Crs, Transform
 from ..io import raster_io
 from ..io.raster_io import Raster, RasterIO
@@ -222,7 +222,7 @@ class SarSource:
                 f"{self.path.name} has no CRS: it cannot be put on the other scene's grid; "
                 "georeference it first"
             )
-        if not _overlap(self.fileio, base.crs, base.transform, base.width, base.height,
+        if not grids_overlap(self.fileio, base.crs, base.transform, base.width, base.height,
                         crs, transform, width, height):  # fmt: skip
             raise InputError(
                 f"{self.path.name} does not overlap the scene it is paired with: give a scene "
@@ -437,36 +437,6 @@ def _check_pair(before: SarSource, after: SarSource, notes: Notes) -> None:
             f"the before scene ({tb[:10]}) was acquired after the after scene ({ta[:10]}): "
             "were they swapped?"
         )
-
-
-def _overlap(
-    fileio: RasterIO,
-    crs_a: Crs,
-    t_a: Transform,
-    w_a: int,
-    h_a: int,
-    crs_b: Crs,
-    t_b: Transform,
-    w_b: int,
-    h_b: int,
-) -> bool:
-    """Whether two grids share ground: ``a``'s outline (densified edges) taken into ``b``'s
-    CRS, as a box, against ``b``'s box."""
-    n = np.linspace(0.0, 1.0, 21)
-    cols = np.concatenate([n * w_a, np.full_like(n, w_a), n[::-1] * w_a, np.zeros_like(n)])
-    rows = np.concatenate([np.zeros_like(n), n * h_a, np.full_like(n, h_a), n[::-1] * h_a])
-    x, y = t_a.apply(cols, rows)
-    if crs_a != crs_b:
-        x, y = fileio.transform_xy(crs_a, crs_b, x, y)
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if not ok.any():
-        return False
-    bx, by = t_b.apply(np.array([0.0, w_b]), np.array([0.0, h_b]))
-    return bool(
-        x[ok].min() < max(bx) and x[ok].max() > min(bx)
-        and y[ok].min() < max(by) and y[ok].max() > min(by)
-    )  # fmt: skip
 
 
 def dtype_kind(dtype: str) -> str:

@@ -1,0 +1,209 @@
+"""Flood as change: what the analyst's own layers take out of the water a model maps.
+
+Operational flood services (Copernicus GFM, HydroSAR) do not report all water on the day: they
+report **new** water, and say where they could not decide. A flood run takes two optional
+layers of the user's for that, read on the output grid chunk by chunk as the map is written:
+
+- **reference water**: water that is there in normal times (a permanent-water raster, nonzero =
+  water, or polygons). It is never flood, whatever the model says.
+- **HAND** (height above nearest drainage, m): pixels more than ``hand_threshold_m`` above the
+  drainage (15 m by default, as HydroSAR) cannot hold flood water; dark pixels there are
+  radar shadow, tarmac or dry sand. They are excluded, not called dry.
+
+The flood class map then holds ``0`` no flood, ``1`` flood, ``2`` reference water, ``3``
+excluded (255 no data). The areas of each class are the run's summary.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ConfigError, InputError, RasterError
+from ..geo.aoi import read_polygons
+from ..geo.geodesy import grids_overlap
+from ..geo.geometry import Polygon, rasterize
+from ..geo.georef import Crs, Transform
+from ..io.raster_io import Raster, RasterIO
+from ..notes import Notes
+
+#: Class names of a flood map with the user's layers applied (index = class value).
+FLOOD_CLASSES = ("background", "flood", "reference water", "excluded")
+FLOOD, REFERENCE, EXCLUDED = 1, 2, 3
+#: HAND above which a pixel cannot be flooded, m (HydroSAR's default).
+HAND_THRESHOLD_M = 15.0
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".kml", ".gml")
+
+
+class ChangeLayers:
+    """Reference water and HAND of a flood run, on the output grid.
+
+    Args:
+        fileio: the run's IO backend.
+        reference_water: a raster (nonzero = water) or a vector file of water polygons; None.
+        hand: a HAND raster in metres; None.
+        hand_threshold_m: HAND above which pixels are excluded.
+        crs, transform, width, height: the output grid (the after scene's).
+        notes: receives what was assumed.
+
+    Raises:
+        RasterError: a missing or unreadable layer; InputError: a layer that does not overlap
+            the scene, has no CRS, or holds no polygons.
+    """
+
+    def __init__(
+        self,
+        fileio: RasterIO,
+        reference_water: str | os.PathLike | None,
+        hand: str | os.PathLike | None,
+        hand_threshold_m: float,
+        crs: Crs | None,
+        transform: Transform,
+        width: int,
+        height: int,
+        notes: Notes,
+    ) -> None:
+        if crs is None and (reference_water is not None or hand is not None):
+            raise InputError(
+                "the after scene has no CRS: reference water and HAND cannot be matched to it; "
+                "georeference the scene"
+            )
+        self.transform, self.width = transform, width
+        self.hand_threshold_m = hand_threshold_m
+        self._opened: list[Raster] = []
+        self._grid = (crs, transform, width, height)
+        self._fileio = fileio
+        self._reference: Raster | None = None
+        self._polygons: list[Polygon] = []
+        self._hand: Raster | None = None
+        try:
+            if reference_water is not None:
+                path = Path(reference_water)
+                if path.suffix.lower() in VECTOR_SUFFIXES:
+                    self._polygons = _polygons_on(fileio, path, crs, transform, width, height)
+                else:
+                    self._reference = self._on_grid(path, "reference water", "nearest")
+            if hand is not None:
+                self._hand = self._on_grid(Path(hand), "HAND", "bilinear")
+                notes.info(
+                    f"pixels more than {hand_threshold_m:g} m above the nearest drainage "
+                    f"({Path(hand).name}) are excluded"
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def _on_grid(self, path: Path, what: str, resampling: str) -> Raster:
+        if not path.exists():
+            raise RasterError(f"the {what} raster {path} does not exist")
+        src = self._fileio.open_raster(str(path))
+        self._opened.append(src)
+        if src.crs is None:
+            raise InputError(f"the {what} raster {path.name} has no CRS: georeference it first")
+        crs, transform, width, height = self._grid
+        here = (src.crs, src.transform, src.width, src.height)
+        if not grids_overlap(self._fileio, *here, crs, transform, width, height):
+            raise InputError(
+                f"the {what} raster {path.name} does not overlap the scene: give one that covers it"
+            )
+        # No nodata guessed: HAND 0 is the drainage itself and reference 0 is dry land, not fill
+        nodata = src.nodata
+        view = self._fileio.warp(src, crs, (transform, width, height), resampling,
+                                 (nodata, float("nan") if nodata is None else nodata))  # fmt: skip
+        self._opened.append(view)
+        return view
+
+    def read(self, row: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(reference water, excluded)`` of output rows ``row .. row + height``, bool."""
+        shape = (height, self.width)
+        reference = np.zeros(shape, dtype=bool)
+        if self._reference is not None:
+            ds = self._reference
+            values = ds.read([1], row, 0, height, self.width)[0]
+            valid = ds.read_masks([1], row, 0, height, self.width)[0] > 0
+            with np.errstate(invalid="ignore"):
+                reference = valid & (values != 0) & ~_nan(values)
+        if self._polygons:
+            t = self.transform.then(Transform.translation(0, row))
+            reference |= rasterize(self._polygons, t, height, self.width)
+        excluded = np.zeros(shape, dtype=bool)
+        if self._hand is not None:
+            ds = self._hand
+            hand = ds.read([1], row, 0, height, self.width)[0].astype(np.float32, copy=False)
+            valid = ds.read_masks([1], row, 0, height, self.width)[0] > 0
+            with np.errstate(invalid="ignore"):
+                excluded = valid & (hand > self.hand_threshold_m)
+        return reference, excluded
+
+    def close(self) -> None:
+        for ds in reversed(self._opened):
+            ds.close()
+        self._opened.clear()
+
+
+def apply_change(
+    classes: np.ndarray, reference: np.ndarray, excluded: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """A flood class map from the model's classes (1 = flood or water on the after date):
+    reference water is never flood, excluded pixels are neither flood nor dry. In place."""
+    classes[excluded & valid] = EXCLUDED
+    classes[reference & valid] = REFERENCE  # known water wins over a HAND exclusion
+    return classes
+
+
+def likelihood(probability: np.ndarray, classes: np.ndarray, nodata: int) -> np.ndarray:
+    """Flood likelihood in percent (uint8 0-100), as Copernicus GFM delivers it: 0 on
+    reference water, ``nodata`` where excluded or without data (classes 255)."""
+    out = np.rint(np.clip(probability, 0.0, 1.0) * 100.0).astype(np.uint8)
+    out[classes == REFERENCE] = 0
+    out[(classes == EXCLUDED) | (classes == 255)] = nodata
+    return out
+
+
+def check_layers(job: str | None, reference_water: object, hand: object, dates: bool) -> None:
+    """Reference water and HAND belong to flood runs; a single-date model needs reference water
+    (without a before scene, flood is the water it maps minus the reference).
+
+    Raises:
+        ConfigError: naming what to change.
+    """
+    given = [n for n, v in (("reference_water", reference_water), ("hand", hand)) if v]
+    if given and job != "flood":
+        raise ConfigError(
+            f"{' and '.join(given)} apply to flood mapping: use job='flood' "
+            "(sarmae predict flood ...), or leave them out"
+        )
+    if job == "flood" and not dates and reference_water is None:
+        raise ConfigError(
+            "mapping flood with a one-date (water) model needs the water of normal times: give "
+            "reference_water= (--reference-water W.tif|W.gpkg), or a before scene with the "
+            "flood model"
+        )
+
+
+def _nan(values: np.ndarray) -> np.ndarray:
+    return np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, dtype=bool)
+
+
+def _polygons_on(
+    fileio: RasterIO, path: Path, crs: Crs, transform: Transform, width: int, height: int
+) -> list[Polygon]:
+    """Water polygons of a vector file in the grid's CRS (refused when none meets the grid)."""
+    try:
+        geoms, file_crs = read_polygons(path, fileio)
+    except (RasterError, InputError) as exc:
+        raise type(exc)(str(exc).replace("area file", "reference water file", 1)) from exc
+    if file_crs is not None and file_crs != crs:
+        geoms = [
+            [np.column_stack(fileio.transform_xy(file_crs, crs, *r.T)) for r in p] for p in geoms
+        ]
+    inv = transform.inverse()
+    for polygon in geoms:
+        cols, rows = inv.apply(polygon[0][:, 0], polygon[0][:, 1])
+        if cols.max() > 0 and cols.min() < width and rows.max() > 0 and rows.min() < height:
+            return geoms
+    raise InputError(
+        f"the reference water file {path.name} does not overlap the scene: give one that covers it"
+    )
