@@ -157,6 +157,25 @@ class SarmaeDock(QDockWidget):
             "Map flood: the SAR scene before the event (any grid or CRS that overlaps the SAR "
             "layer, which is the scene after it)"
         )
+        # Map flood: the analyst's own layers (engine: sarmae_core.inference.products.change)
+        self.reference_combo = QgsMapLayerComboBox()
+        self.reference_combo.setFilters(_RASTER | _POLYGONS)
+        self.reference_combo.setAllowEmptyLayer(True)
+        use_project(self.reference_combo, self.project)
+        self.reference_combo.setLayer(None)
+        self.reference_combo.setToolTip(
+            "Map flood: water of normal times (raster, nonzero = water, or polygons), never "
+            "flood; without a Before layer, flood is the water model's water minus it"
+        )
+        self.hand_combo = QgsMapLayerComboBox()
+        self.hand_combo.setFilters(_RASTER)
+        self.hand_combo.setAllowEmptyLayer(True)
+        use_project(self.hand_combo, self.project)
+        self.hand_combo.setLayer(None)
+        self.hand_combo.setToolTip(
+            "Map flood: HAND raster (height above nearest drainage, m); pixels more than 15 m "
+            "above it are excluded"
+        )
         self.units_combo = QComboBox()
         for label, value in UNIT_CHOICES:
             self.units_combo.addItem(label, value)
@@ -164,6 +183,8 @@ class SarmaeDock(QDockWidget):
         form.addRow("SAR layer", self.layer_combo)
         form.addRow("", self.layer_info)
         form.addRow("Before (flood)", self.before_combo)
+        form.addRow("Reference water", self.reference_combo)
+        form.addRow("HAND (flood)", self.hand_combo)
         form.addRow("Values are", self.units_combo)
         form.addRow(caption("Bands for the model"))
         form.addRow(self.band_form)
@@ -427,6 +448,8 @@ class SarmaeDock(QDockWidget):
         """What the form says, for ``job``."""
         layer = self.layer_combo.currentLayer()
         before = self.before_combo.currentLayer()
+        reference = self.reference_combo.currentLayer()
+        hand = self.hand_combo.currentLayer()
         area_layer = self.area_layer_combo.currentLayer()
         bands = [c.currentData() for c in self._band_boxes]
         model = (
@@ -438,6 +461,8 @@ class SarmaeDock(QDockWidget):
             job=job,
             layer_id=layer.id() if layer is not None else "",
             before_layer_id=before.id() if before is not None else "",
+            reference_layer_id=reference.id() if reference is not None else "",
+            hand_layer_id=hand.id() if hand is not None else "",
             model=model,
             detector=self.detector_combo.currentData(),
             bands=tuple(bands) if bands and all(b is not None for b in bands) else None,
@@ -462,6 +487,10 @@ class SarmaeDock(QDockWidget):
             self.layer_combo.setLayer(self.project.mapLayer(p.layer_id))
         if p.before_layer_id and self.project.mapLayer(p.before_layer_id) is not None:
             self.before_combo.setLayer(self.project.mapLayer(p.before_layer_id))
+        for combo, layer_id in ((self.reference_combo, p.reference_layer_id),
+                                (self.hand_combo, p.hand_layer_id)):  # fmt: skip
+            if layer_id and self.project.mapLayer(layer_id) is not None:
+                combo.setLayer(self.project.mapLayer(layer_id))
         if p.area_layer_id and self.project.mapLayer(p.area_layer_id) is not None:
             self.area_layer_combo.setLayer(self.project.mapLayer(p.area_layer_id))
         select(self.model_combo, MODEL_FILE if p.model else MODEL_BUNDLED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -29,6 +30,20 @@ def raster_path(layer: QgsRasterLayer) -> str:
         if parts.get("path"):
             return str(parts["path"])
     return layer.source()
+
+
+def layer_file(layer: Any, what: str) -> str:
+    """The file behind a raster or vector layer, for the engine to read (a GeoPackage layer's
+    ``|layername=`` part dropped: the engine reads every polygon layer of the file).
+
+    Raises:
+        InputRefused: a layer not stored in a file (memory layer, web service).
+    """
+    path = raster_path(layer) if isinstance(layer, QgsRasterLayer) else layer.source()
+    path = path.split("|")[0]
+    if not Path(path).is_file():
+        raise InputRefused(f"{what} must be a layer stored in a file, not {layer.source()!r}")
+    return path
 
 
 def raster_facts(layer: QgsRasterLayer) -> RasterFacts:

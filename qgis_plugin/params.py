@@ -30,6 +30,10 @@ class RunParameters:
         job: ``water``, ``ships`` or ``flood``.
         layer_id: id of the SAR raster layer (flood: the scene after the event).
         before_layer_id: flood: id of the SAR layer of the scene before the event.
+        reference_layer_id: flood: id of a layer of water in normal times (raster, nonzero =
+            water, or polygons): never flood; without a before layer, flood is the water
+            model's water minus it.
+        hand_layer_id: flood: id of a HAND raster layer (m); higher pixels are excluded.
         model: ``""`` for the bundled model of the job, else the path of an ``.onnx`` file.
         detector: Detect ships with ``model`` or with ``cfar`` (CA-CFAR, engine defaults;
             ``min_area_m2`` is then its smallest ship).
@@ -51,6 +55,8 @@ class RunParameters:
     job: str = "water"
     layer_id: str = ""
     before_layer_id: str = ""
+    reference_layer_id: str = ""
+    hand_layer_id: str = ""
     model: str = ""
     detector: str = DETECTOR_MODEL
     bands: tuple[int, ...] | None = None

@@ -16,7 +16,7 @@ from qgis.core import QgsProcessingUtils, QgsProject, QgsRasterLayer
 
 from .catalogue import resolve_model
 from .core import core
-from .layer_io import canvas_area, crs_text, raster_facts, selected_polygons
+from .layer_io import canvas_area, crs_text, layer_file, raster_facts, selected_polygons
 from .params import (
     AREA_CANVAS,
     AREA_POLYGONS,
@@ -125,7 +125,10 @@ def build_request(
     facts = raster_facts(layer)
     check_raster(facts)
     cfar = params.job == "ships" and params.detector == DETECTOR_CFAR
-    before = _before_layer(params, project, layer) if params.job == "flood" else None
+    flood_layers = _flood_layers(params, project) if params.job == "flood" else {}
+    before = None
+    if params.job == "flood" and (params.before_layer_id or "reference_water" not in flood_layers):
+        before = _before_layer(params, project, layer)
     settings: dict[str, Any] = dict(
         tile=params.tile,
         overlap=params.overlap,
@@ -135,6 +138,7 @@ def build_request(
         overwrite=params.overwrite,
         min_area_m2=params.min_area_m2,
         simplify_m=params.simplify_m,
+        **flood_layers,
     )
     if params.area == AREA_CANVAS:
         if canvas is None:
@@ -168,12 +172,28 @@ def build_request(
     )
 
 
+def _flood_layers(params: RunParameters, project: QgsProject) -> dict[str, Any]:
+    """Map flood's reference water and HAND layers as the engine's options (their files)."""
+    given: dict[str, Any] = {}
+    for key, layer_id, what in (
+        ("reference_water", params.reference_layer_id, "the reference water layer"),
+        ("hand", params.hand_layer_id, "the HAND layer"),
+    ):
+        if not layer_id:
+            continue
+        layer = project.mapLayer(layer_id)
+        if layer is None:
+            raise InputRefused(f"{what} is no longer in the project: choose it again")
+        given[key] = layer_file(layer, what)
+    return given
+
+
 def _before_layer(params: RunParameters, project: QgsProject, after: QgsRasterLayer) -> Any:
     """Facts of the flood run's before layer (a raster other than the after layer)."""
     layer = project.mapLayer(params.before_layer_id) if params.before_layer_id else None
     if not isinstance(layer, QgsRasterLayer):
-        raise InputRefused("Map flood needs two layers: choose the scene before the event "
-                           "(Input ▸ Before)")  # fmt: skip
+        raise InputRefused("Map flood needs the scene before the event (Input ▸ Before) or "
+                           "the water of normal times (Input ▸ Reference water)")  # fmt: skip
     facts = raster_facts(layer)
     if layer.id() == after.id() or facts.path == raster_facts(after).path:
         raise InputRefused("the before and after layers are the same scene: choose the scene "

@@ -45,7 +45,7 @@ from ..compat import (
     SOURCE_POLYGON,
 )
 from ..core import core
-from ..layer_io import crs_text, raster_facts
+from ..layer_io import crs_text, layer_file, raster_facts
 from ..naming import format_area_km2
 from ..request import plan_run
 from ..results import KINDS
@@ -472,15 +472,6 @@ FLOOD_RASTERS = {
     "OUTPUT_LIKELIHOOD": "Flood likelihood raster (0-100 %)",
     "OUTPUT_EXCLUSION": "Exclusion mask (1 HAND, 2 no data)",
 }
-
-
-def layer_file(layer: Any, name: str) -> str:
-    """The file behind a layer (a GeoPackage layer's ``|layername=`` part dropped: the engine
-    reads every polygon layer of the file)."""
-    path = layer.source().split("|")[0]
-    if not Path(path).is_file():
-        raise InputRefused(f"{name} must be a layer stored in a file, not {layer.source()!r}")
-    return path
 
 
 def _number(

@@ -71,7 +71,7 @@ def test_map_flood_refusals_say_what_to_choose(plugin, pair, qgis_iface, models)
     after, before = pair
     cases = [
         (RunParameters(job="flood", layer_id=after.id(), model=str(models["flood"])),
-         "choose the scene before the event"),
+         "needs the scene before the event (Input ▸ Before) or the water of normal times"),
         (RunParameters(job="flood", layer_id=after.id(), before_layer_id=after.id(),
                        model=str(models["flood"])), "the same scene"),
         (RunParameters(job="flood", layer_id=after.id(), before_layer_id=before.id(),
@@ -199,3 +199,58 @@ def test_processing_map_flood_with_reference_water_and_hand(
         assert not (tmp_path / "none.gpkg").exists()
     finally:
         plugin.unload()
+
+
+def test_dock_maps_flood_against_reference_water_polygons_and_hand(
+    plugin, pair, project, qgis_iface, models, tmp_path
+):
+    """No before layer: the water model's water minus the reference water polygons, HAND above
+    15 m excluded; the class raster added with its four classes."""
+    import rasterio
+    from osgeo import gdal, ogr
+
+    from qgis_plugin.dock import SarmaeDock
+
+    after, _ = pair
+    with rasterio.open(S1_VV_DB) as src:
+        db, profile = src.read(1), src.profile
+    lagoon = db < -19.0
+    mask_tif = tmp_path / "lagoon.tif"
+    with rasterio.open(mask_tif, "w", **(profile | dict(dtype="uint8", nodata=None))) as dst:
+        dst.write(lagoon.astype(np.uint8)[None])
+    gpkg = tmp_path / "reference_water.gpkg"
+    src = gdal.Open(str(mask_tif))
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    lyr = ds.CreateLayer("lagoons", src.GetSpatialRef(), ogr.wkbPolygon)
+    band = src.GetRasterBand(1)
+    gdal.Polygonize(band, band, lyr, -1)
+    lyr, ds, src, band = None, None, None, None
+    heights = np.tile(np.linspace(0, 40, db.shape[1], dtype=np.float32), (db.shape[0], 1))
+    hand_tif = tmp_path / "hand.tif"
+    with rasterio.open(hand_tif, "w", **(profile | dict(dtype="float32", nodata=None))) as dst:
+        dst.write(heights[None])
+    reference = QgsVectorLayer(f"{gpkg}|layername=lagoons", "lagoons", "ogr")
+    hand = add_layer(project, hand_tif, "HAND")
+    project.addMapLayer(reference)
+    dock = SarmaeDock(project)
+    dock.layer_combo.setLayer(after)
+    dock.reference_combo.setLayer(reference)
+    dock.hand_combo.setLayer(hand)
+    params = dock.parameters("flood")
+    assert (params.reference_layer_id, params.hand_layer_id) == (reference.id(), hand.id())
+    params = RunParameters(**{**params.__dict__, "model": str(models["water"]), "add_mask": True})
+    assert plugin.start(params, background=False) is not None
+    outcome = plugin.last_outcome
+    assert outcome.ok, outcome.error
+    masks = [lyr for lyr in project.mapLayers().values()
+             if isinstance(lyr, QgsRasterLayer) and lyr.name().startswith("Flood")]  # fmt: skip
+    assert len(masks) == 1
+    with rasterio.open(masks[0].source()) as r:
+        classes = r.read(1)
+    valid = classes != 255
+    assert (classes[lagoon & valid] == 2).mean() > 0.97  # polygons: centre-in rule at edges
+    assert (classes[(heights > 15) & valid & ~lagoon] == 3).all()
+    field = np.zeros(classes.shape, bool)
+    field[FIELD] = True
+    assert (classes[field & ~lagoon & (heights <= 15)] == 1).mean() > 0.8
+    del masks, reference, hand
