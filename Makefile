@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh Debian machine (see README.md):
 #   make demo   set up, then run the main job
 #   make test   set up, then run lint and the whole test suite (what CI runs)
+# and a second job: make demo-flood (the bundled Flood model on the committed before/after pair)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ export QGIS_PREFIX_PATH := /usr
 export XDG_RUNTIME_DIR := $(or $(XDG_RUNTIME_DIR),/tmp/sarmae-runtime-$(shell id -u))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint demo bench plugin
+.PHONY: setup test lint demo demo-flood bench plugin
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +26,9 @@ test: lint
 
 demo: setup
 	bash scripts/demo.sh
+
+demo-flood: setup
+	bash scripts/flood_demo.sh
 
 bench: setup
 	$(PY) benchmarks/pretrain.py

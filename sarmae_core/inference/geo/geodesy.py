@@ -138,6 +138,45 @@ class EqualArea:
         return across, along
 
 
+class GridAreas:
+    """Areas in m2 of shapes traced from the pixels of one grid, without projecting a vertex.
+
+    Each row's pixel area (:meth:`EqualArea.row_pixel_areas`, the measure the class areas of a
+    run count with) is integrated over the shape by Green's theorem: with ``G(r)`` the ground
+    area of the rows above ``r`` (linear inside a row), a ring's area is the sum over its edges
+    of ``(c1 - c0) (G(r0) + G(r1)) / 2`` in pixel coordinates. That is exact for the pixel-edge
+    rings that tracing gives (edges are horizontal or vertical) and second-order accurate for
+    simplified ones; polygon and class areas then agree. Projecting every vertex to an
+    equal-area projection instead took a quarter of the time of polygonising a scene.
+
+    Args:
+        area: the ground measure of the grid's CRS.
+        transform, width, height: the grid.
+    """
+
+    def __init__(self, area: EqualArea, transform: Transform, width: int, height: int) -> None:
+        rows = area.row_pixel_areas(transform, width, height)
+        self._above = np.concatenate([[0.0], np.cumsum(rows)])  # G at whole rows 0..height
+        self._rows = np.arange(height + 1, dtype=float)
+        self._inverse = transform.inverse()
+
+    def ring_areas(self, rings: Sequence[np.ndarray]) -> np.ndarray:
+        """Unsigned area in m2 of each closed ring ([n, 2] CRS coordinates), vectorised."""
+        if not rings:
+            return np.zeros(0)
+        sizes = np.array([len(r) for r in rings])
+        xy = np.concatenate([np.asarray(r, dtype=float)[:, :2] for r in rings])
+        cols, rows = self._inverse.apply(xy[:, 0], xy[:, 1])
+        g = np.interp(rows, self._rows, self._above)
+        # one term per pair of consecutive vertices; the pair that straddles two rings is
+        # dropped (rings are closed: first vertex = last)
+        terms = 0.5 * (cols[1:] - cols[:-1]) * (g[1:] + g[:-1])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        ends = starts + sizes - 1
+        csum = np.concatenate([[0.0], np.cumsum(terms)])
+        return np.abs(csum[ends] - csum[starts])
+
+
 def grids_overlap(
     fileio: RasterIO,
     crs_a: Crs,

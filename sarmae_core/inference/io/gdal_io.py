@@ -312,9 +312,14 @@ class GdalFeatureWriter:
         srs = crs.native if crs is not None else None
         self._layer = self._ds.CreateLayer(layer, srs=srs, geom_type=ogr.wkbMultiPolygon)
         kinds = {"int": ogr.OFTInteger64, "real": ogr.OFTReal, "str": ogr.OFTString}
+        setters = {"int": ogr.Feature.SetFieldInteger64, "real": ogr.Feature.SetField,
+                   "str": ogr.Feature.SetFieldString}  # fmt: skip
         for field_name, kind in fields:
             self._layer.CreateField(ogr.FieldDefn(field_name, kinds[kind]))
         self._defn = self._layer.GetLayerDefn()
+        self._setters = {
+            name: (self._defn.GetFieldIndex(name), setters[kind]) for name, kind in fields
+        }
         self._pending = 0
         self.count = 0
         self._layer.StartTransaction()
@@ -325,7 +330,9 @@ class GdalFeatureWriter:
             feature.SetGeometry(ogr.CreateGeometryFromWkb(to_wkb(polygon)))
         for key, value in values.items():
             if value is not None:
-                feature.SetField(key, value)
+                # by index and type: OGR's SetField(name, value) looks both up for every value
+                index, setter = self._setters[key]
+                setter(feature, index, value)
         self._layer.CreateFeature(feature)
         self.count += 1
         self._pending += 1

@@ -3,7 +3,8 @@
 The IO backend traces polygons from a class raster on disk (``GDALPolygonize``, through GDAL's
 bindings or rasterio) and hands them over one by one as numpy rings; here they are cleaned in
 batches: small holes filled, simplified (by the backend), measured in m2 on the ground
-(:class:`~sarmae_core.inference.geo.geodesy.EqualArea`, right in EPSG:4326 too), filtered by area
+(:class:`~sarmae_core.inference.geo.geodesy.GridAreas`: each row's pixel area integrated over the
+shape, right in EPSG:4326 too, and equal to the class areas of the run), filtered by area
 and written by the backend's GeoPackage writer.
 
 Memory here is not bounded like the raster sweep: GDAL keeps each polygon whole until it is
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geo.geodesy import EqualArea
+from ..geo.geodesy import EqualArea, GridAreas
 from ..geo.geometry import Polygon
 from ..geo.georef import Crs, Transform
 from ..io.raster_io import FeatureWriter, RasterIO
@@ -94,11 +95,16 @@ def polygonize(
 
     def flush() -> None:
         nonlocal total
-        total += _write_batch(fileio, batch, out, class_names, area, options, tolerance)
+        total += _write_batch(fileio, batch, out, class_names, measure, options, tolerance)
         batch.clear()
 
     if sieved is not None and area is not None:
         raster = _sieve(fileio, raster, sieved, transform, area, options, check_cancel)
+    measure = None
+    if area is not None:  # polygons of this grid's pixels: measured along its rows
+        src = fileio.open_raster(str(raster))
+        measure = GridAreas(area, transform, src.width, src.height)
+        src.close()
     with closing(fileio.polygonize(raster, scratch, check_cancel)) as traced:
         for polygon, value in traced:
             batch.append((polygon, value))
@@ -138,11 +144,11 @@ def _write_batch(
     batch: list[tuple[Polygon, int]],
     out: FeatureWriter,
     class_names: Sequence[str],
-    area: EqualArea | None,
+    area: GridAreas | None,
     options: PolygonOptions,
     tolerance: float,
 ) -> float:
-    """Fill holes, simplify, measure (one projection call per batch) and write; returns m2."""
+    """Fill holes, simplify, measure (vectorised over the batch) and write; returns m2."""
 
     def measure(polys: list[Polygon]) -> list[np.ndarray]:
         flat = [r for p in polys for r in p]
