@@ -125,9 +125,10 @@ def test_model_file_fills_the_form_and_picks_the_button(project, s1_layer, model
 def test_bundled_models_listed_with_model_defaults(project, s1_layer, bundled):
     dock = SarmaeDock(project)
     assert dock.model_info.text() == (
-        "Water: installed (VV, VV+VH) · Ships: installed · Flood: not installed"
+        "Water: installed (VV, VV+VH) · Ships: installed · Flood: installed"
     )
     assert dock.water_button.isEnabled() and dock.ships_button.isEnabled()
+    assert dock.flood_button.isEnabled()  # the bundled Flood model: Map flood by default
     assert dock.tile_spin.text() == "model's" and dock.threshold_spin.text() == "model's"
     p = dock.parameters("ships")
     assert (p.model, p.tile, p.overlap, p.threshold) == ("", None, None, None)

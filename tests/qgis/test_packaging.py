@@ -134,7 +134,7 @@ def test_zip_loads_like_qgis_and_segments_water(profile, qgis_iface, project, mo
         dock = plugin.dock
         dock.layer_combo.setLayer(layer)
         assert dock.model_info.text() == (
-            "Water: installed (VV, VV+VH) · Ships: installed · Flood: not installed"
+            "Water: installed (VV, VV+VH) · Ships: installed · Flood: installed"
         )
         dock.water_button.click()  # the dock emits, the plugin starts a QgsTask
         wait_until(lambda: plugin.task is None)

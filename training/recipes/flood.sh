@@ -19,7 +19,7 @@ if [ ! -f "$out/flood/exported" ]; then
   .venv/bin/sarmae export "$out/flood/model.safetensors" -o "$bundled/flood.onnx" --overwrite \
     --tile 256 --overlap 64 --name flood \
     --licence "research use, under the terms of its training data (see flood.md)" \
-    --training-data "OMBRIA S1 before/after pairs (Drakonakis et al. 2022, Copernicus EMS flood masks, contains modified Copernicus Sentinel data); encoder pretrained on ETCI 2021, OMBRIA, MSTAR, a pyroSAR Sentinel-1 raster, an SSL4EO-S12 Sentinel-1 sample and the SAR half of the Volkov optical-SAR pairs"
+    --training-data "OMBRIA S1 before/after pairs (Drakonakis et al. 2022, Copernicus EMS flood masks, contains modified Copernicus Sentinel data), starting from the whole bundled water model (fine-tuned on ETCI 2021 North Alabama and the OMBRIA train split); encoder pretrained on ETCI 2021, OMBRIA, MSTAR, a pyroSAR Sentinel-1 raster, an SSL4EO-S12 Sentinel-1 sample and the SAR half of the Volkov optical-SAR pairs"
   touch "$out/flood/exported"
 fi
 heldout="python -m sarmae_train.heldout_flood --config training/configs/finetune_flood_bundled.yaml --flood-model flood=$bundled/flood.onnx --water-model water --out $out/flood/heldout.json"
@@ -29,6 +29,7 @@ heldout="python -m sarmae_train.heldout_flood --config training/configs/finetune
   --heldout "OMBRIA official test pairs=$out/flood/heldout.json" --heldout-command "$heldout" \
   --eval "OMBRIA official test pairs=$out/flood/metrics.json" --data-used OMBRIA ETCI MSTAR \
   pyroSAR SSL4EO-S12 Volkov \
+  --limit "Below the 62 flood IoU asked of it (issue #16) on OMBRIA's official test split; the OMBRIA paper reports, on its own 90/10 split (not comparable pixel for pixel), U-Net on S1 57.3 and its bitemporal OmbriaNet 51.8. Started from the encoder alone instead of the whole water model, the same recipe reached 41.8." \
   --limit "Trained on OMBRIA only: 624 pairs of VV chips, each date min-max stretched to 8 bit; mapped to dB by an assumed affine (DN 0..255 = -35..+5 dB, which puts OMBRIA's flood water near -20 dB and its land near -8 dB, as in calibrated Sentinel-1), with +-4 dB / +-25 % jitter in training: an assumption, written in training/configs/finetune_flood_bundled.yaml." \
   --limit "OMBRIA's masks are Copernicus EMS flood extents: flooded vegetation and urban flooding are in some of them, and they are not dark in VV." \
   --limit "The two dates must be the same sensor geometry in practice (same orbit direction): different incidence angles change backscatter without any flood." \

@@ -2,10 +2,10 @@
 # The bundled models with smaller weights against the committed float32 files, on the same
 # held-out data, all through predict:
 #   training/recipes/smaller_models.sh [OUT] [DATA]   (default OUT=runs/smaller, DATA=../shared/data)
-# Writes OUT/{water,water_vvvh,ships}_{float16,int8}.onnx (sarmae export MODEL.onnx --weights W;
+# Writes OUT/{water,water_vvvh,ships,flood}_{float16,int8}.onnx (sarmae export MODEL.onnx --weights W;
 # the plugin zip carries int8) and the held-out tables OUT/*.txt / *.json: water on ETCI
 # Nebraska (20 m) and OMBRIA test (10 m), water_vvvh on ETCI Nebraska (VV+VH), ships on the
-# HRSID held-out tiles. Needs no training; finished tables are kept, so a rerun after an
+# HRSID held-out tiles, flood on the OMBRIA test pairs. Needs no training; finished tables are kept, so a rerun after an
 # interruption does only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -13,7 +13,7 @@ out=${1:-runs/smaller}
 data=${2:-../shared/data}
 bundled=sarmae_core/models/bundled
 mkdir -p "$out"
-for name in water water_vvvh ships; do
+for name in water water_vvvh ships flood; do
   for weights in float16 int8; do
     [ -f "$out/${name}_$weights.onnx" ] || .venv/bin/sarmae export "$bundled/$name.onnx" \
       -o "$out/${name}_$weights.onnx" --weights "$weights"
@@ -32,4 +32,8 @@ heldout water_etci heldout finetune_water_bundled water --pixel-size 20
 heldout water_ombria heldout finetune_water_ombria water --pixel-size 10
 heldout water_vvvh_etci heldout finetune_water_vvvh_bundled water_vvvh --pixel-size 20
 heldout ships heldout_ships finetune_ships_bundled ships
+[ -f "$out/flood.json" ] || .venv/bin/python -m sarmae_train.heldout_flood \
+  --config training/configs/finetune_flood_bundled.yaml --flood-model "float32=$bundled/flood.onnx" \
+  --flood-model "float16=$out/flood_float16.onnx" --flood-model "int8=$out/flood_int8.onnx" \
+  --out "$out/flood.json" data.root="$data" | tee "$out/flood.txt"
 ls -l "$bundled"/*.onnx "$out"/*.onnx

@@ -306,10 +306,15 @@ class GeoTiffWriter:
             "BLOCKXSIZE": str(BLOCK),
             "BLOCKYSIZE": str(BLOCK),
             "COMPRESS": "DEFLATE",
-            # Horizontal differencing: 2 for integers, 3 (floating point) for float32.
-            "PREDICTOR": "3" if np.dtype(dtype).kind == "f" else "2",
             "BIGTIFF": "IF_SAFER",
         }
+        if np.dtype(dtype).kind == "f":
+            options["PREDICTOR"] = "3"  # floating-point differencing: smooth probabilities
+        else:
+            # Class maps, masks and percentages: deflate's fastest level, no predictor. On a
+            # water map it writes 3x faster than level 6 with differencing (0.49 s against
+            # 1.53 s for 48 Mpx) for a file 19 % larger; any GDAL reads it.
+            options["ZLEVEL"] = "1"
         spec = RasterSpec(width, height, count, dtype, crs, transform, nodata, options,
                           list(descriptions), colormap, dict(tags or {}))  # fmt: skip
         self._ds = fileio.create_geotiff(path, spec)
