@@ -157,3 +157,23 @@ def test_flood_quicklook_shows_before_after_and_flood(pair, out: Path) -> None:
 
     assert reddish(img[:, 2 * (panel + 8) :]).mean() > 0.01
     assert not reddish(img[:, :panel]).any() and not reddish(img[:, panel + 8 : 2 * panel]).any()
+
+
+def test_pairs_of_other_bands_and_polarisations(tmp_path: Path, out: Path) -> None:
+    """A VV+VH after scene with a VV before scene maps (VV of each date); a before scene
+    without VV is one error naming it, and nothing is written."""
+    x = scene_db()
+    x[FLOOD] = -25.0
+    after = write_raster(tmp_path / "after_vvvh_db.tif", np.stack([x, x - 7.0]),
+                         descriptions=["VV", "VH"])  # fmt: skip
+    before_vv = write_raster(tmp_path / "before_vv_db.tif", scene_db(), descriptions=["VV"])
+    before_vh = write_raster(tmp_path / "before_vh_db.tif", scene_db() - 7.0,
+                             descriptions=["VH"])  # fmt: skip
+    res = predict(after, change_model(), out / "f.tif", before=before_vv, job="flood")
+    classes, _ = read(res.files["class"])
+    assert (classes[FLOOD] == 1).mean() > 0.2 and (classes == 1).mean() < 0.1
+    res.files["class"].unlink()
+    with pytest.raises(InputError, match=r"before scene before_vh_db\.tif: the model needs "
+                                         r"bands VV but the raster has \[1: VH\]"):  # fmt: skip
+        predict(after, change_model(), out / "g.tif", before=before_vh, job="flood")
+    assert list(out.iterdir()) == []

@@ -377,8 +377,13 @@ class PairSource:
                     "georeference both scenes"
                 )
             said = PrefixedNotes(notes, "before scene: ")
-            self.before = SarSource(before, date_info(info, "before"), grid=grid, notes=said,
-                                    **options)  # fmt: skip
+            try:
+                self.before = SarSource(before, date_info(info, "before"), grid=grid,
+                                        notes=said, **options)  # fmt: skip
+            except InputError as exc:  # say which of the two scenes it is about
+                name = Path(before).name
+                text = str(exc) if name in str(exc) else f"before scene {name}: {exc}"
+                raise InputError(text) from exc
         except BaseException:
             self.after.close()
             raise
