@@ -9,7 +9,10 @@ split: 70 BEFORE/AFTER/MASK triplets, masks = Copernicus EMS flood extents). Flo
 pooled over every labelled pixel, for:
 
 - each ``--flood-model``: a two-date model (channels before, after) run by onnxruntime on
-  each whole chip (the chip is one tile of the model);
+  each whole chip (the chip is one tile of the model), at the threshold the file carries, with
+  its IoU at thresholds 0.05 ... 0.95 and the best of them. Run on the training split
+  (``data.test_split=train``) that best one is the operating point to export with
+  (``sarmae export --threshold``; ``training/recipes/flood.sh``): chosen without the test split;
 - each ``--water-model``, as change: water on the after chip and not on the before chip, each
   chip written as a GeoTIFF of VV in dB (``--pixel-size``) and mapped by
   :func:`sarmae_core.predict` with default settings, as a user would map two dates; and the
@@ -37,7 +40,7 @@ from .config import FinetuneRunConfig, load_config
 from .datasets import IGNORE
 from .evaluate import set_otsu_metrics
 from .heldout import labelled_samples, write_tile
-from .metrics import ConfusionMeter, oracle_threshold
+from .metrics import ConfusionMeter, ReliabilityMeter, oracle_threshold
 
 NAMES = ["background", "flood"]
 
@@ -54,6 +57,7 @@ def run(
         raise SystemExit(f"{cfg.data.format}: data.bands must be [before, after]")
     sessions = {label: _session(path) for label, path in flood_models.items()}
     meters = {k: ConfusionMeter(2) for k in [*flood_models, *water_models]}
+    reliability = {k: ReliabilityMeter(bins=20) for k in flood_models}
     after_only = {k: ConfusionMeter(2) for k in water_models}
     otsu_after, otsu_ratio = ConfusionMeter(2), ConfusionMeter(2)
     afters: list[tuple[np.ndarray, np.ndarray]] = []
@@ -68,7 +72,9 @@ def run(
             ratios.append((ratio, target))
             for label, session in sessions.items():
                 prob = session.run(image[None].astype(np.float32))["probabilities"][0, 1]
-                meters[label].update(target, ((prob >= 0.5) & known).astype(np.uint8))
+                threshold = session.info.seg_threshold
+                meters[label].update(target, ((prob >= threshold) & known).astype(np.uint8))
+                reliability[label].update(prob, np.where(known, target, IGNORE))
             for label, model in water_models.items():
                 wet = [
                     _water(
@@ -89,7 +95,10 @@ def run(
         "pairs": len(afters),
         "flood_fraction": float(flood.mean()),
         "flood_models": {
-            m: meters[m].metrics(NAMES) | {"model": p} for m, p in flood_models.items()
+            m: meters[m].metrics(NAMES)
+            | {"model": p, "threshold": sessions[m].info.seg_threshold}
+            | operating_points(reliability[m])
+            for m, p in flood_models.items()
         },
         "water_models": {
             m: meters[m].metrics(NAMES) | {"model": p} for m, p in water_models.items()
@@ -104,6 +113,15 @@ def run(
         "oracle_log_ratio": oracle_threshold(np.concatenate([x for x, _ in labelled]), flood),
         "oracle_after": oracle_threshold(after_px, flood),
     }
+
+
+def operating_points(meter: ReliabilityMeter) -> dict[str, Any]:
+    """IoU at each threshold, the best threshold and the ECE of a model's flood probability."""
+    m = meter.metrics()
+    iou = {t: v for t, v in m["iou_at_threshold"].items() if v is not None}
+    best = max(iou, key=iou.__getitem__) if iou else None
+    return {"ece": m["ece"], "iou_at_threshold": m["iou_at_threshold"],
+            "best_threshold": None if best is None else float(best)}  # fmt: skip
 
 
 def _session(path: str) -> Any:
@@ -138,7 +156,8 @@ def table(result: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}"
 
     rows = [
-        f"| {label} (two-date model) | {pct(m)} |" for label, m in result["flood_models"].items()
+        f"| {label} (two-date model, threshold {m['threshold']:g}) | {pct(m)} |"
+        for label, m in result["flood_models"].items()
     ]
     rows += [
         f"| water model `{label}` on each date: after and not before | {pct(m)} |"
@@ -186,6 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(table(result))
+    for label, m in result["flood_models"].items():
+        at = ", ".join(f"{t}: {100 * v:.1f}" for t, v in m["iou_at_threshold"].items() if v)
+        print(f"{label}: flood IoU at thresholds {at}; best at {m['best_threshold']}; "
+              f"ECE {m['ece']:.3f}")  # fmt: skip
     print(f"written {out}")
 
 

@@ -157,7 +157,7 @@ class ReliabilityMeter:
             # pixels with probability >= k / bins are called positive
             tp = int(self.positive[k:].sum())
             fp = int(self.count[k:].sum()) - tp
-            iou_at[f"{k / self.bins:.1f}"] = _num(tp / (total_pos + fp)) if total_pos else None
+            iou_at[f"{k / self.bins:g}"] = _num(tp / (total_pos + fp)) if total_pos else None
         return {"ece": ece, "reliability": table, "iou_at_threshold": iou_at}
 
 

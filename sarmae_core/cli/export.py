@@ -23,12 +23,18 @@ from ..errors import CheckpointError
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--confidence", type=float, default=None,
               help="Detection: default confidence the model carries (default 0.3).")  # fmt: skip
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Segmentation: the probability threshold the model carries (default 0.5).",
+)
 @click.option("--weights", type=click.Choice(["float32", "float16", "int8"]), default="float32",
               show_default=True,
               help="float16: weights in half the bytes, computed in float32; int8: a third "
                    "of the bytes, faster on a CPU (CPU-only use).")  # fmt: skip
 def export(checkpoint, output, tile, overlap, name, training_data, licence, check, overwrite,
-           confidence, weights):  # fmt: skip
+           confidence, threshold, weights):  # fmt: skip
     """Export a fine-tuned CHECKPOINT (.safetensors) to ONNX with its metadata.
 
     With --weights float16 or int8, CHECKPOINT may also be an exported .onnx model: it is
@@ -60,7 +66,7 @@ def export(checkpoint, output, tile, overlap, name, training_data, licence, chec
     info = export_onnx(
         model, output, tile_size=tile, tile_overlap=overlap, name=name,
         training_data=training_data, licence=licence, overwrite=overwrite, confidence=confidence,
-        weights=weights,
+        threshold=threshold, weights=weights,
     )  # fmt: skip
     size_mb = output.stat().st_size / 1e6
     click.echo(

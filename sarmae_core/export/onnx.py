@@ -100,6 +100,7 @@ def export_onnx(
     exporter: str = "dynamo",
     fuse: bool = True,
     confidence: float | None = None,
+    threshold: float | None = None,
     weights: str = "float32",
 ) -> ModelInfo:
     """Write ``model`` to one ONNX file with its :class:`ModelInfo` in ``metadata_props``.
@@ -131,6 +132,9 @@ def export_onnx(
             graph matches torch on a random batch.
         confidence: detection: the default confidence the file carries (``det_conf``), e.g.
             the operating point chosen on training images (default 0.3).
+        threshold: segmentation: the foreground probability the file carries as its threshold
+            (``seg_threshold``), e.g. the operating point chosen on the training split
+            (default 0.5).
         weights: ``float32``; ``float16`` to store the weights in half the bytes, still
             computed in float32; ``int8`` for int8 matrix products, a third of the bytes and
             faster on a CPU, for CPU-only use (:mod:`sarmae_core.export.weights`).
@@ -170,6 +174,10 @@ def export_onnx(
     )  # fmt: skip
     if confidence is not None:
         info = dataclasses.replace(info, det_confidence=float(confidence))  # validated again
+    if threshold is not None:
+        if info.task != "segmentation":
+            raise ConfigError("threshold is a segmentation setting; detection takes confidence")
+        info = dataclasses.replace(info, seg_threshold=float(threshold))  # validated again
 
     # Only the shape of the example matters; batch 2 because torch.export specialises 0 and 1.
     example = torch.zeros(2, cfg.in_chans, tile, tile)

@@ -54,6 +54,7 @@ def exported(tmp_path_factory) -> dict[str, tuple[torch.nn.Module, Path, ModelIn
             model, path, None, name=f"test-{model.task}", licence="Apache-2.0",
             training_data="none (random weights)",
             confidence=0.45 if model.task == "detection" else None,
+            threshold=0.35 if model.task == "segmentation" else None,
         )  # fmt: skip
         out[model.task] = (model, path, info)
     return out
@@ -110,6 +111,9 @@ def test_metadata_round_trips_torch_free(exported):
     assert not any(k.startswith("pkg.torch") for k in props)
     assert read_model_info(exported["detection"][1]).outputs == ["heatmap", "size", "offset"]
     assert read_model_info(exported["detection"][1]).det_confidence == 0.45
+    assert info.seg_threshold == 0.35  # the operating point chosen on training data
+    with pytest.raises(ConfigError, match="threshold is a segmentation setting"):
+        export_onnx(exported["detection"][0], path.parent / "x.onnx", None, threshold=0.4)
     # The plugin reads models without torch: the reader must not pull it in.
     code = (
         "import sys; from sarmae_core.contract.reader import read_model_info; "

@@ -44,8 +44,12 @@ def test_flood_pairs_scored_beside_the_change_baselines(tmp_path, capsys, flood_
     ])  # fmt: skip
     r = json.loads(out.read_text())
     assert r["pairs"] == 3 and 0 < r["flood_fraction"] < 1
-    for key in ("untrained",):
-        assert 0 <= r["flood_models"][key]["water_iou"] <= 1
+    m = r["flood_models"]["untrained"]
+    assert 0 <= m["water_iou"] <= 1 and m["threshold"] == 0.5
+    # the operating point: IoU at thresholds 0.05 ... 0.95, the best of them at its maximum
+    at = {float(k): v for k, v in m["iou_at_threshold"].items() if v is not None}
+    assert len(m["iou_at_threshold"]) == 19 and m["best_threshold"] in at
+    assert at[m["best_threshold"]] == max(at.values())
     assert 0 <= r["water_models"]["water"]["water_iou"] <= 1
     # the oracles pick the best single threshold on these very pixels
     oracle = r["oracle_log_ratio"]["water_iou"]
@@ -53,7 +57,7 @@ def test_flood_pairs_scored_beside_the_change_baselines(tmp_path, capsys, flood_
     assert r["oracle_after"]["water_iou"] >= r["otsu_after_per_split"]["water_iou"] - 1e-9
     assert r["oracle_log_ratio"]["threshold"] < 0  # flood darkens: after - before < 0 dB
     printed = capsys.readouterr().out
-    assert "| untrained (two-date model) |" in printed and "log-ratio" in printed
+    assert "| untrained (two-date model, threshold 0.5) |" in printed and "log-ratio" in printed
 
 
 def test_a_single_date_model_is_refused_as_a_flood_model(tmp_path):
