@@ -148,33 +148,21 @@ class SarmaeDock(QDockWidget):
         use_project(self.layer_combo, self.project)
         self.layer_info = note()
         # Map flood: the scene before the event (the SAR layer is the scene after it)
-        self.before_combo = QgsMapLayerComboBox()
-        self.before_combo.setFilters(_RASTER)
-        self.before_combo.setAllowEmptyLayer(True)
-        use_project(self.before_combo, self.project)
-        self.before_combo.setLayer(None)
-        self.before_combo.setToolTip(
+        self.before_combo = self._optional_layer(
+            _RASTER,
             "Map flood: the SAR scene before the event (any grid or CRS that overlaps the SAR "
-            "layer, which is the scene after it)"
+            "layer, which is the scene after it)",
         )
         # Map flood: the analyst's own layers (engine: sarmae_core.inference.products.change)
-        self.reference_combo = QgsMapLayerComboBox()
-        self.reference_combo.setFilters(_RASTER | _POLYGONS)
-        self.reference_combo.setAllowEmptyLayer(True)
-        use_project(self.reference_combo, self.project)
-        self.reference_combo.setLayer(None)
-        self.reference_combo.setToolTip(
+        self.reference_combo = self._optional_layer(
+            _RASTER | _POLYGONS,
             "Map flood: water of normal times (raster, nonzero = water, or polygons), never "
-            "flood; without a Before layer, flood is the water model's water minus it"
+            "flood; without a Before layer, flood is the water model's water minus it",
         )
-        self.hand_combo = QgsMapLayerComboBox()
-        self.hand_combo.setFilters(_RASTER)
-        self.hand_combo.setAllowEmptyLayer(True)
-        use_project(self.hand_combo, self.project)
-        self.hand_combo.setLayer(None)
-        self.hand_combo.setToolTip(
+        self.hand_combo = self._optional_layer(
+            _RASTER,
             "Map flood: HAND raster (height above nearest drainage, m); pixels more than 15 m "
-            "above it are excluded"
+            "above it are excluded",
         )
         self.units_combo = QComboBox()
         for label, value in UNIT_CHOICES:
@@ -438,6 +426,16 @@ class SarmaeDock(QDockWidget):
         self.ships_button.setToolTip(
             "" if can["ships"] else "Needs a detection model (or Ship detector: CA-CFAR)"
         )
+
+    def _optional_layer(self, filters: Any, tooltip: str) -> QgsMapLayerComboBox:
+        """A project layer chooser that starts empty (an optional input of Map flood)."""
+        combo = QgsMapLayerComboBox()
+        combo.setFilters(filters)
+        combo.setAllowEmptyLayer(True)
+        use_project(combo, self.project)
+        combo.setLayer(None)
+        combo.setToolTip(tooltip)
+        return combo
 
     @guarded
     def _emit(self, job: str) -> None:
