@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rasterio
 from qgis.core import QgsProject, QgsVectorLayer
 
 from tests.conftest import S1_VV_DB
@@ -187,6 +188,9 @@ def test_readme_qgis_process_lines_run_with_onnxruntime_installed_by_the_plugin(
     work = tmp_path / "work"
     work.mkdir()
     (work / "scene.tif").symlink_to(S1_VV_DB)
+    pair = ROOT / "tests" / "fixtures" / "ombria_flood_pair"  # a real flood, the bundled model
+    (work / "after.tif").symlink_to(pair / "after_VV_db.tif")
+    (work / "before.tif").symlink_to(pair / "before_VV_db.tif")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"QGIS_CUSTOM_CONFIG_PATH": str(profile), "PATH": "/usr/bin:/bin"}
     lines = readme_block("qgis_process.bin run sarmae:segmentwater")
@@ -201,6 +205,10 @@ def test_readme_qgis_process_lines_run_with_onnxruntime_installed_by_the_plugin(
     assert layer.crs().authid() == "EPSG:32631"
     area = float(done.stdout.split("WATER_AREA_KM2:")[1].split()[0])
     assert 5.0 < area < 10.0  # the bundled model: about a third of the 23 km2 Camargue scene
+    flood = float(done.stdout.split("FLOOD_AREA_KM2:")[1].split()[0])
+    assert 3.0 < flood < 26.2  # of the 26.2 km2 of the four OMBRIA chips (make demo-flood: 13)
+    with rasterio.open(work / "flood_likelihood.tif") as lk:
+        assert lk.dtypes[0] == "uint8" and lk.read(1).max() <= 100
 
 
 @pytest.fixture(scope="module")
