@@ -137,6 +137,11 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(
                 _number("HAND_THRESHOLD", "Exclude HAND above (m)", NUMBER_DOUBLE, 15.0)
             )
+            self.addParameter(
+                QgsProcessingParameterRasterLayer(
+                    "DEM", "DEM (m): exclude radar shadow and layover", optional=True
+                )
+            )
         else:
             self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "SAR raster"))
         model_help = "Model file (.onnx)" + ("" if self.JOB is None else ", empty: bundled model")
@@ -372,11 +377,12 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             if ref is None:
                 raise InputRefused("REFERENCE_WATER is not a layer QGIS can open")
             given["reference_water"] = layer_file(ref, "REFERENCE_WATER")
-        if parameters.get("HAND") not in (None, ""):
-            hand = self.parameterAsRasterLayer(parameters, "HAND", context)
-            if hand is None:
-                raise InputRefused("HAND is not a raster layer GDAL can open")
-            given["hand"] = layer_file(hand, "HAND")
+        for key, option in (("HAND", "hand"), ("DEM", "dem")):
+            if parameters.get(key) not in (None, ""):
+                raster = self.parameterAsRasterLayer(parameters, key, context)
+                if raster is None:
+                    raise InputRefused(f"{key} is not a raster layer GDAL can open")
+                given[option] = layer_file(raster, key)
         return given
 
     def _cfar(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -470,7 +476,7 @@ class RunModel(_SarmaeAlgorithm):
 #: Map flood's optional raster outputs (engine products ``likelihood`` and ``exclusion``).
 FLOOD_RASTERS = {
     "OUTPUT_LIKELIHOOD": "Flood likelihood raster (0-100 %)",
-    "OUTPUT_EXCLUSION": "Exclusion mask (1 HAND, 2 no data)",
+    "OUTPUT_EXCLUSION": "Exclusion mask (1 HAND, 2 no data, 3 radar shadow or layover)",
 }
 
 

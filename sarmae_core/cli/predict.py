@@ -228,6 +228,20 @@ def _cfar_options(func):
     help="HAND above which pixels are excluded (m).",
 )
 @click.option(
+    "--dem",
+    type=click.Path(path_type=Path),
+    help="DEM (m): radar shadow and layover from its slopes are excluded (needs the after "
+    "scene's orbit direction in its metadata).",
+)
+@click.option(
+    "--incidence",
+    "incidence_deg",
+    type=float,
+    default=39.0,
+    show_default=True,
+    help="Incidence angle for --dem (degrees; Sentinel-1 IW 29-46).",
+)
+@click.option(
     "--likelihood",
     type=click.Path(path_type=Path),
     help="Also write the flood likelihood GeoTIFF (0-100 %, 255 no data).",
@@ -235,7 +249,7 @@ def _cfar_options(func):
 @click.option(
     "--exclusion",
     type=click.Path(path_type=Path),
-    help="Also write the exclusion mask GeoTIFF (1 HAND, 2 no data).",
+    help="Also write the exclusion mask GeoTIFF (1 HAND, 2 no data, 3 shadow/layover).",
 )
 @_map_options("flood")
 def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, **kw) -> None:

@@ -32,6 +32,9 @@ class RunOptions:
             and no before scene, flood is the water mapped minus this.
         hand: flood runs: a HAND raster (height above nearest drainage, m); pixels above
             ``hand_threshold_m`` (default 15 m, as HydroSAR) are excluded.
+        dem: flood runs: a DEM (m); radar shadow and layover found from its slopes, the after
+            scene's orbit direction and ``incidence_deg`` (default 39, Sentinel-1 IW mid-swath)
+            are excluded.
         aoi: area of interest: ``(xmin, ymin, xmax, ymax)`` in ``aoi_crs``, GeoJSON polygons,
             or a vector file of polygons.
         aoi_crs: CRS of a box or GeoJSON ``aoi`` (default: the raster's).
@@ -64,6 +67,8 @@ class RunOptions:
     reference_water: str | os.PathLike[str] | None = None
     hand: str | os.PathLike[str] | None = None
     hand_threshold_m: float = 15.0
+    dem: str | os.PathLike[str] | None = None
+    incidence_deg: float = 39.0
     aoi: Any = None
     aoi_crs: str | None = None
     tile: int | None = None
@@ -88,11 +93,17 @@ class RunOptions:
     io_backend: str | None = field(default=None)
 
     def __post_init__(self) -> None:
-        for name in ("before", "reference_water", "hand"):
+        for name in ("before", "reference_water", "hand", "dem"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ConfigError(f"{name} must be a path (str or Path), got {value!r}")
         _number("hand_threshold_m", self.hand_threshold_m, minimum=0.0)
+        _number("incidence_deg", self.incidence_deg, minimum=0.0)
+        if not 10.0 <= float(self.incidence_deg) <= 70.0:
+            raise ConfigError(
+                f"incidence_deg must lie between 10 and 70 degrees (Sentinel-1 IW: 29-46), got "
+                f"{self.incidence_deg!r}"
+            )
         for name in ("tile", "overlap"):
             _integer(name, getattr(self, name), minimum=1 if name == "tile" else 0, optional=True)
         _integer("batch_size", self.batch_size, minimum=1)

@@ -141,7 +141,7 @@ def predict(
     check_dates(info, job, before, model, opts.reference_water)
     if job is None and info.dates:
         job = "flood"  # a two-date model given by path maps flood as the bundled one does
-    check_layers(job, opts.reference_water, opts.hand, bool(info.dates))
+    check_layers(job, opts.reference_water, opts.hand, bool(info.dates), opts.dem)
     tile, overlap = _tiling(be, opts.tile, opts.overlap)
     if output is None:
         name = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else task
@@ -151,7 +151,7 @@ def predict(
     if quicklook is not None:
         plan["quicklook"] = Path(quicklook)
     aoi = opts.aoi
-    layers = (aoi, model, before, opts.reference_water, opts.hand)
+    layers = (aoi, model, before, opts.reference_water, opts.hand, opts.dem)
     reads = [raster] + [p for p in layers if isinstance(p, (str, os.PathLike))]
     outputs = OutputSet(plan, overwrite=opts.overwrite, reads=reads)
     stats = SweepStats()
@@ -271,7 +271,9 @@ def _segment(
     if run.job == "flood":
         change = ChangeLayers(
             source.fileio, opts.reference_water, opts.hand, opts.hand_threshold_m, source.crs,
-            out.transform, out.width, out.height, run.notes,
+            out.transform, out.width, out.height, run.notes, opts.dem, opts.incidence_deg,
+            source.orbit_direction,
+            pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
         )  # fmt: skip
     sink = SegmentationSink(
         source.fileio, run.outputs, tuple(plan), info.class_names,

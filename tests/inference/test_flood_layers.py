@@ -221,3 +221,64 @@ def test_cli_maps_flood_against_reference_water_with_the_bundled_water_model(
     assert (classes[lagoon & (classes != 255)] == FLOOD).mean() < 0.02
     assert (classes[~west & (classes != 255)] != FLOOD).all()
     assert sorted(p.name for p in out.iterdir()) == ["f.gpkg", "f.tif", "l.tif", "x.tif"]
+
+
+def tagged(path: Path, orbit: str | None) -> Path:
+    """``path`` with the Sentinel-1 SAFE driver's orbit direction item (or none)."""
+    import rasterio
+
+    if orbit is not None:
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(ORBIT_DIRECTION=orbit)
+    return path
+
+
+#: Terrain bands of the test DEM across the scene's columns: (first column, slope in degrees,
+#: positive rising eastwards). 20 m pixels.
+BANDS = [(0, 0.0), (50, 60.0), (90, 0.0), (130, 45.0), (170, 30.0), (210, -60.0), (250, 0.0)]
+
+
+def band_columns(w: int, slope: float) -> np.ndarray:
+    """Columns inside the band of ``slope`` (two columns off each edge: gradients mix there)."""
+    cols = np.zeros(w, bool)
+    for (c0, s), (c1, _) in zip(BANDS, [*BANDS[1:], (w, 0.0)], strict=True):
+        if s == slope:
+            cols[c0 + 2 : c1 - 2] = True
+    return cols
+
+
+@pytest.mark.parametrize("orbit", ["ASCENDING", "DESCENDING", None])
+def test_dem_excludes_radar_shadow_and_layover_for_the_orbit(orbit, before, tmp_path, out):
+    x = scene_db()
+    h, w = x.shape
+    after = tagged(write_raster(tmp_path / "after_db.tif", x), orbit)
+    rise = np.zeros(w)
+    for (c0, s), (c1, _) in zip(BANDS, [*BANDS[1:], (w, 0.0)], strict=True):
+        rise[c0:c1] = np.tan(np.radians(s)) * PIXEL_M2**0.5  # m per 20 m column
+    dem = write_raster(tmp_path / "dem.tif", np.tile(np.cumsum(rise), (h, 1)).astype(np.float32))
+    res = predict(after, change_model(), {"class": out / "f.tif", "exclusion": out / "x.tif"},
+                  before=before, dem=dem)  # fmt: skip
+    classes, _ = read(res.files["class"])
+    codes, _ = read(res.files["exclusion"])
+    rows = slice(2, h - 2)
+    excluded = {s: (classes[rows][:, band_columns(w, s)] == EXCLUDED).mean() for _, s in BANDS}
+    if orbit is None:
+        assert all(v == 0 for v in excluded.values())
+        assert any("radar shadow and layover were not computed" in n for n in res.notes)
+        return
+    # 60 degrees facing the sensor: layover; facing away: shadow (90 - 39 = 51 < 60): both
+    assert excluded[60.0] == 1.0 and excluded[-60.0] == 1.0
+    assert excluded[0.0] == 0.0 and excluded[30.0] == 0.0
+    # 45 degrees rising eastwards faces an ascending (east-looking) sensor: layover (> 39);
+    # seen from a descending orbit it faces away, and 45 < 51 casts no shadow
+    assert excluded[45.0] == (1.0 if orbit == "ASCENDING" else 0.0)
+    assert (codes[rows][:, band_columns(w, 60.0)] == 3).all()
+    assert any(f"{orbit.lower()} orbit" in n for n in res.notes)
+
+
+def test_dem_options_are_checked(after, before, out) -> None:
+    with pytest.raises(ConfigError, match="incidence_deg must lie between 10 and 70"):
+        predict(after, change_model(), out / "f.tif", before=before, dem=after, incidence_deg=5)
+    with pytest.raises(ConfigError, match="dem apply to flood mapping"):
+        predict(after, water_model(), out / "w.tif", dem=after)
+    assert list(out.iterdir()) == []

@@ -10,6 +10,13 @@ layers of the user's for that, read on the output grid chunk by chunk as the map
   drainage (15 m by default, as HydroSAR) cannot hold flood water; dark pixels there are
   radar shadow, tarmac or dry sand. They are excluded, not called dry.
 
+- **DEM** (m): where the terrain faces the sensor more steeply than the incidence angle the
+  radar sees layover, where it faces away more steeply than 90 degrees minus it, shadow; both
+  are dark or meaningless in backscatter and excluded. The look direction comes from the after
+  scene's orbit direction (Sentinel-1 looks right: east when ascending, west when
+  descending); without it they are not computed (and the run says so). Local slopes only:
+  shadow cast by a ridge onto flat ground behind it is not found.
+
 The flood class map then holds ``0`` no flood, ``1`` flood, ``2`` reference water, ``3``
 excluded (255 no data). The areas of each class are the run's summary.
 """
@@ -34,6 +41,11 @@ FLOOD_CLASSES = ("background", "flood", "reference water", "excluded")
 FLOOD, REFERENCE, EXCLUDED = 1, 2, 3
 #: HAND above which a pixel cannot be flooded, m (HydroSAR's default).
 HAND_THRESHOLD_M = 15.0
+#: Look azimuth of a right-looking sensor by orbit direction, degrees clockwise from north
+#: (Sentinel-1 heads about 348 degrees ascending and 192 descending; it looks 90 degrees right).
+LOOK_AZIMUTH = {"ASCENDING": 78.0, "DESCENDING": 282.0}
+#: Exclusion codes of the exclusion raster.
+EXCLUDED_HAND, NO_DATA, EXCLUDED_GEOMETRY = 1, 2, 3
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".kml", ".gml")
 
 
@@ -64,8 +76,12 @@ class ChangeLayers:
         width: int,
         height: int,
         notes: Notes,
+        dem: str | os.PathLike | None = None,
+        incidence_deg: float = 39.0,
+        orbit_direction: str | None = None,
+        pixel_m: tuple[float, float] | None = None,
     ) -> None:
-        if crs is None and (reference_water is not None or hand is not None):
+        if crs is None and (reference_water is not None or hand is not None or dem is not None):
             raise InputError(
                 "the after scene has no CRS: reference water and HAND cannot be matched to it; "
                 "georeference the scene"
@@ -78,6 +94,9 @@ class ChangeLayers:
         self._reference: Raster | None = None
         self._polygons: list[Polygon] = []
         self._hand: Raster | None = None
+        self._dem: Raster | None = None
+        self._look: np.ndarray | None = None  # unit look vector (east, north) on the ground
+        self._height = height
         try:
             if reference_water is not None:
                 path = Path(reference_water)
@@ -91,9 +110,52 @@ class ChangeLayers:
                     f"pixels more than {hand_threshold_m:g} m above the nearest drainage "
                     f"({Path(hand).name}) are excluded"
                 )
+            if dem is not None:
+                self._setup_dem(Path(dem), incidence_deg, orbit_direction, pixel_m, notes)
         except BaseException:
             self.close()
             raise
+
+    def _setup_dem(
+        self,
+        dem: Path,
+        incidence_deg: float,
+        orbit_direction: str | None,
+        pixel_m: tuple[float, float] | None,
+        notes: Notes,
+    ) -> None:
+        azimuth = LOOK_AZIMUTH.get((orbit_direction or "").upper())
+        if azimuth is None or pixel_m is None:
+            notes.warn(
+                f"radar shadow and layover were not computed from {dem.name}: the after scene's "
+                "metadata gives no orbit direction (ORBIT_DIRECTION), so the look direction is "
+                "unknown"
+            )
+            return
+        self._dem = self._on_grid(dem, "DEM", "bilinear")
+        a = np.radians(azimuth)
+        self._look = np.array([np.sin(a), np.cos(a)])
+        self._pixel_m = pixel_m
+        self._tan_layover = float(np.tan(np.radians(incidence_deg)))
+        self._tan_shadow = float(np.tan(np.radians(90.0 - incidence_deg)))
+        notes.info(
+            f"radar shadow and layover from {dem.name}: {orbit_direction.lower()} orbit, "
+            f"looking {azimuth:g} degrees from north, incidence {incidence_deg:g} degrees"
+        )
+
+    def _geometry(self, row: int, height: int) -> np.ndarray:
+        """Radar shadow or layover of output rows ``row .. row + height`` from local slopes."""
+        r0, r1 = max(row - 1, 0), min(row + height + 1, self._height)
+        ds = self._dem
+        z = ds.read([1], r0, 0, r1 - r0, self.width)[0].astype(np.float64)
+        valid = ds.read_masks([1], r0, 0, r1 - r0, self.width)[0] > 0
+        z[~valid] = np.nan
+        # north-up grids: columns run east, rows south
+        dz_row, dz_col = np.gradient(z, self._pixel_m[1], self._pixel_m[0])
+        slope = dz_col * self._look[0] - dz_row * self._look[1]  # rise per m away from sensor
+        with np.errstate(invalid="ignore"):
+            bad = (slope > self._tan_layover) | (-slope > self._tan_shadow)
+        return bad[row - r0 : row - r0 + height]
 
     def _on_grid(self, path: Path, what: str, resampling: str) -> Raster:
         if not path.exists():
@@ -116,7 +178,8 @@ class ChangeLayers:
         return view
 
     def read(self, row: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(reference water, excluded)`` of output rows ``row .. row + height``, bool."""
+        """``(reference water, excluded)`` of output rows ``row .. row + height``, bool;
+        :attr:`geometry` then holds the part of ``excluded`` that is shadow or layover."""
         shape = (height, self.width)
         reference = np.zeros(shape, dtype=bool)
         if self._reference is not None:
@@ -135,6 +198,10 @@ class ChangeLayers:
             valid = ds.read_masks([1], row, 0, height, self.width)[0] > 0
             with np.errstate(invalid="ignore"):
                 excluded = valid & (hand > self.hand_threshold_m)
+        self.geometry = np.zeros(shape, dtype=bool)
+        if self._dem is not None:
+            self.geometry = self._geometry(row, height)
+            excluded = excluded | self.geometry
         return reference, excluded
 
     def close(self) -> None:
@@ -162,14 +229,17 @@ def likelihood(probability: np.ndarray, classes: np.ndarray, nodata: int) -> np.
     return out
 
 
-def check_layers(job: str | None, reference_water: object, hand: object, dates: bool) -> None:
+def check_layers(
+    job: str | None, reference_water: object, hand: object, dates: bool, dem: object = None
+) -> None:
     """Reference water and HAND belong to flood runs; a single-date model needs reference water
     (without a before scene, flood is the water it maps minus the reference).
 
     Raises:
         ConfigError: naming what to change.
     """
-    given = [n for n, v in (("reference_water", reference_water), ("hand", hand)) if v]
+    given = [n for n, v in (("reference_water", reference_water), ("hand", hand), ("dem", dem))
+             if v]  # fmt: skip
     if given and job != "flood":
         raise ConfigError(
             f"{' and '.join(given)} apply to flood mapping: use job='flood' "

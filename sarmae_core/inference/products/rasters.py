@@ -3,7 +3,8 @@
 Products: ``class`` (uint8 class map, nodata 255, with a colour table), ``probability``
 (float32, one band per foreground class, the input's nodata), ``likelihood`` (the foreground
 probability in percent, uint8 0-100, nodata 255, as Copernicus GFM delivers flood likelihood),
-``exclusion`` (flood runs: uint8, 1 excluded by HAND, 2 no data, 0 mapped) and ``vector``
+``exclusion`` (flood runs: uint8, 1 excluded by HAND, 2 no data, 3 radar shadow or layover,
+0 mapped) and ``vector``
 (polygons in a GeoPackage for segmentation, boxes for detection). The sink receives finished
 row chunks from the blender, turns them into classes, writes every raster product and counts
 class areas.
@@ -22,7 +23,17 @@ from ...errors import ConfigError
 from ..geo.georef import Crs, Transform
 from ..io.raster_io import RasterIO
 from ..io.writers import GeoTiffWriter, OutputSet
-from .change import EXCLUDED, FLOOD, FLOOD_CLASSES, ChangeLayers, apply_change, likelihood
+from .change import (
+    EXCLUDED,
+    EXCLUDED_GEOMETRY,
+    EXCLUDED_HAND,
+    FLOOD,
+    FLOOD_CLASSES,
+    NO_DATA,
+    ChangeLayers,
+    apply_change,
+    likelihood,
+)
 
 PRODUCTS = ("class", "probability", "likelihood", "exclusion", "vector")
 #: Raster products with the file-name suffix they get beside ``<stem>.tif``.
@@ -210,8 +221,10 @@ class SegmentationSink:
                 )
             self.writers["exclusion"] = GeoTiffWriter(
                 fileio, outputs.temp("exclusion"), count=1, dtype="uint8", nodata=None,
-                descriptions=["exclusion: 1 HAND above threshold, 2 no data, 0 mapped"],
-                colormap={0: (0, 0, 0, 0), 1: (150, 150, 150, 170), 2: (60, 60, 60, 200)},
+                descriptions=["exclusion: 1 HAND above threshold, 2 no data, 3 radar shadow or "
+                              "layover, 0 mapped"],
+                colormap={0: (0, 0, 0, 0), 1: (150, 150, 150, 170), 2: (60, 60, 60, 200),
+                          3: (120, 60, 160, 200)},
                 **grid,
             )  # fmt: skip
         if "vector" in products:
@@ -248,9 +261,11 @@ class SegmentationSink:
             percent = likelihood(probs[-1], classes, CLASS_NODATA)
             self.writers["likelihood"].write(row, percent[None])
         if "exclusion" in self.writers:
-            code = np.where(valid, 0, 2).astype(np.uint8)
+            code = np.where(valid, 0, NO_DATA).astype(np.uint8)
             if excluded is not None:
-                code[excluded & valid & (classes == EXCLUDED)] = 1
+                out = excluded & valid & (classes == EXCLUDED)
+                code[out] = EXCLUDED_HAND
+                code[out & self.change.geometry] = EXCLUDED_GEOMETRY
             self.writers["exclusion"].write(row, code[None])
         if "mask" in self.writers:
             # a flood map traces flood only: reference water and exclusions are not events

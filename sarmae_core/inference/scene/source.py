@@ -247,6 +247,12 @@ class SarSource:
         self._base_mask = base is not self._src or self._src.has_mask(self._indexes)
 
     @property
+    def orbit_direction(self) -> str | None:
+        """``ASCENDING`` / ``DESCENDING`` from the raster's metadata (GDAL's Sentinel-1 SAFE
+        item ``ORBIT_DIRECTION``), or None when it does not say."""
+        return self._src.tags(0).get(ORBIT_DIRECTION) or None
+
+    @property
     def resampled(self) -> bool:
         """Whether the read grid differs from the input's (outputs are resampled back)."""
         return self._ds is not self._base
