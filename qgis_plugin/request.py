@@ -94,7 +94,7 @@ def plan_run(
         resolved = resolve_model("water" if against else job, model, scene.path, bands)
         info, path, label = resolved.info, str(resolved.path), resolved.label
         check_task(info.task, job, label)
-    check_scenes(info, job, scene, before, bands, label, settings.get("reference_water"))
+    check_scenes(info, job, scene, before, bands, label)
     check_resolution(scene, info)
     if job not in ("water", "flood"):
         settings = {k: v for k, v in settings.items() if k not in ("min_area_m2", "simplify_m")}
@@ -127,8 +127,18 @@ def build_request(
     cfar = params.job == "ships" and params.detector == DETECTOR_CFAR
     flood_layers = _flood_layers(params, project) if params.job == "flood" else {}
     before = None
-    if params.job == "flood" and (params.before_layer_id or "reference_water" not in flood_layers):
-        before = _before_layer(params, project, layer)
+    if params.job == "flood":
+        try:
+            core("inference.products.change").check_flood_basis(
+                params.before_layer_id or None, flood_layers.get("reference_water")
+            )
+        except core("errors").ConfigError as exc:  # the engine's rule, the dock's names
+            raise InputRefused(
+                "Map flood needs the scene before the event (Input ▸ Before) or the water of "
+                "normal times (Input ▸ Reference water)"
+            ) from exc
+        if params.before_layer_id:
+            before = _before_layer(params, project, layer)
     settings: dict[str, Any] = dict(
         tile=params.tile,
         overlap=params.overlap,
@@ -192,8 +202,8 @@ def _before_layer(params: RunParameters, project: QgsProject, after: QgsRasterLa
     """Facts of the flood run's before layer (a raster other than the after layer)."""
     layer = project.mapLayer(params.before_layer_id) if params.before_layer_id else None
     if not isinstance(layer, QgsRasterLayer):
-        raise InputRefused("Map flood needs the scene before the event (Input ▸ Before) or "
-                           "the water of normal times (Input ▸ Reference water)")  # fmt: skip
+        raise InputRefused("the before layer is no longer a raster in the project: choose the "
+                           "scene before the event under Input ▸ Before")  # fmt: skip
     facts = raster_facts(layer)
     if layer.id() == after.id() or facts.path == raster_facts(after).path:
         raise InputRefused("the before and after layers are the same scene: choose the scene "

@@ -179,7 +179,6 @@ def check_scenes(
     before: RasterFacts | None,
     bands: Any,
     label: str,
-    reference_water: Any = None,
 ) -> None:
     """The model's dates against the layers given (:func:`check_dates`), and each scene's bands
     against the channels it gives the model (a two-date model reads the same bands on each).
@@ -187,16 +186,14 @@ def check_scenes(
     Raises:
         InputRefused: what to choose instead.
     """
-    check_dates(info, job, before, label, reference_water)
+    check_dates(info, job, before, label)
     read = core("inference.scene.source").date_info(info, "after") if info.dates else info
     for scene in (after, before):
         if scene is not None:
             check_bands(scene, read.polarisations, bands)
 
 
-def check_dates(
-    info: Any, job: str, before: Any, model_label: str, reference_water: Any = None
-) -> None:
+def check_dates(info: Any, job: str, before: Any, model_label: str) -> None:
     """Refuse a single-date model for Map flood and a two-date model elsewhere, by the engine's
     rule (:func:`sarmae_core.inference.predict.check_dates`).
 
@@ -205,9 +202,7 @@ def check_dates(
     """
     predict = core("inference.predict")
     try:
-        predict.check_dates(
-            info, job, getattr(before, "path", before), model_label, reference_water
-        )
+        predict.check_dates(info, job, getattr(before, "path", before), model_label)
     except core("errors").ConfigError as exc:
         if info.dates:
             raise InputRefused(

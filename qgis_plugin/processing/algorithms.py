@@ -278,11 +278,15 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
                 before = raster_facts(before_layer)
                 check_raster(before)
             layers = self._flood_layers(parameters, context)
-            if before is None and "reference_water" not in layers:
+            try:
+                core("inference.products.change").check_flood_basis(
+                    before, layers.get("reference_water")
+                )
+            except core("errors").ConfigError as exc:  # the engine's rule, Processing's names
                 raise InputRefused(
                     "Map flood needs what was there before the event: BEFORE (the scene "
                     "before) or REFERENCE_WATER (water of normal times)"
-                )
+                ) from exc
         settings: dict[str, Any] = dict(
             overwrite=True,
             units=[None, *UNIT_OPTIONS[1:]][self.parameterAsEnum(parameters, "UNITS", context)],

@@ -261,11 +261,6 @@ def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, 
     maps new water; with --reference-water alone, the water model maps SCENE and reference
     water is taken out. Everything is on SCENE's grid.
     """
-    if kw["before"] is None and kw["reference_water"] is None:
-        raise ConfigError(
-            "flood needs what was there before the event: --before BEFORE.tif (the scene "
-            "before) or --reference-water W.tif|W.gpkg (water of normal times)"
-        )
     rasters = {"class": raster, "probability": probability, "likelihood": likelihood,
                "exclusion": exclusion}  # fmt: skip
     _run("flood", scene, output, rasters, quicklook, **kw)

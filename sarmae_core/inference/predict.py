@@ -29,7 +29,7 @@ from .model.backends import BUNDLED_DIR, Backend, load_backend
 from .model.bundled import bundled_for_raster
 from .notes import Notes
 from .options import RunOptions, check_paths
-from .products.change import ChangeLayers, check_layers
+from .products.change import ChangeLayers, check_flood_basis, check_layers
 from .products.quicklook import boxes_from_gpkg, write_quicklook
 from .products.rasters import SegmentationSink, kept_channels, plan_outputs
 from .products.result import PredictionResult, PredictionSummary
@@ -128,6 +128,8 @@ def predict(
     if job is None and isinstance(model, str) and model in JOBS:
         job = model
     files_io = raster_io.get(opts.io_backend)
+    if job == "flood":
+        check_flood_basis(opts.before, opts.reference_water)
     if model == "flood" and opts.before is None and opts.reference_water is not None:
         # flood against the user's reference water: the water model maps the after date
         model, job = "water", "flood"
@@ -138,10 +140,10 @@ def predict(
     info = be.info
     task = check_task(info.task, job, model)
     before = opts.before
-    check_dates(info, job, before, model, opts.reference_water)
+    check_dates(info, job, before, model)
     if job is None and info.dates:
         job = "flood"  # a two-date model given by path maps flood as the bundled one does
-    check_layers(job, opts.reference_water, opts.hand, bool(info.dates), opts.dem)
+    check_layers(job, opts.reference_water, opts.hand, opts.dem)
     tile, overlap = _tiling(be, opts.tile, opts.overlap)
     if output is None:
         name = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else task
@@ -435,11 +437,9 @@ def job_for(info: ModelInfo) -> str | None:
     return {"segmentation": "water", "detection": "ships"}.get(info.task)
 
 
-def check_dates(
-    info: ModelInfo, job: str | None, before: Any, model: Any, reference_water: Any = None
-) -> None:
-    """A two-date (flood) model needs the before scene; a single-date model takes none, and
-    maps flood only against the user's reference water.
+def check_dates(info: ModelInfo, job: str | None, before: Any, model: Any) -> None:
+    """A two-date (flood) model needs the before scene; a single-date model takes none (it
+    maps flood against the user's reference water, :func:`.change.check_flood_basis`).
 
     Raises:
         ConfigError: naming what to give or leave out.
@@ -453,12 +453,6 @@ def check_dates(
         raise ConfigError(
             f"{model} maps one date; before= is for a two-date (flood) model: leave it out, or "
             "use model='flood'"
-        )
-    if job == "flood" and not info.dates and reference_water is None:
-        raise ConfigError(
-            f"{model} maps one date: predicting flood with it needs the water of normal times "
-            "(reference_water=..., --reference-water W.tif|W.gpkg); or use a two-date model "
-            "with a before scene"
         )
 
 

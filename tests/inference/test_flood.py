@@ -92,7 +92,7 @@ def test_bad_pairs_are_one_clear_error_and_nothing_is_written(
         predict(after, change_model(), out / "f.gpkg")
     with pytest.raises(ConfigError, match="maps one date; before= is for a two-date"):
         predict(after, models["water"], out / "f.gpkg", before=before)
-    with pytest.raises(ConfigError, match="needs the water of normal times"):
+    with pytest.raises(ConfigError, match="flood needs what was there before the event"):
         predict(after, models["water"], out / "f.gpkg", job="flood")
     with pytest.raises(ConfigError, match="before and after are the same file"):
         predict(after, change_model(), out / "f.gpkg", before=after)
@@ -122,6 +122,7 @@ def test_cli_maps_flood_from_a_pair_with_an_onnx_model(pair, tmp_path: Path, out
     no_before = [c for c in cmd if c not in ("--before", str(before))]
     r = subprocess.run(no_before, capture_output=True, text=True)
     assert r.returncode == 2 and "flood needs what was there before the event" in r.stderr
+    assert "--reference-water" in r.stderr  # the other way to say it
 
 
 PAIR = Path(__file__).parents[1] / "fixtures" / "s1_pair_punjab"

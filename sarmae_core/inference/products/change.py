@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,20 @@ LOOK_AZIMUTH = {"ASCENDING": 78.0, "DESCENDING": 282.0}
 #: Exclusion codes of the exclusion raster.
 EXCLUDED_HAND, NO_DATA, EXCLUDED_GEOMETRY = 1, 2, 3
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".kml", ".gml")
+
+
+class ChunkLayers(NamedTuple):
+    """A flood run's layers over some output rows (bool arrays).
+
+    Attributes:
+        reference: reference water.
+        excluded: excluded for any reason (HAND, radar shadow or layover).
+        geometry: the part of ``excluded`` that is radar shadow or layover.
+    """
+
+    reference: np.ndarray
+    excluded: np.ndarray
+    geometry: np.ndarray
 
 
 class ChangeLayers:
@@ -177,9 +192,8 @@ class ChangeLayers:
         self._opened.append(view)
         return view
 
-    def read(self, row: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(reference water, excluded)`` of output rows ``row .. row + height``, bool;
-        :attr:`geometry` then holds the part of ``excluded`` that is shadow or layover."""
+    def read(self, row: int, height: int) -> ChunkLayers:
+        """The layers of output rows ``row .. row + height``."""
         shape = (height, self.width)
         reference = np.zeros(shape, dtype=bool)
         if self._reference is not None:
@@ -198,11 +212,11 @@ class ChangeLayers:
             valid = ds.read_masks([1], row, 0, height, self.width)[0] > 0
             with np.errstate(invalid="ignore"):
                 excluded = valid & (hand > self.hand_threshold_m)
-        self.geometry = np.zeros(shape, dtype=bool)
+        geometry = np.zeros(shape, dtype=bool)
         if self._dem is not None:
-            self.geometry = self._geometry(row, height)
-            excluded = excluded | self.geometry
-        return reference, excluded
+            geometry = self._geometry(row, height)
+            excluded = excluded | geometry
+        return ChunkLayers(reference, excluded, geometry)
 
     def close(self) -> None:
         for ds in reversed(self._opened):
@@ -229,11 +243,23 @@ def likelihood(probability: np.ndarray, classes: np.ndarray, nodata: int) -> np.
     return out
 
 
-def check_layers(
-    job: str | None, reference_water: object, hand: object, dates: bool, dem: object = None
-) -> None:
-    """Reference water and HAND belong to flood runs; a single-date model needs reference water
-    (without a before scene, flood is the water it maps minus the reference).
+def check_flood_basis(before: object, reference_water: object) -> None:
+    """Flood is change against what was there before the event: the scene before it, or the
+    water of normal times. One of them is needed (the front ends name their own controls).
+
+    Raises:
+        ConfigError: neither is given.
+    """
+    if before is None and reference_water is None:
+        raise ConfigError(
+            "flood needs what was there before the event: the scene before it (before=..., "
+            "--before BEFORE.tif) or the water of normal times (reference_water=..., "
+            "--reference-water W.tif|W.gpkg)"
+        )
+
+
+def check_layers(job: str | None, reference_water: object, hand: object, dem: object) -> None:
+    """Reference water, HAND and a DEM belong to flood runs.
 
     Raises:
         ConfigError: naming what to change.
@@ -244,12 +270,6 @@ def check_layers(
         raise ConfigError(
             f"{' and '.join(given)} apply to flood mapping: use job='flood' "
             "(sarmae predict flood ...), or leave them out"
-        )
-    if job == "flood" and not dates and reference_water is None:
-        raise ConfigError(
-            "mapping flood with a one-date (water) model needs the water of normal times: give "
-            "reference_water= (--reference-water W.tif|W.gpkg), or a before scene with the "
-            "flood model"
         )
 
 

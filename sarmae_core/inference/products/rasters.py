@@ -238,13 +238,13 @@ class SegmentationSink:
         t = time.perf_counter()
         classes = classify(probs, self.threshold)
         classes[~valid] = CLASS_NODATA
-        excluded = None
+        layers = None
         if self.change is not None:
             if self.row_areas is not None:
                 marked = (classes == 1).sum(axis=1)
                 self.model_area_m2 += float(marked @ self.row_areas[row : row + probs.shape[1]])
-            reference, excluded = self.change.read(row, probs.shape[1])
-            apply_change(classes, reference, excluded, valid)
+            layers = self.change.read(row, probs.shape[1])
+            apply_change(classes, layers.reference, layers.excluded, valid)
         n = valid.sum()
         self.valid_pixels += int(n)
         counts = np.stack([(classes == c).sum(axis=1) for c in range(len(self.class_pixels))])
@@ -262,10 +262,10 @@ class SegmentationSink:
             self.writers["likelihood"].write(row, percent[None])
         if "exclusion" in self.writers:
             code = np.where(valid, 0, NO_DATA).astype(np.uint8)
-            if excluded is not None:
-                out = excluded & valid & (classes == EXCLUDED)
+            if layers is not None:
+                out = layers.excluded & valid & (classes == EXCLUDED)
                 code[out] = EXCLUDED_HAND
-                code[out & self.change.geometry] = EXCLUDED_GEOMETRY
+                code[out & layers.geometry] = EXCLUDED_GEOMETRY
             self.writers["exclusion"].write(row, code[None])
         if "mask" in self.writers:
             # a flood map traces flood only: reference water and exclusions are not events
