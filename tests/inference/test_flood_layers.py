@@ -282,3 +282,24 @@ def test_dem_options_are_checked(after, before, out) -> None:
     with pytest.raises(ConfigError, match="dem apply to flood mapping"):
         predict(after, water_model(), out / "w.tif", dem=after)
     assert list(out.iterdir()) == []
+
+
+def test_flood_quicklook_shows_reference_water_and_exclusions(after, reference, tmp_path, out):
+    from PIL import Image
+
+    h, w = scene_db().shape
+    heights = np.tile(np.linspace(0, 40, w, dtype=np.float32), (h, 1))
+    hand = write_raster(tmp_path / "hand.tif", heights)
+    res = predict(after, water_model(), {"class": out / "f.tif"}, job="flood",
+                  reference_water=reference, hand=hand, quicklook=out / "q.png")  # fmt: skip
+    classes, _ = read(res.files["class"])
+    img = np.asarray(Image.open(res.files["quicklook"]).convert("RGB")).astype(float)
+    k = img.shape[0] // h  # small scenes are enlarged
+    centres = img[k // 2 :: k, k // 2 :: k][:h, :w]
+    # reference water drawn navy (blue well above red), excluded as a grey veil (R = G = B),
+    # flood in the flood colour (red above blue)
+    ref, exc, fl = (classes == REFERENCE), (classes == EXCLUDED), (classes == FLOOD)
+    assert ref.sum() > 100 and exc.sum() > 100 and fl.sum() > 100
+    assert (centres[ref][:, 2] - centres[ref][:, 0]).mean() > 30
+    assert np.abs(centres[exc][:, 0] - centres[exc][:, 2]).mean() < 3
+    assert (centres[fl][:, 0] - centres[fl][:, 2]).mean() > 30

@@ -6,6 +6,7 @@ decimated (never whole at full resolution) and shown in dB with a 2-98 % stretch
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ...files import atomic_path
 from ...units import convert
 from ..io import raster_io
 from ..io.raster_io import RasterIO
+from .change import EXCLUDED, FLOOD_CLASSES, REFERENCE
 
 WATER_RGB = np.array([40, 110, 255], dtype=np.float32)
 OUTLINE_RGB = np.array([0, 235, 255], dtype=np.uint8)
@@ -24,6 +26,10 @@ SHIP_RGB = (255, 176, 0)
 #: New flood: red-orange with a dark red outline (the plugin's flood style), apart from water.
 FLOOD_RGB = np.array([255, 80, 40], dtype=np.float32)
 FLOOD_OUTLINE_RGB = np.array([200, 30, 0], dtype=np.uint8)
+#: A flood map's other classes (:data:`.change.FLOOD_CLASSES`): reference water as the class
+#: raster's dark navy, excluded pixels as a grey veil.
+REFERENCE_RGB = np.array([0, 35, 110], dtype=np.float32)
+EXCLUDED_RGB = np.array([150, 150, 150], dtype=np.float32)
 
 
 def boxes_from_gpkg(
@@ -101,7 +107,8 @@ def write_quicklook(
         raster: the SAR input.
         path: output PNG.
         units: units of the input band (``db``, ``intensity``, ``amplitude``).
-        class_raster: class map of a segmentation run (value 1 = water, nodata elsewhere).
+        class_raster: class map of a segmentation run (value 1 = water, nodata elsewhere); a
+            flood map with the user's layers also shows reference water (2) and excluded (3).
         boxes_px: detections as [K, 4] (x0, y0, x1, y1) in input pixel coordinates.
         band: input band to show (1-based).
         max_side: longest side of the picture in pixels.
@@ -136,14 +143,23 @@ def write_quicklook(
 
     rgb = grey(values, valid)
     plain = rgb.copy()
-    fill, outline = (FLOOD_RGB, FLOOD_OUTLINE_RGB) if before else (WATER_RGB, OUTLINE_RGB)
+    flood = before is not None
     if class_raster is not None:
         classes = backend.open_raster(os.fspath(class_raster))
         try:
             cls = classes.read_resampled(1, *shape, nearest=True)
+            names = classes.tags(0).get("class_names", "")
         finally:
             classes.close()
-        water = (cls.filled(0) == 1) & valid
+        values_cls = cls.filled(0)
+        if names == json.dumps(list(FLOOD_CLASSES)):  # a flood map, with or without before
+            flood = True
+            for value, colour, weight in ((REFERENCE, REFERENCE_RGB, 0.5),
+                                          (EXCLUDED, EXCLUDED_RGB, 0.6)):  # fmt: skip
+                where = (values_cls == value) & valid
+                rgb[where] = (1 - weight) * rgb[where] + weight * colour
+        fill, outline = (FLOOD_RGB, FLOOD_OUTLINE_RGB) if flood else (WATER_RGB, OUTLINE_RGB)
+        water = (values_cls == 1) & valid
         rgb[water] = 0.55 * rgb[water] + 0.45 * fill  # see the SAR texture through it
         rgb[_edge(water)] = outline
     img = Image.fromarray(rgb.astype(np.uint8))
