@@ -481,6 +481,7 @@ class RunModel(_SarmaeAlgorithm):
 FLOOD_RASTERS = {
     "OUTPUT_LIKELIHOOD": "Flood likelihood raster (0-100 %)",
     "OUTPUT_EXCLUSION": "Exclusion mask (1 HAND, 2 no data, 3 radar shadow or layover)",
+    "OUTPUT_WATER": "Water observed on the after date",
 }
 
 

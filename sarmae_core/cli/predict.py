@@ -242,6 +242,13 @@ def _cfar_options(func):
     help="Incidence angle for --dem (degrees; Sentinel-1 IW 29-46).",
 )
 @click.option(
+    "--water",
+    "observed",
+    type=click.Path(path_type=Path),
+    help="Also write the water observed on SCENE (with --before: the bundled water model's "
+    "map, a second pass).",
+)
+@click.option(
     "--likelihood",
     type=click.Path(path_type=Path),
     help="Also write the flood likelihood GeoTIFF (0-100 %, 255 no data).",
@@ -252,7 +259,8 @@ def _cfar_options(func):
     help="Also write the exclusion mask GeoTIFF (1 HAND, 2 no data, 3 shadow/layover).",
 )
 @_map_options("flood")
-def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, **kw) -> None:
+def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, observed,
+          **kw) -> None:  # fmt: skip
     """New flood on SCENE (after the event): against --before, the scene before it, and/or
     --reference-water, the water of normal times.
 
@@ -262,7 +270,7 @@ def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, 
     water is taken out. Everything is on SCENE's grid.
     """
     rasters = {"class": raster, "probability": probability, "likelihood": likelihood,
-               "exclusion": exclusion}  # fmt: skip
+               "exclusion": exclusion, "water": observed}  # fmt: skip
     _run("flood", scene, output, rasters, quicklook, **kw)
 
 

@@ -8,6 +8,7 @@ cancelled run leaves nothing behind; an existing file is only replaced when aske
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -270,12 +271,16 @@ def _segment(
     out = _output_window(source, region)
     area = _equal_area(source, out.transform, out.width, out.height)
     change = None
+    observed = None
+    if run.job == "flood" and info.dates and "water" in plan:
+        observed = _observed_water(run, opts)
     if run.job == "flood":
         change = ChangeLayers(
             source.fileio, opts.reference_water, opts.hand, opts.hand_threshold_m, source.crs,
             out.transform, out.width, out.height, run.notes, opts.dem, opts.incidence_deg,
             source.orbit_direction,
             pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
+            observed,
         )  # fmt: skip
     sink = SegmentationSink(
         source.fileio, run.outputs, tuple(plan), info.class_names,
@@ -302,8 +307,8 @@ def _segment(
     stats.timings["finish"] = time.perf_counter() - t
     stats.timings["write"] = sink.write_s
     summary = _class_areas(sink, source.crs is not None, run.job)
-    if change is not None and not info.dates and source.crs is not None:
-        summary["observed_water_km2"] = sink.model_area_m2 / 1e6
+    if change is not None and source.crs is not None and (not info.dates or observed):
+        summary["observed_water_km2"] = sink.observed_area_m2 / 1e6
     if "vector" in plan:
         run.report(92.0)
         t = time.perf_counter()
@@ -324,6 +329,23 @@ def _segment(
         summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
         stats.timings["vectorise"] = time.perf_counter() - t
     return summary
+
+
+def _observed_water(run: _Run, opts: RunOptions) -> Path:
+    """A two-date run asked for the water on the after date: the bundled water model maps the
+    after scene (same area, units and IO) into a scratch class map, read beside the flood."""
+    path = run.outputs.scratch("observed_water.tif")
+    after = run.source.after.path
+    water = dataclasses.replace(
+        RunOptions(), aoi=opts.aoi, aoi_crs=opts.aoi_crs, units=opts.units, backend=opts.backend,
+        device=opts.device, io_backend=run.source.fileio.name, overwrite=True,
+        resolution_tolerance=opts.resolution_tolerance, allow_optical=opts.allow_optical,
+        force=opts.force,
+    )  # fmt: skip
+    res = predict(after, "water", {"class": path}, water, cancel=run.canceller.cancel)
+    for note in res.notes:
+        run.notes.info(f"observed water: {note}")
+    return path
 
 
 def _check_work(

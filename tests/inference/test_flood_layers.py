@@ -206,7 +206,7 @@ def test_cli_maps_flood_against_reference_water_with_the_bundled_water_model(
     cmd = [sys.executable, "-m", "sarmae_core.cli", "predict", "flood", str(after),
            "--reference-water", str(reference), "--hand", str(hand), "-o", str(out / "f.gpkg"),
            "--raster", str(out / "f.tif"), "--likelihood", str(out / "l.tif"), "--exclusion",
-           str(out / "x.tif"), "-q"]  # fmt: skip
+           str(out / "x.tif"), "--water", str(out / "w.tif"), "-q"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     for line in ("observed water:", "flood area:", "reference water:", "excluded:"):
@@ -220,7 +220,9 @@ def test_cli_maps_flood_against_reference_water_with_the_bundled_water_model(
     assert (classes[field & west & ~lagoon] == FLOOD).mean() > 0.8
     assert (classes[lagoon & (classes != 255)] == FLOOD).mean() < 0.02
     assert (classes[~west & (classes != 255)] != FLOOD).all()
-    assert sorted(p.name for p in out.iterdir()) == ["f.gpkg", "f.tif", "l.tif", "x.tif"]
+    assert sorted(p.name for p in out.iterdir()) == ["f.gpkg", "f.tif", "l.tif", "w.tif", "x.tif"]
+    observed, _ = read(out / "w.tif")
+    assert (observed[classes == FLOOD] == 1).all()
 
 
 def tagged(path: Path, orbit: str | None) -> Path:
@@ -303,3 +305,31 @@ def test_flood_quicklook_shows_reference_water_and_exclusions(after, reference, 
     assert (centres[ref][:, 2] - centres[ref][:, 0]).mean() > 30
     assert np.abs(centres[exc][:, 0] - centres[exc][:, 2]).mean() < 3
     assert (centres[fl][:, 0] - centres[fl][:, 2]).mean() > 30
+
+
+def test_observed_water_on_the_after_date_in_both_modes(after, before, reference, out) -> None:
+    lagoon = scene_db() < LAGOON_DB
+    # against reference water: the one-date model's own water, before the reference comes out
+    alone = predict(after, water_model(), {"class": out / "a.tif", "water": out / "aw.tif"},
+                    job="flood", reference_water=reference)  # fmt: skip
+    classes, _ = read(alone.files["class"])
+    water, wp = read(alone.files["water"])
+    assert wp["nodata"] == 255 and set(np.unique(water)) <= {0, 1, 255}
+    assert (water[classes == FLOOD] == 1).all()  # flood is observed water
+    assert (water[FIELD] == 1).mean() > 0.9 and (water[lagoon & (water != 255)] == 1).mean() > 0.9
+    s = alone.summary
+    assert s.observed_water_km2 == pytest.approx((water == 1).sum() * PIXEL_M2 / 1e6, rel=1e-3)
+    # with a before scene: the bundled water model maps the after scene beside the flood model
+    pair = predict(after, change_model(), {"class": out / "p.tif", "water": out / "pw.tif"},
+                   before=before)  # fmt: skip
+    by_pair, _ = read(pair.files["water"])
+    by_water = predict(after, "water", {"class": out / "w.tif"})
+    direct, _ = read(by_water.files["class"])
+    assert (by_pair == direct).all()  # the same map as the water job's
+    assert pair.summary.observed_water_km2 == pytest.approx(
+        (direct == 1).sum() * PIXEL_M2 / 1e6, rel=1e-3
+    )
+    assert any(n.startswith("observed water: ") for n in pair.notes)
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "aw.tif", "p.tif", "pw.tif", "w.tif"]
+    with pytest.raises(ConfigError, match="observed water raster belongs to flood runs"):
+        predict(after, water_model(), {"water": out / "x.tif"})

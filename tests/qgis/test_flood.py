@@ -163,7 +163,8 @@ def test_processing_map_flood_with_reference_water_and_hand(
     try:
         common = {"INPUT": after, "REFERENCE_WATER": str(reference), "HAND": str(hand),
                   "OUTPUT_LIKELIHOOD": str(tmp_path / "l.tif"),
-                  "OUTPUT_EXCLUSION": str(tmp_path / "x.tif")}  # fmt: skip
+                  "OUTPUT_EXCLUSION": str(tmp_path / "x.tif"),
+                  "OUTPUT_WATER": str(tmp_path / "w.tif")}  # fmt: skip
         # with the before scene and a two-date model
         out = processing.run("sarmae:mapflood", common | {
             "BEFORE": before, "MODEL": str(models["flood"]),
@@ -182,6 +183,9 @@ def test_processing_map_flood_with_reference_water_and_hand(
         assert percent[valid & (classes != 3)].max() <= 100 and (percent[classes == 3] == 255).all()
         assert out["EXCLUDED_KM2"] == pytest.approx((classes == 3).sum() * 400 / 1e6, rel=1e-3)
         assert out["REFERENCE_WATER_KM2"] > 1.0 and out["FLOOD_AREA_KM2"] > 0.2
+        with rasterio.open(out["OUTPUT_WATER"]) as r:  # the bundled water model's map
+            observed = r.read(1)
+        assert (observed[lagoon & valid] == 1).mean() > 0.9
         # without the before scene: the water model's water minus the reference water
         alone = processing.run("sarmae:mapflood", {
             "INPUT": after, "REFERENCE_WATER": str(reference), "MODEL": str(models["water"]),

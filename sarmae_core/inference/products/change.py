@@ -57,11 +57,13 @@ class ChunkLayers(NamedTuple):
         reference: reference water.
         excluded: excluded for any reason (HAND, radar shadow or layover).
         geometry: the part of ``excluded`` that is radar shadow or layover.
+        observed: water on the after date from a separate water map (two-date runs), or None.
     """
 
     reference: np.ndarray
     excluded: np.ndarray
     geometry: np.ndarray
+    observed: np.ndarray | None = None
 
 
 class ChangeLayers:
@@ -95,6 +97,7 @@ class ChangeLayers:
         incidence_deg: float = 39.0,
         orbit_direction: str | None = None,
         pixel_m: tuple[float, float] | None = None,
+        observed: str | os.PathLike | None = None,
     ) -> None:
         if crs is None and (reference_water is not None or hand is not None or dem is not None):
             raise InputError(
@@ -110,6 +113,7 @@ class ChangeLayers:
         self._polygons: list[Polygon] = []
         self._hand: Raster | None = None
         self._dem: Raster | None = None
+        self._observed: Raster | None = None
         self._look: np.ndarray | None = None  # unit look vector (east, north) on the ground
         self._height = height
         try:
@@ -125,6 +129,8 @@ class ChangeLayers:
                     f"pixels more than {hand_threshold_m:g} m above the nearest drainage "
                     f"({Path(hand).name}) are excluded"
                 )
+            if observed is not None:  # the water model's class map of the after scene
+                self._observed = self._on_grid(Path(observed), "observed water", "nearest")
             if dem is not None:
                 self._setup_dem(Path(dem), incidence_deg, orbit_direction, pixel_m, notes)
         except BaseException:
@@ -216,7 +222,11 @@ class ChangeLayers:
         if self._dem is not None:
             geometry = self._geometry(row, height)
             excluded = excluded | geometry
-        return ChunkLayers(reference, excluded, geometry)
+        observed = None
+        if self._observed is not None:
+            values = self._observed.read([1], row, 0, height, self.width)[0]
+            observed = values == 1
+        return ChunkLayers(reference, excluded, geometry, observed)
 
     def close(self) -> None:
         for ds in reversed(self._opened):

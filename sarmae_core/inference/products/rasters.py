@@ -4,7 +4,8 @@ Products: ``class`` (uint8 class map, nodata 255, with a colour table), ``probab
 (float32, one band per foreground class, the input's nodata), ``likelihood`` (the foreground
 probability in percent, uint8 0-100, nodata 255, as Copernicus GFM delivers flood likelihood),
 ``exclusion`` (flood runs: uint8, 1 excluded by HAND, 2 no data, 3 radar shadow or layover,
-0 mapped) and ``vector``
+0 mapped), ``water`` (flood runs: the water observed on the after date, uint8 1 water, 0 not,
+255 no data) and ``vector``
 (polygons in a GeoPackage for segmentation, boxes for detection). The sink receives finished
 row chunks from the blender, turns them into classes, writes every raster product and counts
 class areas.
@@ -35,9 +36,9 @@ from .change import (
     likelihood,
 )
 
-PRODUCTS = ("class", "probability", "likelihood", "exclusion", "vector")
+PRODUCTS = ("class", "probability", "likelihood", "exclusion", "water", "vector")
 #: Raster products with the file-name suffix they get beside ``<stem>.tif``.
-_SUFFIXED = ("probability", "likelihood", "exclusion")
+_SUFFIXED = ("probability", "likelihood", "exclusion", "water")
 CLASS_NODATA = 255
 #: Colours of class maps: background transparent, then water blue and distinct hues.
 _PALETTE = [(0, 0, 0, 0), (0, 112, 255, 255), (230, 25, 75, 255), (60, 180, 75, 255),
@@ -173,8 +174,8 @@ class SegmentationSink:
             raise ConfigError("reference water and HAND need a two-class (water or flood) model")
         self.class_names = list(FLOOD_CLASSES if change is not None else class_names)
         palette = _FLOOD_PALETTE if change is not None else _PALETTE
-        #: ground area the model itself marked (before reference water and exclusions), m2
-        self.model_area_m2 = 0.0
+        #: flood runs: ground area of the water observed on the after date, m2
+        self.observed_area_m2 = 0.0
         self.keep = list(keep)
         self.threshold = threshold
         # The input's nodata, unless it is a possible probability (0 in Sentinel-1 GRD files).
@@ -213,6 +214,17 @@ class SegmentationSink:
                 fileio, outputs.temp("likelihood"), count=1, dtype="uint8", nodata=CLASS_NODATA,
                 descriptions=[f"likelihood of {name}, %"], overview_resampling="average", **grid,
             )  # fmt: skip
+        if "water" in products:
+            if change is None:
+                raise ConfigError(
+                    "the observed water raster belongs to flood runs (job='flood'); a water "
+                    "run's class raster is its water"
+                )
+            self.writers["water"] = GeoTiffWriter(
+                fileio, outputs.temp("water"), count=1, dtype="uint8", nodata=CLASS_NODATA,
+                descriptions=["water observed on the after date"],
+                colormap={0: (0, 0, 0, 0), 1: (0, 112, 255, 255)}, **grid,
+            )  # fmt: skip
         if "exclusion" in products:
             if change is None:
                 raise ConfigError(
@@ -240,10 +252,17 @@ class SegmentationSink:
         classes[~valid] = CLASS_NODATA
         layers = None
         if self.change is not None:
-            if self.row_areas is not None:
-                marked = (classes == 1).sum(axis=1)
-                self.model_area_m2 += float(marked @ self.row_areas[row : row + probs.shape[1]])
             layers = self.change.read(row, probs.shape[1])
+            # water on the after date: what a one-date model maps, or the water model's
+            # separate map beside a two-date model (ChangeLayers.observed)
+            observed = layers.observed if layers.observed is not None else classes == 1
+            observed = observed & valid
+            if self.row_areas is not None:
+                rows = self.row_areas[row : row + probs.shape[1]]
+                self.observed_area_m2 += float(observed.sum(axis=1) @ rows)
+            if "water" in self.writers:
+                code = np.where(valid, observed, CLASS_NODATA).astype(np.uint8)
+                self.writers["water"].write(row, code[None])
             apply_change(classes, layers.reference, layers.excluded, valid)
         n = valid.sum()
         self.valid_pixels += int(n)
@@ -288,7 +307,7 @@ class SegmentationSink:
             self.change.close()
         if "mask" in self.writers:
             self.writers["mask"].close()
-        for key in ("class", "probability", "likelihood", "exclusion"):
+        for key in ("class", "probability", "likelihood", "exclusion", "water"):
             if key in self.writers:
                 w = self.writers[key]
                 w.finish(check)
