@@ -14,8 +14,8 @@ layers of the user's for that, read on the output grid chunk by chunk as the map
   radar sees layover, where it faces away more steeply than 90 degrees minus it, shadow; both
   are dark or meaningless in backscatter and excluded. The look direction comes from the after
   scene's orbit direction (Sentinel-1 looks right: east when ascending, west when
-  descending); without it they are not computed (and the run says so). Local slopes only:
-  shadow cast by a ridge onto flat ground behind it is not found.
+  descending); without it they are not computed (and the run says so). Layover from local
+  slopes; shadow also where a ridge nearer the sensor hides lower ground behind it.
 
 The flood class map then holds ``0`` no flood, ``1`` flood, ``2`` reference water, ``3``
 excluded (255 no data). The areas of each class are the run's summary.
@@ -176,7 +176,26 @@ class ChangeLayers:
         slope = dz_col * self._look[0] - dz_row * self._look[1]  # rise per m away from sensor
         with np.errstate(invalid="ignore"):
             bad = (slope > self._tan_layover) | (-slope > self._tan_shadow)
-        return bad[row - r0 : row - r0 + height]
+        bad = bad[row - r0 : row - r0 + height]
+        return bad | self._cast_shadow(z[row - r0 : row - r0 + height])
+
+    def _cast_shadow(self, z: np.ndarray) -> np.ndarray:
+        """Shadow cast by higher ground nearer the sensor, row by row (Sentinel-1 looks within
+        12 degrees of east or west, so along the rows): a pixel is in shadow when some pixel
+        between it and the sensor stands above the ray that grazes it, i.e. when the running
+        maximum of ``z + d tan(90 - incidence)`` (``d``: distance away from the sensor along the
+        look direction) exceeds its own value."""
+        step = self._pixel_m[0] / max(abs(float(self._look[0])), 1e-6)  # m per column
+        away = np.arange(z.shape[1]) * step * self._tan_shadow
+        if self._look[0] < 0:  # looking west: the sensor is east, distance grows westwards
+            away = away[::-1]
+        h = z + away
+        ahead = h if self._look[0] >= 0 else h[:, ::-1]
+        highest = np.fmax.accumulate(ahead, axis=1)  # NaN (no DEM) neither casts nor counts
+        if self._look[0] < 0:
+            highest = highest[:, ::-1]
+        with np.errstate(invalid="ignore"):
+            return highest > h + 1e-6
 
     def _on_grid(self, path: Path, what: str, resampling: str) -> Raster:
         if not path.exists():
