@@ -56,7 +56,7 @@ def plan_outputs(
     Without ``products``, the suffix of ``output`` picks one: ``.tif`` a class map, ``.gpkg``
     polygons (segmentation) or boxes (detection). With ``products``, files are named after
     ``output`` without its suffix: ``<stem>.tif`` (class), ``<stem>_probability.tif`` (and
-    ``_likelihood``, ``_exclusion``), ``<stem>.gpkg`` (vector). A mapping
+    ``_likelihood``, ``_exclusion``, ``_water``), ``<stem>.gpkg`` (vector). A mapping
     ``{product: path}`` names each file itself.
 
     Raises:
@@ -149,8 +149,9 @@ class SegmentationSink:
         nodata: the input's nodata, for the probability raster (NaN if it lies in [0, 1]).
         row_areas: ground area in m2 of one pixel of each row (None without a CRS).
         keep: class index of each channel the sink receives (:func:`kept_channels`).
-        change: a flood run's reference water and HAND (:class:`.change.ChangeLayers`): the
-            model's foreground becomes the classes of :data:`.change.FLOOD_CLASSES`.
+        change: a flood run's layers (reference water, HAND, DEM, observed water;
+            :class:`.change.ChangeLayers`): the model's foreground becomes the classes of
+            :data:`.change.FLOOD_CLASSES`.
     """
 
     def __init__(
@@ -171,7 +172,7 @@ class SegmentationSink:
     ) -> None:
         self.change = change
         if change is not None and len(class_names) != 2:
-            raise ConfigError("reference water and HAND need a two-class (water or flood) model")
+            raise ConfigError("a flood map needs a two-class (water or flood) model")
         self.class_names = list(FLOOD_CLASSES if change is not None else class_names)
         palette = _FLOOD_PALETTE if change is not None else _PALETTE
         #: flood runs: ground area of the water observed on the after date, m2
