@@ -34,7 +34,7 @@ from .products.change import ChangeLayers, check_flood_basis, check_layers
 from .products.quicklook import boxes_from_gpkg, write_quicklook
 from .products.rasters import SegmentationSink, kept_channels, plan_outputs
 from .products.result import PredictionResult, PredictionSummary
-from .products.vectorize import PolygonOptions, polygonize, write_detections
+from .products.vectorize import PolygonOptions, PolygonProduct, write_detections
 from .scene.source import PairSource, SarSource
 from .sweep.blending import Sink
 from .sweep.engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
@@ -282,14 +282,32 @@ def _segment(
             pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
             observed,
         )  # fmt: skip
-    sink = SegmentationSink(
-        source.fileio, run.outputs, tuple(plan), info.class_names,
-        info.seg_threshold if threshold is None else threshold, source.crs, out.transform,
-        out.width, out.height, source.nodata,
-        area.row_pixel_areas(out.transform, out.width, out.height) if area else None, keep,
-        change,
-    )  # fmt: skip
-    sinks.append(sink)  # closed by the caller if anything fails
+    gpkg = polygons = None
+    try:  # the layer is closed here if anything fails before the sink owns it
+        if "vector" in plan:  # traced strip by strip while the sweep makes the map
+            gpkg = source.fileio.feature_writer(
+                run.outputs.temp("vector"), _layer_name(run.job, info.class_names), source.crs,
+                [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
+            )  # fmt: skip
+            polygons = PolygonProduct(
+                source.fileio, gpkg, info.class_names, out.transform, out.width, out.height,
+                pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
+                area, options, run.canceller.check,
+            )  # fmt: skip
+        sink = SegmentationSink(
+            source.fileio, run.outputs, tuple(plan), info.class_names,
+            info.seg_threshold if threshold is None else threshold, source.crs, out.transform,
+            out.width, out.height, source.nodata,
+            area.row_pixel_areas(out.transform, out.width, out.height) if area else None, keep,
+            change, polygons,
+        )  # fmt: skip
+    except BaseException:
+        if polygons is not None:
+            polygons.close()  # closes the layer too
+        elif gpkg is not None:
+            gpkg.close()
+        raise
+    sinks.append(sink)  # closed by the caller if anything fails (with its polygon product)
     target: Sink = sink
     if source.resampled:
         target = ToInputGrid(
@@ -309,25 +327,18 @@ def _segment(
     summary = _class_areas(sink, source.crs is not None, run.job)
     if change is not None and source.crs is not None and (not info.dates or observed):
         summary["observed_water_km2"] = sink.observed_area_m2 / 1e6
-    if "vector" in plan:
+    if polygons is not None:
         run.report(92.0)
-        t = time.perf_counter()
-        gpkg = source.fileio.feature_writer(
-            run.outputs.temp("vector"), _layer_name(run.job, info.class_names), source.crs,
-            [("class", "int"), ("class_name", "str"), ("area_m2", "real")],
-        )  # fmt: skip
-        try:
-            total = polygonize(
-                source.fileio, sink.mask_path, run.outputs.scratch("raw.gpkg"), gpkg,
-                info.class_names, out.transform,
-                pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
-                area, options,
-                run.canceller.check, run.outputs.scratch("sieved.tif"),
-            )  # fmt: skip
-        finally:
-            gpkg.close()
+        total = polygons.finish()
+        if polygons.tracer.parts_cut:
+            run.notes.info(
+                f"{polygons.tracer.parts_cut} parts of regions too large to hold as one polygon "
+                f"(over {polygons.tracer.max_vertices:,} vertices) were written cut along "
+                "strip edges; dissolve by class to join them"
+            )
         summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
-        stats.timings["vectorise"] = time.perf_counter() - t
+        stats.timings["vectorise"] = polygons.seconds
+        stats.timings["vectorise_wait"] = polygons.wait_s
     return summary
 
 

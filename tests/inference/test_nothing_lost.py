@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from sarmae_core.cli import main as sarmae_main
 from sarmae_core.errors import CheckpointError, ConfigError, InputError, RasterError
 from sarmae_core.inference import OutputExistsError, predict
+from sarmae_core.inference.geo.georef import Transform
 from sarmae_core.inference.io.writers import sweep_stale
 
 from .helpers import read, s1_db, write_raster
@@ -541,16 +542,61 @@ def test_cancel_is_seen_within_a_second_while_overviews_and_cogs_are_written(
 def test_cancel_is_seen_within_a_second_while_polygons_are_traced(
     out: Path, s1_db: Path, models
 ) -> None:
-    """Tracing the polygons of a 3k x 3k water mask takes seconds (one GDALPolygonize call);
-    a cancel from another thread then stops it at once, and nothing is left."""
+    """The polygons of a 3k x 3k water map are traced strip by strip in a worker thread while
+    the sweep goes on; a cancel from another thread midway stops both at once (the strip being
+    traced is one GDAL call of well under a second), and nothing is left."""
     vrt = _tiled_vrt(out, s1_db, 3072)
-    # 92 %: the mask is written, tracing starts
     _cancel_during(
         lambda progress, cancel: predict(
             vrt, models["water"], out / "w.gpkg", batch_size=16, progress=progress,
             cancel=cancel,
         ),
-        at_percent=92,
-        delay=0.5,
+        at_percent=60,
+        delay=0.2,
     )  # fmt: skip
     assert listing(out) == [vrt.name]
+
+
+def test_a_cancel_stops_the_polygon_worker_within_a_second(tmp_path: Path) -> None:
+    """The polygon product alone, fed a map of speckle at scene width faster than it traces
+    it (the sweep's thread then waits on the bounded queue): a cancel raises in the sweep's
+    thread within a second, from its next call or from finish, and close() returns at once."""
+    from sarmae_core.errors import CancelledError
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.vectorize import PolygonOptions, PolygonProduct
+
+    fileio = raster_io.get()
+    x = s1_db()
+    speckle = ((x < -14) & (x > -99)).astype(np.uint8)
+    rows = np.tile(speckle, (1 + 256 // speckle.shape[0], 16))[:256]  # a chunk as the sweep's
+    width = rows.shape[1]
+    cancel = threading.Event()
+
+    def check() -> None:
+        if cancel.is_set():
+            raise CancelledError("cancelled by the user; nothing was written")
+
+    fields = [("class", "int"), ("class_name", "str"), ("area_m2", "real")]
+    writer = fileio.feature_writer(tmp_path / "p.gpkg", "water", None, fields)
+    height = 40 * 256
+    product = PolygonProduct(fileio, writer, ["land", "water"], Transform(1, 0, 0, 0, -1, 0),
+                             width, height, None, None, PolygonOptions(), check)  # fmt: skip
+    cancelled_at: list[float] = []
+
+    def set_cancel() -> None:
+        cancelled_at.append(time.perf_counter())
+        cancel.set()
+
+    timer = threading.Timer(1.0, set_cancel)
+    timer.start()
+    try:
+        with pytest.raises(CancelledError):
+            for row in range(0, height, 256):
+                product(row, rows[:256])
+            product.finish()
+        assert cancelled_at and time.perf_counter() - cancelled_at[0] < 1.0
+    finally:
+        timer.cancel()
+        t = time.perf_counter()
+        product.close()
+        assert time.perf_counter() - t < 1.0

@@ -48,7 +48,7 @@ def test_both_backends_implement_the_one_interface(ios) -> None:
 
     wanted = {n for n, _ in inspect.getmembers(raster_io.RasterIO) if not n.startswith("_")}
     wanted |= set(raster_io.RasterIO.__annotations__)
-    assert {"open_raster", "warp", "create_geotiff", "polygonize", "feature_writer"} <= wanted
+    assert {"open_raster", "warp", "create_geotiff", "trace", "union", "feature_writer"} <= wanted
     for name, fileio in ios.items():
         assert fileio.name == name
         for op in wanted - {"name"}:
@@ -208,11 +208,11 @@ def test_crs_facts_and_reprojection_agree(ios: dict[str, raster_io.RasterIO]) ->
     assert a == ios["rasterio"].parse_crs(a.wkt) and a != ios["gdal"].parse_crs("EPSG:32632")
 
 
-def _class_raster(tmp_path: Path) -> Path:
+def _classes() -> np.ndarray:
     x = s1_db()
     classes = np.where(x < -15, 1, 0).astype(np.uint8)
     classes[x < -22] = 2
-    return write_raster(tmp_path / "classes.tif", classes, nodata=0)
+    return classes
 
 
 def _shoelace(ring: np.ndarray) -> float:
@@ -227,18 +227,19 @@ def _area(polygon: list[np.ndarray]) -> float:
 def test_polygons_traced_written_and_read_alike(
     tmp_path: Path, ios: dict[str, raster_io.RasterIO]
 ) -> None:
-    raster = _class_raster(tmp_path)
+    classes = _classes()
     traced = {}
     for name, fileio in ios.items():
-        traced[name] = sorted(
-            (value, len(p), _area(p))
-            for p, value in fileio.polygonize(raster, tmp_path / f"{name}_raw.gpkg", lambda: None)
-        )
+        traced[name] = sorted((value, len(p), _area(p)) for p, value in fileio.trace(classes, 100))
     (g, r) = (np.array(traced[n]) for n in BACKENDS)
     assert len(g) == len(r) > 50 and {1, 2} == set(g[:, 0])
-    np.testing.assert_array_equal(g[:, :2], r[:, :2])  # values and rings per polygon
-    # Shoelace on raw UTM coordinates (millions of metres) carries ~1e-6 of rounding noise.
-    np.testing.assert_allclose(g[:, 2], r[:, 2], rtol=1e-5)
+    # values, rings and areas per polygon, in pixels: the class map's own pixel counts
+    np.testing.assert_array_equal(g, r)
+    for value in (1, 2):
+        assert g[g[:, 0] == value, 2].sum() == (classes == value).sum()
+    pixels = [p for p, _ in ios["gdal"].trace(classes, 100)]
+    ys = np.concatenate([r[:, 1] for p in pixels for r in p])
+    assert ys.min() >= 100 and ys.max() <= 100 + classes.shape[0]  # y is row0 + the row
     # Each backend's GeoPackage, read by both backends and by OGR.
     polygon = [*box_polygon((620000, 4826000, 621000, 4827000)),
                box_polygon((620200, 4826200, 620400, 4826400))[0][::-1]]  # fmt: skip
@@ -266,12 +267,9 @@ def test_polygons_traced_written_and_read_alike(
 def test_simplification_in_both_backends(
     tmp_path: Path, ios: dict[str, raster_io.RasterIO]
 ) -> None:
-    raster = _class_raster(tmp_path)
-    fileio = ios["gdal"]
-    big = max((p for p, _ in fileio.polygonize(raster, tmp_path / "raw.gpkg", lambda: None)),
-              key=_area)  # fmt: skip
+    big = max((p for p, _ in ios["gdal"].trace(_classes(), 0)), key=_area)
     for backend in ios.values():
-        simple = backend.simplify(big, 30.0)
+        simple = backend.simplify(big, 1.5)  # pixels
         assert len(simple[0]) < 0.5 * len(big[0]) and len(simple) <= len(big)
         assert _area(simple) == pytest.approx(_area(big), rel=0.05)
 

@@ -249,21 +249,108 @@ def test_sieve_removes_specks_and_fills_holes_each_in_one_direction() -> None:
     assert both.sum() == 400 and both[2:4, 2:4].sum() == 0
 
 
-def test_sieve_strip_by_strip_equals_the_whole_raster(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _traced(fileio, classes: np.ndarray, strip_rows: int, chunk: int, remove=0, fill=0):
+    """Polygons of ``classes`` traced by a StripTracer fed ``chunk`` rows at a time, as shapely
+    polygons sorted by value, area and position."""
+    import shapely
+
+    from sarmae_core.inference.products.strips import StripTracer
+
+    out: list = []
+    h, w = classes.shape
+    tracer = StripTracer(fileio, w, h, lambda p, v: out.append((p, v)), lambda: None, remove,
+                         fill, strip_rows=strip_rows)  # fmt: skip
+    for row in range(0, h, chunk):
+        tracer(row, classes[row : row + chunk])
+    tracer.finish()
+    shapes = [(v, shapely.Polygon(p[0], p[1:])) for p, v in out]
+    return sorted(shapes, key=lambda s: (s[0], s[1].area, s[1].centroid.x, s[1].centroid.y))
+
+
+def _same_polygons(a: list, b: list) -> None:
+    assert len(a) == len(b)
+    for (va, pa), (vb, pb) in zip(a, b, strict=True):
+        assert va == vb and pa.is_valid and pb.is_valid and pa.equals(pb)
+
+
+@pytest.mark.parametrize("backend", ["gdal", "rasterio"])
+def test_strips_traced_and_joined_at_their_seams_give_the_whole_raster_polygons(
+    backend: str,
 ) -> None:
+    """Real dark speckle (thousands of regions, many across the seams of 32-row strips fed in
+    chunks of 50 rows) and the hard cases drawn by hand: a ring whose hole closes three strips
+    further down, regions that meet a seam at one corner only (not 4-connected: two regions),
+    and two classes side by side across a seam (two regions)."""
     from sarmae_core.inference.io import raster_io
-    from sarmae_core.inference.products import sieve
+
+    fileio = raster_io.get(backend)
+    x = s1_db()
+    classes = ((x < -14) & (x > -99)).astype(np.uint8)
+    classes[x < -20] = 2
+    whole = _traced(fileio, classes, classes.shape[0], classes.shape[0])
+    strips = _traced(fileio, classes, 32, 50)
+    assert len(whole) > 1000
+    _same_polygons(strips, whole)
+    drawn = np.zeros((140, 60), np.uint8)
+    drawn[10:120, 5:45] = 1
+    drawn[20:110, 15:35] = 0  # a ring: its hole spans four 32-row strips
+    drawn[31, 50] = drawn[32, 51] = 1  # corner to corner across the seam at 32
+    drawn[60:70, 50:55] = 1
+    drawn[64:70, 55:58] = 2  # another class beside it, across the seam at 64
+    ring = [p for v, p in _traced(fileio, drawn, 32, 7) if p.area == 40 * 110 - 20 * 90]
+    assert len(ring) == 1 and len(ring[0].interiors) == 1
+    _same_polygons(_traced(fileio, drawn, 32, 7), _traced(fileio, drawn, 140, 140))
+    assert len(_traced(fileio, drawn, 32, 7)) == 5
+
+
+def test_a_region_too_large_to_hold_is_written_in_parts_cut_at_strip_edges() -> None:
+    """Memory stays bounded on a sea of speckle holes: past ``max_vertices`` the part traced so
+    far goes out, cut along the strip edge; the parts together are the region."""
+    import shapely
+
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.strips import StripTracer
+
+    fileio = raster_io.get()
+    sea = np.ones((200, 80), np.uint8)
+    sea[5:195:4, 5:75:4] = 0  # 48 x 18 pinholes: one region with 864 holes
+    parts: list = []
+    tracer = StripTracer(fileio, 80, 200, lambda p, v: parts.append(p), lambda: None,
+                         strip_rows=32, max_vertices=2000)  # fmt: skip
+    for row in range(0, 200, 50):
+        tracer(row, sea[row : row + 50])
+    tracer.finish()
+    shapes = [shapely.Polygon(p[0], p[1:]) for p in parts]
+    assert tracer.parts_cut == len(parts) - 1 >= 2
+    for shape in shapes:  # each part ends on a strip edge (a multiple of 32 rows) or the map's
+        assert shape.bounds[3] % 32 == 0 or shape.bounds[3] == 200
+    joined = shapely.union_all(shapes)
+    assert joined.area == sea.sum() and len(joined.interiors) == 48 * 18
+
+
+def test_sieved_strips_equal_the_sieved_whole_raster() -> None:
+    """Each strip is sieved with enough context rows: the polygons are those of the whole
+    raster sieved at once."""
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.sieve import sieve_window
 
     fileio = raster_io.get()
     x = s1_db()
     fragmented = ((x < -14) & (x > -99)).astype(np.uint8)  # dark speckle: thousands of specks
-    src = write_raster(tmp_path / "mask.tif", fragmented, nodata=0)
-    monkeypatch.setattr(sieve, "STRIP_ROWS", 32)  # many strips on a small real scene
     for remove, fill in [(12, 0), (0, 12), (30, 7)]:
-        out = tmp_path / f"sieved_{remove}_{fill}.tif"
-        sieve.sieve_mask(fileio, src, out, remove, fill, lambda: None)
-        strips, _ = read(out)
-        whole = sieve.sieve_window(fileio, fragmented, remove, fill)
-        np.testing.assert_array_equal(strips, whole)
-        assert (strips != fragmented).sum() > 100  # it did sieve
+        whole = sieve_window(fileio, fragmented, remove, fill)
+        assert (whole != fragmented).sum() > 100  # it does sieve
+        expected = _traced(fileio, whole, whole.shape[0], whole.shape[0])
+        _same_polygons(_traced(fileio, fragmented, 32, 50, remove, fill), expected)
+
+
+def test_strip_tracer_refuses_rows_out_of_order() -> None:
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.strips import StripTracer
+
+    tracer = StripTracer(raster_io.get(), 10, 20, lambda p, v: None, lambda: None)
+    tracer(0, np.ones((5, 10), np.uint8))
+    with pytest.raises(ValueError, match="expected row 5, got 10"):
+        tracer(10, np.ones((5, 10), np.uint8))
+    with pytest.raises(ValueError, match="5 of 20 rows came"):
+        tracer.finish()

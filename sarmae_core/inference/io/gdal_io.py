@@ -276,30 +276,34 @@ def _stoppable(check_cancel: Callable[[], None]) -> Any:
 
 
 # ---------------------------------------------------------------------- vectors
-def polygonize(
-    raster: Path, scratch: Path, check_cancel: Callable[[], None]
-) -> Iterator[tuple[Polygon, int]]:
-    """Polygons of the non-zero pixels of a uint8 raster (nodata 0) and their values.
+def trace(classes: np.ndarray, row0: int) -> list[tuple[Polygon, int]]:
+    """Polygons of the 4-connected regions of equal non-zero value of ``classes`` (uint8, in
+    memory) and their values, in pixel coordinates: x the column, y ``row0`` + the row.
 
-    ``GDALPolygonize`` traces them into a scratch GeoPackage on disk, so the raw polygons of a
-    whole scene never sit in memory; they are read back one by one.
+    ``GDALPolygonize`` on an in-memory copy; zero is nodata, so background is not traced.
     """
-    src = gdal.Open(str(raster))
-    band = src.GetRasterBand(1)
-    tmp = ogr.GetDriverByName("GPKG").CreateDataSource(str(scratch))
-    layer = tmp.CreateLayer("raw", geom_type=ogr.wkbPolygon)
-    try:
-        layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-        layer.StartTransaction()
-        with _stoppable(check_cancel) as callback:
-            gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
-        layer.CommitTransaction()
-        src = band = None
-        layer.ResetReading()
-        for feature in layer:
-            yield from_wkb(feature.GetGeometryRef().ExportToIsoWkb())[0], feature.GetField(0)
-    finally:  # closed here, before the caller deletes the scratch file
-        src = band = layer = tmp = None
+    h, w = classes.shape
+    ds = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform((0.0, 1.0, 0.0, float(row0), 0.0, 1.0))
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(0)
+    band.WriteArray(classes)
+    mem = ogr.GetDriverByName("Memory").CreateDataSource("")
+    layer = mem.CreateLayer("raw", geom_type=ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [])
+    layer.ResetReading()
+    return [(from_wkb(f.GetGeometryRef().ExportToIsoWkb())[0], f.GetField(0)) for f in layer]
+
+
+def union(pieces: Sequence[Polygon]) -> list[Polygon]:
+    """The union of polygons (GEOS's cascaded union through OGR): the parts of one region
+    traced in several strips become one polygon."""
+    multi = ogr.Geometry(ogr.wkbMultiPolygon)
+    for piece in pieces:
+        multi.AddGeometry(ogr.CreateGeometryFromWkb(to_wkb(piece, multi=False)))
+    out = multi.UnionCascaded()
+    return from_wkb(out.ExportToIsoWkb()) if out is not None and not out.IsEmpty() else []
 
 
 class GdalFeatureWriter:

@@ -171,10 +171,13 @@ class RasterIO(Protocol):
         """A Cloud-Optimized GeoTIFF copy of ``src``."""
         ...
 
-    def polygonize(
-        self, raster: Path, scratch: Path, check_cancel: Callable[[], None]
-    ) -> Iterator[tuple[Polygon, int]]:
-        """The 8-connected regions of a class raster as ``(polygon, value)``."""
+    def trace(self, classes: np.ndarray, row0: int) -> list[tuple[Polygon, int]]:
+        """The 4-connected regions of equal non-zero value of an in-memory uint8 array as
+        ``(polygon, value)``, in pixel coordinates (x the column, y ``row0`` + the row)."""
+        ...
+
+    def union(self, pieces: Sequence[Polygon]) -> list[Polygon]:
+        """The union of polygons (pieces of one region joined)."""
         ...
 
     def sieve(self, classes: np.ndarray, pixels: int) -> np.ndarray:
@@ -199,7 +202,7 @@ class RasterIO(Protocol):
 #: The operations of :class:`RasterIO` besides ``name``.
 OPERATIONS = (
     "environment", "open_raster", "warp", "parse_crs", "transform_xy", "create_geotiff",
-    "build_overviews", "to_cog", "polygonize", "sieve", "feature_writer", "read_polygons",
+    "build_overviews", "to_cog", "trace", "union", "sieve", "feature_writer", "read_polygons",
     "simplify",
 )  # fmt: skip
 

@@ -4,7 +4,8 @@ Thin calls only, the same functions as :mod:`~sarmae_core.inference.io.gdal_io` 
 :mod:`~sarmae_core.inference.io.raster_io`). rasterio has no vector API, so vector files are
 written and read with pyogrio (OGR, GeoPackage 1.2 as the GDAL backend writes it) and polygons
 simplified with shapely (GEOS, topology-preserving, as OGR's ``SimplifyPreserveTopology`` on the
-GDAL path); polygons are traced by the GDAL inside rasterio (:func:`polygonize`).
+GDAL path); polygons are traced by the GDAL inside rasterio (:func:`trace`) and joined by
+shapely (:func:`union`).
 """
 
 from __future__ import annotations
@@ -274,30 +275,10 @@ def _gdal_c() -> Any:
                     ctypes.POINTER(ctypes.c_char_p), _PROGRESS, ctypes.c_void_p,
                 ]  # fmt: skip
                 lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
-                _declare_vector_calls(lib)
             except (OSError, AttributeError):
                 lib = None
         _LIB.append(lib)
     return _LIB[0]
-
-
-def _declare_vector_calls(lib: Any) -> None:
-    """Argument and result types of the C calls of :func:`_c_polygonize` (handles are
-    pointers: ctypes' default int would cut them to 32 bits)."""
-    p, i = ctypes.c_void_p, ctypes.c_int
-    for fn, res, args in [
-        ("GDALGetRasterBand", p, [p, i]), ("GDALGetMaskBand", p, [p]),
-        ("GDALCreate", p, [p, ctypes.c_char_p, i, i, i, i, p]),
-        ("GDALDatasetCreateLayer", p, [p, ctypes.c_char_p, p, i, p]),
-        ("OGR_Fld_Create", p, [ctypes.c_char_p, i]), ("OGR_Fld_Destroy", None, [p]),
-        ("OGR_L_CreateField", i, [p, p, i]), ("OGR_L_ResetReading", None, [p]),
-        ("OGR_L_GetNextFeature", p, [p]), ("OGR_F_GetFieldAsInteger", i, [p, i]),
-        ("OGR_F_GetGeometryRef", p, [p]), ("OGR_F_Destroy", None, [p]),
-        ("OGR_G_WkbSize", i, [p]), ("OGR_G_ExportToIsoWkb", i, [p, i, p]),
-        ("GDALPolygonize", i, [p, p, p, i, p, _PROGRESS, p]),
-    ]:  # fmt: skip
-        getattr(lib, fn).restype = res
-        getattr(lib, fn).argtypes = args
 
 
 def _c_open(lib: Any, path: Path, update: bool) -> Any:
@@ -321,65 +302,22 @@ def _stoppable(lib: Any, check_cancel: Callable[[], None]) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------------- vectors
-def polygonize(
-    raster: Path, scratch: Path, check_cancel: Callable[[], None]
-) -> Iterator[tuple[Polygon, int]]:
-    """Polygons of the non-zero pixels of a uint8 raster (nodata 0) and their values.
-
-    ``GDALPolygonize`` traces them into an in-memory layer (``scratch`` is not used), then
-    they are handed out one by one.
-    """
-    lib = _gdal_c()
-    if lib is not None:
-        # rasterio.features.shapes traces the whole raster in one call without a progress
-        # callback (seconds to minutes on a large mask): the same GDAL call with one instead
-        yield from _c_polygonize(lib, raster, check_cancel)
-        return
-    with rasterio.open(raster) as ds:
-        band = rasterio.band(ds, 1)
-        shapes = rasterio.features.shapes(band, mask=band, connectivity=4, transform=ds.transform)
-        for i, (geometry, value) in enumerate(shapes):
-            if i % _CANCEL_EVERY == 0:
-                check_cancel()
-            yield geojson_polygons(geometry)[0], int(value)
+def trace(classes: np.ndarray, row0: int) -> list[tuple[Polygon, int]]:
+    """Polygons of the 4-connected regions of equal non-zero value of ``classes`` (uint8, in
+    memory) and their values, in pixel coordinates: x the column, y ``row0`` + the row
+    (``GDALPolygonize`` through ``rasterio.features.shapes``; zero is not traced)."""
+    shapes = rasterio.features.shapes(
+        classes, mask=classes != 0, connectivity=4, transform=Affine(1, 0, 0, 0, 1, row0)
+    )
+    return [(geojson_polygons(geometry)[0], int(value)) for geometry, value in shapes]
 
 
-def _c_polygonize(
-    lib: Any, raster: Path, check_cancel: Callable[[], None]
-) -> Iterator[tuple[Polygon, int]]:
-    src = _c_open(lib, raster, update=False)
-    mem = None
-    try:
-        band = lib.GDALGetRasterBand(src, 1)
-        mem = lib.GDALCreate(lib.GDALGetDriverByName(b"Memory"), b"", 0, 0, 0, 0, None)
-        _c_check(lib, not mem, raster)
-        layer = lib.GDALDatasetCreateLayer(mem, b"raw", None, 3, None)  # 3: wkbPolygon
-        field = lib.OGR_Fld_Create(b"value", 0)  # 0: OFTInteger
-        lib.OGR_L_CreateField(layer, field, 1)
-        lib.OGR_Fld_Destroy(field)
-        with _stoppable(lib, check_cancel) as progress:
-            # the mask band leaves out nodata (0) pixels, as the GDAL backend does
-            err = lib.GDALPolygonize(band, lib.GDALGetMaskBand(band), layer, 0, None, progress,
-                                     None)  # fmt: skip
-            _c_check(lib, err != 0, raster)
-        lib.OGR_L_ResetReading(layer)
-        i = 0
-        while feature := lib.OGR_L_GetNextFeature(layer):
-            try:
-                value = lib.OGR_F_GetFieldAsInteger(feature, 0)
-                geometry = lib.OGR_F_GetGeometryRef(feature)
-                wkb = (ctypes.c_ubyte * lib.OGR_G_WkbSize(geometry))()
-                lib.OGR_G_ExportToIsoWkb(geometry, 1, wkb)  # 1: little-endian
-            finally:
-                lib.OGR_F_Destroy(feature)
-            if i % _CANCEL_EVERY == 0:
-                check_cancel()
-            i += 1
-            yield from_wkb(bytes(wkb))[0], int(value)
-    finally:
-        if mem:
-            lib.GDALClose(mem)
-        lib.GDALClose(src)
+def union(pieces: Sequence[Polygon]) -> list[Polygon]:
+    """The union of polygons (GEOS through shapely), as the GDAL backend does with OGR."""
+    import shapely
+
+    out = shapely.union_all(shapely.from_wkb([to_wkb(p, multi=False) for p in pieces]))
+    return [] if out.is_empty else from_wkb(shapely.to_wkb(out))
 
 
 class PyogrioFeatureWriter:

@@ -7,8 +7,8 @@ probability in percent, uint8 0-100, nodata 255, as Copernicus GFM delivers floo
 0 mapped), ``water`` (flood runs: the water observed on the after date, uint8 1 water, 0 not,
 255 no data) and ``vector``
 (polygons in a GeoPackage for segmentation, boxes for detection). The sink receives finished
-row chunks from the blender, turns them into classes, writes every raster product and counts
-class areas.
+row chunks from the blender, turns them into classes, writes every raster product, counts
+class areas and hands the foreground to the polygon product.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .change import (
     apply_change,
     likelihood,
 )
+from .vectorize import PolygonProduct
 
 PRODUCTS = ("class", "probability", "likelihood", "exclusion", "water", "vector")
 #: Raster products with the file-name suffix they get beside ``<stem>.tif``.
@@ -152,6 +153,8 @@ class SegmentationSink:
         change: a flood run's layers (reference water, HAND, DEM, observed water;
             :class:`.change.ChangeLayers`): the model's foreground becomes the classes of
             :data:`.change.FLOOD_CLASSES`.
+        polygons: the polygon product, fed the foreground classes row by row (background,
+            no data and, in a flood map, reference water and exclusions are 0: not traced).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class SegmentationSink:
         row_areas: np.ndarray | None,
         keep: Sequence[int],
         change: ChangeLayers | None = None,
+        polygons: PolygonProduct | None = None,
     ) -> None:
         self.change = change
         if change is not None and len(class_names) != 2:
@@ -240,9 +244,11 @@ class SegmentationSink:
                           3: (120, 60, 160, 200)},
                 **grid,
             )  # fmt: skip
-        if "vector" in products:
+        self.polygons = polygons
+        self.mask_path: Path | None = None
+        if "quicklook" in products and "class" not in products:
+            # the quicklook draws the foreground the polygons are traced from
             self.mask_path = outputs.scratch("foreground.tif")
-            # nodata 0: background and invalid pixels are not traced into polygons
             self.writers["mask"] = GeoTiffWriter(
                 fileio, self.mask_path, count=1, dtype="uint8", nodata=0, **grid
             )
@@ -287,13 +293,17 @@ class SegmentationSink:
                 code[out] = EXCLUDED_HAND
                 code[out & layers.geometry] = EXCLUDED_GEOMETRY
             self.writers["exclusion"].write(row, code[None])
-        if "mask" in self.writers:
+        fg = None
+        if "mask" in self.writers or self.polygons is not None:
             # a flood map traces flood only: reference water and exclusions are not events
-            fg = np.where(valid & (classes != CLASS_NODATA), classes, 0)
+            fg = np.where(valid & (classes != CLASS_NODATA), classes, 0).astype(np.uint8)
             if self.change is not None:
                 fg = np.where(classes == FLOOD, classes, 0).astype(np.uint8)
+        if "mask" in self.writers:
             self.writers["mask"].write(row, fg[None])
         self.write_s += time.perf_counter() - t
+        if self.polygons is not None:  # timed by the polygon product itself
+            self.polygons(row, fg)
 
     def finish(
         self, outputs: OutputSet, cog: bool, check_cancel: Callable[[], None] | None = None
@@ -319,7 +329,10 @@ class SegmentationSink:
         """Close files after a failure (the output set removes them)."""
         if self.change is not None:
             self.change.close()
-        for w in self.writers.values():
+        closing = list(self.writers.values())
+        if self.polygons is not None:
+            closing.append(self.polygons)
+        for w in closing:
             try:
                 w.close()
             except Exception:  # already failing: keep the original error

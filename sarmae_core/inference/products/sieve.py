@@ -15,26 +15,21 @@ direction only. The thresholds are counts of pixels no region below the area can
 largest pixel area of the grid), so the sieve only removes what the polygon filters would drop
 (they still run after tracing, exactly, in m2). A region of fewer than ``n`` pixels lies within
 ``n`` rows of any pixel of it, so each strip of rows is sieved with ``remove_px + fill_px`` rows
-of context above and below: the same result as sieving the whole raster, in memory bounded by
-the strip. Thresholds are capped at :data:`MAX_SIEVE_PX` to keep that context small; larger
-areas are left to the polygon filters.
+of context above and below (:mod:`.strips`): the same result as sieving the whole raster, in
+memory bounded by the strip. Thresholds are capped at :data:`MAX_SIEVE_PX` to keep that context
+small; larger areas are left to the polygon filters.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from ..io.raster_io import RasterIO
-from ..io.writers import GeoTiffWriter
 
 #: Largest sieve threshold in pixels (rows of context above and below each strip).
 MAX_SIEVE_PX = 1024
-#: Rows sieved at a time (plus the context).
-STRIP_ROWS = 512
 
 
 def sieve_pixels(area_m2: float, largest_pixel_m2: float) -> int:
@@ -45,34 +40,6 @@ def sieve_pixels(area_m2: float, largest_pixel_m2: float) -> int:
     if math.isinf(area_m2):
         return MAX_SIEVE_PX
     return min(MAX_SIEVE_PX, math.ceil(area_m2 / largest_pixel_m2))
-
-
-def sieve_mask(
-    fileio: RasterIO,
-    raster: Path,
-    out: Path,
-    remove_px: int,
-    fill_px: int,
-    check_cancel: Callable[[], None],
-) -> None:
-    """Write ``raster`` (uint8 classes, 0 background and nodata) sieved to ``out``."""
-    margin = remove_px + fill_px
-    src = fileio.open_raster(str(raster))
-    try:
-        h, w = src.height, src.width
-        writer = GeoTiffWriter(fileio, out, w, h, 1, "uint8", src.crs, src.transform, 0)
-        try:
-            for r0 in range(0, h, STRIP_ROWS):
-                check_cancel()
-                r1 = min(h, r0 + STRIP_ROWS)
-                a, b = max(0, r0 - margin), min(h, r1 + margin)
-                window = np.asarray(src.read([1], a, 0, b - a, w)[0], dtype=np.uint8)
-                sieved = sieve_window(fileio, window, remove_px, fill_px)
-                writer.write(r0, sieved[None, r0 - a : r1 - a])
-        finally:
-            writer.close()
-    finally:
-        src.close()
 
 
 def sieve_window(fileio: RasterIO, classes: np.ndarray, remove_px: int, fill_px: int) -> np.ndarray:

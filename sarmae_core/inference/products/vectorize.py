@@ -1,24 +1,24 @@
-"""Class rasters to polygons and detections to boxes, written to GeoPackages.
+"""Class maps to polygons and detections to boxes, written to GeoPackages.
 
-The IO backend traces polygons from a class raster on disk (``GDALPolygonize``, through GDAL's
-bindings or rasterio) and hands them over one by one as numpy rings; here they are cleaned in
-batches: small holes filled, simplified (by the backend), measured in m2 on the ground
-(:class:`~sarmae_core.inference.geo.geodesy.GridAreas`: each row's pixel area integrated over the
-shape, right in EPSG:4326 too, and equal to the class areas of the run), filtered by area
-and written by the backend's GeoPackage writer.
+Polygons are traced strip by strip while the sweep makes the class map (:mod:`.strips`: the
+regions joined across strip edges, as one trace of the whole raster gives them), moved from
+pixel to CRS coordinates and cleaned in batches: small holes filled, simplified (by the IO
+backend), measured in m2 on the ground (:class:`~sarmae_core.inference.geo.geodesy.GridAreas`:
+each row's pixel area integrated over the shape, right in EPSG:4326 too, and equal to the class
+areas of the run), filtered by area and written by the backend's GeoPackage writer.
 
-Memory here is not bounded like the raster sweep: GDAL keeps each polygon whole until it is
-complete, so the peak grows with the largest polygon (a sea with thousands of speckle holes can
-hold millions of vertices). Hole filling and the minimum area act after tracing and do not
-lower that peak; splitting polygons at block edges would bound it, at the price of water
-bodies cut into pieces.
+Memory follows a strip of the map and the regions that cross its edges. A region that runs on
+(a sea with thousands of speckle holes) is held whole until its last row; with an area filter
+set, the strips are sieved first (:mod:`.sieve`), so specks and pinholes are never traced.
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
+import time
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +29,13 @@ from ..geo.geometry import Polygon
 from ..geo.georef import Crs, Transform
 from ..io.raster_io import FeatureWriter, RasterIO
 from ..model.detection import Detections
-from .sieve import sieve_mask, sieve_pixels
+from .sieve import sieve_pixels
+from .strips import StripTracer
 
-#: Polygons cleaned and measured together (one projection call per batch).
+#: Polygons cleaned and measured together (one call per batch).
 _BATCH = 2000
+#: Row chunks waiting for the polygon worker at most (a few strips).
+_QUEUED_CHUNKS = 16
 
 
 @dataclass
@@ -51,92 +54,132 @@ class PolygonOptions:
     simplify_m: float = 0.0
 
 
-def polygonize(
-    fileio: RasterIO,
-    raster: Path,
-    scratch: Path,
-    out: FeatureWriter,
-    class_names: Sequence[str],
-    transform: Transform,
-    pixel_size_m: tuple[float, float] | None,
-    area: EqualArea | None,
-    options: PolygonOptions,
-    check_cancel: Callable[[], None],
-    sieved: Path | None = None,
-) -> float:
-    """Polygons of the non-zero pixels of ``raster`` (class index, 0 = background or nodata).
-
-    With ``sieved`` (a scratch path) and an area filter set, the raster is sieved there first
-    (:mod:`.sieve`): specks below the areas never reach the tracing.
+class PolygonProduct:
+    """The polygons of a class map, made as its rows come: ``product(row, classes)``.
 
     Args:
-        fileio: the IO backend that traces the polygons.
-        raster: uint8 class raster with nodata 0, georeferenced by ``transform``.
-        scratch: path the backend may use for the raw polygons (deleted by the caller).
-        out: the layer receiving cleaned polygons.
+        fileio: the IO backend that traces, joins, simplifies and writes.
+        out: the layer receiving cleaned polygons (closed by :meth:`finish` or :meth:`close`).
         class_names: names by class index.
-        transform: the raster's transform.
+        transform, width, height: the class map's grid.
         pixel_size_m: ground pixel size, to turn metre options into CRS units.
         area: measures areas in m2 (None without a CRS: no areas, no area filters).
         options: cleaning options.
         check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
-        sieved: where a sieved copy of ``raster`` may be written (deleted by the caller).
-
-    Returns:
-        Total area of the written polygons in m2 (NaN without a CRS).
     """
-    # Geometry work in CRS units; the options are in metres on the ground.
-    crs_px = math.hypot(transform.a, transform.d)
-    # Without a CRS the grid is in pixels: a tolerance in metres means nothing there.
-    metres_per_unit = pixel_size_m[0] / crs_px if pixel_size_m else math.inf
-    tolerance = options.simplify_m / metres_per_unit
-    total = 0.0
-    batch: list[tuple[Polygon, int]] = []
 
-    def flush() -> None:
-        nonlocal total
-        total += _write_batch(fileio, batch, out, class_names, measure, options, tolerance)
-        batch.clear()
+    def __init__(
+        self,
+        fileio: RasterIO,
+        out: FeatureWriter,
+        class_names: Sequence[str],
+        transform: Transform,
+        width: int,
+        height: int,
+        pixel_size_m: tuple[float, float] | None,
+        area: EqualArea | None,
+        options: PolygonOptions,
+        check_cancel: Callable[[], None],
+    ) -> None:
+        self.fileio, self.out, self.class_names = fileio, out, list(class_names)
+        self._check_cancel = check_cancel
+        self.transform, self.options = transform, options
+        # Geometry work in CRS units; the options are in metres on the ground.
+        crs_px = math.hypot(transform.a, transform.d)
+        # Without a CRS the grid is in pixels: a tolerance in metres means nothing there.
+        metres_per_unit = pixel_size_m[0] / crs_px if pixel_size_m else math.inf
+        self.tolerance = options.simplify_m / metres_per_unit
+        self.measure = GridAreas(area, transform, width, height) if area is not None else None
+        remove = fill = 0
+        if area is not None:  # specks the area filters would drop are sieved away as pixels
+            largest = float(np.max(area.row_pixel_areas(transform, width, height)))
+            remove = sieve_pixels(options.min_area_m2, largest)
+            fill = sieve_pixels(options.fill_holes_m2, largest)
+        self.tracer = StripTracer(
+            fileio, width, height, self._add, check_cancel, remove if remove > 1 else 0,
+            fill if fill > 1 else 0,
+        )  # fmt: skip
+        self.total_m2 = 0.0
+        self.wait_s = 0.0
+        self._batch: list[tuple[Polygon, int]] = []
+        self._finish_s = 0.0
+        # The rows go to a worker thread: a strip takes seconds to trace at scene width, and
+        # the sweep must keep feeding the model meanwhile (GDAL traces without the GIL).
+        # The queue is bounded so that a worker behind holds the sweep, not its memory.
+        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
 
-    if sieved is not None and area is not None:
-        raster = _sieve(fileio, raster, sieved, transform, area, options, check_cancel)
-    measure = None
-    if area is not None:  # polygons of this grid's pixels: measured along its rows
-        src = fileio.open_raster(str(raster))
-        measure = GridAreas(area, transform, src.width, src.height)
-        src.close()
-    with closing(fileio.polygonize(raster, scratch, check_cancel)) as traced:
-        for polygon, value in traced:
-            batch.append((polygon, value))
-            if len(batch) >= _BATCH:
-                check_cancel()
-                flush()
-    flush()
-    return total if area is not None else float("nan")
+    @property
+    def seconds(self) -> float:
+        """Time spent tracing, cleaning and writing so far (in the worker thread)."""
+        return self.tracer.seconds + self._finish_s
+
+    def __call__(self, row: int, classes: np.ndarray) -> None:
+        """Rows of the class map in order (0: background or no data, not traced; the array
+        is handed over, not copied). Returns at once; an error of the worker comes back here."""
+        self._raise()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="sarmae-polygons",
+                                            daemon=True)  # fmt: skip
+            self._worker.start()
+        self._queue.put((row, classes))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after an error, drain the queue without tracing
+                try:
+                    self.tracer(*item)
+                except BaseException as exc:  # handed to the sweep's thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _stop(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+
+    def _add(self, polygon: Polygon, value: int) -> None:
+        t = self.transform
+        self._batch.append(([np.column_stack(t.apply(r[:, 0], r[:, 1])) for r in polygon], value))
+        if len(self._batch) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._check_cancel()  # a batch of a map of speckle takes a while
+        self.total_m2 += _write_batch(self.fileio, self._batch, self.out, self.class_names,
+                                      self.measure, self.options, self.tolerance)  # fmt: skip
+        self._batch.clear()
+
+    def finish(self) -> float:
+        """Wait for the worker, trace the last rows and write everything; the total area
+        written in m2 (NaN without a CRS). ``wait_s`` says how long the sweep's thread
+        waited for the worker here."""
+        t = time.perf_counter()
+        self._stop()
+        self.wait_s = time.perf_counter() - t
+        self._raise()
+        t = time.perf_counter()
+        self.tracer.finish()
+        self._flush()
+        self.out.close()
+        self._finish_s += time.perf_counter() - t
+        return self.total_m2 if self.measure is not None else float("nan")
+
+    def close(self) -> None:
+        """Stop the worker and close the layer after a failure (the output set removes the
+        file)."""
+        self._error = self._error or _Stopped()
+        self._stop()
+        self.out.close()
 
 
-def _sieve(
-    fileio: RasterIO,
-    raster: Path,
-    sieved: Path,
-    transform: Transform,
-    area: EqualArea,
-    options: PolygonOptions,
-    check_cancel: Callable[[], None],
-) -> Path:
-    """``raster``, or its sieved copy when an area filter is set."""
-    if not (options.min_area_m2 > 0 or options.fill_holes_m2 > 0):
-        return raster
-    src = fileio.open_raster(str(raster))
-    width, height = src.width, src.height
-    src.close()
-    largest = float(np.max(area.row_pixel_areas(transform, width, height)))
-    remove = sieve_pixels(options.min_area_m2, largest)
-    fill = sieve_pixels(options.fill_holes_m2, largest)
-    if remove <= 1 and fill <= 1:  # areas below one pixel: nothing to sieve
-        return raster
-    sieve_mask(fileio, raster, sieved, remove, fill, check_cancel)
-    return sieved
+class _Stopped(Exception):
+    """Marks a product closed after a failure elsewhere: the worker drains without tracing."""
 
 
 def _write_batch(

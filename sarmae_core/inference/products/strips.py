@@ -1,0 +1,261 @@
+"""Polygons traced strip by strip as the class map is made, regions joined across the seams.
+
+The sweep hands finished rows down the grid in order. Every few hundred rows
+(:data:`STRIP_PIXELS`), the strip is traced (``GDALPolygonize`` on an in-memory array,
+4-connected as on a whole raster) in a worker thread while the model works on the next tiles,
+instead of tracing a whole scene's mask file after the sweep. A region that does not reach the
+strip's last row is complete and goes out at once. One that does waits, as a piece, for the
+next strip: the pixels on either side of the seam (the same class in the last row of one strip
+and the first of the next) say which pieces are one region, by a union-find over the pieces of
+the two strips, and the pieces of a region are joined (GEOS union, exact: the coordinates are
+whole pixels) once it stops at a strip's last row. The result is the whole raster's polygons,
+with at most a few extra collinear vertices where the seams crossed a region's sides.
+
+Memory follows the strip and the regions that cross the current seam, not the scene. A region
+that runs on over many strips keeps its pieces until it ends, up to :data:`MAX_REGION_VERTICES`:
+beyond that, the part traced so far is written, cut along the strip's edge, and counted
+(``parts_cut``; the run says so in its notes).
+
+With an area filter, the strips are sieved first (:mod:`.sieve`) with the rows of context that
+make the result equal to sieving the whole raster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..geo.geometry import Polygon
+from ..io.raster_io import RasterIO
+from .sieve import sieve_window
+
+#: Pixels traced at a time: a strip is this many pixels' worth of rows (within
+#: :data:`MIN_STRIP_ROWS` .. :data:`MAX_STRIP_ROWS`). One GDAL call traces it without a way to
+#: stop it, so it must take well under a second (about 0.3 s on a smooth water map, 0.8 s on
+#: a map of speckle), for a cancel to be seen within a second.
+STRIP_PIXELS = 4_000_000
+MIN_STRIP_ROWS, MAX_STRIP_ROWS = 64, 1024
+
+#: Vertices a region may hold while it goes on down the map (about 60 MB of rings). A region
+#: that large is a sea with some 100,000 speckle holes, past what a GIS draws smoothly as one
+#: feature; it is written in parts cut along strip edges, so that memory stays bounded.
+MAX_REGION_VERTICES = 2_000_000
+
+#: What receives each finished region: ``(polygon in pixel coordinates, class value)``.
+Emit = Callable[[Polygon, int], None]
+
+
+@dataclass
+class _Open:
+    """The regions that reach the last row traced so far."""
+
+    pieces: dict[int, list[Polygon]] = field(default_factory=dict)  # region id -> its pieces
+    sizes: dict[int, int] = field(default_factory=dict)  # region id -> vertices held
+    values: dict[int, int] = field(default_factory=dict)  # region id -> class value
+    below: np.ndarray | None = None  # region id of each pixel of the last row, -1 none
+    below_class: np.ndarray | None = None  # the last row's classes
+    next_id: int = 0
+
+
+class StripTracer:
+    """Takes class rows in order (``tracer(row, classes)``) and emits each region's polygon.
+
+    Args:
+        fileio: the IO backend that traces and joins polygons.
+        width, height: the grid.
+        emit: receives each finished polygon (pixel coordinates: x column, y row) and value.
+        check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
+        remove_px, fill_px: sieve thresholds in pixels (:func:`.sieve.sieve_window`; 0: none).
+        strip_rows: rows traced at a time (None: :data:`STRIP_PIXELS` worth).
+        max_vertices: vertices one region may hold while it goes on; beyond, the part traced
+            so far is written, cut along the strip edge, and the rest follows as more parts.
+    """
+
+    def __init__(
+        self,
+        fileio: RasterIO,
+        width: int,
+        height: int,
+        emit: Emit,
+        check_cancel: Callable[[], None],
+        remove_px: int = 0,
+        fill_px: int = 0,
+        strip_rows: int | None = None,
+        max_vertices: int = MAX_REGION_VERTICES,
+    ) -> None:
+        self.fileio = fileio
+        self.width, self.height = width, height
+        self.emit = emit
+        self.check_cancel = check_cancel
+        self.remove_px, self.fill_px = remove_px, fill_px
+        # a region below the sieve's thresholds lies within that many rows of any of its
+        # pixels: so much context above and below a strip sieves it as the whole raster
+        self.margin = remove_px + fill_px
+        self.strip_rows = strip_rows or min(
+            MAX_STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // max(1, width))
+        )
+        self.max_vertices = max_vertices
+        #: parts of regions written before their end, cut at a strip edge (too large to hold)
+        self.parts_cut = 0
+        self.seconds = 0.0
+        self._rows: list[np.ndarray] = []  # buffered rows, from row self._first
+        self._first = 0
+        self._received = 0  # rows received so far
+        self._traced = 0  # rows traced so far
+        self._open = _Open()
+
+    def __call__(self, row: int, classes: np.ndarray) -> None:
+        """Rows ``row`` .. ``row + len(classes)`` of the class map (0: not traced)."""
+        if row != self._received:
+            raise ValueError(f"rows must come in order: expected row {self._received}, got {row}")
+        t = time.perf_counter()
+        self._rows.append(np.asarray(classes, dtype=np.uint8))
+        self._received += len(classes)
+        while self._received - self._traced >= self.strip_rows + self.margin:
+            self._strip(self._traced + self.strip_rows)
+        self.seconds += time.perf_counter() - t
+
+    def finish(self) -> None:
+        """Trace what is left and emit every open region (all rows must have come)."""
+        if self._received != self.height:
+            raise ValueError(f"{self._received} of {self.height} rows came")
+        t = time.perf_counter()
+        while self._traced < self.height:
+            self._strip(min(self.height, self._traced + self.strip_rows))
+        self.seconds += time.perf_counter() - t
+
+    # ------------------------------------------------------------------ one strip
+    def _strip(self, end: int) -> None:
+        self.check_cancel()
+        start = self._traced
+        window = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
+        self._rows = [window]
+        if self.margin:
+            lo = max(0, start - self.margin)
+            hi = min(self._received, end + self.margin)
+            sieved = sieve_window(
+                self.fileio, window[lo - self._first : hi - self._first], self.remove_px,
+                self.fill_px,
+            )  # fmt: skip
+            strip = sieved[start - lo : end - lo]
+        else:
+            strip = window[start - self._first : end - self._first]
+        self._trace(strip, start, end)
+        self._traced = end
+        # keep the context the next strip's sieve needs
+        keep_from = max(0, end - self.margin)
+        self._rows = [window[keep_from - self._first :].copy()]
+        self._first = keep_from
+
+    def _trace(self, strip: np.ndarray, start: int, end: int) -> None:
+        last = end >= self.height
+        traced = self.fileio.trace(strip, start)
+        self.check_cancel()
+        top = np.full(self.width, -1, dtype=np.int64)  # piece index of each first-row pixel
+        bottom = np.full(self.width, -1, dtype=np.int64)
+        for k, (polygon, _) in enumerate(traced):
+            ring = polygon[0]  # only the exterior ring can lie on the strip's edges
+            ys = ring[:, 1]
+            if ys.min() == start:
+                _mark_runs(top, ring, start, k)
+            if not last and ys.max() == end:
+                _mark_runs(bottom, ring, end, k)
+        op = self._open
+        # pieces of this strip that continue a region of the strip above
+        joins: dict[int, int] = {}  # piece -> region id above
+        parent: dict[int, int] = {}  # union-find over the regions above (ids)
+
+        def find(i: int) -> int:
+            while parent.get(i, i) != i:
+                parent[i] = parent.get(parent[i], parent[i])
+                i = parent[i]
+            return i
+
+        if op.below is not None:
+            linked = (op.below >= 0) & (top >= 0) & (op.below_class == strip[0])
+            pairs = np.unique(np.stack([top[linked], op.below[linked]], axis=1), axis=0)
+            for piece, region in pairs.tolist():
+                if piece in joins:  # one piece touches two regions above: they are one
+                    a, b = find(joins[piece]), find(region)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+                else:
+                    joins[piece] = region
+        # regions above, merged, with this strip's pieces
+        regions: dict[int, list[Polygon]] = {}
+        sizes: dict[int, int] = {}
+        for region in list(op.pieces):
+            root = find(region)
+            regions.setdefault(root, []).extend(op.pieces.pop(region))
+            sizes[root] = sizes.get(root, 0) + op.sizes.pop(region)
+            if region != root:
+                op.values.pop(region, None)
+        goes_on = set(np.unique(bottom[bottom >= 0]).tolist())
+        region_of_piece = np.full(len(traced), -1, dtype=np.int64)
+        carried = set()  # regions above that reach this strip's last row
+        for k, (polygon, value) in enumerate(traced):
+            if k in joins:
+                root = find(joins[k])
+                regions[root].append(polygon)
+                sizes[root] += _vertices(polygon)
+                region_of_piece[k] = root
+                if k in goes_on:
+                    carried.add(root)
+            elif k in goes_on:  # a new region that goes on below
+                rid = op.next_id
+                op.next_id += 1
+                op.pieces[rid], op.sizes[rid] = [polygon], _vertices(polygon)
+                op.values[rid] = value
+                region_of_piece[k] = rid
+            else:  # whole in this strip
+                self.emit(polygon, value)
+        for root, pieces in regions.items():
+            if root in carried and sizes[root] <= self.max_vertices:
+                op.pieces[root], op.sizes[root] = pieces, sizes[root]
+                continue
+            value = op.values[root]
+            if root in carried:  # too large to hold: this part goes out, cut at the seam
+                op.pieces[root], op.sizes[root] = [], 0
+                self.parts_cut += 1
+            else:  # it ended at or above this strip's last row
+                op.values.pop(root)
+            for polygon in _join(self.fileio, pieces):
+                self.emit(polygon, value)
+        if last:
+            op.below = op.below_class = None
+            return
+        op.below = np.where(bottom >= 0, region_of_piece[np.maximum(bottom, 0)], -1)
+        op.below_class = strip[-1].copy()
+
+
+def _join(fileio: RasterIO, pieces: list[Polygon]) -> list[Polygon]:
+    """One region's pieces as one polygon.
+
+    Only exterior rings can touch a strip edge, so only they are joined (GEOS union): every
+    hole of a piece is a hole of the region as it is. Joining a sea's shells alone is far
+    cheaper than overlaying its thousands of holes too.
+    """
+    if len(pieces) <= 1:
+        return pieces
+    shells = fileio.union([[p[0]] for p in pieces])
+    if len(shells) != 1:  # not one region after all: join whole polygons, holes and all
+        return fileio.union(pieces)
+    return [shells[0] + [ring for p in pieces for ring in p[1:]]]
+
+
+def _vertices(polygon: Polygon) -> int:
+    return sum(len(ring) for ring in polygon)
+
+
+def _mark_runs(row_ids: np.ndarray, ring: np.ndarray, y: float, k: int) -> None:
+    """Mark ``k`` on the columns of the ring's edges along the line ``y`` (a strip edge)."""
+    on = ring[:, 1] == y
+    edge = on[:-1] & on[1:]
+    if not edge.any():
+        return
+    x0, x1 = ring[:-1, 0][edge], ring[1:, 0][edge]
+    for a, b in zip(np.minimum(x0, x1).astype(int), np.maximum(x0, x1).astype(int), strict=True):
+        row_ids[a:b] = k
