@@ -160,13 +160,17 @@ class GridAreas:
         self._rows = np.arange(height + 1, dtype=float)
         self._inverse = transform.inverse()
 
-    def ring_areas(self, rings: Sequence[np.ndarray]) -> np.ndarray:
-        """Unsigned area in m2 of each closed ring ([n, 2] CRS coordinates), vectorised."""
+    def ring_areas(self, rings: Sequence[np.ndarray], pixels: bool = False) -> np.ndarray:
+        """Unsigned area in m2 of each closed ring ([n, 2] CRS coordinates, or the grid's
+        pixel coordinates with ``pixels``), vectorised."""
         if not rings:
             return np.zeros(0)
         sizes = np.array([len(r) for r in rings])
         xy = np.concatenate([np.asarray(r, dtype=float)[:, :2] for r in rings])
-        cols, rows = self._inverse.apply(xy[:, 0], xy[:, 1])
+        if pixels:
+            cols, rows = xy[:, 0], xy[:, 1]
+        else:
+            cols, rows = self._inverse.apply(xy[:, 0], xy[:, 1])
         g = np.interp(rows, self._rows, self._above)
         # one term per pair of consecutive vertices; the pair that straddles two rings is
         # dropped (rings are closed: first vertex = last)

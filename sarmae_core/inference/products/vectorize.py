@@ -14,7 +14,6 @@ set, the strips are sieved first (:mod:`.sieve`), so specks and pinholes are nev
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -62,7 +61,7 @@ class PolygonProduct:
         out: the layer receiving cleaned polygons (closed by :meth:`finish` or :meth:`close`).
         class_names: names by class index.
         transform, width, height: the class map's grid.
-        pixel_size_m: ground pixel size, to turn metre options into CRS units.
+        pixel_size_m: ground pixel size, to turn metre options into pixels.
         area: measures areas in m2 (None without a CRS: no areas, no area filters).
         options: cleaning options.
         check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
@@ -84,11 +83,9 @@ class PolygonProduct:
         self.fileio, self.out, self.class_names = fileio, out, list(class_names)
         self._check_cancel = check_cancel
         self.transform, self.options = transform, options
-        # Geometry work in CRS units; the options are in metres on the ground.
-        crs_px = math.hypot(transform.a, transform.d)
-        # Without a CRS the grid is in pixels: a tolerance in metres means nothing there.
-        metres_per_unit = pixel_size_m[0] / crs_px if pixel_size_m else math.inf
-        self.tolerance = options.simplify_m / metres_per_unit
+        # Geometry work in pixel units (moved to the CRS as it is written); the options are in
+        # metres on the ground. Without a CRS a tolerance in metres means nothing.
+        self.tolerance_px = options.simplify_m / pixel_size_m[0] if pixel_size_m else 0.0
         self.measure = GridAreas(area, transform, width, height) if area is not None else None
         remove = fill = 0
         if area is not None:  # specks the area filters would drop are sieved away as pixels
@@ -144,15 +141,15 @@ class PolygonProduct:
             self._worker = None
 
     def _add(self, polygon: Polygon, value: int) -> None:
-        t = self.transform
-        self._batch.append(([np.column_stack(t.apply(r[:, 0], r[:, 1])) for r in polygon], value))
+        self._batch.append((polygon, value))
         if len(self._batch) >= _BATCH:
             self._flush()
 
     def _flush(self) -> None:
         self._check_cancel()  # a batch of a map of speckle takes a while
         self.total_m2 += _write_batch(self.fileio, self._batch, self.out, self.class_names,
-                                      self.measure, self.options, self.tolerance)  # fmt: skip
+                                      self.measure, self.options, self.tolerance_px,
+                                      self.transform)  # fmt: skip
         self._batch.clear()
 
     def finish(self) -> float:
@@ -189,14 +186,16 @@ def _write_batch(
     class_names: Sequence[str],
     area: GridAreas | None,
     options: PolygonOptions,
-    tolerance: float,
+    tolerance_px: float,
+    transform: Transform,
 ) -> float:
-    """Fill holes, simplify, measure (vectorised over the batch) and write; returns m2."""
+    """Fill holes, simplify, measure (vectorised over the batch, in pixel coordinates), move
+    to the CRS (one affine call for the batch) and write; returns m2."""
 
     def measure(polys: list[Polygon]) -> list[np.ndarray]:
         flat = [r for p in polys for r in p]
         if area is not None:
-            areas = area.ring_areas(flat)
+            areas = area.ring_areas(flat, pixels=True)
         else:  # pixel space: no area on the ground, no area filters
             areas = np.full(len(flat), np.nan)
         out_, i = [], 0
@@ -212,15 +211,25 @@ def _write_batch(
                      if a >= options.fill_holes_m2)]
             for p, ring_areas in zip(polys, measure(polys), strict=True)
         ]  # fmt: skip
-    if tolerance > 0:
-        polys = [fileio.simplify(p, tolerance) for p in polys]
-    total = 0.0
+    if tolerance_px > 0:
+        polys = [fileio.simplify(p, tolerance_px) for p in polys]
+    kept = []
     for poly, ring_areas, (_, cls) in zip(polys, measure(polys), batch, strict=True):
         a = float(ring_areas[0] - ring_areas[1:].sum()) if len(ring_areas) else 0.0
-        if not poly or (np.isfinite(a) and (a <= 0 or a < options.min_area_m2)):
-            continue
+        if poly and not (np.isfinite(a) and (a <= 0 or a < options.min_area_m2)):
+            kept.append((poly, cls, a))
+    if not kept:
+        return 0.0
+    rings = [r for p, _, _ in kept for r in p]
+    xy = np.concatenate(rings)
+    x, y = transform.apply(xy[:, 0], xy[:, 1])
+    moved = np.split(np.column_stack([x, y]), np.cumsum([len(r) for r in rings])[:-1])
+    total, i = 0.0, 0
+    for poly, cls, a in kept:
         name = class_names[cls] if 0 <= cls < len(class_names) else str(cls)
-        out.add(poly, **{"class": int(cls), "class_name": name, "area_m2": _num(a)})
+        out.add(moved[i : i + len(poly)], **{"class": int(cls), "class_name": name,
+                                            "area_m2": _num(a)})  # fmt: skip
+        i += len(poly)
         total += a
     return total
 
