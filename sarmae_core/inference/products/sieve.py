@@ -29,7 +29,7 @@ import numpy as np
 from ..io.raster_io import RasterIO
 
 #: Largest sieve threshold in pixels (rows of context above and below each strip).
-MAX_SIEVE_PX = 1024
+MAX_SIEVE_PX = 256
 
 
 def sieve_pixels(area_m2: float, largest_pixel_m2: float) -> int:

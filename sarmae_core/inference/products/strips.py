@@ -101,9 +101,14 @@ class StripTracer:
         #: parts of regions written before their end, cut at a strip edge (too large to hold)
         self.parts_cut = 0
         self.seconds = 0.0
-        self._rows: list[np.ndarray] = []  # buffered rows, from row self._first
+        # The sieve's blocks are larger than the strips when its context is deep, so that
+        # no row is sieved more than about twice.
+        self.sieve_rows = max(self.strip_rows, 2 * self.margin)
+        self._rows: list[np.ndarray] = []  # received rows not yet sieved, from row _first
         self._first = 0
+        self._ready: list[np.ndarray] = []  # final rows not yet traced, from row _traced
         self._received = 0  # rows received so far
+        self._sieved = 0  # rows final so far (sieved if asked)
         self._traced = 0  # rows traced so far
         self._open = _Open()
 
@@ -114,8 +119,9 @@ class StripTracer:
         t = time.perf_counter()
         self._rows.append(np.asarray(classes, dtype=np.uint8))
         self._received += len(classes)
-        while self._received - self._traced >= self.strip_rows + self.margin:
-            self._strip(self._traced + self.strip_rows)
+        while self._received - self._sieved >= self.sieve_rows + self.margin:
+            self._sieve(self._sieved + self.sieve_rows)
+        self._trace_ready(final=False)
         self.seconds += time.perf_counter() - t
 
     def finish(self) -> None:
@@ -123,32 +129,41 @@ class StripTracer:
         if self._received != self.height:
             raise ValueError(f"{self._received} of {self.height} rows came")
         t = time.perf_counter()
-        while self._traced < self.height:
-            self._strip(min(self.height, self._traced + self.strip_rows))
+        if self._sieved < self.height:
+            self._sieve(self.height)
+        self._trace_ready(final=True)
         self.seconds += time.perf_counter() - t
 
-    # ------------------------------------------------------------------ one strip
-    def _strip(self, end: int) -> None:
-        self.check_cancel()
-        start = self._traced
+    # ------------------------------------------------------------------ steps
+    def _sieve(self, end: int) -> None:
+        """Rows up to ``end`` are final (sieved when asked): they move to the tracing buffer."""
+        start = self._sieved
         window = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
-        self._rows = [window]
-        if self.margin:
+        if self.margin:  # sieved with the context rows that make it exact
+            self.check_cancel()
             lo = max(0, start - self.margin)
             hi = min(self._received, end + self.margin)
-            sieved = sieve_window(
-                self.fileio, window[lo - self._first : hi - self._first], self.remove_px,
-                self.fill_px,
-            )  # fmt: skip
-            strip = sieved[start - lo : end - lo]
+            block = window[lo - self._first : hi - self._first]
+            done = sieve_window(self.fileio, block, self.remove_px, self.fill_px)
+            self._ready.append(done[start - lo : end - lo])
         else:
-            strip = window[start - self._first : end - self._first]
-        self._trace(strip, start, end)
-        self._traced = end
-        # keep the context the next strip's sieve needs
+            self._ready.append(window[start - self._first : end - self._first])
+        self._sieved = end
+        # keep the context the next block's sieve needs
         keep_from = max(0, end - self.margin)
         self._rows = [window[keep_from - self._first :].copy()]
         self._first = keep_from
+
+    def _trace_ready(self, final: bool) -> None:
+        """Trace whole strips of the final rows (and the rest when ``final``)."""
+        while self._ready and (self._sieved - self._traced >= self.strip_rows or final):
+            ready = np.concatenate(self._ready) if len(self._ready) > 1 else self._ready[0]
+            end = min(self._sieved, self._traced + self.strip_rows)
+            self.check_cancel()
+            self._trace(ready[: end - self._traced], self._traced, end)
+            rest = ready[end - self._traced :]
+            self._ready = [rest] if len(rest) else []
+            self._traced = end
 
     def _trace(self, strip: np.ndarray, start: int, end: int) -> None:
         last = end >= self.height
