@@ -332,7 +332,7 @@ def _segment(
         total = polygons.finish()
         if polygons.tracer.parts_cut:
             run.notes.info(
-                f"{polygons.tracer.parts_cut} parts of regions too large to hold as one polygon "
+                f"{polygons.tracer.parts_cut} pieces of regions too large to hold as one polygon "
                 f"(over {polygons.tracer.max_vertices:,} vertices) were written cut along "
                 "strip edges; dissolve by class to join them"
             )

@@ -304,8 +304,8 @@ def test_strips_traced_and_joined_at_their_seams_give_the_whole_raster_polygons(
 
 
 def test_a_region_too_large_to_hold_is_written_in_parts_cut_at_strip_edges() -> None:
-    """Memory stays bounded on a sea of speckle holes: past ``max_vertices`` the part traced so
-    far goes out, cut along the strip edge; the parts together are the region."""
+    """Memory stays bounded on a sea of speckle holes: past ``max_vertices`` its pieces go out
+    as traced, cut along the strip edges; the parts together are the region."""
     import shapely
 
     from sarmae_core.inference.io import raster_io
@@ -321,7 +321,7 @@ def test_a_region_too_large_to_hold_is_written_in_parts_cut_at_strip_edges() -> 
         tracer(row, sea[row : row + 50])
     tracer.finish()
     shapes = [shapely.Polygon(p[0], p[1:]) for p in parts]
-    assert tracer.parts_cut == len(parts) - 1 >= 2
+    assert tracer.parts_cut == len(parts) >= 3
     for shape in shapes:  # each part ends on a strip edge (a multiple of 32 rows) or the map's
         assert shape.bounds[3] % 32 == 0 or shape.bounds[3] == 200
     joined = shapely.union_all(shapes)

@@ -13,7 +13,7 @@ with at most a few extra collinear vertices where the seams crossed a region's s
 
 Memory follows the strip and the regions that cross the current seam, not the scene. A region
 that runs on over many strips keeps its pieces until it ends, up to :data:`MAX_REGION_VERTICES`:
-beyond that, the part traced so far is written, cut along the strip's edge, and counted
+beyond that, its pieces are written as traced, cut along the strip edges, and counted
 (``parts_cut``; the run says so in its notes).
 
 With an area filter, the strips are sieved first (:mod:`.sieve`) with the rows of context that
@@ -39,10 +39,10 @@ from .sieve import sieve_window
 STRIP_PIXELS = 4_000_000
 MIN_STRIP_ROWS, MAX_STRIP_ROWS = 64, 1024
 
-#: Vertices a region may hold while it goes on down the map (about 60 MB of rings). A region
-#: that large is a sea with some 100,000 speckle holes, past what a GIS draws smoothly as one
-#: feature; it is written in parts cut along strip edges, so that memory stays bounded.
-MAX_REGION_VERTICES = 2_000_000
+#: Vertices a region may hold while it goes on down the map (about 15 MB of rings). A region
+#: that large is a sea with tens of thousands of speckle holes, past what a GIS draws smoothly
+#: as one feature; it is written in parts cut along strip edges, so that memory stays bounded.
+MAX_REGION_VERTICES = 500_000
 
 #: What receives each finished region: ``(polygon in pixel coordinates, class value)``.
 Emit = Callable[[Polygon, int], None]
@@ -55,6 +55,7 @@ class _Open:
     pieces: dict[int, list[Polygon]] = field(default_factory=dict)  # region id -> its pieces
     sizes: dict[int, int] = field(default_factory=dict)  # region id -> vertices held
     values: dict[int, int] = field(default_factory=dict)  # region id -> class value
+    cut: set[int] = field(default_factory=set)  # regions written strip by strip (too large)
     below: np.ndarray | None = None  # region id of each pixel of the last row, -1 none
     below_class: np.ndarray | None = None  # the last row's classes
     next_id: int = 0
@@ -70,8 +71,8 @@ class StripTracer:
         check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
         remove_px, fill_px: sieve thresholds in pixels (:func:`.sieve.sieve_window`; 0: none).
         strip_rows: rows traced at a time (None: :data:`STRIP_PIXELS` worth).
-        max_vertices: vertices one region may hold while it goes on; beyond, the part traced
-            so far is written, cut along the strip edge, and the rest follows as more parts.
+        max_vertices: vertices one region may hold while it goes on; beyond, its pieces are
+            written as traced, cut along the strip edges, and so is the rest of it.
     """
 
     def __init__(
@@ -98,7 +99,7 @@ class StripTracer:
             MAX_STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // max(1, width))
         )
         self.max_vertices = max_vertices
-        #: parts of regions written before their end, cut at a strip edge (too large to hold)
+        #: pieces of regions too large to hold, written cut along strip edges
         self.parts_cut = 0
         self.seconds = 0.0
         # The sieve's blocks are larger than the strips when its context is deep, so that
@@ -208,6 +209,9 @@ class StripTracer:
             sizes[root] = sizes.get(root, 0) + op.sizes.pop(region)
             if region != root:
                 op.values.pop(region, None)
+                if region in op.cut:  # one cut region cuts what it joins
+                    op.cut.discard(region)
+                    op.cut.add(root)
         goes_on = set(np.unique(bottom[bottom >= 0]).tolist())
         region_of_piece = np.full(len(traced), -1, dtype=np.int64)
         carried = set()  # regions above that reach this strip's last row
@@ -228,17 +232,26 @@ class StripTracer:
             else:  # whole in this strip
                 self.emit(polygon, value)
         for root, pieces in regions.items():
-            if root in carried and sizes[root] <= self.max_vertices:
+            if root in carried and root not in op.cut and sizes[root] <= self.max_vertices:
                 op.pieces[root], op.sizes[root] = pieces, sizes[root]
                 continue
             value = op.values[root]
-            if root in carried:  # too large to hold: this part goes out, cut at the seam
+            if root in carried:  # too large to hold: from now on it goes out strip by strip
                 op.pieces[root], op.sizes[root] = [], 0
-                self.parts_cut += 1
+                op.cut.add(root)
             else:  # it ended at or above this strip's last row
                 op.values.pop(root)
-            for polygon in _join(self.fileio, pieces):
-                self.emit(polygon, value)
+            if root in op.cut:
+                # cut along the strip edges as traced: joining a sea of holes is what would
+                # take the memory (GEOS's overlay of its shells)
+                self.parts_cut += len(pieces)
+                for polygon in pieces:
+                    self.emit(polygon, value)
+                if root not in carried:
+                    op.cut.discard(root)
+            else:
+                for polygon in _join(self.fileio, pieces):
+                    self.emit(polygon, value)
         if last:
             op.below = op.below_class = None
             return
