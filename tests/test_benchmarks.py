@@ -32,3 +32,13 @@ def test_onnxruntime_settings_table_times_smaller_weights():
     out = run("benchmarks/onnxruntime_settings.py", "--rounds", "1")
     names = [ln.split("|")[1].strip() for ln in out.splitlines() if ln.startswith("| ")]
     assert "weights stored as float16" in names and "weights int8 (dynamic quantisation)" in names
+
+
+def test_scene_benchmark_prints_stages_ratio_and_geodeep():
+    """``benchmarks/scene.py`` at a small size: the stage table with the polygon worker, the
+    wall time over the bare model, and GeoDeep timed on the same raster, model and pixels."""
+    out = run("benchmarks/scene.py", "--width", "1024", "--height", "768", "--geodeep")
+    assert "polygonise + write polygons (worker thread)" in out
+    assert "wall time / bare model:" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("GeoDeep, same raster"))
+    assert "10 m pixels" in line and float(line.split(": ")[-1].split("x")[0]) > 0

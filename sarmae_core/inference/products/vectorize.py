@@ -7,9 +7,10 @@ backend), measured in m2 on the ground (:class:`~sarmae_core.inference.geo.geode
 each row's pixel area integrated over the shape, right in EPSG:4326 too, and equal to the class
 areas of the run), filtered by area and written by the backend's GeoPackage writer.
 
-Memory follows a strip of the map and the regions that cross its edges. A region that runs on
-(a sea with thousands of speckle holes) is held whole until its last row; with an area filter
-set, the strips are sieved first (:mod:`.sieve`), so specks and pinholes are never traced.
+Memory follows a strip of the map and the regions that cross its edges, not the scene: a
+region too large to hold (a sea with tens of thousands of speckle holes) is written in pieces
+cut along strip edges (:mod:`.strips`). With an area filter set, the strips are sieved first
+(:mod:`.sieve`), so specks and pinholes are never traced.
 """
 
 from __future__ import annotations
