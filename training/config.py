@@ -139,6 +139,9 @@ class SourceConfig:
         windows_per_epoch: rasters: windows drawn per epoch.
         chip_mode: chips: ``resize`` to the window (the authors' recipe) or random ``crop``.
         max_items: use at most this many files (smoke runs).
+        crops_per_item: chips and pairs in ``crop`` mode: samples drawn from each image per
+            epoch, each its own random crop (a few large co-registered fragments then weigh
+            as many crops as they hold, not as one sample among thousands of chips).
     """
 
     kind: str = "rasters"
@@ -150,6 +153,7 @@ class SourceConfig:
     windows_per_epoch: int = 256
     chip_mode: str = "resize"
     max_items: int | None = None
+    crops_per_item: int = 1
 
 
 @dataclass

@@ -133,18 +133,24 @@ class ImageChips:
         model_units: str,
         bands: list[int],
         mode: str,
+        crops_per_item: int = 1,
     ) -> None:
         if mode not in ("resize", "crop"):
             raise InputError(f"chip_mode must be 'resize' or 'crop', got {mode!r}")
+        if crops_per_item < 1 or (crops_per_item > 1 and mode != "crop"):
+            raise InputError(
+                f"crops_per_item must be 1, or more with chip_mode: crop (got {crops_per_item} "
+                f"with {mode}): a resized chip is the same sample each time"
+            )
         self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in paths]
         self.window, self.units, self.model_units = window, units, model_units
-        self.bands, self.mode = bands, mode
+        self.bands, self.mode, self.crops_per_item = bands, mode, crops_per_item
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) * self.crops_per_item
 
     def get(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, Any, str, str | None]:
-        sar_path, opt_path = self.pairs[index]
+        sar_path, opt_path = self.pairs[index % len(self.pairs)]
         sar = read_image(sar_path, self.bands)
         if not np.isfinite(sar).all():
             raise InputError(f"{sar_path} holds nodata or NaN; pretraining chips must be whole")
@@ -180,8 +186,9 @@ class PairedChips(ImageChips):
         model_units: str,
         bands: list[int],
         mode: str,
+        crops_per_item: int = 1,
     ) -> None:
-        super().__init__([], window, units, model_units, bands, mode)
+        super().__init__([], window, units, model_units, bands, mode, crops_per_item)
         self.pairs = pairs
 
 
@@ -264,7 +271,8 @@ def build_source(
         )
     if cfg.kind == "chips":
         files = find_files(paths, IMAGE_SUFFIXES, "image chips")[: cfg.max_items]
-        return ImageChips(files, window, cfg.units, model_units, cfg.bands, cfg.chip_mode)
+        return ImageChips(files, window, cfg.units, model_units, cfg.bands, cfg.chip_mode,
+                          cfg.crops_per_item)  # fmt: skip
     if cfg.kind == "sar1m":
         if len(paths) != 1 or not paths[0].is_dir():
             raise InputError(f"a sar1m source takes one existing root folder in paths, got {paths}")
@@ -277,7 +285,8 @@ def build_source(
         )[: cfg.max_items]
     if not pairs:
         raise InputError(f"source {cfg.kind} {paths or cfg.sar} lists no images")
-    return PairedChips(pairs, window, cfg.units, model_units, cfg.bands, cfg.chip_mode)
+    return PairedChips(pairs, window, cfg.units, model_units, cfg.bands, cfg.chip_mode,
+                       cfg.crops_per_item)  # fmt: skip
 
 
 class PretrainDataset(Dataset):

@@ -141,6 +141,27 @@ def test_paired_folders_match_by_name_and_unmatched_sar_is_unpaired(tmp_path):
     assert [ds[i]["paired"] for i in range(3)] == [True, False, False]
 
 
+def test_crops_per_item_draws_several_crops_of_each_pair(tmp_path):
+    """A few large co-registered fragments weigh as many crops as asked: each sample of a pair
+    is its own random crop, and the optical crop follows the SAR one."""
+    sar, opt = tmp_path / "s1", tmp_path / "s2"
+    sar.mkdir()
+    opt.mkdir()
+    chip = sorted((OMBRIA / "train" / "BEFORE").glob("*.png"))[0]
+    shutil.copy(chip, sar / chip.name)
+    _rgb_of(chip, opt / (chip.stem + ".jpg"))
+    source = SourceConfig("paired_folders", sar=str(sar), optical=str(opt),
+                          units=UnitsConfig("db", 25 / 255, -25), chip_mode="crop",
+                          crops_per_item=5)  # fmt: skip
+    ds = _dataset([source], window=32)
+    assert len(ds) == 5 and all(ds[i]["paired"] for i in range(5))
+    keys = {ds[i]["optical_key"].split("|")[1] for i in range(5)}  # the crop box of each
+    assert len(keys) >= 4  # five random 32 px crops of a 256 px chip: (almost) all differ
+    with pytest.raises(InputError, match="crops_per_item must be 1, or more with chip_mode: crop"):
+        _dataset([SourceConfig("paired_folders", sar=str(sar), optical=str(opt),
+                               crops_per_item=5)])  # fmt: skip
+
+
 @needs_shared_data
 def test_sources_mix_in_one_epoch():
     chips = sorted((MSTAR / "train" / "BMP2").glob("*.jpeg"))[:3]

@@ -3,18 +3,18 @@
 #
 #   training/recipes/evidence.sh [OUT] [DATA]     (default OUT=runs/evidence, DATA=../shared/data)
 #
-# 1. Pretrains the tiny preset (training/configs/pretrain_tiny.yaml: real SAR in DATA, training
-#    splits only, never MSTAR's 15 deg test chips) twice, identical but for SARE:
+# 1. Pretrains the tiny preset three times on the same data (training/configs/
+#    pretrain_evidence.yaml: real SAR in DATA, training splits only, never MSTAR's 15 deg test
+#    chips, plus 17 Volkov Sentinel-1/Sentinel-2 fragments, 64 crops of each per epoch),
+#    identical but for the method:
 #      pretrain-mae   plain MAE (model.overrides.speckle.enabled=false)
 #      pretrain-sare  MAE + SARE speckle
-#    and, when SARC_ARGS is set, a third, pretrain-sarc, with those overrides added (they must
-#    add a paired SAR/optical source and a teacher, e.g.
-#      SARC_ARGS="data.sources.3={kind: paired_folders, sar: S1/, optical: S2/, units: {units: db}}
-#                 model.overrides.sarc.teacher={name: efficientnet_lite0}"
-#    ). DATA holds no co-registered optical images, so the default table has no SARC row.
+#      pretrain-sarc  MAE + SARE + SARC (EfficientNet-Lite0 teacher, alignment weight 0.5)
+#    Without a teacher the optical halves of the pairs are not used: every encoder sees the
+#    same SAR images.
 # 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
-#    seeds SEEDS (default "0 1 2"; the seed also draws the 40 chips) for FEW_EPOCHS (50), and
-#    all labels with seeds FULL_SEEDS (default "0 1 2", "" for none) for FULL_EPOCHS (5: the
+#    seeds SEEDS (default "0 1 2 3 4"; the seed also draws the 40 chips) for FEW_EPOCHS (50), and
+#    all labels with seeds FULL_SEEDS (default "0 1 2 3 4", "" for none) for FULL_EPOCHS (5: the
 #    config's 30 are for a GPU). Sized for a 2-core CPU: batch 32, so a peak lr of 1e-3
 #    (base_lr 8e-3; the config's 1.25e-4 barely moved a tiny ViT in 360 steps: test top-1 about
 #    20 % for every start). Layer-wise lr decay (0.75) is a fine-tuning device for pretrained
@@ -40,25 +40,21 @@ train=".venv/bin/sarmae-train"
 launch=${LAUNCH:-$train}
 read -r -a pre <<<"${PRETRAIN_ARGS:-}"
 read -r -a fin <<<"${FINETUNE_ARGS:-}"
-read -r -a seeds <<<"${SEEDS:-0 1 2}"
-read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2}"
+read -r -a seeds <<<"${SEEDS:-0 1 2 3 4}"
+read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2 3 4}"
 
 pretrain() {  # variant [overrides...]
   local dir="$out/pretrain-$1" resume=()
   shift
   [ -f "$dir/summary.json" ] && return 0
   ls "$dir"/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
-  $launch pretrain --config training/configs/pretrain_tiny.yaml "${resume[@]}" \
+  $launch pretrain --config training/configs/pretrain_evidence.yaml "${resume[@]}" \
     run.out_dir="$dir" data.root="$data" "$@" "${pre[@]}"
 }
 pretrain mae model.overrides.speckle.enabled=false
 pretrain sare
-inits=(scratch mae sare)
-if [ -n "${SARC_ARGS:-}" ]; then
-  read -r -a sarc <<<"$SARC_ARGS"
-  pretrain sarc "${sarc[@]}"
-  inits+=(sarc)
-fi
+pretrain sarc 'model.overrides.sarc={"weight":0.5,"teacher":{"name":"efficientnet_lite0","stride":16}}'
+inits=(scratch mae sare sarc)
 
 finetune() {  # name seed [overrides...]
   local name=$1 seed=$2
