@@ -219,23 +219,22 @@ class SegmentationSink:
                 fileio, outputs.temp("likelihood"), count=1, dtype="uint8", nodata=CLASS_NODATA,
                 descriptions=[f"likelihood of {name}, %"], overview_resampling="average", **grid,
             )  # fmt: skip
-        if "water" in products:
-            if change is None:
+        # products of flood runs only, and what to use instead
+        for product, name, instead in (
+            ("water", "observed water", "a water run's class raster is its water"),
+            ("exclusion", "exclusion", "give HAND (hand=...) for exclusions beyond no data"),
+        ):
+            if product in products and change is None:
                 raise ConfigError(
-                    "the observed water raster belongs to flood runs (job='flood'); a water "
-                    "run's class raster is its water"
+                    f"the {name} raster belongs to flood runs (job='flood'); {instead}"
                 )
+        if "water" in products:
             self.writers["water"] = GeoTiffWriter(
                 fileio, outputs.temp("water"), count=1, dtype="uint8", nodata=CLASS_NODATA,
                 descriptions=["water observed on the after date"],
                 colormap={0: (0, 0, 0, 0), 1: (0, 112, 255, 255)}, **grid,
             )  # fmt: skip
         if "exclusion" in products:
-            if change is None:
-                raise ConfigError(
-                    "the exclusion raster belongs to flood runs (job='flood'); give HAND "
-                    "(hand=...) for exclusions beyond no data"
-                )
             self.writers["exclusion"] = GeoTiffWriter(
                 fileio, outputs.temp("exclusion"), count=1, dtype="uint8", nodata=None,
                 descriptions=["exclusion: 1 HAND above threshold, 2 no data, 3 radar shadow or "
