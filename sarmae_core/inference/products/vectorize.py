@@ -1,11 +1,11 @@
 """Class maps to polygons and detections to boxes, written to GeoPackages.
 
 Polygons are traced strip by strip while the sweep makes the class map (:mod:`.strips`: the
-regions joined across strip edges, as one trace of the whole raster gives them), moved from
-pixel to CRS coordinates and cleaned in batches: small holes filled, simplified (by the IO
-backend), measured in m2 on the ground (:class:`~sarmae_core.inference.geo.geodesy.GridAreas`:
-each row's pixel area integrated over the shape, right in EPSG:4326 too, and equal to the class
-areas of the run), filtered by area and written by the backend's GeoPackage writer.
+regions joined across strip edges, as one trace of the whole raster gives them) and cleaned in
+batches, in pixel coordinates: small holes filled, simplified (by the IO backend), measured in
+m2 on the ground (:class:`~sarmae_core.inference.geo.geodesy.GridAreas`: each row's pixel area
+integrated over the shape, right in EPSG:4326 too, and equal to the class areas of the run) and
+filtered by area; then moved to the CRS and written by the backend's GeoPackage writer.
 
 Memory follows a strip of the map and the regions that cross its edges, not the scene: a
 region too large to hold (a sea with tens of thousands of speckle holes) is written in pieces
