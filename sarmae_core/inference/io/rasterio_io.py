@@ -38,8 +38,6 @@ from ..geo.georef import Crs, Transform
 from .raster_io import Grid, ModuleBackend, Nodata, RasterIO, RasterSpec, read_error, stoppable
 
 NAME = "rasterio"
-#: Polygons traced between two checks of the cancel flag.
-_CANCEL_EVERY = 2000
 #: Features per pyogrio write (a GeoPackage transaction each).
 _BATCH = 2000
 

@@ -294,10 +294,11 @@ class SegmentationSink:
             self.writers["exclusion"].write(row, code[None])
         fg = None
         if "mask" in self.writers or self.polygons is not None:
-            # a flood map traces flood only: reference water and exclusions are not events
-            fg = np.where(valid & (classes != CLASS_NODATA), classes, 0).astype(np.uint8)
             if self.change is not None:
+                # a flood map traces flood only: reference water and exclusions are not events
                 fg = np.where(classes == FLOOD, classes, 0).astype(np.uint8)
+            else:
+                fg = np.where(valid & (classes != CLASS_NODATA), classes, 0).astype(np.uint8)
         if "mask" in self.writers:
             self.writers["mask"].write(row, fg[None])
         self.write_s += time.perf_counter() - t
