@@ -9,6 +9,13 @@ comes from a file a run wrote; nothing is typed in.
 Runs that differ only by seed (folders named ``NAME-s0``, ``NAME-s1``, ...) are summarised in one
 row: the mean and the sample standard deviation over the seeds, and how many there were
 (``--per-run`` lists them one by one instead).
+
+Runs named ``TASK-INIT-sSEED`` (the evidence recipe's ``mstar40-sare-s3``) are also compared
+pairwise, seed by seed, in a second table: for each task and each two starts, the mean and
+standard deviation of the per-seed difference, its 95 % confidence interval (Student's t on the
+paired differences: the same seed draws the same labelled chips and the same head, so pairing
+removes that part of the spread) and the paired t-test's p-value. A difference "exceeds the seed
+spread" when its interval excludes zero.
 """
 
 from __future__ import annotations
@@ -98,6 +105,61 @@ def table(paths: list[Path], per_run: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _split_run(name: str) -> tuple[str, str] | None:
+    """``mstar40-sare`` -> (``mstar40``, ``sare``): the task and the start of a seeded run."""
+    task, sep, init = name.rpartition("-")
+    return (task, init) if sep and task else None
+
+
+def paired(paths: list[Path]) -> str:
+    """Pairwise, seed-by-seed differences of the headline metric between starts of one task.
+
+    Only seeds both runs have are used; a pair with fewer than two common seeds is left out.
+    Returns "" when no pair has two.
+    """
+    from scipy import stats
+
+    # task -> init -> seed -> value, in order of first appearance
+    scores: dict[str, dict[str, dict[int, float]]] = {}
+    for p in paths:
+        match = _SEED.match(p.parent.name)
+        split = _split_run(match["name"]) if match else None
+        if split is None:
+            continue
+        value = _headline(json.loads(p.read_text()))
+        if value is not None:
+            scores.setdefault(split[0], {}).setdefault(split[1], {})[int(match["seed"])] = value
+    head = [
+        "task",
+        "A",
+        "B",
+        "seeds",
+        "B − A (mean ± std)",
+        "95 % CI",
+        "p (paired t)",
+        "exceeds seed spread",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, inits in scores.items():
+        names = list(inits)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                common = sorted(set(inits[a]) & set(inits[b]))
+                if len(common) < 2:
+                    continue
+                d = [100 * (inits[b][s] - inits[a][s]) for s in common]
+                mean, std = statistics.fmean(d), statistics.stdev(d)
+                half = stats.t.ppf(0.975, len(d) - 1) * std / len(d) ** 0.5
+                p = stats.ttest_rel([inits[b][s] for s in common], [inits[a][s] for s in common])
+                p_text = "n/a" if std == 0 else f"{p.pvalue:.3f}"
+                verdict = "yes" if (mean - half > 0 or mean + half < 0) else "no"
+                lines.append(
+                    f"| {task} | {a} | {b} | {len(d)} | {mean:+.2f} ± {std:.2f} | "
+                    f"[{mean - half:+.2f}, {mean + half:+.2f}] | {p_text} | {verdict} |"
+                )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     per_run = "--per-run" in args
@@ -105,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     if not paths:
         raise SystemExit("usage: python -m sarmae_train.report [--per-run] RUN/metrics.json ...")
     print(table(paths, per_run=per_run))
+    pairs = paired(paths)
+    if pairs:
+        print("\nPaired by seed (percentage points):\n")
+        print(pairs)
 
 
 if __name__ == "__main__":

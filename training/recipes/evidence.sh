@@ -19,7 +19,11 @@
 #    (base_lr 8e-3; the config's 1.25e-4 barely moved a tiny ViT in 360 steps: test top-1 about
 #    20 % for every start). Layer-wise lr decay (0.75) is a fine-tuning device for pretrained
 #    encoders: runs from scratch train every layer at the full lr (layer_decay=1).
-# 3. Prints the table (seeds as mean +- std) with python -m sarmae_train.report, adding the held-out
+#    Then water segmentation with WATER_SEEDS (default "0 1 2 3 4") for WATER_EPOCHS (6):
+#    training/configs/finetune_water_bundled.yaml, scored on the held-out ETCI Nebraska scene, so
+#    the encoder is the only difference on a mapping task too.
+# 3. Prints the table (seeds as mean +- std) and the seed-by-seed paired comparison of the starts
+#    with python -m sarmae_train.report, adding the held-out
 #    water and ship scores of the bundled models when BUNDLED (default runs/bundled) holds the
 #    runs of training/recipes/water.sh and ships.sh.
 #
@@ -42,6 +46,7 @@ read -r -a pre <<<"${PRETRAIN_ARGS:-}"
 read -r -a fin <<<"${FINETUNE_ARGS:-}"
 read -r -a seeds <<<"${SEEDS:-0 1 2 3 4}"
 read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2 3 4}"
+read -r -a water_seeds <<<"${WATER_SEEDS-0 1 2 3 4}"
 
 pretrain() {  # variant [overrides...]
   local dir="$out/pretrain-$1" resume=()
@@ -56,28 +61,35 @@ pretrain sare
 pretrain sarc 'model.overrides.sarc={"weight":0.5,"teacher":{"name":"efficientnet_lite0","stride":16}}'
 inits=(scratch mae sare sarc)
 
-finetune() {  # name seed [overrides...]
-  local name=$1 seed=$2
-  shift 2
+finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scratch, each encoder)
+  local cfg=$1 name=$2 seed=$3
+  shift 3
   for init in "${inits[@]}"; do
     local dir="$out/$name-$init-s$seed" args=(optim.layer_decay=1.0)
     [ "$init" != scratch ] && args=(--init "$out/pretrain-$init/checkpoint.safetensors")
     [ -f "$dir/metrics.json" ] && continue
     rm -rf "$dir"
-    $train finetune --config training/configs/finetune_mstar.yaml "${args[@]}" \
+    $train finetune --config "training/configs/$cfg.yaml" "${args[@]}" \
       run.out_dir="$dir" run.seed="$seed" data.root="$data" run.num_workers=0 run.threads=1 \
-      optim.base_lr=8e-3 \
       "$@" "${fin[@]}"
   done
 }
 for seed in "${seeds[@]}"; do
-  finetune mstar40 "$seed" data.shots_per_class=40 optim.epochs="${FEW_EPOCHS:-50}"
+  finetune finetune_mstar mstar40 "$seed" data.shots_per_class=40 optim.epochs="${FEW_EPOCHS:-50}" \
+    optim.base_lr=8e-3
 done
 for seed in "${full_seeds[@]}"; do
-  finetune mstar "$seed" optim.epochs="${FULL_EPOCHS:-5}"
+  finetune finetune_mstar mstar "$seed" optim.epochs="${FULL_EPOCHS:-5}" optim.base_lr=8e-3
+done
+# Water, scored on the held-out ETCI Nebraska scene: the bundled Water model's config (ETCI North
+# Alabama + OMBRIA train, detail path, scale and dB augmentation), shortened to WATER_EPOCHS
+for seed in "${water_seeds[@]}"; do
+  finetune finetune_water_bundled water "$seed" optim.epochs="${WATER_EPOCHS:-6}" \
+    data.extra_train.0.root="$data"
 done
 
-runs=("$out"/mstar40-*-s*/metrics.json "$out"/mstar-*-s*/metrics.json)
+shopt -s nullglob  # a task not run yet has no rows
+runs=("$out"/mstar40-*-s*/metrics.json "$out"/mstar-*-s*/metrics.json "$out"/water-*-s*/metrics.json)
 for f in water/metrics.json water/metrics_ombria_test.json water_vvvh/metrics.json \
   ships/metrics.json; do
   [ -f "$bundled/$f" ] && runs+=("$bundled/$f")
