@@ -34,7 +34,9 @@
 # after an interruption; an interrupted pretraining continues with --resume. Runs are
 # independent, so copies of this script on the same OUT can share the work when given disjoint
 # runs, e.g. on two cores: SEEDS="0 1" FULL_SEEDS="0 1" and SEEDS=2 FULL_SEEDS=2 (each run uses one
-# thread; two copies on the same run would clash).
+# thread; two copies on the same run would clash), or INITS="scratch mae sare" (default all four
+# starts: scratch mae sare sarc) beside INITS=sarc: only the encoders a copy fine-tunes from are
+# pretrained by it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/evidence}
@@ -56,10 +58,11 @@ pretrain() {  # variant [overrides...]
   $launch pretrain --config training/configs/pretrain_evidence.yaml "${resume[@]}" \
     run.out_dir="$dir" data.root="$data" "$@" "${pre[@]}"
 }
-pretrain mae model.overrides.speckle.enabled=false
-pretrain sare
-pretrain sarc 'model.overrides.sarc={"weight":0.5,"teacher":{"name":"efficientnet_lite0","stride":16}}'
-inits=(scratch mae sare sarc)
+read -r -a inits <<<"${INITS:-scratch mae sare sarc}"
+wanted() { [[ " ${inits[*]} " == *" $1 "* ]]; }
+wanted mae && pretrain mae model.overrides.speckle.enabled=false
+wanted sare && pretrain sare
+wanted sarc && pretrain sarc 'model.overrides.sarc={"weight":0.5,"teacher":{"name":"efficientnet_lite0","stride":16}}'
 
 finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scratch, each encoder)
   local cfg=$1 name=$2 seed=$3
