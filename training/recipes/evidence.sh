@@ -32,11 +32,9 @@
 # LAUNCH="torchrun --standalone --nproc_per_node=4 -m sarmae_train.cli" on a GPU machine).
 # Finished runs (summary.json / metrics.json present) are skipped, so the script can be rerun
 # after an interruption; an interrupted pretraining continues with --resume. Runs are
-# independent, so copies of this script on the same OUT can share the work when given disjoint
-# runs, e.g. on two cores: SEEDS="0 1" FULL_SEEDS="0 1" and SEEDS=2 FULL_SEEDS=2 (each run uses one
-# thread; two copies on the same run would clash), or INITS="scratch mae sare" (default all four
-# starts: scratch mae sare sarc) beside INITS=sarc: only the encoders a copy fine-tunes from are
-# pretrained by it.
+# independent and each uses one thread, so copies of this script on the same OUT share the work:
+# start one per core (each run is locked while a copy works on it). INITS (default "scratch mae
+# sare sarc") limits the starts a copy fine-tunes from, and so the encoders it pretrains.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/evidence}
@@ -50,13 +48,28 @@ read -r -a seeds <<<"${SEEDS:-0 1 2 3 4}"
 read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2 3 4}"
 read -r -a water_seeds <<<"${WATER_SEEDS-0 1 2 3 4}"
 
+# Copies of this script share the runs: each run is claimed with a lock (flock, released when
+# its process ends, also when killed), and a copy skips a run another one holds.
+lock_fd=
+claim() {  # DIR: true when this copy may run DIR
+  mkdir -p "$out"
+  exec {lock_fd}>"$out/.$(basename "$1").lock"
+  flock -n "$lock_fd" || { release; return 1; }
+}
+release() { exec {lock_fd}>&-; }
+
 pretrain() {  # variant [overrides...]
   local dir="$out/pretrain-$1" resume=()
   shift
   [ -f "$dir/summary.json" ] && return 0
+  # the encoder is needed by what follows: wait for a copy that is pretraining it
+  exec {lock_fd}>"$out/.pretrain-$1.lock"
+  flock "$lock_fd"
+  [ -f "$dir/summary.json" ] && { release; return 0; }
   ls "$dir"/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
   $launch pretrain --config training/configs/pretrain_evidence.yaml "${resume[@]}" \
     run.out_dir="$dir" data.root="$data" "$@" "${pre[@]}"
+  release
 }
 read -r -a inits <<<"${INITS:-scratch mae sare sarc}"
 wanted() { [[ " ${inits[*]} " == *" $1 "* ]]; }
@@ -71,10 +84,12 @@ finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scra
     local dir="$out/$name-$init-s$seed" args=(optim.layer_decay=1.0)
     [ "$init" != scratch ] && args=(--init "$out/pretrain-$init/checkpoint.safetensors")
     [ -f "$dir/metrics.json" ] && continue
+    claim "$dir" || continue
     rm -rf "$dir"
     $train finetune --config "training/configs/$cfg.yaml" "${args[@]}" \
       run.out_dir="$dir" run.seed="$seed" data.root="$data" run.num_workers=0 run.threads=1 \
       "$@" "${fin[@]}"
+    release
   done
 }
 for seed in "${seeds[@]}"; do
