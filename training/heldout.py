@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import otsu_water
+from .baselines import db_mixture, otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import IGNORE, build_dataset
 from .evaluate import set_otsu_metrics
@@ -94,6 +94,7 @@ def run(
     notes: set[str] = set()
     otsu = ConfusionMeter(2)
     tiles: list[tuple[np.ndarray, np.ndarray]] = []
+    probs: dict[str, list[np.ndarray]] = {m: [] for m in models}  # for the mixture ablation
     bands = polarisations(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         for i, image, target, known in labelled_samples(cfg, limit):
@@ -122,6 +123,7 @@ def run(
                 pred = np.where(known & (pred != 255), pred, 0)
                 meters[label].update(target, (pred == 1).astype(np.uint8))
                 reliability[label].update(np.nan_to_num(prob), np.where(known, target, IGNORE))
+                probs[label].append(np.nan_to_num(prob).astype(np.float16))
     values = np.concatenate([d[t != IGNORE] for d, t in tiles])
     labels = np.concatenate([t[t != IGNORE] == 1 for _, t in tiles])
     return {
@@ -141,8 +143,48 @@ def run(
         "otsu_per_tile": otsu.metrics(names),
         "otsu_per_scene": set_otsu_metrics(tiles, names),
         "oracle_threshold": oracle_threshold(values, labels),
+        "mixture_per_scene": _mixture_metrics(tiles, None, names),
+        "mixture_ablation": {m: _mixture_ablation(tiles, probs[m], names) for m in models},
         "notes": sorted({n.split(":", 1)[-1].strip() for n in notes})[:20],
     }
+
+
+def _mixture_metrics(
+    tiles: list[tuple[np.ndarray, np.ndarray]], seed: list[np.ndarray] | None, names: list[str]
+) -> dict[str, Any]:
+    """Water from two Gaussians fitted to the labelled pixels' dB of the whole split (one
+    scene): unsupervised from Otsu's split (``seed`` None; 50 EM steps) or the water and land
+    distributions of the scene as a model sees them (one step from its probabilities)."""
+    meter = ConfusionMeter(2)
+    labelled = [t != IGNORE for _, t in tiles]
+    values = np.concatenate([d[k] for (d, _), k in zip(tiles, labelled, strict=True)])
+    start = None if seed is None else np.concatenate(
+        [p[k].astype(np.float32) for p, k in zip(seed, labelled, strict=True)])  # fmt: skip
+    fit = db_mixture(values, start, iterations=50 if seed is None else 1)
+    for (db, target), k in zip(tiles, labelled, strict=True):
+        water = fit.posterior(db) >= 0.5 if fit is not None else np.zeros(db.shape, bool)
+        meter.update(target, (water & k).astype(np.uint8))
+    out = meter.metrics(names)
+    out["fit"] = None if fit is None else vars(fit)
+    return out
+
+
+def _mixture_ablation(
+    tiles: list[tuple[np.ndarray, np.ndarray]], probs: list[np.ndarray], names: list[str]
+) -> dict[str, Any]:
+    """A physics-based refinement of a model's map, scored as an ablation: the scene's dB
+    mixture seen through the model (``guided``), and the average of its water posterior with
+    the model's probability (``fused``, water at >= 0.5)."""
+    guided = _mixture_metrics(tiles, probs, names)
+    meter = ConfusionMeter(2)
+    if guided["fit"] is not None:
+        from .baselines import DbMixture
+
+        fit = DbMixture(**guided["fit"])
+        for (db, target), p in zip(tiles, probs, strict=True):
+            fused = 0.5 * (p.astype(np.float32) + np.nan_to_num(fit.posterior(db))) >= 0.5
+            meter.update(target, (fused & (target != IGNORE)).astype(np.uint8))
+    return {"guided": guided, "fused": meter.metrics(names)}
 
 
 def table_row(result: dict[str, Any]) -> str:
@@ -157,6 +199,11 @@ def table_row(result: dict[str, Any]) -> str:
     o = result["oracle_threshold"]
     cells.append(f"{pct(o['water_iou'])} (< {o['threshold']:.1f} dB)" if o["threshold"] else "n/a")
     return "| " + " | ".join(cells) + " |"
+
+
+def _pct(metrics: dict[str, Any]) -> str:
+    v = metrics.get("water_iou")
+    return "n/a" if v is None else f"{100 * v:.1f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,6 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     for label, m in result["models"].items():
         at = {k: round(100 * v, 1) for k, v in m["iou_at_threshold"].items() if v is not None}
         print(f"{label}: ECE {m['ece']:.3f}; IoU at thresholds {at}; {m['seconds']:.1f} s")
+        ab = result["mixture_ablation"][label]
+        print(
+            f"{label} with the scene's dB mixture (ablation): guided by the model "
+            f"{_pct(ab['guided'])}, average with the model {_pct(ab['fused'])}; unsupervised "
+            f"mixture per scene {_pct(result['mixture_per_scene'])}"
+        )
     print(f"written {out}")
 
 

@@ -31,8 +31,14 @@ def test_bundled_water_model_on_held_out_etci_tiles_through_predict(tmp_path, ca
     assert -30 < r["oracle_threshold"]["threshold"] < 0  # dB
     assert sum(b["pixels"] for b in m["reliability"]) == m["pixels"]
     assert np.isfinite(m["ece"]) and set(m["iou_at_threshold"]) >= {"0.3", "0.5", "0.7"}
+    # the physics-based ablation: the scene's dB mixture, alone and with the model
+    assert r["mixture_per_scene"]["fit"]["water_mean"] < r["mixture_per_scene"]["fit"]["land_mean"]
+    ab = r["mixture_ablation"]["water"]
+    assert 0 <= ab["guided"]["water_iou"] <= 1 and 0 <= ab["fused"]["water_iou"] <= 1
+    assert ab["fused"]["pixels"] == m["pixels"]
     printed = capsys.readouterr().out
     assert "| Otsu per tile | Otsu per scene | oracle |" in printed and "ECE" in printed
+    assert "with the scene's dB mixture (ablation)" in printed
 
 
 def test_vv_vh_model_gets_both_bands_named_as_predict_reads_them(tmp_path):

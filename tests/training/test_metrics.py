@@ -100,6 +100,38 @@ def test_otsu_finds_the_water_on_a_real_etci_tile():
     assert not otsu_water(np.full((8, 8), -12.0)).any()  # flat tile: nothing to split
 
 
+@needs_shared_data
+def test_db_mixture_splits_a_real_tile_and_a_model_tells_it_which_mode_is_water():
+    """Two Gaussians on a real ETCI tile's dB (the water sits in the darker one); seeded by a
+    water probability the fit takes that class's dB distribution; nothing to split: None."""
+    from sarmae_train.baselines import db_mixture
+
+    rows = list(csv.DictReader((ETCI / "tiles.csv").open()))
+    tile = max(rows, key=lambda r: float(r["flood_frac"]) + float(r["water_body_frac"]))
+    d = ETCI / tile["scene"]
+    dn = np.asarray(Image.open(d / "vv" / f"{tile['tile']}.png"), np.float32)
+    truth = (np.asarray(Image.open(d / "flood_label" / f"{tile['tile']}.png")) > 0) | (
+        np.asarray(Image.open(d / "water_body_label" / f"{tile['tile']}.png")) > 0
+    )
+    valid = dn != 255
+    db = np.where(valid, dn * 35 / 255 - 30, np.nan)  # the ETCI mapping of the water configs
+    fit = db_mixture(db)
+    assert fit is not None and fit.water_mean < fit.land_mean and 0 < fit.water_share < 1
+    water = fit.posterior(db) >= 0.5
+    m = ConfusionMeter(2)
+    m.update(np.where(valid, truth, 255), (water & valid).astype(np.uint8))
+    assert m.metrics(["background", "water"])["water_iou"] > 0.6
+    # the posterior falls with brightness, also beyond the means (the darkest pixels are water)
+    ramp = fit.posterior(np.linspace(fit.water_mean - 20, fit.land_mean + 20, 60))
+    assert np.all(np.diff(ramp) <= 0) and ramp[0] > 0.99 and ramp[-1] < 0.01
+    # one step from the reference as "probability": the reference water's own dB statistics
+    guided = db_mixture(db[valid], truth[valid].astype(np.float32), iterations=1)
+    assert guided.water_mean == pytest.approx(float(db[valid & truth].mean()), abs=1e-3)
+    assert guided.water_share == pytest.approx(float(truth[valid].mean()), abs=1e-6)
+    assert db_mixture(np.full(50, -12.0)) is None
+    assert db_mixture(db[valid], np.ones(int(valid.sum()), np.float32)) is None  # all water
+
+
 def test_detection_counts_found_missed_false_at_a_threshold():
     from sarmae_train.metrics import detection_counts
 
