@@ -154,12 +154,14 @@ def _mixture_metrics(
 ) -> dict[str, Any]:
     """Water from two Gaussians fitted to the labelled pixels' dB of the whole split (one
     scene): unsupervised from Otsu's split (``seed`` None; 50 EM steps) or the water and land
-    distributions of the scene as a model sees them (one step from its probabilities)."""
+    distributions of the scene as a model maps them (one step from its water at >= 0.5)."""
     meter = ConfusionMeter(2)
     labelled = [t != IGNORE for _, t in tiles]
     values = np.concatenate([d[k] for (d, _), k in zip(tiles, labelled, strict=True)])
+    # the model's map (p >= 0.5), not its soft probability: a broad band of low probabilities
+    # over land would otherwise widen the water class until it wins nowhere
     start = None if seed is None else np.concatenate(
-        [p[k].astype(np.float32) for p, k in zip(seed, labelled, strict=True)])  # fmt: skip
+        [p[k] >= 0.5 for p, k in zip(seed, labelled, strict=True)]).astype(np.float32)  # fmt: skip
     fit = db_mixture(values, start, iterations=50 if seed is None else 1)
     for (db, target), k in zip(tiles, labelled, strict=True):
         water = fit.posterior(db) >= 0.5 if fit is not None else np.zeros(db.shape, bool)
