@@ -165,8 +165,9 @@ class ModelInfo:
             "det_conf": json.dumps(self.det_confidence),
             "det_iou_thresh": json.dumps(self.det_iou_threshold),
         }
-        if self.resolution_m is not None:  # cm per pixel; absent, not "", when any size goes
-            props["resolution"] = json.dumps(round(self.resolution_m * 100, 6))
+        res = self.tool_resolution_m()
+        if res is not None:  # cm per pixel; absent, not "", when any size goes
+            props["resolution"] = json.dumps(round(res * 100, 6))
         props["sarmae_info"] = json.dumps(asdict(self), sort_keys=True)
         props["sarmae_metadata_version"] = METADATA_VERSION
         for key in ("task", "units", "preset", "version", "name", "licence", "training_data"):
@@ -175,6 +176,21 @@ class ModelInfo:
         props["sarmae_looks"] = f"{self.looks:g}"
         props["sarmae_normalization"] = json.dumps(self.normalization)
         return props
+
+    def tool_resolution_m(self) -> float | None:
+        """The one pixel size Deepness and GeoDeep resample every layer to (their
+        ``resolution``), in metres.
+
+        A segmentation model trained across a range of pixel sizes gets the range's finest
+        end: at ``resolution_m`` (the water model's 20 m) those tools would average a 10 m
+        Sentinel-1 scene to 20 m and lose the field parcels and narrow rivers the model maps
+        at 10 m, as predict no longer does. A detection model keeps ``resolution_m``: bringing
+        coarse scenes up to the finest end of a ship model's range (0.5 m) would multiply the
+        tiles and add no pixel to a hull.
+        """
+        if self.task == "segmentation" and self.resolution_range_m:
+            return float(self.resolution_range_m[0])
+        return self.resolution_m
 
     @classmethod
     def from_metadata_props(cls, props: dict[str, str], source: str = "model") -> ModelInfo:

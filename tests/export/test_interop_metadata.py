@@ -103,6 +103,7 @@ def test_deepness_and_geodeep_parse_our_metadata(exported, task):
     assert deep["tile_size"] == info.tile_size == 64
     assert deep["tiles_overlap"] == round(100 * info.tile_overlap / info.tile_size) == 25
     assert deep["resolution"] == geo["resolution"] == pytest.approx(info.resolution_m * 100)
+    assert info.tool_resolution_m() == info.resolution_m  # no range: the one size it knows
     assert deep["seg_thresh"] == geo["seg_thresh"] == info.seg_threshold
     # Written, and 0: GeoDeep's default of 11 would delete small water bodies.
     assert deep["seg_small_segment"] == geo["seg_small_segment"] == 0
@@ -209,3 +210,21 @@ def test_geodeep_runs_a_three_band_stand_in_end_to_end(tmp_path):
         water.append(ours.mean())
     assert min(agree) > 0.9, agree  # GeoDeep's 5 px median filter is the only difference
     assert 0.05 < float(np.mean(water)) < 0.95, water  # both classes: the agreement means something
+
+
+def test_a_water_model_trained_for_10_to_20_m_tells_deepness_10_m():
+    """Deepness and GeoDeep know one pixel size and resample every layer to it: a segmenter
+    trained for 10-20 m says 10 m, so they read a 10 m Sentinel-1 scene as it is, as predict
+    does; a ship model keeps its own size (no upsampling of coarse scenes to 0.5 m)."""
+    base = dict(task="segmentation", class_names=["background", "water"], preset="p")
+    water = ModelInfo(**base, resolution_m=20.0, resolution_range_m=[10.0, 20.0])
+    props = water.to_metadata_props()
+    assert deepness_view(props)["resolution"] == 1000.0 and water.tool_resolution_m() == 10.0
+    back = ModelInfo.from_metadata_props(props)
+    assert back.resolution_m == 20.0 and back.resolution_range_m == [10.0, 20.0]
+    ships = ModelInfo(task="detection", class_names=["ship"], preset="p",
+                      resolution_m=None, resolution_range_m=[0.5, 3.0])  # fmt: skip
+    assert "resolution" not in ships.to_metadata_props()
+    ships_at = ModelInfo(task="detection", class_names=["ship"], preset="p",
+                         resolution_m=1.0, resolution_range_m=[0.5, 3.0])  # fmt: skip
+    assert deepness_view(ships_at.to_metadata_props())["resolution"] == 100.0
