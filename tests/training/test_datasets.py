@@ -11,13 +11,14 @@ import pytest
 import rasterio
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from sarmae_core.errors import InputError
 from sarmae_train.config import FinetuneDataConfig, UnitsConfig
 from sarmae_train.datasets import IGNORE, TaskCollate, build_dataset
 from sarmae_train.datasets.base import crop_boxes, transform_boxes
 from sarmae_train.datasets.ship_masks import mask_boxes
-from sarmae_train.imageio import flip_rot
+from sarmae_train.imageio import flip_rot, to_model_units
 
 from .conftest import ETCI, HRSID, MSTAR, OMBRIA, S1_VV_DB, needs_shared_data
 
@@ -125,6 +126,62 @@ def test_hrsid_masks_give_boxes_split_by_scene():
     for x0, y0, x1, y1, c in b.astype(int):
         assert c == 0 and mask[y0:y1, x0:x1].any()
         assert not mask[y0:y1, x0 - 1].any() or x0 == 0  # tight on the left edge
+
+
+@needs_shared_data
+def test_pasted_ships_land_on_open_sea_of_a_real_tile_as_whole_hulls_with_their_boxes():
+    """Copy-paste on HRSID: ships cut out of the training tiles by their masks go onto the
+    open water of a tile (not its port or town), clear of every ship, each with a box around
+    exactly its hull."""
+    from sarmae_train.datasets.ship_masks import paste_ships
+
+    plain = _ds("ship_masks", HRSID, train=True)
+    pasting = _ds("ship_masks", HRSID, train=True, options={"paste_ships": 12})
+    bank = pasting._ship_bank()
+    # every ship of the 30 training tiles (those the boxes come from), none of the test tiles'
+    assert len(bank) == sum(len(plain.load(it).target) for it in plain.items) == 59
+    for pixels, paste, hull in bank:
+        assert pixels.shape[1:] == paste.shape == hull.shape and (paste >= hull).all()
+
+    def tile(name):
+        i = next(i for i, (p, _) in enumerate(plain.items) if p.stem.startswith(name))
+        raw = plain.load(plain.items[i])
+        return i, np.asarray(to_model_units(raw.image, AMP8, "db")), raw.target
+
+    # a port (P0001) and a coast with a town (P0021): mostly land; one tile of open sea (P0018)
+    for name, land_share in [("P0001_1200", 0.8), ("P0021_0_800", 0.75), ("P0018", 0.0)]:
+        _, image, target = tile(name)
+        smooth = ndimage.uniform_filter(image[0], 31)
+        land = smooth > np.percentile(smooth, 5) + 6.0  # 6 dB above the darkest water
+        assert land.mean() == pytest.approx(land_share, abs=0.05)
+        pasted = on_land = 0
+        for seed in range(5):
+            out, boxes = paste_ships(image, target, bank, 12, np.random.default_rng(seed))
+            old = len(target)
+            assert boxes[:old].tolist() == target.tolist()
+            changed = out[0] != image[0]
+            touched = np.zeros_like(changed)
+            for x0, y0, x1, y1, _ in boxes[old:].astype(int):
+                pasted += 1
+                on_land += land[y0:y1, x0:x1].mean() > 0.5
+                assert changed[y0:y1, x0:x1].any()  # the hull is in its box
+                touched[max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2] = True
+            assert touched[changed].all()  # only the pasted ships (hull and rim) changed
+            # no two boxes overlap: every pasted hull stays its own ship
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    a, b = boxes[i], boxes[j]
+                    assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+        assert pasted >= 5 * 8 and on_land <= 0.02 * pasted, (name, pasted, on_land)
+    coast, _, _ = tile("P0001_1200")
+    # a training sample with pasting has more ships; the same seed gives the same sample;
+    # the test split never pastes
+    a, b = pasting[coast], pasting[coast]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
+    counts = [len(pasting[i]["target"]) - len(plain[i]["target"]) for i in range(len(plain))]
+    assert sum(counts) > 0
+    test = _ds("ship_masks", HRSID, "test", options={"paste_ships": 12})
+    assert sum(len(test[i]["target"]) for i in range(len(test))) == 69 - 59
 
 
 def test_mask_boxes_are_pixel_edge_boxes():
