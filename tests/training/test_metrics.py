@@ -82,8 +82,8 @@ def test_confusion_meter_iou_and_f1():
     assert r["pixels"] == 7
 
 
-@needs_shared_data
-def test_otsu_finds_the_water_on_a_real_etci_tile():
+def _wettest_etci_tile() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ETCI tile with the most water: VV (8-bit DN), water (flood or permanent), valid."""
     rows = list(csv.DictReader((ETCI / "tiles.csv").open()))
     tile = max(rows, key=lambda r: float(r["flood_frac"]) + float(r["water_body_frac"]))
     d = ETCI / tile["scene"]
@@ -91,7 +91,12 @@ def test_otsu_finds_the_water_on_a_real_etci_tile():
     truth = (np.asarray(Image.open(d / "flood_label" / f"{tile['tile']}.png")) > 0) | (
         np.asarray(Image.open(d / "water_body_label" / f"{tile['tile']}.png")) > 0
     )
-    valid = vv != 255
+    return vv, truth, vv != 255
+
+
+@needs_shared_data
+def test_otsu_finds_the_water_on_a_real_etci_tile():
+    vv, truth, valid = _wettest_etci_tile()
     pred = otsu_water(vv, valid)
     m = ConfusionMeter(2)
     m.update(np.where(valid, truth, 255), pred)
@@ -106,14 +111,7 @@ def test_db_mixture_splits_a_real_tile_and_a_model_tells_it_which_mode_is_water(
     water probability the fit takes that class's dB distribution; nothing to split: None."""
     from sarmae_train.baselines import db_mixture
 
-    rows = list(csv.DictReader((ETCI / "tiles.csv").open()))
-    tile = max(rows, key=lambda r: float(r["flood_frac"]) + float(r["water_body_frac"]))
-    d = ETCI / tile["scene"]
-    dn = np.asarray(Image.open(d / "vv" / f"{tile['tile']}.png"), np.float32)
-    truth = (np.asarray(Image.open(d / "flood_label" / f"{tile['tile']}.png")) > 0) | (
-        np.asarray(Image.open(d / "water_body_label" / f"{tile['tile']}.png")) > 0
-    )
-    valid = dn != 255
+    dn, truth, valid = _wettest_etci_tile()
     db = np.where(valid, dn * 35 / 255 - 30, np.nan)  # the ETCI mapping of the water configs
     fit = db_mixture(db)
     assert fit is not None and fit.water_mean < fit.land_mean and 0 < fit.water_share < 1
