@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import db_mixture, otsu_water
+from .baselines import DbMixture, db_mixture, otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import IGNORE, build_dataset
 from .evaluate import set_otsu_metrics
@@ -143,32 +143,46 @@ def run(
         "otsu_per_tile": otsu.metrics(names),
         "otsu_per_scene": set_otsu_metrics(tiles, names),
         "oracle_threshold": oracle_threshold(values, labels),
-        "mixture_per_scene": _mixture_metrics(tiles, None, names),
+        "mixture_per_scene": _mixture_metrics(tiles, _mixture(tiles, None), names),
         "mixture_ablation": {m: _mixture_ablation(tiles, probs[m], names) for m in models},
         "notes": sorted({n.split(":", 1)[-1].strip() for n in notes})[:20],
     }
 
 
-def _mixture_metrics(
-    tiles: list[tuple[np.ndarray, np.ndarray]], seed: list[np.ndarray] | None, names: list[str]
-) -> dict[str, Any]:
-    """Water from two Gaussians fitted to the labelled pixels' dB of the whole split (one
-    scene): unsupervised from Otsu's split (``seed`` None; 50 EM steps) or the water and land
-    distributions of the scene as a model maps them (one step from its water at >= 0.5)."""
-    meter = ConfusionMeter(2)
+def _mixture(
+    tiles: list[tuple[np.ndarray, np.ndarray]], model_probs: list[np.ndarray] | None
+) -> DbMixture | None:
+    """Two Gaussians fitted to the labelled pixels' dB of the whole split (one scene):
+    unsupervised from Otsu's split (``model_probs`` None; 50 EM steps), or the water and land
+    distributions of the scene as a model maps them (one step from its water at >= 0.5: its
+    soft probabilities, a broad band of low values over land, would widen the water class
+    until it wins nowhere)."""
     labelled = [t != IGNORE for _, t in tiles]
     values = np.concatenate([d[k] for (d, _), k in zip(tiles, labelled, strict=True)])
-    # the model's map (p >= 0.5), not its soft probability: a broad band of low probabilities
-    # over land would otherwise widen the water class until it wins nowhere
-    start = None if seed is None else np.concatenate(
-        [p[k] >= 0.5 for p, k in zip(seed, labelled, strict=True)]).astype(np.float32)  # fmt: skip
-    fit = db_mixture(values, start, iterations=50 if seed is None else 1)
-    for (db, target), k in zip(tiles, labelled, strict=True):
-        water = fit.posterior(db) >= 0.5 if fit is not None else np.zeros(db.shape, bool)
-        meter.update(target, (water & k).astype(np.uint8))
-    out = meter.metrics(names)
-    out["fit"] = None if fit is None else vars(fit)
-    return out
+    if model_probs is None:
+        return db_mixture(values)
+    water = np.concatenate([p[k] >= 0.5 for p, k in zip(model_probs, labelled, strict=True)])
+    return db_mixture(values, water.astype(np.float32), iterations=1)
+
+
+def _water_metrics(
+    tiles: list[tuple[np.ndarray, np.ndarray]], maps: Iterator[np.ndarray], names: list[str]
+) -> dict[str, Any]:
+    """Pooled metrics of one water map (bool [H, W]) per tile, on the labelled pixels."""
+    meter = ConfusionMeter(2)
+    for (_, target), water in zip(tiles, maps, strict=True):
+        meter.update(target, (water & (target != IGNORE)).astype(np.uint8))
+    return meter.metrics(names)
+
+
+def _mixture_metrics(
+    tiles: list[tuple[np.ndarray, np.ndarray]], fit: DbMixture | None, names: list[str]
+) -> dict[str, Any]:
+    """The water of ``fit`` (posterior >= 0.5) scored, with the fit's parameters."""
+    maps = (
+        fit.posterior(db) >= 0.5 if fit is not None else np.zeros(db.shape, bool) for db, _ in tiles
+    )
+    return {**_water_metrics(tiles, maps, names), "fit": None if fit is None else vars(fit)}
 
 
 def _mixture_ablation(
@@ -177,34 +191,30 @@ def _mixture_ablation(
     """A physics-based refinement of a model's map, scored as an ablation: the scene's dB
     mixture seen through the model (``guided``), and the average of its water posterior with
     the model's probability (``fused``, water at >= 0.5)."""
-    guided = _mixture_metrics(tiles, probs, names)
-    meter = ConfusionMeter(2)
-    if guided["fit"] is not None:
-        from .baselines import DbMixture
-
-        fit = DbMixture(**guided["fit"])
-        for (db, target), p in zip(tiles, probs, strict=True):
-            fused = 0.5 * (p.astype(np.float32) + np.nan_to_num(fit.posterior(db))) >= 0.5
-            meter.update(target, (fused & (target != IGNORE)).astype(np.uint8))
-    return {"guided": guided, "fused": meter.metrics(names)}
+    fit = _mixture(tiles, probs)
+    fused = (
+        0.5 * (p.astype(np.float32) + fit.posterior(db)) >= 0.5
+        if fit is not None else np.zeros(db.shape, bool)
+        for (db, _), p in zip(tiles, probs, strict=True)
+    )  # fmt: skip
+    return {
+        "guided": _mixture_metrics(tiles, fit, names),
+        "fused": _water_metrics(tiles, fused, names),
+    }
 
 
 def table_row(result: dict[str, Any]) -> str:
     """One markdown row: each model's IoU, then the three thresholds (water IoU in %)."""
-
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{100 * v:.1f}"
-
     cells = [f"{result['split']} ({result['tiles']} tiles, {result['pixel_size_m']:g} m)"]
-    cells += [pct(m["water_iou"]) for m in result["models"].values()]
-    cells += [pct(result[k]["water_iou"]) for k in ("otsu_per_tile", "otsu_per_scene")]
+    cells += [_pct(m["water_iou"]) for m in result["models"].values()]
+    cells += [_pct(result[k]["water_iou"]) for k in ("otsu_per_tile", "otsu_per_scene")]
     o = result["oracle_threshold"]
-    cells.append(f"{pct(o['water_iou'])} (< {o['threshold']:.1f} dB)" if o["threshold"] else "n/a")
+    cells.append(f"{_pct(o['water_iou'])} (< {o['threshold']:.1f} dB)" if o["threshold"] else "n/a")
     return "| " + " | ".join(cells) + " |"
 
 
-def _pct(metrics: dict[str, Any]) -> str:
-    v = metrics.get("water_iou")
+def _pct(v: float | None) -> str:
+    """A water IoU (0..1 or None) in % for a table."""
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
@@ -234,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         ab = result["mixture_ablation"][label]
         print(
             f"{label} with the scene's dB mixture (ablation): guided by the model "
-            f"{_pct(ab['guided'])}, average with the model {_pct(ab['fused'])}; unsupervised "
-            f"mixture per scene {_pct(result['mixture_per_scene'])}"
+            f"{_pct(ab['guided']['water_iou'])}, average with the model "
+            f"{_pct(ab['fused']['water_iou'])}; unsupervised mixture per scene "
+            f"{_pct(result['mixture_per_scene']['water_iou'])}"
         )
     print(f"written {out}")
 
