@@ -34,12 +34,17 @@ from ..imageio import IMAGE_SUFFIXES, flip_rot, read_image, to_model_units
 from .base import Loaded, TaskDataset, read_mask
 
 
+def mask_ships(mask: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, list[Any]]:
+    """The ships of a mask: its connected components (8-connectivity) of at least
+    ``min_area`` px, as (component labels [H, W], their ``regionprops``)."""
+    labels = label(mask > 0, connectivity=2)
+    return labels, [r for r in regionprops(labels) if r.area >= min_area]
+
+
 def mask_boxes(mask: np.ndarray, min_area: int = 1) -> np.ndarray:
-    """Boxes [M, 5] (x0, y0, x1, y1, 0) of the connected components of ``mask > 0``."""
-    regions = regionprops(label(mask > 0, connectivity=2))
-    out = [
-        [c0, r0, c1, r1, 0] for r in regions if r.area >= min_area for r0, c0, r1, c1 in [r.bbox]
-    ]
+    """Boxes [M, 5] (x0, y0, x1, y1, 0) of the ships of ``mask`` (:func:`mask_ships`)."""
+    _, ships = mask_ships(mask, min_area)
+    out = [[c0, r0, c1, r1, 0] for r in ships for r0, c0, r1, c1 in [r.bbox]]
     return np.asarray(out, np.float32).reshape(-1, 5)
 
 
@@ -105,10 +110,8 @@ class ShipMasks(TaskDataset):
             for image_path, mask_path in self.items:
                 raw = read_image(image_path, [int(b) for b in self.bands])
                 pixels = to_model_units(np.nan_to_num(raw), self.cfg.units, self.model_units)
-                hulls = label(read_mask(mask_path) > 0, connectivity=2)
-                for r in regionprops(hulls):
-                    if r.area < int(self.options["min_area"]):
-                        continue
+                hulls, ships = mask_ships(read_mask(mask_path), int(self.options["min_area"]))
+                for r in ships:  # the ships the boxes are made of
                     r0, c0, r1, c1 = r.bbox
                     r0, c0 = max(r0 - _RIM, 0), max(c0 - _RIM, 0)
                     r1, c1 = min(r1 + _RIM, hulls.shape[0]), min(c1 + _RIM, hulls.shape[1])
@@ -171,7 +174,7 @@ def paste_ships(
             if taken[r : r + ph, c : c + pw].any():
                 continue
             if float(np.median(image[0, r + hr0 : r + hr1, c + hc0 : c + hc1])) > sea_level:
-                continue  # the ship's footprint is brighter than the tile's median: not sea
+                continue  # the ship's footprint is brighter than the tile's sea: land or quay
             window = image[:, r : r + ph, c : c + pw]
             window[:, paste] = pixels[:, paste]
             taken[max(r - _GAP, 0) : r + ph + _GAP, max(c - _GAP, 0) : c + pw + _GAP] = True
