@@ -141,7 +141,8 @@ def paired(paths: list[Path]) -> str:
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task, inits in scores.items():
-        names = list(inits)
+        # the baseline first, so that each difference reads as a gain over training from scratch
+        names = sorted(inits, key=lambda n: n != "scratch")
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 common = sorted(set(inits[a]) & set(inits[b]))
