@@ -405,6 +405,9 @@ class _Cluster:
             silence_logs=logging.ERROR,
         )  # fmt: skip
         self.client = Client(self.cluster)
+        from .dask_worker import QuietTeardown  # imports distributed: only with a cluster
+
+        self.client.register_plugin(QuietTeardown(), name="sarmae-quiet-teardown")
         return self.client
 
     def __exit__(self, *exc: object) -> None:

@@ -353,3 +353,32 @@ def test_flood_over_many_scenes_pairs_each_with_the_before_scene_that_covers_it(
     ])  # fmt: skip
     assert done.exit_code == 2 and "1 of 3 scenes failed" in done.output
     assert (tmp_path / "cli" / "north_flood.gpkg").is_file()
+
+
+def test_workers_of_our_local_cluster_drop_only_the_heartbeat_teardown_race():
+    """A SIGTERM on a busy machine once printed a page of Dask internals: a worker's heartbeat
+    raced the cluster's shutdown. Our local cluster's workers filter exactly that record; a
+    real worker error still shows."""
+    import logging
+
+    from distributed.comm.core import CommClosedError
+
+    from sarmae_core.inference.dask_worker import not_teardown_noise
+    from sarmae_core.inference.many import _Cluster
+
+    def record(msg: str, exc: BaseException | None) -> logging.LogRecord:
+        info = (type(exc), exc, None) if exc else None
+        return logging.LogRecord("distributed.worker", logging.ERROR, "w.py", 1, msg, (), info)
+
+    race = record("Failed to communicate with scheduler during heartbeat.",
+                  CommClosedError("ConnectionPool closing."))  # fmt: skip
+    assert not not_teardown_noise(race)
+    # the same failure while the cluster is up (the scheduler gone for real) still shows
+    lost = record("Failed to communicate with scheduler during heartbeat.", OSError("refused"))
+    assert not_teardown_noise(lost)
+    assert not_teardown_noise(record("Worker exceeded 95% memory budget", None))
+    with _Cluster(workers=1, scheduler=None) as client:
+        names = client.run(
+            lambda: [f.__name__ for f in logging.getLogger("distributed.worker").filters]
+        )
+        assert [n for ns in names.values() for n in ns] == ["not_teardown_noise"]
