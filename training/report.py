@@ -119,7 +119,7 @@ def paired(paths: list[Path]) -> str:
     """
     from scipy import stats
 
-    # task -> init -> seed -> value, in order of first appearance
+    # task -> init -> seed -> value (pairs are listed with scratch first, then as they came)
     scores: dict[str, dict[str, dict[int, float]]] = {}
     for p in paths:
         match = _SEED.match(p.parent.name)
