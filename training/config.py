@@ -302,6 +302,9 @@ class FinetuneDataConfig:
         format: reader name (see ``sarmae_train.datasets.FORMATS``).
         path: dataset folder, relative to ``root``.
         train_split, test_split: split names the reader knows (usually ``train``, ``test``).
+            ``test_split: null`` trains a final model on everything this section holds (e.g.
+            every ETCI scene, ``options.test_scenes: []``) and skips the evaluation; its
+            held-out figures come from runs that held data out (``sarmae-train evaluate``).
         units: how stored values map to physical units (8-bit chips: a declared assumption).
         bands: reader-specific channel names (e.g. ``[vv, vh]``); None: the reader's default.
         crop: random training crop side (None: whole images); evaluation uses whole images.
@@ -317,7 +320,7 @@ class FinetuneDataConfig:
     format: str = "class_folders"
     path: str = ""
     train_split: str = "train"
-    test_split: str = "test"
+    test_split: str | None = "test"
     units: UnitsConfig = field(default_factory=UnitsConfig)
     bands: list[str] | None = None
     crop: int | None = None

@@ -225,6 +225,8 @@ def set_otsu_metrics(tiles: list[tuple[np.ndarray, np.ndarray]], names: list[str
 def headline(metrics: dict[str, Any]) -> str:
     """One line with the main numbers of a metrics dict."""
     task = metrics["task"]
+    if metrics.get("split", "") is None:
+        return "not scored (data.test_split: null): score it with sarmae-train evaluate"
 
     def f(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"

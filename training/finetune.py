@@ -72,8 +72,10 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
         for e, ds in zip(cfg.data.extra_train, extra, strict=True):
             log.info("extra training set %s %s: %d samples", e.format, e.path, len(ds))
         train_ds = ConcatTaskDataset([train_ds, *extra])
-    test_ds = build_dataset(cfg.data, cfg.data.test_split, units, False, cfg.run.seed, cfg.task)
-    if test_ds.class_names != train_ds.class_names:
+    test_ds = None
+    if cfg.data.test_split is not None:  # None: a final model on all the data, scored elsewhere
+        test_ds = build_dataset(cfg.data, cfg.data.test_split, units, False, cfg.run.seed, cfg.task)
+    if test_ds is not None and test_ds.class_names != train_ds.class_names:
         raise InputError(
             f"train and test splits have different classes: {train_ds.class_names} "
             f"vs {test_ds.class_names}"
@@ -83,7 +85,7 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
         cfg.task,
         cfg.data.format,
         len(train_ds),
-        len(test_ds),
+        len(test_ds) if test_ds is not None else 0,
         train_ds.class_names,
     )
     model = build_for_run(cfg, config, train_ds.class_names).to(device)
@@ -172,7 +174,10 @@ def run_finetune(cfg: FinetuneRunConfig, resume: str | None = None) -> dict[str,
     result: dict[str, Any] = {}
     if rt.main:
         records: list[dict[str, Any]] = []
-        metrics = evaluate(model, test_ds, cfg.eval, device, amp, records)
+        if test_ds is not None:
+            metrics = evaluate(model, test_ds, cfg.eval, device, amp, records)
+        else:
+            metrics = {"task": cfg.task, "split": None, "class_names": train_ds.class_names}
         if records:  # boxes with scores (detection) or per-image predictions (classification)
             name = "detections.json" if cfg.task == "detection" else "predictions.json"
             (out_dir / name).write_text(json.dumps(records))

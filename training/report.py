@@ -50,7 +50,9 @@ def row(path: Path) -> list[str]:
     else:
         init = "scratch"
     task = m["task"]
-    if task == "classification":
+    if "split" in m and m["split"] is None:  # a final model trained on all data (test_split null)
+        metric, value, otsu, test = "not scored (trained on all data)", "", "", ""
+    elif task == "classification":
         metric, value, otsu, test = "top-1 %", _f(m["top1"]), "", m["samples"]
     elif task == "segmentation":
         b = m.get("baseline_otsu", {})

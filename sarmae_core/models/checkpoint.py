@@ -74,12 +74,19 @@ def save_checkpoint(
     return path
 
 
-def encoder_only(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> Path:
+def encoder_only(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    overwrite: bool = False,
+    dtype: str | None = None,
+) -> Path:
     """The encoder of a SARMAE pretraining checkpoint, alone, for fine-tuning from.
 
     Fine-tuning reads only the ``encoder.*`` weights (and the config); the MAE decoder is 37 %
     of a ViT-Tiny checkpoint and is dropped, so a shared encoder costs the repository less.
     ``load_checkpoint`` still rebuilds a SARMAE model from it (with a new decoder).
+    ``dtype="float16"`` halves the file again for encoders kept only as a starting point (the
+    fine-tuned model trains in float32 from the rounded weights).
     """
     header, tensors = read_safetensors(src)
     if header.get(KIND_KEY, "SARMAE") != "SARMAE":
@@ -87,7 +94,12 @@ def encoder_only(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool
     dst = Path(dst)
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
-    kept = {k: v.contiguous() for k, v in tensors.items() if k.startswith("encoder.")}
+    cast = getattr(torch, dtype) if dtype else None
+    kept = {
+        k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
+        for k, v in tensors.items()
+        if k.startswith("encoder.")
+    }
     if not kept:
         raise CheckpointError(f"{src} holds no encoder.* weights")
     with atomic_path(dst) as tmp:

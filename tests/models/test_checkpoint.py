@@ -198,6 +198,24 @@ def test_encoder_only_checkpoint_keeps_the_encoder_and_starts_a_task_model(tmp_p
         encoder_only(task, tmp_path / "x.safetensors")
 
 
+def test_a_float16_encoder_is_half_the_file_and_starts_a_task_model_in_float32(tmp_path):
+    from sarmae_core.models.checkpoint import encoder_only, read_checkpoint
+    from sarmae_core.models.heads import SegmentationModel
+
+    model = create_model("sarmae_test", in_chans=1).eval()
+    full = save_checkpoint(model, tmp_path / "full.safetensors")
+    enc32 = encoder_only(full, tmp_path / "enc32.safetensors")
+    enc16 = encoder_only(full, tmp_path / "enc16.safetensors", dtype="float16")
+    assert enc16.stat().st_size < 0.55 * enc32.stat().st_size
+    config, tensors, _ = read_checkpoint(enc16)
+    assert {v.dtype for v in tensors.values()} == {torch.float16}
+    seg = SegmentationModel(config, 2)
+    seg.encoder.load_state_dict({k[len("encoder.") :]: v for k, v in tensors.items()})
+    assert all(p.dtype == torch.float32 for p in seg.parameters())
+    for name, value in model.encoder.state_dict().items():  # rounded, not changed
+        assert torch.allclose(seg.encoder.state_dict()[name], value, rtol=1e-3, atol=1e-4), name
+
+
 def test_the_committed_bundled_encoder_loads_and_matches_its_readme():
     import hashlib
     from pathlib import Path

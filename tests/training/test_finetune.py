@@ -141,6 +141,28 @@ def test_etci_water_segmentation_with_otsu_baseline_and_evaluate(tmp_path):
     )
 
 
+def test_a_final_model_trains_on_every_scene_and_says_it_is_not_scored(tmp_path):
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.datasets import build_dataset
+    from sarmae_train.report import table
+
+    final = ["data.options.test_scenes=[]", "data.test_split=null"]
+    cfg = load_config(FinetuneRunConfig, "finetune_water_etci.yaml", final)
+    train = build_dataset(cfg.data, cfg.data.train_split, "db", True, 0, "segmentation")
+    scenes = {t.parent.name if t.name == "tiles" else t.name for t, _ in train.items}
+    assert scenes == {"nebraska_20170213t002121", "northal_20190302t234651"}
+    out = tmp_path / "final"
+    r = invoke(
+        "finetune", "--config", "finetune_water_etci.yaml", "--out", str(out), *TINY, *final,
+        "data.max_train=4", "data.crop=64", "optim.epochs=1", "optim.batch_size=2",
+    )  # fmt: skip
+    assert "not scored (data.test_split: null)" in r.stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["split"] is None and m["train_samples"] == 4 and "water_iou" not in m
+    assert isinstance(load_checkpoint(out / "model.safetensors"), SegmentationModel)
+    assert "| not scored (trained on all data) |" in table([out / "metrics.json"])
+
+
 def test_hrsid_ship_detection_reports_coco_ap(tmp_path):
     out = tmp_path / "ships"
     invoke(

@@ -30,13 +30,23 @@
 # Environment: PRETRAIN_ARGS / FINETUNE_ARGS add key=value overrides to every pretraining /
 # fine-tuning run; LAUNCH prefixes the pretraining command (e.g.
 # LAUNCH="torchrun --standalone --nproc_per_node=4 -m sarmae_train.cli" on a GPU machine).
-# Finished runs (summary.json / metrics.json present) are skipped, so the script can be rerun
-# after an interruption; an interrupted pretraining continues with --resume. Runs are
+# Finished work (an encoder or a run's metrics.json in RESULTS, default training/evidence) is
+# skipped, so the script can be rerun after an interruption, also from a fresh checkout once
+# RESULTS is committed; an interrupted pretraining continues with --resume. Runs are
 # independent and each uses one thread, so copies of this script on the same OUT share the work:
 # start one per core (each run is locked while a copy works on it). INITS (default "scratch mae
 # sare sarc") limits the starts a copy fine-tunes from, and so the encoders it pretrains.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# bash reads a script as it runs it: run a snapshot, so that editing this file (or a git
+# checkout) while a copy works for hours cannot change what the copy does next
+if [ -z "${EVIDENCE_SNAPSHOT:-}" ]; then
+  snapshot=$(mktemp "${TMPDIR:-/tmp}/evidence.XXXXXX.sh")
+  cp "$0" "$snapshot"
+  EVIDENCE_SNAPSHOT=$snapshot EVIDENCE_REPO=$PWD exec bash "$snapshot" "$@"
+fi
+cd "$EVIDENCE_REPO"
+trap 'rm -f "$EVIDENCE_SNAPSHOT"' EXIT
 out=${1:-runs/evidence}
 data=${2:-../shared/data}
 bundled=${BUNDLED:-runs/bundled}
@@ -47,6 +57,11 @@ read -r -a fin <<<"${FINETUNE_ARGS:-}"
 read -r -a seeds <<<"${SEEDS:-0 1 2 3 4}"
 read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2 3 4}"
 read -r -a water_seeds <<<"${WATER_SEEDS-0 1 2 3 4}"
+# What outlives a session: each encoder (encoder only, float16: what every fine-tuning starts
+# from, in any session) and each finished fine-tuning's metrics.json + config.json are kept in
+# RESULTS (default training/evidence, committed), so a fresh checkout continues where the last
+# one stopped instead of pretraining and fine-tuning again.
+results=${RESULTS:-training/evidence}
 
 # Copies of this script share the runs: each run is claimed with a lock (flock, released when
 # its process ends, also when killed), and a copy skips a run another one holds.
@@ -58,17 +73,25 @@ claim() {  # DIR: true when this copy may run DIR
 }
 release() { exec {lock_fd}>&-; }
 
-pretrain() {  # variant [overrides...]
-  local dir="$out/pretrain-$1" resume=()
+pretrain() {  # variant [overrides...]: -> $results/encoders/variant.safetensors
+  local variant=$1 dir="$out/pretrain-$1" resume=()
   shift
-  [ -f "$dir/summary.json" ] && return 0
+  local encoder="$results/encoders/$variant.safetensors"
+  [ -f "$encoder" ] && return 0
   # the encoder is needed by what follows: wait for a copy that is pretraining it
-  exec {lock_fd}>"$out/.pretrain-$1.lock"
+  exec {lock_fd}>"$out/.pretrain-$variant.lock"
   flock "$lock_fd"
-  [ -f "$dir/summary.json" ] && { release; return 0; }
-  ls "$dir"/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
-  $launch pretrain --config training/configs/pretrain_evidence.yaml "${resume[@]}" \
-    run.out_dir="$dir" data.root="$data" "$@" "${pre[@]}"
+  [ -f "$encoder" ] && { release; return 0; }
+  if [ ! -f "$dir/summary.json" ]; then
+    ls "$dir"/checkpoints/state-step*.safetensors >/dev/null 2>&1 && resume=(--resume)
+    $launch pretrain --config training/configs/pretrain_evidence.yaml "${resume[@]}" \
+      run.out_dir="$dir" data.root="$data" "$@" "${pre[@]}"
+  fi
+  mkdir -p "$results/encoders"
+  .venv/bin/python -c "from sarmae_core.models.checkpoint import encoder_only as e; \
+e('$dir/checkpoint.safetensors', '$encoder', dtype='float16')"
+  cp "$dir/log.csv" "$results/encoders/$variant.log.csv"
+  cp "$dir/summary.json" "$results/encoders/$variant.summary.json"
   release
 }
 read -r -a inits <<<"${INITS:-scratch mae sare sarc}"
@@ -81,14 +104,20 @@ finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scra
   local cfg=$1 name=$2 seed=$3
   shift 3
   for init in "${inits[@]}"; do
-    local dir="$out/$name-$init-s$seed" args=(optim.layer_decay=1.0)
-    [ "$init" != scratch ] && args=(--init "$out/pretrain-$init/checkpoint.safetensors")
-    [ -f "$dir/metrics.json" ] && continue
+    local run="$name-$init-s$seed" args=(optim.layer_decay=1.0)
+    local dir="$out/$run" kept="$results/runs/$run"
+    [ "$init" != scratch ] && args=(--init "$results/encoders/$init.safetensors")
+    [ -f "$kept/metrics.json" ] && continue
     claim "$dir" || continue
-    rm -rf "$dir"
-    $train finetune --config "training/configs/$cfg.yaml" "${args[@]}" \
-      run.out_dir="$dir" run.seed="$seed" data.root="$data" run.num_workers=0 run.threads=1 \
-      "$@" "${fin[@]}"
+    if [ ! -f "$dir/metrics.json" ]; then
+      rm -rf "$dir"
+      $train finetune --config "training/configs/$cfg.yaml" "${args[@]}" \
+        run.out_dir="$dir" run.seed="$seed" data.root="$data" run.num_workers=0 run.threads=1 \
+        "$@" "${fin[@]}"
+    fi
+    mkdir -p "$kept"
+    cp "$dir/config.json" "$kept/"
+    cp "$dir/metrics.json" "$kept/"  # last: marks the run finished
     release
   done
 }
@@ -107,9 +136,10 @@ for seed in "${water_seeds[@]}"; do
 done
 
 shopt -s nullglob  # a task not run yet has no rows
-runs=("$out"/mstar40-*-s*/metrics.json "$out"/mstar-*-s*/metrics.json "$out"/water-*-s*/metrics.json)
+kept=$results/runs
+runs=("$kept"/mstar40-*-s*/metrics.json "$kept"/mstar-*-s*/metrics.json "$kept"/water-*-s*/metrics.json)
 for f in water/metrics.json water/metrics_ombria_test.json water_vvvh/metrics.json \
   ships/metrics.json; do
   [ -f "$bundled/$f" ] && runs+=("$bundled/$f")
 done
-.venv/bin/python -m sarmae_train.report "${runs[@]}" | tee "$out/table.md"
+.venv/bin/python -m sarmae_train.report "${runs[@]}" | tee "$results/table.md"
