@@ -126,38 +126,48 @@ class ReliabilityMeter:
     """Calibration of a positive-class probability: reliability table, ECE, and the IoU the
     map would have at other thresholds (is the default 0.5 the right operating point?)."""
 
-    def __init__(self, bins: int = 10) -> None:
+    def __init__(self, bins: int = 10, iou_steps: int | None = None) -> None:
+        """``bins`` for the table and ECE; ``iou_steps`` (a multiple of ``bins``, default
+        ``bins``) for the thresholds the IoU is given at: a finer grid for choosing an operating
+        point without changing the ECE's bins."""
         self.bins = bins
-        self.count = np.zeros(bins, np.int64)
-        self.positive = np.zeros(bins, np.int64)
-        self.prob_sum = np.zeros(bins, np.float64)
+        self.steps = iou_steps or bins
+        if self.steps % bins:
+            raise ValueError(f"iou_steps ({self.steps}) must be a multiple of bins ({bins})")
+        self.count = np.zeros(self.steps, np.int64)
+        self.positive = np.zeros(self.steps, np.int64)
+        self.prob_sum = np.zeros(self.steps, np.float64)
 
     def update(self, prob: np.ndarray, target: np.ndarray, ignore: int = 255) -> None:
         keep = target != ignore
         p, t = prob[keep].astype(np.float64), target[keep] == 1
-        b = np.minimum((p * self.bins).astype(int), self.bins - 1)
-        self.count += np.bincount(b, minlength=self.bins)
-        self.positive += np.bincount(b, weights=t, minlength=self.bins).astype(np.int64)
-        self.prob_sum += np.bincount(b, weights=p, minlength=self.bins)
+        b = np.minimum((p * self.steps).astype(int), self.steps - 1)
+        self.count += np.bincount(b, minlength=self.steps)
+        self.positive += np.bincount(b, weights=t, minlength=self.steps).astype(np.int64)
+        self.prob_sum += np.bincount(b, weights=p, minlength=self.steps)
 
     def metrics(self) -> dict[str, Any]:
-        n = max(int(self.count.sum()), 1)
+        def coarse(a: np.ndarray) -> np.ndarray:
+            return a.reshape(self.bins, -1).sum(axis=1)
+
+        count, positive = coarse(self.count), coarse(self.positive)
+        n = max(int(count.sum()), 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_p = self.prob_sum / self.count
-            freq = self.positive / self.count
-        ece = float(np.nansum(self.count / n * np.abs(mean_p - freq)))
+            mean_p = coarse(self.prob_sum) / count
+            freq = positive / count
+        ece = float(np.nansum(count / n * np.abs(mean_p - freq)))
         table = [
             {"bin": [i / self.bins, (i + 1) / self.bins], "pixels": int(c),
              "mean_probability": _num(mp), "observed_frequency": _num(f)}
-            for i, (c, mp, f) in enumerate(zip(self.count, mean_p, freq, strict=True))
+            for i, (c, mp, f) in enumerate(zip(count, mean_p, freq, strict=True))
         ]  # fmt: skip
         total_pos = int(self.positive.sum())
         iou_at = {}
-        for k in range(1, self.bins):
-            # pixels with probability >= k / bins are called positive
+        for k in range(1, self.steps):
+            # pixels with probability >= k / steps are called positive
             tp = int(self.positive[k:].sum())
             fp = int(self.count[k:].sum()) - tp
-            iou_at[f"{k / self.bins:g}"] = _num(tp / (total_pos + fp)) if total_pos else None
+            iou_at[f"{k / self.steps:g}"] = _num(tp / (total_pos + fp)) if total_pos else None
         return {"ece": ece, "reliability": table, "iou_at_threshold": iou_at}
 
 

@@ -79,4 +79,4 @@ def test_model_card_table_of_held_out_runs(tmp_path):
         lines[2]
         == "| ETCI Nebraska (3 tiles at 20 m) | 61.0 | 20.0 | 30.0 | 50.0 (VV < -17.2 dB) |"
     )
-    assert "| ETCI Nebraska | `water` | 0.050 | 58.0 | 61.0 | 55.0 |" in lines
+    assert "| ETCI Nebraska | `water` | 0.050 | 58.0 | n/a | 61.0 | n/a | 55.0 |" in lines

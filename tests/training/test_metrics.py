@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -184,6 +185,68 @@ def test_reliability_of_a_calibrated_and_an_underconfident_probability():
     k = calibrated["iou_at_threshold"]["0.7"]
     pred = p >= 0.7
     assert k == pytest.approx((pred & (target == 1)).sum() / (pred | (target == 1)).sum())
+
+
+def test_a_finer_iou_grid_keeps_the_ece_and_its_table():
+    from sarmae_train.metrics import ReliabilityMeter
+
+    rng = np.random.default_rng(1)
+    p = rng.random((120, 120)) ** 2
+    target = (rng.random((120, 120)) < p).astype(np.uint8)
+    target[:3] = 255  # ignored pixels count nowhere
+    coarse, fine = ReliabilityMeter(), ReliabilityMeter(iou_steps=20)
+    coarse.update(p, target)
+    fine.update(p, target)
+    a, b = coarse.metrics(), fine.metrics()
+    assert b["ece"] == pytest.approx(a["ece"])
+    for x, y in zip(a["reliability"], b["reliability"], strict=True):
+        assert x["pixels"] == y["pixels"] and x["bin"] == y["bin"]
+        assert x["mean_probability"] == pytest.approx(y["mean_probability"])
+    assert len(b["iou_at_threshold"]) == 19 and set(a["iou_at_threshold"]) < set(
+        b["iou_at_threshold"]
+    )
+    for t in ("0.35", "0.5", "0.7"):
+        assert b["iou_at_threshold"][t] == pytest.approx(
+            a["iou_at_threshold"].get(t, b["iou_at_threshold"][t])
+        )
+        pred, known = p >= float(t), target != 255
+        truth = target == 1
+        iou = (pred & truth & known).sum() / ((pred | truth) & known).sum()
+        assert b["iou_at_threshold"][t] == pytest.approx(iou)
+    with pytest.raises(ValueError, match="multiple of bins"):
+        ReliabilityMeter(bins=10, iou_steps=15)
+
+
+def test_the_shipped_threshold_is_the_best_mean_over_left_out_scenes(tmp_path, capsys):
+    from sarmae_train.heldout_threshold import main, pick_threshold
+
+    def result(curve):
+        return {"split": "x", "models": {"water": {"iou_at_threshold": curve}}}
+
+    # one scene peaks at 0.5, a larger-gain one at 0.4: the mean peaks at 0.4
+    a = result({"0.3": 0.22, "0.4": 0.26, "0.5": 0.285, "0.6": 0.26})
+    b = result({"0.3": 0.73, "0.4": 0.82, "0.5": 0.72, "0.6": 0.15})
+    best, mean = pick_threshold([a, b])
+    assert best == 0.4 and mean[0.4] == pytest.approx((0.26 + 0.82) / 2)
+    tie = result({"0.4": 0.5, "0.5": 0.5, "0.6": 0.5})
+    assert pick_threshold([tie])[0] == 0.5  # a tie keeps the calibrated 0.5
+    with pytest.raises(ValueError, match="no model 'water'"):
+        pick_threshold([{"split": "y", "models": {}}])
+    with pytest.raises(ValueError, match="no held-out results"):
+        pick_threshold([])
+    # the command prints only the threshold on stdout (for sarmae export --threshold)
+    files = []
+    for i, r in enumerate((a, b)):
+        files.append(tmp_path / f"fold{i}.json")
+        files[-1].write_text(json.dumps(r))
+    main([str(f) for f in files])
+    out = capsys.readouterr()
+    assert (
+        out.out == "0.4\n"
+        and "threshold 0.4: mean water IoU 54.0 (26.0, 82.0)  <- chosen" in out.err
+    )
+    with pytest.raises(SystemExit, match="error: x has no model 'ships'"):
+        main([str(files[0]), "--model", "ships"])
 
 
 def test_detection_reliability_counts_and_the_best_threshold():
