@@ -239,13 +239,15 @@ def write_card(args: argparse.Namespace) -> str:
                 runs.append((label, json.loads(Path(path).read_text())))
             lines += [
                 "Water IoU in % through `sarmae_core.predict` with default settings (the "
-                "model's own pixel-size rule, tiling and threshold 0.5), each held-out tile "
+                "model's own pixel-size rule, tiling and threshold: "
+                f"{info.seg_threshold} for this model), each held-out tile "
                 "written as a GeoTIFF of VV in dB, pooled over the set, beside three "
                 f"thresholds on the same pixels (`{args.heldout_command}`):",
                 "",
                 *heldout_table(runs),
                 "",
-                "The training loop's evaluation of the same model (torch, whole tiles):",
+                "The training loop's evaluation (torch, whole tiles, water where its "
+                "probability is at least 0.5):",
                 "",
             ]
         lines += water_table(evals)
