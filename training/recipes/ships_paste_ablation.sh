@@ -9,7 +9,9 @@
 # keep the bundled run's 1080 steps. Each run prints COCO AP / AP50 and found/missed/false
 # beside CA-CFAR; python -m sarmae_train.report prints the table (mean +- std over the two
 # folds, and the paired difference).
-# Finished runs are skipped. About 11 min per run on one free core.
+# Finished runs are skipped. About 11 min per run on one free core. Copies of the script on the
+# same OUT share the runs (each is claimed with a lock while a copy works on it): start one per
+# core.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/ships_paste_ablation}
@@ -22,6 +24,9 @@ for fold in 0 1; do
     # named NAME-sFOLD so that the report pairs the two variants fold by fold
     run="$out/ships-$variant-s$fold"
     [ -f "$run/metrics.json" ] && continue
+    mkdir -p "$out"
+    exec {lock}>"$out/.ships-$variant-s$fold.lock"
+    flock -n "$lock" || { exec {lock}>&-; continue; }  # another copy runs it
     rm -rf "$run"
     n=0
     [ "$variant" = paste ] && n=$paste
@@ -29,6 +34,7 @@ for fold in 0 1; do
       --init runs/bundled/pretrain/checkpoint.safetensors run.out_dir="$run" data.root="$data" \
       data.options.test_every=2 data.options.test_fold="$fold" data.options.paste_ships="$n" \
       optim.epochs=540 'eval.groups={}'
+    exec {lock}>&-
   done
 done
 .venv/bin/python -m sarmae_train.report "$out"/ships-*-s*/metrics.json | tee "$out/table.md"
