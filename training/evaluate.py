@@ -25,6 +25,7 @@ from .metrics import (
     detection_reliability,
     oracle_threshold,
 )
+from .report import not_scored
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def set_otsu_metrics(tiles: list[tuple[np.ndarray, np.ndarray]], names: list[str
 def headline(metrics: dict[str, Any]) -> str:
     """One line with the main numbers of a metrics dict."""
     task = metrics["task"]
-    if metrics.get("split", "") is None:
+    if not_scored(metrics):
         return "not scored (data.test_split: null): score it with sarmae-train evaluate"
 
     def f(v: Any) -> str:

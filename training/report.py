@@ -34,6 +34,12 @@ def _f(v: Any) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}"
 
 
+def not_scored(metrics: dict[str, Any]) -> bool:
+    """True for the metrics of a final model trained on all its data (``data.test_split:
+    null``): they hold no scores, only what was trained."""
+    return "split" in metrics and metrics["split"] is None
+
+
 def row(path: Path) -> list[str]:
     m = json.loads(path.read_text())
     cfg_path = path.parent / "config.json"
@@ -50,7 +56,7 @@ def row(path: Path) -> list[str]:
     else:
         init = "scratch"
     task = m["task"]
-    if "split" in m and m["split"] is None:  # a final model trained on all data (test_split null)
+    if not_scored(m):
         metric, value, otsu, test = "not scored (trained on all data)", "", "", ""
     elif task == "classification":
         metric, value, otsu, test = "top-1 %", _f(m["top1"]), "", m["samples"]
