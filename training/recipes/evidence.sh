@@ -10,6 +10,10 @@
 #      pretrain-mae   plain MAE (model.overrides.speckle.enabled=false)
 #      pretrain-sare  MAE + SARE speckle
 #      pretrain-sarc  MAE + SARE + SARC (EfficientNet-Lite0 teacher, alignment weight 0.5)
+#      pretrain-sare1 MAE + SARE down to 1 look (log-std 1.28, the authors' level is 2.5 looks,
+#                     0.70): as strong as the single-look speckle MSTAR's chips already carry
+#                     (python -m sarmae_train.speckle_stats); not in the default INITS:
+#                     INITS=sare1 FULL_SEEDS= WATER_SEEDS= training/recipes/evidence.sh
 #    Without a teacher the optical halves of the pairs are not used: every encoder sees the
 #    same SAR images.
 # 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
@@ -98,6 +102,7 @@ read -r -a inits <<<"${INITS:-scratch mae sare sarc}"
 wanted() { [[ " ${inits[*]} " == *" $1 "* ]]; }
 wanted mae && pretrain mae model.overrides.speckle.enabled=false
 wanted sare && pretrain sare
+wanted sare1 && pretrain sare1 model.overrides.speckle.min_looks=1.0
 wanted sarc && pretrain sarc 'model.overrides.sarc={"weight":0.5,"teacher":{"name":"efficientnet_lite0","stride":16}}'
 
 finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scratch, each encoder)
