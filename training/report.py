@@ -15,7 +15,10 @@ pairwise, seed by seed, in a second table: for each task and each two starts, th
 standard deviation of the per-seed difference, its 95 % confidence interval (Student's t on the
 paired differences: the same seed draws the same labelled chips and the same head, so pairing
 removes that part of the spread) and the paired t-test's p-value. A difference "exceeds the seed
-spread" when its interval excludes zero.
+spread" when its interval excludes zero. Each task tests every pair of starts at once (ten pairs
+for five starts), so one p below 0.05 in ten is expected by chance alone: the table also gives
+each p adjusted for the pairs of its task (Holm's step-down method), and a difference holds
+"after Holm" when that adjusted p is below 0.05.
 """
 
 from __future__ import annotations
@@ -119,6 +122,20 @@ def _split_run(name: str) -> tuple[str, str] | None:
     return (task, init) if sep and task else None
 
 
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values tested together (a family): the k-th smallest is
+    multiplied by (m - k + 1), kept at least as large as the one before it and at most 1. It
+    controls the chance of any false "yes" in the family without assuming the tests independent.
+    """
+    m = len(pvalues)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def paired(paths: list[Path]) -> str:
     """Pairwise, seed-by-seed differences of the headline metric between starts of one task.
 
@@ -146,11 +163,14 @@ def paired(paths: list[Path]) -> str:
         "95 % CI",
         "p (paired t)",
         "exceeds seed spread",
+        "p, Holm (pairs of the task)",
+        "after Holm",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task, inits in scores.items():
         # the baseline first, so that each difference reads as a gain over training from scratch
         names = sorted(inits, key=lambda n: n != "scratch")
+        rows: list[tuple[str, float]] = []
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 common = sorted(set(inits[a]) & set(inits[b]))
@@ -162,10 +182,19 @@ def paired(paths: list[Path]) -> str:
                 p = stats.ttest_rel([inits[b][s] for s in common], [inits[a][s] for s in common])
                 p_text = "n/a" if std == 0 else f"{p.pvalue:.3f}"
                 verdict = "yes" if (mean - half > 0 or mean + half < 0) else "no"
-                lines.append(
-                    f"| {task} | {a} | {b} | {len(d)} | {mean:+.2f} ± {std:.2f} | "
-                    f"[{mean - half:+.2f}, {mean + half:+.2f}] | {p_text} | {verdict} |"
+                rows.append(
+                    (
+                        f"| {task} | {a} | {b} | {len(d)} | {mean:+.2f} ± {std:.2f} | "
+                        f"[{mean - half:+.2f}, {mean + half:+.2f}] | {p_text} | {verdict} |",
+                        # identical differences: no spread, no test; it stays in the family
+                        # as a pair that shows nothing (p = 1)
+                        None if std == 0 else float(p.pvalue),
+                    )
                 )
+        adjusted = holm([1.0 if pv is None else pv for _, pv in rows])
+        for (row, pv), adj in zip(rows, adjusted, strict=True):
+            adj_text = "n/a" if pv is None else f"{adj:.3f}"
+            lines.append(f"{row} {adj_text} | {'yes' if pv is not None and adj < 0.05 else 'no'} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sarmae_train.report import main, table
+import pytest
+
+from sarmae_train.report import holm, main, table
 
 
 def _run(folder, top1, shots=40, init="runs/evidence/pretrain-sare/checkpoint.safetensors"):
@@ -60,3 +62,33 @@ def test_starts_are_compared_seed_by_seed(tmp_path, capsys):
     assert mae_noise.endswith("| no |")
     scratch_mae = next(r for r in rows if "| scratch | mae |" in r)
     assert "| 4 | +12.00 ± 5.16 |" in scratch_mae
+
+
+def test_holm_adjusts_each_p_for_the_pairs_tested_together():
+    # sorted 0.01, 0.02, 0.04 -> 3 x 0.01, 2 x 0.02, 1 x 0.04, kept non-decreasing
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+def test_a_difference_that_exceeds_the_spread_alone_may_not_survive_many_pairs(tmp_path, capsys):
+    # mae beats scratch clearly, "lucky" beats it weakly (p about 0.03 alone); with four starts
+    # there are six pairs, and the weak one does not hold after Holm while the clear one does
+    scratch = [0.60, 0.62, 0.58, 0.61, 0.59]
+    mae = [0.70, 0.72, 0.69, 0.71, 0.69]
+    lucky = [0.61, 0.64, 0.58, 0.63, 0.60]
+    flat = [0.60, 0.62, 0.58, 0.61, 0.59]
+    paths = [_run(tmp_path / f"mstar40-scratch-s{i}", v, init=None) for i, v in enumerate(scratch)]
+    paths += [_run(tmp_path / f"mstar40-mae-s{i}", v) for i, v in enumerate(mae)]
+    paths += [_run(tmp_path / f"mstar40-lucky-s{i}", v) for i, v in enumerate(lucky)]
+    paths += [_run(tmp_path / f"mstar40-flat-s{i}", v) for i, v in enumerate(flat)]
+    main([str(p) for p in paths])
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| mstar40 |")]
+    assert len(rows) == 6
+    cells = {tuple(r.split(" | ")[1:3]): r.strip(" |").split(" | ") for r in rows}
+    assert cells[("scratch", "mae")][-3:] == ["yes", cells[("scratch", "mae")][-2], "yes"]
+    lucky_row = cells[("scratch", "lucky")]
+    assert float(lucky_row[6]) < 0.05 and lucky_row[7] == "yes"  # alone: beyond the spread
+    assert float(lucky_row[8]) >= 0.05 and lucky_row[9] == "no"  # among six pairs: not
+    flat_row = cells[("scratch", "flat")]  # identical scores: no test at all
+    assert flat_row[6] == "n/a" and flat_row[8] == "n/a" and flat_row[9] == "no"

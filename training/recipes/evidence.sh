@@ -17,7 +17,7 @@
 #    Without a teacher the optical halves of the pairs are not used: every encoder sees the
 #    same SAR images.
 # 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
-#    seeds SEEDS (default "0 1 2 3 4"; the seed also draws the 40 chips) for FEW_EPOCHS (50), and
+#    seeds SEEDS (default "0 1 2 3 4", "" for none; the seed also draws the 40 chips) for FEW_EPOCHS (50), and
 #    all labels with seeds FULL_SEEDS (default "0 1 2 3 4", "" for none) for FULL_EPOCHS (5: the
 #    config's 30 are for a GPU). Sized for a 2-core CPU: batch 32, so a peak lr of 1e-3
 #    (base_lr 8e-3; the config's 1.25e-4 barely moved a tiny ViT in 360 steps: test top-1 about
@@ -39,7 +39,11 @@
 # RESULTS is committed; an interrupted pretraining continues with --resume. Runs are
 # independent and each uses one thread, so copies of this script on the same OUT share the work:
 # start one per core (each run is locked while a copy works on it). INITS (default "scratch mae
-# sare sarc") limits the starts a copy fine-tunes from, and so the encoders it pretrains.
+# sare sarc") limits the starts a copy fine-tunes from, and so the encoders it pretrains. Two
+# more starts for the ablations of the water task: "bundled" (training/encoders/bundled, the
+# encoder behind the bundled models, pretrained on the water scenes' training splits too) and
+# ENCODER_nodecay (the encoder fine-tuned without layer-wise lr decay, as scratch is), e.g.
+#   INITS="bundled sare_nodecay bundled_nodecay" SEEDS= FULL_SEEDS= training/recipes/evidence.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # bash reads a script as it runs it: run a snapshot, so that editing this file (or a git
@@ -58,7 +62,7 @@ train=".venv/bin/sarmae-train"
 launch=${LAUNCH:-$train}
 read -r -a pre <<<"${PRETRAIN_ARGS:-}"
 read -r -a fin <<<"${FINETUNE_ARGS:-}"
-read -r -a seeds <<<"${SEEDS:-0 1 2 3 4}"
+read -r -a seeds <<<"${SEEDS-0 1 2 3 4}"
 read -r -a full_seeds <<<"${FULL_SEEDS-0 1 2 3 4}"
 read -r -a water_seeds <<<"${WATER_SEEDS-0 1 2 3 4}"
 # What outlives a session: each encoder (encoder only, float16: what every fine-tuning starts
@@ -99,7 +103,7 @@ e('$dir/checkpoint.safetensors', '$encoder', dtype='float16')"
   release
 }
 read -r -a inits <<<"${INITS:-scratch mae sare sarc}"
-wanted() { [[ " ${inits[*]} " == *" $1 "* ]]; }
+wanted() { [[ " ${inits[*]/%_nodecay/} " == *" $1 "* ]]; }  # sare_nodecay wants sare
 wanted mae && pretrain mae model.overrides.speckle.enabled=false
 wanted sare && pretrain sare
 wanted sare1 && pretrain sare1 model.overrides.speckle.min_looks=1.0
@@ -109,9 +113,15 @@ finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scra
   local cfg=$1 name=$2 seed=$3
   shift 3
   for init in "${inits[@]}"; do
-    local run="$name-$init-s$seed" args=(optim.layer_decay=1.0)
+    local run="$name-$init-s$seed" args=() encoder=${init%_nodecay}
     local dir="$out/$run" kept="$results/runs/$run"
-    [ "$init" != scratch ] && args=(--init "$results/encoders/$init.safetensors")
+    # scratch trains every layer at the full lr, and so does an encoder named ENCODER_nodecay
+    [ "$encoder" = scratch ] || [ "$encoder" != "$init" ] && args=(optim.layer_decay=1.0)
+    case $encoder in
+      scratch) ;;
+      bundled) args+=(--init training/encoders/bundled/encoder.safetensors) ;;
+      *) args+=(--init "$results/encoders/$encoder.safetensors") ;;
+    esac
     [ -f "$kept/metrics.json" ] && continue
     claim "$dir" || continue
     if [ ! -f "$dir/metrics.json" ]; then
