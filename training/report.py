@@ -170,7 +170,7 @@ def paired(paths: list[Path]) -> str:
     for task, inits in scores.items():
         # the baseline first, so that each difference reads as a gain over training from scratch
         names = sorted(inits, key=lambda n: n != "scratch")
-        rows: list[tuple[str, float]] = []
+        rows: list[tuple[str, float | None]] = []
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 common = sorted(set(inits[a]) & set(inits[b]))
@@ -179,16 +179,22 @@ def paired(paths: list[Path]) -> str:
                 d = [100 * (inits[b][s] - inits[a][s]) for s in common]
                 mean, std = statistics.fmean(d), statistics.stdev(d)
                 half = stats.t.ppf(0.975, len(d) - 1) * std / len(d) ** 0.5
-                p = stats.ttest_rel([inits[b][s] for s in common], [inits[a][s] for s in common])
-                p_text = "n/a" if std == 0 else f"{p.pvalue:.3f}"
+                # identical differences: no spread, no test (its pair stays in the family as
+                # one that shows nothing, p = 1, below)
+                pvalue = None
+                if std > 0:
+                    pvalue = float(
+                        stats.ttest_rel(
+                            [inits[b][s] for s in common], [inits[a][s] for s in common]
+                        ).pvalue
+                    )
+                p_text = "n/a" if pvalue is None else f"{pvalue:.3f}"
                 verdict = "yes" if (mean - half > 0 or mean + half < 0) else "no"
                 rows.append(
                     (
                         f"| {task} | {a} | {b} | {len(d)} | {mean:+.2f} ± {std:.2f} | "
                         f"[{mean - half:+.2f}, {mean + half:+.2f}] | {p_text} | {verdict} |",
-                        # identical differences: no spread, no test; it stays in the family
-                        # as a pair that shows nothing (p = 1)
-                        None if std == 0 else float(p.pvalue),
+                        pvalue,
                     )
                 )
         adjusted = holm([1.0 if pv is None else pv for _, pv in rows])

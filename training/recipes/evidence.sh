@@ -17,9 +17,9 @@
 #    Without a teacher the optical halves of the pairs are not used: every encoder sees the
 #    same SAR images.
 # 2. Fine-tunes MSTAR SOC 10-class from scratch and from each encoder: 40 labels per class with
-#    seeds SEEDS (default "0 1 2 3 4", "" for none; the seed also draws the 40 chips) for FEW_EPOCHS (50), and
-#    all labels with seeds FULL_SEEDS (default "0 1 2 3 4", "" for none) for FULL_EPOCHS (5: the
-#    config's 30 are for a GPU). Sized for a 2-core CPU: batch 32, so a peak lr of 1e-3
+#    seeds SEEDS (default "0 1 2 3 4", "" for none; the seed also draws the 40 chips) for
+#    FEW_EPOCHS (50), and all labels with seeds FULL_SEEDS (default "0 1 2 3 4", "" for none)
+#    for FULL_EPOCHS (5: the config's 30 are for a GPU). Sized for a 2-core CPU: batch 32, so a peak lr of 1e-3
 #    (base_lr 8e-3; the config's 1.25e-4 barely moved a tiny ViT in 360 steps: test top-1 about
 #    20 % for every start). Layer-wise lr decay (0.75) is a fine-tuning device for pretrained
 #    encoders: runs from scratch train every layer at the full lr (layer_decay=1).
