@@ -225,6 +225,10 @@ class RunConfig:
         amp: bf16 autocast on CUDA (ignored on the CPU).
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` imports.
         deterministic: torch's deterministic algorithms only (slower; same result on re-run).
+        init_seed: the seed of the weights a run starts without (the task head, the MAE
+            decoder); None: ``seed``. Fine-tunes that share it and the pretrained encoder, and
+            differ in ``seed`` (data order, augmentation, dropout), start from one point and
+            can be averaged into one model (``python -m sarmae_train.soup``).
         teacher_cache_mb: pretraining with SARC: keep the frozen teacher's features of each
             optical crop (file, box, flips) up to this size per process and reuse them
             instead of running the teacher again (0: run it every step).
@@ -232,6 +236,7 @@ class RunConfig:
 
     out_dir: str = "runs/run"
     seed: int = 0
+    init_seed: int | None = None
     save_every: int = 500
     keep_last: int = 2
     log_every: int = 10

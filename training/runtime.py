@@ -79,7 +79,8 @@ class Runtime:
                 f"{self.out_dir} already holds checkpoints; pass --resume to continue that run "
                 "or set run.out_dir to a new folder"
             )
-        seed_everything(run.seed)  # same on every rank: identical initial weights
+        # same on every rank: identical initial weights
+        seed_everything(run.seed if run.init_seed is None else run.init_seed)
 
     @property
     def main(self) -> bool:
