@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -205,13 +204,17 @@ def paired(paths: list[Path]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    per_run = "--per-run" in args
-    paths = [Path(a) for a in args if a != "--per-run"]
-    if not paths:
-        raise SystemExit("usage: python -m sarmae_train.report [--per-run] RUN/metrics.json ...")
-    print(table(paths, per_run=per_run))
-    pairs = paired(paths)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("metrics", nargs="+", type=Path, help="each run's metrics.json")
+    ap.add_argument("--per-run", action="store_true", help="one row per run, seeds not summarised")
+    args = ap.parse_args(argv)
+    missing = [str(p) for p in args.metrics if not p.is_file()]
+    if missing:
+        ap.error(f"no such metrics file: {', '.join(missing)} (give each run's metrics.json)")
+    print(table(args.metrics, per_run=args.per_run))
+    pairs = paired(args.metrics)
     if pairs:
         print("\nPaired by seed (percentage points):\n")
         print(pairs)

@@ -92,3 +92,14 @@ def test_a_difference_that_exceeds_the_spread_alone_may_not_survive_many_pairs(t
     assert float(lucky_row[8]) >= 0.05 and lucky_row[9] == "no"  # among six pairs: not
     flat_row = cells[("scratch", "flat")]  # identical scores: no test at all
     assert flat_row[6] == "n/a" and flat_row[8] == "n/a" and flat_row[9] == "no"
+
+
+def test_report_says_what_is_wrong_with_its_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "nowhere" / "metrics.json")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no such metrics file" in err and "nowhere" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0 and "metrics.json" in capsys.readouterr().out

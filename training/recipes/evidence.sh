@@ -115,8 +115,13 @@ finetune() {  # CONFIG NAME SEED [overrides...]: one fine-tuning per start (scra
   for init in "${inits[@]}"; do
     local run="$name-$init-s$seed" args=() encoder=${init%_nodecay}
     local dir="$out/$run" kept="$results/runs/$run"
-    # scratch trains every layer at the full lr, and so does an encoder named ENCODER_nodecay
-    [ "$encoder" = scratch ] || [ "$encoder" != "$init" ] && args=(optim.layer_decay=1.0)
+    # scratch trains every layer at the full lr, and so does an encoder named ENCODER_nodecay;
+    # the other encoders get the authors' layer decay 0.75, whatever the task's config says
+    if [ "$encoder" = scratch ] || [ "$encoder" != "$init" ]; then
+      args=(optim.layer_decay=1.0)
+    else
+      args=(optim.layer_decay=0.75)
+    fi
     case $encoder in
       scratch) ;;
       bundled) args+=(--init training/encoders/bundled/encoder.safetensors) ;;

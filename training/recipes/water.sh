@@ -14,8 +14,9 @@
 #    through predict), which chose nothing,
 # 4. pictures of held-out tiles (each ETCI scene by the model that never saw it), the demo
 #    scene, the card.
-# OLD_MODEL=path.onnx adds an earlier model to the Nebraska and OMBRIA tables and pictures (the
-# earlier models were trained on North Alabama, so it is not scored there).
+# OLD_MODEL=path.onnx adds an earlier model to the OMBRIA table and pictures, and to the table
+# and picture of each ETCI scene named in OLD_MODEL_UNSEEN (e.g. "nebraska"): only scenes it
+# was not trained on (water v2 saw North Alabama only; v3 both scenes, so none).
 # Finished steps are skipped, so the script can be rerun after an interruption.
 source "$(dirname "$0")/common.sh" "$@"
 cmd="training/recipes/water.sh $out $data"
@@ -27,6 +28,7 @@ export_water() {  # RUN ONNX NAME [export options]: the fine-tuned RUN as an ONN
 }
 heldout_cmds=()
 heldout_args=()
+unseen() { [ -n "${OLD_MODEL:-}" ] && [[ " ${OLD_MODEL_UNSEEN:-} " == *" $1 "* ]]; }  # SCENE
 declare -A place=([nebraska]=Nebraska [northal]="North Alabama")
 for scene in nebraska_20170213t002121 northal_20190302t234651; do
   fold=water-without-${scene%%_*}
@@ -34,7 +36,7 @@ for scene in nebraska_20170213t002121 northal_20190302t234651; do
     "data.options.test_scenes=[$scene]"
   [ -f "$out/$fold/model.onnx" ] || export_water "$out/$fold" "$out/$fold/model.onnx" water
   models=(--model "water=$out/$fold/model.onnx")
-  [ -n "${OLD_MODEL:-}" ] && [ "${scene%%_*}" = nebraska ] && models+=(--model "previous=$OLD_MODEL")
+  unseen "${scene%%_*}" && models+=(--model "previous=$OLD_MODEL")
   [ -f "$out/$fold/heldout.json" ] || $py -m sarmae_train.heldout \
     --config training/configs/finetune_water_bundled.yaml --pixel-size 20 "${models[@]}" \
     --out "$out/$fold/heldout.json" data.root="$data" "data.options.test_scenes=[$scene]"
@@ -70,7 +72,7 @@ pictured=(--model "water=$bundled/water.onnx")
 $py -m sarmae_train.tile_picture --config finetune_water_ombria.yaml --otsu --tiles 4 \
   "${pictured[@]}" --out docs/water_tiles_ombria.png data.root="$data"
 pictured=(--model "recipe without Nebraska=$out/water-without-nebraska/model.onnx")
-[ -n "${OLD_MODEL:-}" ] && pictured=(--model "previous=$OLD_MODEL" "${pictured[@]}")
+unseen nebraska && pictured=(--model "previous=$OLD_MODEL" "${pictured[@]}")
 $py -m sarmae_train.tile_picture --config finetune_water_bundled.yaml --otsu --tiles 4 \
   "${pictured[@]}" --out docs/water_tiles_etci.png data.root="$data"
 # A picture of the model on the calibrated dB scene committed in the repository: input | result
