@@ -382,3 +382,39 @@ def test_workers_of_our_local_cluster_drop_only_the_heartbeat_teardown_race():
             lambda: [f.__name__ for f in logging.getLogger("distributed.worker").filters]
         )
         assert [n for ns in names.values() for n in ns] == ["not_teardown_noise"]
+    # and the client's own event loop drops distributed's cancel race (the test below)
+    from sarmae_core.inference.many import not_sync_cancel_race
+
+    assert not_sync_cancel_race in logging.getLogger("tornado.application").filters
+
+
+def test_the_client_drops_only_distributeds_cancel_race_on_interrupt():
+    """A SIGTERM that reaches the client before its request started made distributed's
+    ``sync`` cancel a future it had not assigned yet: a NameError page in the event loop's log
+    under "cancelled: ... nothing was written". The client's loop filters exactly that."""
+    import logging
+
+    from sarmae_core.inference.many import not_sync_cancel_race
+
+    def unassigned() -> NameError:  # Python's own error for distributed's closure
+        future: object
+
+        def cancel() -> None:
+            nonlocal future
+            print(future)
+
+        try:
+            cancel()
+        except NameError as exc:
+            return exc
+        raise AssertionError("no NameError")
+
+    def record(msg: str, exc: BaseException) -> logging.LogRecord:
+        return logging.LogRecord("tornado.application", logging.ERROR, "ioloop.py", 1, msg, (),
+                                 (type(exc), exc, None))  # fmt: skip
+
+    race = record("Exception in callback %r", unassigned())
+    assert "'future'" in str(race.exc_info[1]) and not not_sync_cancel_race(race)
+    # any other error of a callback still shows
+    assert not_sync_cancel_race(record("Exception in callback %r", NameError("name 'x'")))
+    assert not_sync_cancel_race(record("Exception in callback %r", OSError("disk full")))
