@@ -38,6 +38,7 @@ STAGES = [
     ("setup", "setup (model load, raster checks)"),
     ("read", "read + resample to the model grid"),
     ("model", "model (worker thread)"),
+    ("model_shared", "of which a thread fewer, beside the polygons"),
     ("wait", "sweep waiting for the model"),
     ("blend", "blend overlapping tiles"),
     ("regrid", "regrid to the input's grid"),

@@ -293,7 +293,8 @@ def trace(classes: np.ndarray, row0: int) -> list[tuple[Polygon, int]]:
     layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [])
     layer.ResetReading()
-    return [(from_wkb(f.GetGeometryRef().ExportToIsoWkb())[0], f.GetField(0)) for f in layer]
+    return [(from_wkb(f.GetGeometryRef().ExportToIsoWkb())[0], f.GetFieldAsInteger(0))
+            for f in layer]  # fmt: skip
 
 
 def union(pieces: Sequence[Polygon]) -> list[Polygon]:
@@ -331,7 +332,7 @@ class GdalFeatureWriter:
     def add(self, polygon: Polygon | None, **values: object) -> None:
         feature = ogr.Feature(self._defn)
         if polygon is not None:  # None: a null geometry (a catalogue row of an unreadable scene)
-            feature.SetGeometry(ogr.CreateGeometryFromWkb(to_wkb(polygon)))
+            feature.SetGeometryDirectly(ogr.CreateGeometryFromWkb(to_wkb(polygon)))
         for key, value in values.items():
             if value is not None:
                 # by index and type: OGR's SetField(name, value) looks both up for every value
