@@ -2,8 +2,6 @@
 
     python benchmarks/scene.py [--width 25000 --height 17000 --pixel 10] [--model water ...]
     python benchmarks/scene.py --width 4096 --height 4096 --geodeep  # 4k, and GeoDeep on it
-    python benchmarks/scene.py --without-sharing  # and the run without a thread fewer beside
-                                                  # the polygon tracer, for the ratio
 
 A GRD scene is about 25,000 x 17,000 pixels at 10 m. The raster is a VRT repeating the real
 Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (contains modified Copernicus Sentinel data
@@ -40,7 +38,6 @@ STAGES = [
     ("setup", "setup (model load, raster checks)"),
     ("read", "read + resample to the model grid"),
     ("model", "model (worker thread)"),
-    ("model_shared", "of which a thread fewer, beside the polygons"),
     ("wait", "sweep waiting for the model"),
     ("blend", "blend overlapping tiles"),
     ("regrid", "regrid to the input's grid"),
@@ -51,13 +48,8 @@ STAGES = [
 ]
 
 
-def child(raster: str, out: str, model: str, pixel: float, sharing: bool) -> None:
+def child(raster: str, out: str, model: str, pixel: float) -> None:
     from sarmae_core.inference import predict
-
-    if not sharing:  # the ablation: every batch with all threads, also beside the tracer
-        from sarmae_core.inference.model.backends import OnnxBackend
-
-        OnnxBackend.run_sharing = None  # type: ignore[assignment,method-assign]
 
     res = predict(raster, model, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
                   batch_size=BATCH, overwrite=True)  # fmt: skip
@@ -115,19 +107,13 @@ def main() -> None:
         action="store_true",
         help="also time GeoDeep on the same raster and model (the first --model)",
     )
-    ap.add_argument(
-        "--without-sharing",
-        action="store_true",
-        help="also run each model with all its threads beside the polygon tracer (the model "
-        "otherwise runs with a thread fewer while the tracer works) and print the ratio",
-    )
-    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--geodeep-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--bare", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        raster, out, model, pixel, sharing = args.child
-        child(raster, out, model, float(pixel), sharing == "sharing")
+        raster, out, model, pixel = args.child
+        child(raster, out, model, float(pixel))
         return
     if args.bare:
         bare(*args.bare)
@@ -140,17 +126,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vrt = make_vrt(args.width, Path(tmp), height=args.height, pixel_m=args.pixel)
         for model in models:
-            f = spawn("--child", str(vrt), tmp, model, str(args.pixel), "sharing")
+            f = spawn("--child", str(vrt), tmp, model, str(args.pixel))
             f["bare_s"] = spawn("--bare", str(vrt), model)["model_alone_s"]
             walls.append(f["wall_s"])
             runs.append(f)
             report(model, f, args)
-            if args.without_sharing:
-                g = spawn("--child", str(vrt), tmp, model, str(args.pixel), "no-sharing")
-                print(f"  without a thread fewer beside the tracer: {g['wall_s']:.1f} s wall, "
-                      f"{g['wall_s'] / f['bare_s']:.2f}x the bare model, peak resident memory "
-                      f"{g['peak_rss_mb']:.0f} MB; with / without: "
-                      f"{f['wall_s'] / g['wall_s']:.2f}x")  # fmt: skip
         if args.geodeep:
             g = spawn("--geodeep-child", str(vrt), models[0], str(runs[0]["model_m"]))
             print(f"GeoDeep, same raster, model and {runs[0]['model_m']:g} m pixels: "

@@ -37,14 +37,7 @@ from .products.result import PredictionResult, PredictionSummary
 from .products.vectorize import PolygonOptions, PolygonProduct, write_detections
 from .scene.source import PairSource, SarSource
 from .sweep.blending import Sink
-from .sweep.engine import (
-    Canceller,
-    CpuShare,
-    SweepStats,
-    run_tiles,
-    sweep_detection,
-    sweep_segmentation,
-)
+from .sweep.engine import Canceller, SweepStats, run_tiles, sweep_detection, sweep_segmentation
 from .sweep.regrid import OutputWindow, ToInputGrid
 from .sweep.windows import TileGrid
 
@@ -191,11 +184,9 @@ def predict(
                 done[0] += n
                 report(90.0 * done[0] / len(grid))
 
-            cpu = CpuShare()
             run = _Run(source, region, grid, info, outputs, stats, canceller, report, job, sinks,
-                       notes, cpu)  # fmt: skip
-            tiles = run_tiles(source, region, be, grid, opts.batch_size, canceller, stats, on_batch,
-                              cpu)  # fmt: skip
+                       notes)  # fmt: skip
+            tiles = run_tiles(source, region, be, grid, opts.batch_size, canceller, stats, on_batch)
             if task == "segmentation":
                 cleaning = PolygonOptions(opts.min_area_m2, opts.fill_holes_m2, opts.simplify_m)
                 summary = _segment(run, tiles, opts, cleaning, sinks)
@@ -217,8 +208,9 @@ def predict(
         raise
     report(100.0)
     seconds = time.perf_counter() - start
-    stats.timings.update(read=stats.read_s, model=stats.model_s, wait=stats.wait_s,
-                         stitch=stats.stitch_s, model_shared=stats.shared_s)  # fmt: skip
+    stats.timings.update(
+        read=stats.read_s, model=stats.model_s, wait=stats.wait_s, stitch=stats.stitch_s
+    )
     return PredictionResult(
         files=files,
         task=task,
@@ -257,7 +249,6 @@ class _Run:
     job: str | None
     sinks: list[SegmentationSink]
     notes: Notes
-    cpu: CpuShare  # the polygon tracer says when it is busy; the model then leaves it a core
 
 
 def _segment(
@@ -301,7 +292,7 @@ def _segment(
             polygons = PolygonProduct(
                 source.fileio, gpkg, info.class_names, out.transform, out.width, out.height,
                 pixel_size_m(source.fileio, source.crs, out.transform, out.width, out.height),
-                area, options, run.canceller.check, run.cpu,
+                area, options, run.canceller.check,
             )  # fmt: skip
         sink = SegmentationSink(
             source.fileio, run.outputs, tuple(plan), info.class_names,

@@ -144,8 +144,6 @@ class OnnxBackend:
             if threads < 1:
                 raise ConfigError(f"threads must be at least 1, got {threads}")
             options.intra_op_num_threads = int(threads)
-        self._options, self._threads = options, threads
-        self._sharing: Any = None  # the session of run_sharing, made when first needed
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
@@ -187,54 +185,8 @@ class OnnxBackend:
             )
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return self._run(self.session, batch)
-
-    def run_sharing(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`run` with one CPU thread fewer, for while another worker of the same run
-        (the polygon tracer) is busy: the same outputs.
-
-        onnxruntime splits each operator over its threads and waits for the slowest. With as
-        many threads as cores and one more busy thread, one of them is always waiting for a
-        core, and the others wait (spinning) for it: on 2 cores a batch then took as long as on
-        one thread, and the tracer's CPU time came on top (``benchmarks/scene.py``). With a
-        core left free, the model and the tracer run side by side. On the GPU, or with one
-        thread already, this is :meth:`run`.
-        """
-        if self._sharing is None:
-            threads = (self._threads or physical_cores()) - 1
-            if threads < 1 or self.providers[0] != "CPUExecutionProvider":
-                self._sharing = self.session
-            else:
-                import onnxruntime as ort
-
-                self._options.intra_op_num_threads = threads
-                self._options.enable_cpu_mem_arena = False
-                self._sharing = ort.InferenceSession(
-                    str(self.path), self._options, providers=["CPUExecutionProvider"]
-                )
-        return self._run(self._sharing, batch)
-
-    def _run(self, session: Any, batch: np.ndarray) -> dict[str, np.ndarray]:
-        values = session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})
+        values = self.session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})
         return dict(zip(self._outputs, values, strict=True))
-
-
-def physical_cores() -> int:
-    """Physical CPU cores this process may run on (onnxruntime's default thread count; a
-    hyperthreaded core counts once). Linux's CPU topology, else ``os.cpu_count()``."""
-    try:
-        cpus = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topology / "physical_package_id").read_text().strip(),
-                       (topology / "core_id").read_text().strip()))  # fmt: skip
-        except OSError:
-            cores.add(("cpu", str(cpu)))
-    return max(1, len(cores))
 
 
 def resolve_model_path(model: str | os.PathLike) -> Path:

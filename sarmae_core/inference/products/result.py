@@ -24,8 +24,7 @@ class PredictionSummary:
         vector_area_km2: area of the written polygons (after filtering), else None.
         ship_count: detections written (detection), else None.
         timings: seconds spent on ``setup`` (loading the model, checking the raster),
-            ``read`` (with any resampling to the model's grid), in the ``model`` (of which
-            ``model_shared`` with a CPU thread fewer, beside the polygon tracer), ``wait``
+            ``read`` (with any resampling to the model's grid), in the ``model``, ``wait``
             (the sweep idle until the model's next batch), ``stitch`` (blending, with
             ``regrid``, resampling back to the input's grid, and ``write``, classifying and
             writing blocks), ``finish`` (overviews, COG) and ``vectorise``. The model overlaps

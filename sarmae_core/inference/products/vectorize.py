@@ -29,7 +29,6 @@ from ..geo.geometry import Polygon
 from ..geo.georef import Crs, Transform
 from ..io.raster_io import FeatureWriter, RasterIO
 from ..model.detection import Detections
-from ..sweep.engine import CpuShare
 from .sieve import sieve_pixels
 from .strips import StripTracer
 
@@ -67,7 +66,6 @@ class PolygonProduct:
         area: measures areas in m2 (None without a CRS: no areas, no area filters).
         options: cleaning options.
         check_cancel: raises :class:`~sarmae_core.errors.CancelledError` to stop.
-        cpu: told while the worker traces, so that the model leaves it a core.
     """
 
     def __init__(
@@ -82,10 +80,8 @@ class PolygonProduct:
         area: EqualArea | None,
         options: PolygonOptions,
         check_cancel: Callable[[], None],
-        cpu: CpuShare | None = None,
     ) -> None:
         self.fileio, self.out, self.class_names = fileio, out, list(class_names)
-        self._cpu = cpu or CpuShare()
         self._check_cancel = check_cancel
         self.transform, self.options = transform, options
         # Geometry work in pixel units (moved to the CRS as it is written); the options are in
@@ -131,8 +127,7 @@ class PolygonProduct:
         while (item := self._queue.get()) is not None:
             if self._error is None:  # after an error, drain the queue without tracing
                 try:
-                    with self._cpu.busy():
-                        self.tracer(*item)
+                    self.tracer(*item)
                 except BaseException as exc:  # handed to the sweep's thread
                     self._error = exc
 

@@ -10,11 +10,9 @@ nodata in every output; tiles without one valid pixel are not run at all.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,33 +48,7 @@ class SweepStats:
     model_s: float = 0.0
     wait_s: float = 0.0  # the sweep waiting for the model (it runs a batch ahead)
     stitch_s: float = 0.0
-    shared_s: float = 0.0  # of model_s, batches run with a thread fewer (see CpuShare)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class CpuShare:
-    """Says whether a worker of the run other than the model is busy on the CPU right now
-    (the polygon tracer, strip by strip), so that the model runs its next batch with a thread
-    fewer (a backend's ``run_sharing``) instead of fighting it for the cores."""
-
-    def __init__(self) -> None:
-        self._busy = 0
-        self._lock = threading.Lock()
-
-    @property
-    def contended(self) -> bool:
-        return self._busy > 0
-
-    @contextmanager
-    def busy(self) -> Iterator[None]:
-        """The calling worker is busy for the ``with`` block."""
-        with self._lock:
-            self._busy += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._busy -= 1
 
 
 class Canceller:
@@ -122,7 +94,6 @@ def run_tiles(
     canceller: Canceller,
     stats: SweepStats,
     progress: Callable[[int], None],
-    cpu: CpuShare | None = None,
 ) -> Iterator[tuple[Tile, dict[str, np.ndarray] | None, np.ndarray]]:
     """Yield ``(tile, outputs of this tile or None if skipped, valid mask)`` in grid order.
 
@@ -133,21 +104,15 @@ def run_tiles(
     regrids and writes batch k - 1, so at GRD size the work outside the model hides behind it
     instead of adding to it (``benchmarks/scene.py`` prints the ratio). At most two batches are
     in flight; a cancel or an error waits for the running batch (well under a second) and
-    drops the rest. While ``cpu`` says another worker is busy, a backend that offers
-    ``run_sharing`` runs the batch with a thread fewer.
+    drops the rest.
     """
     batch: list[tuple[Tile, np.ndarray | None, np.ndarray]] = []
     pending: tuple[list, Future | None] | None = None  # the batch the model is running
 
-    sharing = getattr(backend, "run_sharing", None) if cpu is not None else None
-
     def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         t = time.perf_counter()
-        shared = sharing is not None and cpu.contended  # type: ignore[union-attr]
-        outputs = (sharing if shared else backend.run)(np.stack(arrays))  # type: ignore[operator]
-        seconds = time.perf_counter() - t
-        stats.model_s += seconds
-        stats.shared_s += seconds if shared else 0.0
+        outputs = backend.run(np.stack(arrays))
+        stats.model_s += time.perf_counter() - t
         return outputs
 
     def submit() -> tuple[list, Future | None]:
