@@ -51,7 +51,8 @@ def test_both_backends_implement_the_one_interface(ios) -> None:
     assert {"open_raster", "warp", "create_geotiff", "trace", "union", "feature_writer"} <= wanted
     for name, fileio in ios.items():
         assert fileio.name == name
-        for op in wanted - {"name"}:
+        assert fileio.trace_stops == (name == "gdal")  # rasterio's shapes takes no callback
+        for op in wanted - {"name", "trace_stops"}:
             assert callable(getattr(fileio, op)), f"{name} lacks {op}"
         assert raster_io.get(fileio) is fileio  # a backend object passes through
     assert [f.name for f in dataclasses.fields(Crs)] == [
@@ -222,6 +223,31 @@ def _shoelace(ring: np.ndarray) -> float:
 
 def _area(polygon: list[np.ndarray]) -> float:
     return _shoelace(polygon[0]) - sum(_shoelace(r) for r in polygon[1:])
+
+
+def test_a_trace_stops_at_a_cancel_where_the_backend_can(
+    ios: dict[str, raster_io.RasterIO],
+) -> None:
+    """GDAL's bindings pass the cancel to GDALPolygonize's progress callback (checked every
+    line), so a trace stops midway; rasterio's shapes takes none and runs to its end, which is
+    why its strips stay small (``trace_stops``)."""
+    from sarmae_core.errors import CancelledError
+
+    classes = _classes()
+    calls = [0]
+
+    def check() -> None:
+        calls[0] += 1
+        if calls[0] > 3:
+            raise CancelledError("cancelled by the user; nothing was written")
+
+    with pytest.raises(CancelledError):
+        ios["gdal"].trace(classes, 0, check)
+    assert calls[0] == 4  # stopped at the first check that raised, mid-trace
+    calls[0] = 0
+    assert len(ios["rasterio"].trace(classes, 0, check)) > 50 and calls[0] == 0
+    calls[0] = -(10**9)  # never raises: the same polygons as without a check
+    assert len(ios["gdal"].trace(classes, 0, check)) == len(ios["gdal"].trace(classes, 0))
 
 
 def test_polygons_traced_written_and_read_alike(

@@ -24,6 +24,8 @@ gdal.UseExceptions()
 ogr.UseExceptions()
 
 NAME = "gdal"
+#: GDALPolygonize calls its progress callback once a line: a cancel stops a trace at once
+TRACE_STOPS = True
 #: GDAL data type names -> rasterio's names, which the engine uses.
 _DTYPES = {
     "Byte": "uint8", "Int8": "int8", "UInt16": "uint16", "Int16": "int16", "UInt32": "uint32",
@@ -276,7 +278,9 @@ def _stoppable(check_cancel: Callable[[], None]) -> Any:
 
 
 # ---------------------------------------------------------------------- vectors
-def trace(classes: np.ndarray, row0: int) -> list[tuple[Polygon, int]]:
+def trace(
+    classes: np.ndarray, row0: int, check_cancel: Callable[[], None] | None = None
+) -> list[tuple[Polygon, int]]:
     """Polygons of the 4-connected regions of equal non-zero value of ``classes`` (uint8, in
     memory) and their values, in pixel coordinates: x the column, y ``row0`` + the row.
 
@@ -291,7 +295,11 @@ def trace(classes: np.ndarray, row0: int) -> list[tuple[Polygon, int]]:
     mem = ogr.GetDriverByName("Memory").CreateDataSource("")
     layer = mem.CreateLayer("raw", geom_type=ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [])
+    if check_cancel is None:
+        gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [])
+    else:
+        with _stoppable(check_cancel) as callback:
+            gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
     layer.ResetReading()
     return [(from_wkb(f.GetGeometryRef().ExportToIsoWkb())[0], f.GetFieldAsInteger(0))
             for f in layer]  # fmt: skip
