@@ -15,8 +15,10 @@ blend, regrid back to the input's grid, classify and write, overviews, polygonis
 runs a batch ahead in a worker thread and the polygons are traced strip by strip in another as
 the map is made, so stages overlap and add up to more than the wall time), and **wall time /
 bare model**: the run's wall time over the model alone on the same tiles in the same batches,
-read beforehand, in a second fresh process (target <= 1.25 at GRD size, <= 1.10 at 4096 x
-4096). Then each model's wall time as a ratio to the first one's, measured in this one run.
+read beforehand, in fresh processes just before and just after the run (their mean; how far
+apart they are says how much this machine's speed moved meanwhile) (target <= 1.25 at GRD
+size, <= 1.10 at 4096 x 4096). Then each model's wall time as a ratio to the first one's,
+measured in this one run.
 """
 
 from __future__ import annotations
@@ -126,8 +128,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vrt = make_vrt(args.width, Path(tmp), height=args.height, pixel_m=args.pixel)
         for model in models:
+            # the bare model just before and just after the run: this machine's speed drifts
+            # by up to a quarter within minutes, and the spread of the two says by how much
+            before = spawn("--bare", str(vrt), model)["model_alone_s"]
             f = spawn("--child", str(vrt), tmp, model, str(args.pixel))
-            f["bare_s"] = spawn("--bare", str(vrt), model)["model_alone_s"]
+            after = spawn("--bare", str(vrt), model)["model_alone_s"]
+            f["bare_s"] = (before + after) / 2
+            f["bare_spread"] = abs(after - before) / min(before, after)
+            f["bare_before_s"], f["bare_after_s"] = before, after
             walls.append(f["wall_s"])
             runs.append(f)
             report(model, f, args)
@@ -166,7 +174,9 @@ def report(model: str, f: dict, args: argparse.Namespace) -> None:
             print(f"  {name:40s} {s:8.1f} {100 * s / f['wall_s']:9.0f}%")
     print(f"  {'wall':40s} {f['wall_s']:8.1f}")
     print(
-        f"  bare model on the same {f['tiles']} tiles: {f['bare_s']:.1f} s; "
+        f"  bare model on the same {f['tiles']} tiles: {f['bare_s']:.1f} s (the mean of "
+        f"{f['bare_before_s']:.1f} s just before the run and {f['bare_after_s']:.1f} s just "
+        f"after: the machine's speed moved {100 * f['bare_spread']:.0f} % meanwhile); "
         f"wall time / bare model: {f['wall_s'] / f['bare_s']:.2f}x"
     )
     for note in f["notes"]:

@@ -39,6 +39,28 @@ def test_scene_benchmark_prints_stages_ratio_and_geodeep():
     wall time over the bare model, and GeoDeep timed on the same raster, model and pixels."""
     out = run("benchmarks/scene.py", "--width", "1024", "--height", "768", "--geodeep")
     assert "polygonise + write polygons (worker thread)" in out
-    assert "wall time / bare model:" in out
+    assert "wall time / bare model:" in out and "just before the run" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("GeoDeep, same raster"))
     assert "10 m pixels" in line and float(line.split(": ")[-1].split("x")[0]) > 0
+
+
+def test_inference_benchmark_prints_the_share_outside_the_model():
+    """``benchmarks/inference.py`` (the README's rows on the time outside the model and on peak
+    memory 16k / 4k) at small sizes: per-size wall, model alone and stages, and the ratios."""
+    out = run("benchmarks/inference.py", "--sizes", "512", "1024", "--products",
+              "class,vector", "--torch-sizes", "--alone-sizes", "512", "--repeats", "1",
+              "--threads", "1")  # fmt: skip
+    share = "512 px onnxruntime: share of wall time outside the model, against the model alone:"
+    assert share in out
+    medians = out.split("Medians of the repeats")[1]
+    lines = [ln for ln in medians.splitlines() if " px onnxruntime " in ln and "wall" in ln]
+    assert [ln.split()[0] for ln in lines] == ["512", "1024"]
+    assert "model alone    " in lines[0] and "model alone not run" in lines[1]
+    assert all("peak RSS" in ln for ln in lines) and "vectorise" in out
+
+
+def test_many_scenes_benchmark_prints_speedup_and_overhead():
+    """``benchmarks/many.py`` (the README's Dask row) with two small scenes and one worker."""
+    out = run("benchmarks/many.py", "--scenes", "2", "--workers", "1", "--repeat", "1")
+    assert "plain loop" in out and "dask 1 worker(s)" in out
+    assert "overhead of the Dask path with 1 worker:" in out

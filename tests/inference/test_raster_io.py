@@ -51,8 +51,7 @@ def test_both_backends_implement_the_one_interface(ios) -> None:
     assert {"open_raster", "warp", "create_geotiff", "trace", "union", "feature_writer"} <= wanted
     for name, fileio in ios.items():
         assert fileio.name == name
-        assert fileio.trace_stops == (name == "gdal")  # rasterio's shapes takes no callback
-        for op in wanted - {"name", "trace_stops"}:
+        for op in wanted - {"name"}:
             assert callable(getattr(fileio, op)), f"{name} lacks {op}"
         assert raster_io.get(fileio) is fileio  # a backend object passes through
     assert [f.name for f in dataclasses.fields(Crs)] == [
@@ -229,8 +228,8 @@ def test_a_trace_stops_at_a_cancel_where_the_backend_can(
     ios: dict[str, raster_io.RasterIO],
 ) -> None:
     """GDAL's bindings pass the cancel to GDALPolygonize's progress callback (checked every
-    line), so a trace stops midway; rasterio's shapes takes none and runs to its end, which is
-    why its strips stay small (``trace_stops``)."""
+    line), so a trace stops midway; rasterio's shapes takes none and runs to its end (a strip
+    is sized for that)."""
     from sarmae_core.errors import CancelledError
 
     classes = _classes()

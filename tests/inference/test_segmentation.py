@@ -357,54 +357,6 @@ def test_strip_tracer_refuses_rows_out_of_order() -> None:
 
 
 @pytest.mark.parametrize("backend", ["gdal", "rasterio"])
-def test_strips_grow_on_maps_of_few_regions_where_a_trace_can_be_stopped(
-    backend: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """GDAL's trace stops at a cancel, so its strips grow up to STOPPABLE_STRIP_PIXELS while
-    they hold few regions (fewer seams to join); a map of speckle keeps STRIP_PIXELS (its
-    memory and read-back time follow the regions), and so does every map with rasterio, whose
-    trace runs to its end. The polygons are the whole raster's either way."""
-    from sarmae_core.inference.io import raster_io
-    from sarmae_core.inference.products import strips
-
-    fileio = raster_io.get(backend)
-    x = s1_db()  # 217 x 268
-    width = x.shape[1]
-    # the module's sizes scaled to this small map: strips of 16 rows, grown up to 64
-    monkeypatch.setattr(strips, "MIN_STRIP_ROWS", 4)
-    monkeypatch.setattr(strips, "STRIP_PIXELS", 16 * width)
-    monkeypatch.setattr(strips, "STOPPABLE_STRIP_PIXELS", 64 * width)
-    monkeypatch.setattr(strips, "STRIP_PIECES", 8)
-    lakes = np.zeros(x.shape, np.uint8)
-    lakes[20:90, 30:200] = 1
-    lakes[120:200, 10:120] = 1
-    lakes[140:160, 40:60] = 0  # an island
-    speckle = ((x < -14) & (x > -99)).astype(np.uint8)
-    for classes, grows in [(lakes, backend == "gdal"), (speckle, False)]:
-        sizes: list[int] = []
-        tracer = strips.StripTracer(fileio, width, x.shape[0], lambda p, v: None, lambda: None)
-        for row in range(0, x.shape[0], 8):
-            tracer(row, classes[row : row + 8])
-            sizes.append(tracer.strip_rows)
-        tracer.finish()
-        assert sizes[0] == 16 and max(sizes) == (64 if grows else 16)
-        whole = _traced(fileio, classes, classes.shape[0], classes.shape[0])
-        _same_polygons(_traced(fileio, classes, 16, 8), whole)
-    # and the grown strips trace the lakes as the whole raster does
-    import shapely
-
-    out = []
-    tracer = strips.StripTracer(fileio, width, x.shape[0], lambda p, v: out.append((p, v)),
-                                lambda: None)  # fmt: skip
-    for row in range(0, x.shape[0], 8):
-        tracer(row, lakes[row : row + 8])
-    tracer.finish()
-    grown = sorted(((v, shapely.Polygon(p[0], p[1:])) for p, v in out),
-                   key=lambda s: (s[0], s[1].area))  # fmt: skip
-    _same_polygons(grown, _traced(fileio, lakes, lakes.shape[0], lakes.shape[0]))
-
-
-@pytest.mark.parametrize("backend", ["gdal", "rasterio"])
 def test_a_strip_without_any_region_is_traced(backend: str) -> None:
     """Strips of background only (dry land, a scene's nodata border) between and above the
     water: nothing to carry across their seams, and the polygons are the whole raster's."""

@@ -24,8 +24,6 @@ gdal.UseExceptions()
 ogr.UseExceptions()
 
 NAME = "gdal"
-#: GDALPolygonize calls its progress callback once a line: a cancel stops a trace at once
-TRACE_STOPS = True
 #: GDAL data type names -> rasterio's names, which the engine uses.
 _DTYPES = {
     "Byte": "uint8", "Int8": "int8", "UInt16": "uint16", "Int16": "int16", "UInt32": "uint32",

@@ -131,9 +131,6 @@ class RasterIO(Protocol):
     :mod:`.gdal_io` and :mod:`.rasterio_io` (each as a :class:`ModuleBackend`)."""
 
     name: str
-    #: whether :meth:`trace` stops within a line when ``check_cancel`` raises (GDAL's progress
-    #: callback); one that cannot is given smaller strips, so that a cancel is seen soon
-    trace_stops: bool
 
     def environment(self, cache_mb: int) -> AbstractContextManager[None]:
         """A context with a block cache of at most ``cache_mb`` and deflate overviews."""
@@ -179,7 +176,7 @@ class RasterIO(Protocol):
     ) -> list[tuple[Polygon, int]]:
         """The 4-connected regions of equal non-zero value of an in-memory uint8 array as
         ``(polygon, value)``, in pixel coordinates (x the column, y ``row0`` + the row);
-        stopped by ``check_cancel`` where the backend can (``trace_stops``)."""
+        stopped within a line by ``check_cancel`` where the backend can (GDAL's bindings)."""
         ...
 
     def union(self, pieces: Sequence[Polygon]) -> list[Polygon]:
@@ -220,7 +217,6 @@ class ModuleBackend:
 
     def __init__(self, module: Any, **classes: Any) -> None:
         self.name: str = module.NAME
-        self.trace_stops: bool = module.TRACE_STOPS
         for op in OPERATIONS:
             setattr(self, op, classes[op] if op in classes else getattr(module, op))
 

@@ -38,8 +38,6 @@ from ..geo.georef import Crs, Transform
 from .raster_io import Grid, ModuleBackend, Nodata, RasterIO, RasterSpec, read_error, stoppable
 
 NAME = "rasterio"
-#: rasterio.features.shapes takes no progress callback: a trace runs to its end
-TRACE_STOPS = False
 #: Features per pyogrio write (a GeoPackage transaction each).
 _BATCH = 2000
 
@@ -308,7 +306,7 @@ def trace(
     """Polygons of the 4-connected regions of equal non-zero value of ``classes`` (uint8, in
     memory) and their values, in pixel coordinates: x the column, y ``row0`` + the row
     (``GDALPolygonize`` through ``rasterio.features.shapes``; zero is not traced). It cannot be
-    stopped midway (``check_cancel`` is unused; :data:`TRACE_STOPS`)."""
+    stopped midway: ``check_cancel`` is unused, rasterio's shapes takes no callback."""
     shapes = rasterio.features.shapes(
         classes, mask=classes != 0, connectivity=4, transform=Affine(1, 0, 0, 0, 1, row0)
     )

@@ -1,11 +1,10 @@
 """Polygons traced strip by strip as the class map is made, regions joined across the seams.
 
 The sweep hands finished rows down the grid in order. Every few hundred rows
-(:data:`STRIP_PIXELS` or :data:`STOPPABLE_STRIP_PIXELS`), the strip is traced
-(``GDALPolygonize`` on an in-memory array, 4-connected as on a whole raster) in a worker
-thread while the model works on the next tiles, instead of tracing a whole scene's mask file
-after the sweep. A region that does not reach the strip's last row is complete and goes out at
-once. One that does waits, as a piece, for the
+(:data:`STRIP_PIXELS`), the strip is traced (``GDALPolygonize`` on an in-memory array,
+4-connected as on a whole raster) in a worker thread while the model works on the next tiles,
+instead of tracing a whole scene's mask file after the sweep. A region that does not reach the
+strip's last row is complete and goes out at once. One that does waits, as a piece, for the
 next strip: the pixels on either side of the seam (the same class in the last row of one strip
 and the first of the next) say which pieces are one region, by a union-find over the pieces of
 the two strips, and the pieces of a region are joined (GEOS union, exact: the coordinates are
@@ -34,20 +33,13 @@ from ..io.raster_io import RasterIO
 from .sieve import sieve_window
 
 #: Pixels traced at a time: a strip is this many pixels' worth of rows (within
-#: :data:`MIN_STRIP_ROWS` .. :data:`MAX_STRIP_ROWS`). A backend whose trace cannot be stopped
-#: midway (rasterio's) traces it in one call, so it must take well under a second (about
-#: 0.3 s on a smooth water map, 0.8 s on a map of speckle) for a cancel to be seen within a
-#: second.
+#: :data:`MIN_STRIP_ROWS` .. :data:`MAX_STRIP_ROWS`). rasterio's trace cannot be stopped
+#: midway (GDAL's bindings stop at a cancel through the progress callback), so a strip must
+#: take well under a second (about 0.3 s on a smooth water map, 0.8 s on a map of speckle)
+#: for a cancel to be seen within a second. Strips grown to 16M pixels on maps of few regions
+#: traced a 25,000 px wide water map 16 % faster, but peak memory at 16k / 4k went from 1.23x
+#: to 1.40x (1.55x on a fragmented map; the target is 1.3x), so they stay at this size.
 STRIP_PIXELS = 4_000_000
-#: ... and one that stops at a cancel (GDAL's bindings, through the progress callback) takes
-#: strips up to four times larger while they hold few regions (:data:`STRIP_PIECES`): fewer
-#: seams to join. On a water map 25,000 px wide, 640-row strips instead of 160 took 10 % less
-#: time to trace, join and write.
-STOPPABLE_STRIP_PIXELS = 16_000_000
-#: Regions a grown strip may hold. A map of speckle holds hundreds of thousands in a strip,
-#: and the memory of a strip and the time its pieces take to read back (with no cancel check)
-#: follow that number: such maps keep :data:`STRIP_PIXELS`.
-STRIP_PIECES = 20_000
 MIN_STRIP_ROWS, MAX_STRIP_ROWS = 64, 1024
 
 #: Vertices a region may hold while it goes on down the map (about 15 MB of rings). A region
@@ -106,15 +98,9 @@ class StripTracer:
         # a region below the sieve's thresholds lies within that many rows of any of its
         # pixels: so much context above and below a strip sieves it as the whole raster
         self.margin = remove_px + fill_px
-
-        def rows_of(pixels: int) -> int:
-            return min(MAX_STRIP_ROWS, max(MIN_STRIP_ROWS, pixels // max(1, width)))
-
-        self.strip_rows = strip_rows or rows_of(STRIP_PIXELS)
-        # the range the strips may take, from the regions the last one held
-        self._rows_range = (self.strip_rows, self.strip_rows)
-        if strip_rows is None and fileio.trace_stops:
-            self._rows_range = (self.strip_rows, rows_of(STOPPABLE_STRIP_PIXELS))
+        self.strip_rows = strip_rows or min(
+            MAX_STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // max(1, width))
+        )
         self.max_vertices = max_vertices
         #: pieces of regions too large to hold, written cut along strip edges
         self.parts_cut = 0
@@ -178,17 +164,12 @@ class StripTracer:
             ready = np.concatenate(self._ready) if len(self._ready) > 1 else self._ready[0]
             end = min(self._sieved, self._traced + self.strip_rows)
             self.check_cancel()
-            pieces = self._trace(ready[: end - self._traced], self._traced, end)
-            low, high = self._rows_range
-            if high > low:
-                per_row = pieces / (end - self._traced)
-                self.strip_rows = int(min(high, max(low, STRIP_PIECES / max(per_row, 1e-6))))
+            self._trace(ready[: end - self._traced], self._traced, end)
             rest = ready[end - self._traced :]
             self._ready = [rest] if len(rest) else []
             self._traced = end
 
-    def _trace(self, strip: np.ndarray, start: int, end: int) -> int:
-        """Trace rows ``start`` .. ``end``; the number of pieces traced."""
+    def _trace(self, strip: np.ndarray, start: int, end: int) -> None:
         last = end >= self.height
         traced = self.fileio.trace(strip, start, self.check_cancel)
         self.check_cancel()
@@ -276,13 +257,12 @@ class StripTracer:
                     self.emit(polygon, value)
         if last:
             op.below = op.below_class = None
-            return len(traced)
+            return
         if len(traced):
             op.below = np.where(bottom >= 0, region_of_piece[np.maximum(bottom, 0)], -1)
         else:  # a strip without a region (dry land, a nodata border): nothing goes on
             op.below = np.full(self.width, -1, dtype=np.int64)
         op.below_class = strip[-1].copy()
-        return len(traced)
 
 
 def _join(fileio: RasterIO, pieces: list[Polygon]) -> list[Polygon]:
