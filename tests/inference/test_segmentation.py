@@ -369,3 +369,33 @@ def test_a_strip_without_any_region_is_traced(backend: str) -> None:
     whole = _traced(fileio, m, 100, 100)
     assert len(whole) == 2
     _same_polygons(_traced(fileio, m, 16, 8), whole)
+
+
+def test_a_wide_scene_with_a_dry_band_is_mapped_to_polygons(tmp_path: Path, out: Path) -> None:
+    """A scene 63,000 px wide is traced in strips of 64 rows; its first 70 rows hold no water
+    (dry land, as on a real scene's dry or nodata band). Such a strip crashed the tracer with
+    an IndexError; now every pond below it comes out whole, with its area."""
+    from sarmae_core.inference import CallableBackend
+
+    width, height = 63_000, 130
+    x = np.full((height, width), -6.0, np.float32)  # bright land
+    ponds = [(80, 10_000), (90, 30_000), (100, 62_900)]  # (row, column) of 20 x 20 px ponds
+    for r, c in ponds:
+        x[r : r + 20, c : c + 20] = -22.0
+    src = write_raster(tmp_path / "wide_db.tif", x, compress="deflate", tiled=True,
+                       blockxsize=256, blockysize=256)  # fmt: skip
+
+    def dark_is_water(batch: np.ndarray) -> dict[str, np.ndarray]:
+        water = (batch < -15).astype(np.float32)
+        return {"probabilities": np.concatenate([1 - water, water], axis=1)}
+
+    model = CallableBackend(dark_is_water, seg_info(), name="dark-is-water")
+    res = predict(src, model, out / "w.gpkg", units="db")
+    feats = features(res.files["vector"])
+    assert len(feats) == len(ponds)
+    for f in feats:  # 20 x 20 px of the fixture's 20 m, measured on the ground (UTM scale)
+        assert f["class_name"] == "water"
+        assert f["area_m2"] == pytest.approx(400 * 20.0 * 20.0, rel=0.03)
+    # the polygons hold exactly the water of the class map
+    total = sum(f["area_m2"] for f in feats)
+    assert total == pytest.approx(res.summary.water_area_km2 * 1e6, rel=1e-6)
