@@ -50,11 +50,11 @@ STAGES = [
 ]
 
 
-def child(raster: str, out: str, model: str, pixel: float) -> None:
+def child(raster: str, out: str, model: str, pixel: float, min_area_m2: float) -> None:
     from sarmae_core.inference import predict
 
     res = predict(raster, model, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
-                  batch_size=BATCH, overwrite=True)  # fmt: skip
+                  batch_size=BATCH, overwrite=True, min_area_m2=min_area_m2)  # fmt: skip
     from sarmae_core.contract.reader import read_model_info
     from sarmae_core.inference.model.backends import resolve_model_path
     from sarmae_core.inference.scene.source import model_pixel_size
@@ -109,13 +109,20 @@ def main() -> None:
         action="store_true",
         help="also time GeoDeep on the same raster and model (the first --model)",
     )
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        help="predict's min_area_m2 (the dock's default is 500 m2: the map is sieved before "
+        "tracing, so specks are never traced); default 0, predict's and the CLI's default",
+    )
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--geodeep-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--bare", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        raster, out, model, pixel = args.child
-        child(raster, out, model, float(pixel))
+        raster, out, model, pixel, min_area = args.child
+        child(raster, out, model, float(pixel), float(min_area))
         return
     if args.bare:
         bare(*args.bare)
@@ -131,7 +138,7 @@ def main() -> None:
             # the bare model just before and just after the run: this machine's speed drifts
             # by up to a quarter within minutes, and the spread of the two says by how much
             before = spawn("--bare", str(vrt), model)["model_alone_s"]
-            f = spawn("--child", str(vrt), tmp, model, str(args.pixel))
+            f = spawn("--child", str(vrt), tmp, model, str(args.pixel), str(args.min_area))
             after = spawn("--bare", str(vrt), model)["model_alone_s"]
             f["bare_s"] = (before + after) / 2
             f["bare_spread"] = abs(after - before) / min(before, after)
@@ -162,7 +169,7 @@ def report(model: str, f: dict, args: argparse.Namespace) -> None:
     f["mpx_model"] = mpx_in * (args.pixel / f["model_m"]) ** 2
     print(f"{model} on {args.width} x {args.height} px at {args.pixel:g} m "
           f"({mpx_in:.0f} Mpx; {f['mpx_model']:.0f} Mpx at the {f['model_m']:g} m the model "
-          "read)")  # fmt: skip
+          f"read); polygons of at least {args.min_area:g} m2")  # fmt: skip
     print(f"  wall {f['wall_s']:.0f} s: {mpx_in / f['wall_s']:.2f} Mpx/s of input, "
           f"{f['mpx_model'] / f['wall_s']:.2f} Mpx/s at model resolution; "
           f"model {100 * f['model_s'] / f['wall_s']:.0f} % of the time")  # fmt: skip

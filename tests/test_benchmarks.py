@@ -37,7 +37,9 @@ def test_onnxruntime_settings_table_times_smaller_weights():
 def test_scene_benchmark_prints_stages_ratio_and_geodeep():
     """``benchmarks/scene.py`` at a small size: the stage table with the polygon worker, the
     wall time over the bare model, and GeoDeep timed on the same raster, model and pixels."""
-    out = run("benchmarks/scene.py", "--width", "1024", "--height", "768", "--geodeep")
+    out = run("benchmarks/scene.py", "--width", "1024", "--height", "768", "--geodeep",
+              "--min-area", "500")  # fmt: skip
+    assert "polygons of at least 500 m2" in out
     assert "polygonise + write polygons (worker thread)" in out
     assert "wall time / bare model:" in out and "just before the run" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("GeoDeep, same raster"))
