@@ -2,6 +2,7 @@
 
     python benchmarks/scene.py [--width 25000 --height 17000 --pixel 10] [--model water ...]
     python benchmarks/scene.py --width 4096 --height 4096 --geodeep  # 4k, and GeoDeep on it
+    python benchmarks/scene.py --min-area 500  # polygons as the dock's default makes them
 
 A GRD scene is about 25,000 x 17,000 pixels at 10 m. The raster is a VRT repeating the real
 Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (contains modified Copernicus Sentinel data
