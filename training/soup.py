@@ -55,10 +55,11 @@ def soup(paths: list[Path]) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     first_header, first = read_safetensors(paths[0])
     if CONFIG_KEY not in first_header:
         raise SoupError(f"{paths[0]} has no sarmae model config in its header")
+    base = _comparable(first_header)
     sums = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in first.items()}
     for path in paths[1:]:
         header, tensors = read_safetensors(path)
-        this, base = _comparable(header), _comparable(first_header)
+        this = _comparable(header)
         if this != base:
             differ = sorted(k for k in this.keys() | base.keys() if this.get(k) != base.get(k))
             raise SoupError(

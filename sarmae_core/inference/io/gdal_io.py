@@ -293,11 +293,8 @@ def trace(
     mem = ogr.GetDriverByName("Memory").CreateDataSource("")
     layer = mem.CreateLayer("raw", geom_type=ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    if check_cancel is None:
-        gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [])
-    else:
-        with _stoppable(check_cancel) as callback:
-            gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
+    with _stoppable(check_cancel or (lambda: None)) as callback:
+        gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
     layer.ResetReading()
     return [(from_wkb(f.GetGeometryRef().ExportToIsoWkb())[0], f.GetFieldAsInteger(0))
             for f in layer]  # fmt: skip

@@ -258,10 +258,11 @@ class StripTracer:
         if last:
             op.below = op.below_class = None
             return
-        if len(traced):
-            op.below = np.where(bottom >= 0, region_of_piece[np.maximum(bottom, 0)], -1)
-        else:  # a strip without a region (dry land, a nodata border): nothing goes on
-            op.below = np.full(self.width, -1, dtype=np.int64)
+        # indexed only where a piece reaches the last row: a strip without any region (dry
+        # land, a nodata border) has no piece to index
+        op.below = np.full(self.width, -1, dtype=np.int64)
+        reach = bottom >= 0
+        op.below[reach] = region_of_piece[bottom[reach]]
         op.below_class = strip[-1].copy()
 
 
