@@ -268,9 +268,25 @@ def _traced(fileio, classes: np.ndarray, strip_rows: int, chunk: int, remove=0, 
 
 
 def _same_polygons(a: list, b: list) -> None:
+    """The same polygons, valid, and vertex for vertex (up to where a ring starts and which way
+    it runs): a join that left extra vertices where the seams crossed a region's sides, as a
+    GEOS union does, fails here."""
     assert len(a) == len(b)
     for (va, pa), (vb, pb) in zip(a, b, strict=True):
         assert va == vb and pa.is_valid and pb.is_valid and pa.equals(pb)
+        assert _ring_vertices(pa.exterior) == _ring_vertices(pb.exterior)
+        assert sorted(map(_ring_vertices, pa.interiors)) == sorted(
+            map(_ring_vertices, pb.interiors)
+        )
+
+
+def _ring_vertices(ring) -> tuple:
+    """A ring's vertices from its lowest-leftmost one, in positive-area order."""
+    xy = np.asarray(ring.coords)[:-1]
+    if 0.5 * (xy[:, 0] @ np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) @ xy[:, 1]) < 0:
+        xy = xy[::-1]
+    first = np.lexsort((xy[:, 0], xy[:, 1]))[0]
+    return tuple(map(tuple, np.roll(xy, -first, axis=0).tolist()))
 
 
 @pytest.mark.parametrize("backend", ["gdal", "rasterio"])
@@ -342,6 +358,67 @@ def test_sieved_strips_equal_the_sieved_whole_raster() -> None:
         assert (whole != fragmented).sum() > 100  # it does sieve
         expected = _traced(fileio, whole, whole.shape[0], whole.shape[0])
         _same_polygons(_traced(fileio, fragmented, 32, 50, remove, fill), expected)
+
+
+@pytest.mark.parametrize("backend", ["gdal", "rasterio"])
+def test_seam_join_gives_the_holes_and_pinches_a_whole_raster_trace_gives(backend: str) -> None:
+    """Pieces of one region traced in two strips (seam at row 8), joined by cancelling their
+    shared seam edges. An arch above shut by a bar below closes a new hole. Shut instead by two
+    pieces of the lower strip that touch at one corner only (a pinch off the seam), the hole
+    touches the shell at that corner: two rings, not one ring that touches itself. Pieces that
+    share no seam edge are refused."""
+    import shapely
+
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.seams import join_polygons
+
+    fileio = raster_io.get(backend)
+    arch = np.zeros((16, 16), np.uint8)
+    arch[2:4, 2:10] = arch[2:8, 2:4] = arch[2:8, 8:10] = 1
+    shut = arch.copy()
+    shut[8:11, 2:10] = 1
+    pinched = arch.copy()
+    pinched[8:11, 2:4] = pinched[10, 4:6] = 1  # under the left pillar, a foot to the right
+    pinched[8:10, 8:10] = pinched[9, 6:8] = 1  # under the right one, a foot to the left...
+    # ...the feet touch at the corner x 6, y 10 only: two pieces of the lower strip
+    for m, lower in [(shut, 1), (pinched, 2)]:
+        pieces = [p for p, _ in fileio.trace(m[:8], 0)] + [p for p, _ in fileio.trace(m[8:], 8)]
+        assert len(pieces) == 1 + lower
+        joined = join_polygons(pieces, [8])
+        (whole,) = [p for p, _ in fileio.trace(m, 0)]
+        shape = shapely.Polygon(joined[0], joined[1:])
+        expected = shapely.Polygon(whole[0], whole[1:])
+        assert shape.is_valid and shape.equals(expected) and shape.area == m.sum()
+        assert len(shape.interiors) == 1
+        assert _ring_vertices(shape.exterior) == _ring_vertices(expected.exterior)
+        assert _ring_vertices(shape.interiors[0]) == _ring_vertices(expected.interiors[0])
+    assert (6.0, 10.0) in shape.exterior.coords and (6.0, 10.0) in shape.interiors[0].coords
+    # pieces with no seam edge in common: not one region along that seam
+    apart = np.zeros((16, 16), np.uint8)
+    apart[2:8, 2:4] = apart[8:12, 6:9] = 1
+    far = [p for p, _ in fileio.trace(apart[:8], 0)] + [p for p, _ in fileio.trace(apart[8:], 8)]
+    assert join_polygons(far, [8]) is None
+    assert join_polygons(pieces, [5]) is None  # a seam that is not where the pieces meet
+
+
+def test_pieces_the_seam_join_refuses_are_joined_by_overlay() -> None:
+    """The tracer's fallback: pieces that do not meet along a seam of the strips (which a
+    tracer's union-find never hands over, but a join must not lose) still come out whole."""
+    import shapely
+
+    from sarmae_core.inference.io import raster_io
+    from sarmae_core.inference.products.strips import _join
+
+    fileio = raster_io.get()
+    m = np.zeros((16, 16), np.uint8)
+    m[2:8, 2:4] = m[8:12, 2:9] = 1  # meet along the seam at row 8
+    pieces = [p for p, _ in fileio.trace(m[:8], 0)] + [p for p, _ in fileio.trace(m[8:], 8)]
+    exact = _join(fileio, pieces, strip_rows=8)
+    overlay = _join(fileio, pieces, strip_rows=5)  # seams at 5, 10: the pieces meet on none
+    assert len(exact) == len(overlay) == 1
+    a = shapely.Polygon(exact[0][0], exact[0][1:])
+    b = shapely.Polygon(overlay[0][0], overlay[0][1:])
+    assert a.equals(b) and a.area == m.sum() and len(a.exterior.coords) == 7
 
 
 def test_strip_tracer_refuses_rows_out_of_order() -> None:
