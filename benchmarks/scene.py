@@ -47,6 +47,11 @@ STAGES = [
     ("write", "classify + write blocks"),
     ("finish", "overviews"),
     ("vectorise", "polygonise + write polygons (worker thread)"),
+    ("vectorise_sieve", "  of which: sieve (with a minimum area)"),
+    ("vectorise_trace", "  trace strips (GDALPolygonize, read back)"),
+    ("vectorise_join", "  join pieces at strip seams"),
+    ("vectorise_write", "  clean, measure, write the GeoPackage"),
+    ("vectorise_other", "  seam bookkeeping, the rest"),
     ("vectorise_wait", "waiting for the polygons after the sweep"),
 ]
 
@@ -175,12 +180,12 @@ def report(model: str, f: dict, args: argparse.Namespace) -> None:
           f"{f['mpx_model'] / f['wall_s']:.2f} Mpx/s at model resolution; "
           f"model {100 * f['model_s'] / f['wall_s']:.0f} % of the time")  # fmt: skip
     print(f"  peak resident memory {f['peak_rss_mb']:.0f} MB; water {f['water_km2']:.0f} km2")
-    print(f"  {'stage':40s} {'s':>8s} {'% of wall':>10s}")
+    print(f"  {'stage':44s} {'s':>8s} {'% of wall':>10s}")
     for key, name in STAGES:
         if key in f["timings"]:
             s = f["timings"][key]
-            print(f"  {name:40s} {s:8.1f} {100 * s / f['wall_s']:9.0f}%")
-    print(f"  {'wall':40s} {f['wall_s']:8.1f}")
+            print(f"  {name:44s} {s:8.1f} {100 * s / f['wall_s']:9.0f}%")
+    print(f"  {'wall':44s} {f['wall_s']:8.1f}")
     print(
         f"  bare model on the same {f['tiles']} tiles: {f['bare_s']:.1f} s (the mean of "
         f"{f['bare_before_s']:.1f} s just before the run and {f['bare_after_s']:.1f} s just "

@@ -66,3 +66,16 @@ def test_many_scenes_benchmark_prints_speedup_and_overhead():
     out = run("benchmarks/many.py", "--scenes", "2", "--workers", "1", "--repeat", "1")
     assert "plain loop" in out and "dask 1 worker(s)" in out
     assert "overhead of the Dask path with 1 worker:" in out
+
+
+def test_polygon_benchmark_prints_the_steps_and_both_joins():
+    """``benchmarks/polygons.py`` (the README's row on the polygon stage alone) on a map a few
+    strips high: the steps of each round, and the seam join against GEOS's union on the same
+    regions' pieces."""
+    out = run("benchmarks/polygons.py", "--width", "3000", "--height", "2500", "--rounds", "1")
+    assert "| round | wall s | CPU s | ns / px | features | sieve | trace | join | write |" in out
+    row = next(ln for ln in out.splitlines() if ln.startswith("| 1 |"))
+    assert int(row.split("|")[5]) > 1000  # features written
+    line = next(ln for ln in out.splitlines() if ln.startswith("joins alone"))
+    assert int(line.split(", ")[1].split(" regions")[0]) > 10
+    assert float(line.split("GEOS / seam join: ")[1].rstrip("x")) > 0

@@ -338,6 +338,7 @@ def _segment(
             )
         summary["vector_area_km2"] = total / 1e6 if np.isfinite(total) else None
         stats.timings["vectorise"] = polygons.seconds
+        stats.timings.update({f"vectorise_{k}": v for k, v in polygons.stages.items()})
         stats.timings["vectorise_wait"] = polygons.wait_s
     return summary
 

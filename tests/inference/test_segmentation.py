@@ -407,14 +407,18 @@ def test_pieces_the_seam_join_refuses_are_joined_by_overlay() -> None:
     import shapely
 
     from sarmae_core.inference.io import raster_io
-    from sarmae_core.inference.products.strips import _join
+    from sarmae_core.inference.products.strips import StripTracer
 
     fileio = raster_io.get()
+
+    def join(pieces, strip_rows):
+        return StripTracer(fileio, 16, 16, print, print, strip_rows=strip_rows).join(pieces)
+
     m = np.zeros((16, 16), np.uint8)
     m[2:8, 2:4] = m[8:12, 2:9] = 1  # meet along the seam at row 8
     pieces = [p for p, _ in fileio.trace(m[:8], 0)] + [p for p, _ in fileio.trace(m[8:], 8)]
-    exact = _join(fileio, pieces, strip_rows=8)
-    overlay = _join(fileio, pieces, strip_rows=5)  # seams at 5, 10: the pieces meet on none
+    exact = join(pieces, strip_rows=8)
+    overlay = join(pieces, strip_rows=5)  # seams at 5, 10: the pieces meet on none
     assert len(exact) == len(overlay) == 1
     a = shapely.Polygon(exact[0][0], exact[0][1:])
     b = shapely.Polygon(overlay[0][0], overlay[0][1:])

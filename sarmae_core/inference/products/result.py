@@ -27,8 +27,9 @@ class PredictionSummary:
             ``read`` (with any resampling to the model's grid), in the ``model``, ``wait``
             (the sweep idle until the model's next batch), ``stitch`` (blending, with
             ``regrid``, resampling back to the input's grid, and ``write``, classifying and
-            writing blocks), ``finish`` (overviews, COG) and ``vectorise``. The model overlaps
-            the other steps, so they add up to more than the wall time.
+            writing blocks), ``finish`` (overviews, COG) and ``vectorise`` (by step in
+            ``vectorise_sieve``, ``_trace``, ``_join``, ``_write`` and ``_other``). The model
+            overlaps the other steps, so they add up to more than the wall time.
     """
 
     seconds: float

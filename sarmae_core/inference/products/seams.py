@@ -52,7 +52,8 @@ def join_shells(shells: Sequence[np.ndarray], seams: Iterable[int]) -> list[np.n
     # every shell walked with the region on the same side (positive area)
     backwards = first[ring_of] + size - 1 - pos
     xy = xy[np.where(twice_area[ring_of] < 0, backwards, np.arange(len(pos)))]
-    on_seam = (xy[:, 1] == xy[after, 1]) & np.isin(xy[:, 1], seam_rows)  # edge to the next
+    # the edge to the next vertex lies on a seam (a region spans a few seams: no sort needed)
+    on_seam = (xy[:, 1] == xy[after, 1]) & (xy[:, 1, None] == seam_rows).any(axis=1)
     if (np.bincount(ring_of, on_seam, minlength=len(shells)) == 0).any():
         return None  # a piece that meets no seam is not joined to the others here
     # Walks may turn where seam edges start or end, and at vertices two pieces share off the
@@ -184,10 +185,10 @@ def _signed_area(ring: np.ndarray) -> float:
 def _without_collinear(ring: np.ndarray) -> np.ndarray:
     """The closed ring without vertices on a straight stretch (where a seam crossed a side)."""
     open_ring = ring[:-1]
-    before = open_ring - np.roll(open_ring, 1, axis=0)
-    after = np.roll(open_ring, -1, axis=0) - open_ring
-    straight = (before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0] == 0) & (
-        (before * after).sum(axis=1) > 0
+    step = np.diff(ring, axis=0)  # step i leads from vertex i to i + 1
+    before = np.concatenate([step[-1:], step[:-1]])  # the step into each vertex
+    straight = (before[:, 0] * step[:, 1] == before[:, 1] * step[:, 0]) & (
+        (before * step).sum(axis=1) > 0
     )
     kept = open_ring[~straight]
     return np.concatenate([kept, kept[:1]])

@@ -106,6 +106,8 @@ class StripTracer:
         #: pieces of regions too large to hold, written cut along strip edges
         self.parts_cut = 0
         self.seconds = 0.0
+        #: seconds of it spent sieving, tracing (the backend's trace) and joining pieces
+        self.timings = {"sieve": 0.0, "trace": 0.0, "join": 0.0}
         # The sieve's blocks are larger than the strips when its context is deep, so that
         # no row is sieved more than about twice.
         self.sieve_rows = max(self.strip_rows, 2 * self.margin)
@@ -149,7 +151,9 @@ class StripTracer:
             lo = max(0, start - self.margin)
             hi = min(self._received, end + self.margin)
             block = window[lo - self._first : hi - self._first]
+            t = time.perf_counter()
             done = sieve_window(self.fileio, block, self.remove_px, self.fill_px)
+            self.timings["sieve"] += time.perf_counter() - t
             self._ready.append(done[start - lo : end - lo])
         else:
             self._ready.append(window[start - self._first : end - self._first])
@@ -172,7 +176,9 @@ class StripTracer:
 
     def _trace(self, strip: np.ndarray, start: int, end: int) -> None:
         last = end >= self.height
+        t = time.perf_counter()
         traced = self.fileio.trace(strip, start, self.check_cancel)
+        self.timings["trace"] += time.perf_counter() - t
         self.check_cancel()
         top = np.full(self.width, -1, dtype=np.int64)  # piece index of each first-row pixel
         bottom = np.full(self.width, -1, dtype=np.int64)
@@ -254,7 +260,10 @@ class StripTracer:
                 if root not in carried:
                     op.cut.discard(root)
             else:
-                for polygon in _join(self.fileio, pieces, self.strip_rows):
+                t = time.perf_counter()
+                joined = self.join(pieces)
+                self.timings["join"] += time.perf_counter() - t
+                for polygon in joined:
                     self.emit(polygon, value)
         if last:
             op.below = op.below_class = None
@@ -266,26 +275,26 @@ class StripTracer:
         op.below[reach] = region_of_piece[bottom[reach]]
         op.below_class = strip[-1].copy()
 
+    def join(self, pieces: list[Polygon]) -> list[Polygon]:
+        """One region's pieces as one polygon.
 
-def _join(fileio: RasterIO, pieces: list[Polygon], strip_rows: int) -> list[Polygon]:
-    """One region's pieces as one polygon.
-
-    Only exterior rings can touch a strip edge, so only they are joined: every hole of a piece
-    is a hole of the region as it is. The shells are joined exactly by cancelling the seam
-    edges they share (:mod:`.seams`); GEOS's union is the fallback should they not form one
-    region along the seams.
-    """
-    if len(pieces) <= 1:
-        return pieces
-    tops = {int(p[0][:, 1].min()) for p in pieces}
-    bottoms = {int(p[0][:, 1].max()) for p in pieces}
-    joined = join_polygons(pieces, [y for y in tops & bottoms if y % strip_rows == 0])
-    if joined is not None:
-        return [joined]
-    shells = fileio.union([[p[0]] for p in pieces])
-    if len(shells) != 1:  # not one region after all: join whole polygons, holes and all
-        return fileio.union(pieces)
-    return [shells[0] + [ring for p in pieces for ring in p[1:]]]
+        Only exterior rings can touch a strip edge, so only they are joined: every hole of a
+        piece is a hole of the region as it is. The shells are joined exactly by cancelling the
+        seam edges they share (:mod:`.seams`); GEOS's union is the fallback should they not
+        form one region along the strips' seams.
+        """
+        if len(pieces) <= 1:
+            return pieces
+        tops = {int(p[0][:, 1].min()) for p in pieces}
+        bottoms = {int(p[0][:, 1].max()) for p in pieces}
+        seams = [y for y in tops & bottoms if y % self.strip_rows == 0]
+        joined = join_polygons(pieces, seams)
+        if joined is not None:
+            return [joined]
+        shells = self.fileio.union([[p[0]] for p in pieces])
+        if len(shells) != 1:  # not one region after all: join whole polygons, holes and all
+            return self.fileio.union(pieces)
+        return [shells[0] + [ring for p in pieces for ring in p[1:]]]
 
 
 def _vertices(polygon: Polygon) -> int:

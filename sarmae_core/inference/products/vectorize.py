@@ -101,6 +101,7 @@ class PolygonProduct:
         self.wait_s = 0.0
         self._batch: list[tuple[Polygon, int]] = []
         self._finish_s = 0.0
+        self._write_s = 0.0
         # The rows go to a worker thread: a strip takes seconds to trace at scene width, and
         # the sweep must keep feeding the model meanwhile (GDAL traces without the GIL).
         # The queue is bounded so that a worker behind holds the sweep, not its memory.
@@ -112,6 +113,14 @@ class PolygonProduct:
     def seconds(self) -> float:
         """Time spent tracing, cleaning and writing so far (in the worker thread)."""
         return self.tracer.seconds + self._finish_s
+
+    @property
+    def stages(self) -> dict[str, float]:
+        """:attr:`seconds` by step: ``sieve``, ``trace`` (the backend's), ``join`` (pieces at
+        strip seams), ``write`` (clean, measure and write the polygons) and ``other`` (the
+        seam bookkeeping between strips)."""
+        steps = {**self.tracer.timings, "write": self._write_s}
+        return {**steps, "other": max(0.0, self.seconds - sum(steps.values()))}
 
     def __call__(self, row: int, classes: np.ndarray) -> None:
         """Rows of the class map in order (0: background or no data, not traced; the array
@@ -148,10 +157,12 @@ class PolygonProduct:
 
     def _flush(self) -> None:
         self._check_cancel()  # a batch of a map of speckle takes a while
+        t = time.perf_counter()
         self.total_m2 += _write_batch(self.fileio, self._batch, self.out, self.class_names,
                                       self.measure, self.options, self.tolerance_px,
                                       self.transform)  # fmt: skip
         self._batch.clear()
+        self._write_s += time.perf_counter() - t
 
     def finish(self) -> float:
         """Wait for the worker, trace the last rows and write everything; the total area
@@ -161,8 +172,8 @@ class PolygonProduct:
         self._stop()
         self.wait_s = time.perf_counter() - t
         self._raise()
+        self.tracer.finish()  # its time is the tracer's own
         t = time.perf_counter()
-        self.tracer.finish()
         self._flush()
         self.out.close()
         self._finish_s += time.perf_counter() - t
