@@ -401,6 +401,25 @@ def test_seam_join_gives_the_holes_and_pinches_a_whole_raster_trace_gives(backen
     assert join_polygons(pieces, [5]) is None  # a seam that is not where the pieces meet
 
 
+@pytest.mark.parametrize("backend", ["gdal", "rasterio"])
+def test_strips_of_any_height_give_the_whole_raster_polygons_on_random_maps(backend: str) -> None:
+    """Random maps of one and two classes at many densities (pinches, pinholes and regions
+    winding through many strips), traced in strips of 1 to 11 rows fed in chunks of any size:
+    the polygons are the whole raster's, vertex for vertex, every time."""
+    from sarmae_core.inference.io import raster_io
+
+    fileio = raster_io.get(backend)
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        h, w = rng.integers(5, 50, size=2)
+        m = (rng.random((h, w)) < rng.uniform(0.2, 0.8)).astype(np.uint8)
+        if rng.random() < 0.5:  # a second class among the first
+            m[(m > 0) & (rng.random((h, w)) < 0.4)] = 2
+        whole = _traced(fileio, m, h, h)
+        _same_polygons(_traced(fileio, m, int(rng.integers(1, 12)), int(rng.integers(1, 20))),
+                       whole)  # fmt: skip
+
+
 def test_pieces_the_seam_join_refuses_are_joined_by_overlay() -> None:
     """The tracer's fallback: pieces that do not meet along a seam of the strips (which a
     tracer's union-find never hands over, but a join must not lose) still come out whole."""
