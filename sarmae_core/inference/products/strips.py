@@ -180,15 +180,11 @@ class StripTracer:
         traced = self.fileio.trace(strip, start, self.check_cancel)
         self.timings["trace"] += time.perf_counter() - t
         self.check_cancel()
-        top = np.full(self.width, -1, dtype=np.int64)  # piece index of each first-row pixel
-        bottom = np.full(self.width, -1, dtype=np.int64)
-        for k, (polygon, _) in enumerate(traced):
-            ring = polygon[0]  # only the exterior ring can lie on the strip's edges
-            ys = ring[:, 1]
-            if ys.min() == start:
-                _mark_runs(top, ring, start, k)
-            if not last and ys.max() == end:
-                _mark_runs(bottom, ring, end, k)
+        # piece index of each pixel of the strip's first and last rows (-1: none), from the
+        # exterior rings' edges along the strip's edges (no hole can lie on them)
+        top, bottom = _edge_pieces([p[0] for p, _ in traced], self.width, start, end)
+        if last:
+            bottom[:] = -1
         op = self._open
         # pieces of this strip that continue a region of the strip above
         joins: dict[int, int] = {}  # piece -> region id above
@@ -301,12 +297,26 @@ def _vertices(polygon: Polygon) -> int:
     return sum(len(ring) for ring in polygon)
 
 
-def _mark_runs(row_ids: np.ndarray, ring: np.ndarray, y: float, k: int) -> None:
-    """Mark ``k`` on the columns of the ring's edges along the line ``y`` (a strip edge)."""
-    on = ring[:, 1] == y
-    edge = on[:-1] & on[1:]
-    if not edge.any():
-        return
-    x0, x1 = ring[:-1, 0][edge], ring[1:, 0][edge]
-    for a, b in zip(np.minimum(x0, x1).astype(int), np.maximum(x0, x1).astype(int), strict=True):
-        row_ids[a:b] = k
+def _edge_pieces(
+    shells: list[np.ndarray], width: int, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each column, the index of the shell whose edge runs along the line ``y = start``
+    (the strip's top) and ``y = end`` (its bottom) there; -1 where none does. All shells at
+    once: a strip at scene width holds thousands of pieces."""
+    top = np.full(width, -1, dtype=np.int64)
+    bottom = np.full(width, -1, dtype=np.int64)
+    if not shells:
+        return top, bottom
+    xy = np.concatenate(shells)
+    piece = np.repeat(np.arange(len(shells)), [len(s) for s in shells])
+    # edges from each vertex to the next of the same ring (the rings are closed)
+    x0, y0, x1, y1 = xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1]
+    same = piece[:-1] == piece[1:]
+    for row_ids, line in ((top, start), (bottom, end)):
+        on = np.flatnonzero(same & (y0 == line) & (y1 == line))
+        lo = np.minimum(x0[on], x1[on]).astype(np.int64)
+        n = np.maximum(x0[on], x1[on]).astype(np.int64) - lo
+        # every column each edge covers: lo, lo + 1, ..., lo + n - 1
+        cols = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(n.sum())
+        row_ids[cols] = np.repeat(piece[:-1][on], n)
+    return top, bottom
