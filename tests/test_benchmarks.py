@@ -41,6 +41,7 @@ def test_scene_benchmark_prints_stages_ratio_and_geodeep():
               "--min-area", "500")  # fmt: skip
     assert "polygons of at least 500 m2" in out
     assert "polygonise + write polygons (worker thread)" in out
+    assert "join pieces at strip seams" in out and "trace strips (GDALPolygonize" in out
     assert "wall time / bare model:" in out and "just before the run" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("GeoDeep, same raster"))
     assert "10 m pixels" in line and float(line.split(": ")[-1].split("x")[0]) > 0

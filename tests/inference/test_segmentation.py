@@ -431,7 +431,9 @@ def test_pieces_the_seam_join_refuses_are_joined_by_overlay() -> None:
     fileio = raster_io.get()
 
     def join(pieces, strip_rows):
-        return StripTracer(fileio, 16, 16, print, print, strip_rows=strip_rows).join(pieces)
+        tracer = StripTracer(fileio, 16, 16, lambda p, v: None, lambda: None,
+                             strip_rows=strip_rows)  # fmt: skip
+        return tracer.join(pieces)
 
     m = np.zeros((16, 16), np.uint8)
     m[2:8, 2:4] = m[8:12, 2:9] = 1  # meet along the seam at row 8
@@ -499,3 +501,8 @@ def test_a_wide_scene_with_a_dry_band_is_mapped_to_polygons(tmp_path: Path, out:
     # the polygons hold exactly the water of the class map
     total = sum(f["area_m2"] for f in feats)
     assert total == pytest.approx(res.summary.water_area_km2 * 1e6, rel=1e-6)
+    # the polygon stage's time by step (benchmarks/scene.py prints them) adds up to its time
+    timings = res.summary.timings
+    steps = [timings[f"vectorise_{k}"] for k in ("sieve", "trace", "join", "write", "other")]
+    assert min(steps) >= 0 and timings["vectorise_trace"] > 0 and timings["vectorise_write"] > 0
+    assert sum(steps) == pytest.approx(timings["vectorise"])
