@@ -6,7 +6,7 @@ the upper piece's bottom edge and the lower piece's top edge run over the same u
 in opposite directions (every shell walked with the region on the same side). Removing those
 pairs and linking what is left, end to start, gives the region's rings exactly, with no
 overlay: only the edges on seams are looked at one by one, the rest of each ring moves as whole
-chains of vertices (numpy slices). GEOS's union of the shells, the general tool, takes 1.7-2x
+chains of vertices (numpy slices). GEOS's union of the shells, the general tool, takes 2.3x
 as long on a water map of Sentinel-1 GRD width (``benchmarks/polygons.py``) and leaves a
 vertex wherever a seam crossed a region's side; this join gives the whole raster's rings,
 vertex for vertex.
