@@ -103,13 +103,9 @@ def region_pieces(fio, classes, min_area: float, transform, wkt) -> tuple[list, 
 
 def time_joins(fio, collected: list, strip_rows: int) -> tuple[float, float]:
     """Seconds to join every region's pieces: the seam join, and GEOS's union of the shells."""
-    from sarmae_core.inference.products.seams import join_polygons
+    from sarmae_core.inference.products.seams import join_polygons, meeting_rows
 
-    seams = []
-    for pieces in collected:
-        tops = {int(p[0][:, 1].min()) for p in pieces}
-        bottoms = {int(p[0][:, 1].max()) for p in pieces}
-        seams.append([y for y in tops & bottoms if y % strip_rows == 0])
+    seams = [meeting_rows(pieces, strip_rows) for pieces in collected]
     t = time.perf_counter()
     for pieces, rows in zip(collected, seams, strict=True):
         assert join_polygons(pieces, rows) is not None

@@ -113,6 +113,14 @@ def join_polygons(pieces: Sequence[Polygon], seams: Iterable[int]) -> Polygon | 
     return rings + [ring for p in pieces for ring in p[1:]]
 
 
+def meeting_rows(pieces: Sequence[Polygon], strip_rows: int) -> list[int]:
+    """The strip seams (multiples of ``strip_rows``) where one of the pieces ends and another
+    starts: the only rows along which pieces traced strip by strip can meet."""
+    tops = {int(p[0][:, 1].min()) for p in pieces}
+    bottoms = {int(p[0][:, 1].max()) for p in pieces}
+    return sorted(y for y in tops & bottoms if y % strip_rows == 0)
+
+
 def _runs(unit: np.ndarray, chains: list[np.ndarray]) -> list[np.ndarray]:
     """The unit seam edges left, joined into runs (one edge per straight stretch), broken
     where a chain starts or ends (a pinch point on the seam)."""

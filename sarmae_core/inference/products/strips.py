@@ -30,7 +30,7 @@ import numpy as np
 
 from ..geo.geometry import Polygon
 from ..io.raster_io import RasterIO
-from .seams import join_polygons
+from .seams import join_polygons, meeting_rows
 from .sieve import sieve_window
 
 #: Pixels traced at a time: a strip is this many pixels' worth of rows (within
@@ -281,10 +281,7 @@ class StripTracer:
         """
         if len(pieces) <= 1:
             return pieces
-        tops = {int(p[0][:, 1].min()) for p in pieces}
-        bottoms = {int(p[0][:, 1].max()) for p in pieces}
-        seams = [y for y in tops & bottoms if y % self.strip_rows == 0]
-        joined = join_polygons(pieces, seams)
+        joined = join_polygons(pieces, meeting_rows(pieces, self.strip_rows))
         if joined is not None:
             return [joined]
         shells = self.fileio.union([[p[0]] for p in pieces])
