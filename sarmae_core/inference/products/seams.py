@@ -54,8 +54,11 @@ def join_shells(shells: Sequence[np.ndarray], seams: Iterable[int]) -> list[np.n
     # every shell walked with the region on the same side (positive area)
     backwards = first[ring_of] + size - 1 - pos
     xy = xy[np.where(twice_area[ring_of] < 0, backwards, np.arange(len(pos)))]
-    # the edge to the next vertex lies on a seam (a region spans a few seams: no sort needed)
-    on_seam = (xy[:, 1] == xy[after, 1]) & (xy[:, 1, None] == seam_rows).any(axis=1)
+    # the edge to the next vertex lies on a seam (seam_rows is sorted: a river down a whole
+    # scene meets a hundred of them, so no vertex-by-seam table)
+    at = np.minimum(np.searchsorted(seam_rows, xy[:, 1]), max(len(seam_rows) - 1, 0))
+    on_row = seam_rows[at] == xy[:, 1] if len(seam_rows) else np.zeros(len(xy), dtype=bool)
+    on_seam = (xy[:, 1] == xy[after, 1]) & on_row
     if (np.bincount(ring_of, on_seam, minlength=len(shells)) == 0).any():
         return None  # a piece that meets no seam is not joined to the others here
     # Walks may turn where seam edges start or end, and at vertices two pieces share off the
