@@ -80,8 +80,8 @@ def region_pieces(fio, classes, min_area: float, transform, wkt) -> tuple[list, 
     """Every region's pieces as the strip tracer hands them to its join, and the strip rows."""
     from sarmae_core.inference.geo.geodesy import EqualArea
     from sarmae_core.inference.geo.georef import Transform
-    from sarmae_core.inference.products.sieve import sieve_pixels
     from sarmae_core.inference.products.strips import StripTracer
+    from sarmae_core.inference.products.vectorize import PolygonOptions, sieve_thresholds
 
     class Collecting(StripTracer):
         def join(self, pieces):
@@ -92,9 +92,9 @@ def region_pieces(fio, classes, min_area: float, transform, wkt) -> tuple[list, 
     collected: list = []
     h, w = classes.shape
     t, crs = Transform.of(transform), fio.parse_crs(wkt)
-    largest = float(np.max(EqualArea.for_grid(fio, crs, t, w, h).row_pixel_areas(t, w, h)))
-    remove = sieve_pixels(min_area, largest)
-    tracer = Collecting(fio, w, h, lambda p, v: None, lambda: None, remove if remove > 1 else 0)
+    remove, fill = sieve_thresholds(EqualArea.for_grid(fio, crs, t, w, h), t, w, h,
+                                    PolygonOptions(min_area_m2=min_area))  # fmt: skip
+    tracer = Collecting(fio, w, h, lambda p, v: None, lambda: None, remove, fill)
     for row in range(0, h, CHUNK):
         tracer(row, classes[row : row + CHUNK])
     tracer.finish()
@@ -149,12 +149,12 @@ def main() -> None:
             print(f"| {k + 1} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {ns:.0f} | "
                   f"{r['features']} | {cells} |")  # fmt: skip
             joins.append(time_joins(fio, collected, strip_rows))
-        exact = min(j[0] for j in joins)
-        overlay = min(j[1] for j in joins)
-        n = sum(len(p) for p in collected)
         if not collected:
             print("joins alone: no region crosses a strip seam (the map is one strip high)")
             return
+        exact = min(j[0] for j in joins)
+        overlay = min(j[1] for j in joins)
+        n = sum(len(p) for p in collected)
         print(f"joins alone, {len(collected)} regions of {n} pieces (best of {args.rounds}): "
               f"seam join {exact:.2f} s, GEOS union of the shells {overlay:.2f} s; "
               f"GEOS / seam join: {overlay / exact:.2f}x")  # fmt: skip

@@ -54,6 +54,24 @@ class PolygonOptions:
     simplify_m: float = 0.0
 
 
+def sieve_thresholds(
+    area: EqualArea | None,
+    transform: Transform,
+    width: int,
+    height: int,
+    options: PolygonOptions,
+) -> tuple[int, int]:
+    """Pixels below which regions are removed and holes filled before tracing (0: no sieve):
+    the specks the area filters would drop anyway, sieved away as pixels; none without a CRS
+    (no areas on the ground)."""
+    if area is None:
+        return 0, 0
+    largest = float(np.max(area.row_pixel_areas(transform, width, height)))
+    remove = sieve_pixels(options.min_area_m2, largest)
+    fill = sieve_pixels(options.fill_holes_m2, largest)
+    return (remove if remove > 1 else 0), (fill if fill > 1 else 0)  # a 1 px sieve does nothing
+
+
 class PolygonProduct:
     """The polygons of a class map, made as its rows come: ``product(row, classes)``.
 
@@ -88,15 +106,8 @@ class PolygonProduct:
         # metres on the ground. Without a CRS a tolerance in metres means nothing.
         self.tolerance_px = options.simplify_m / pixel_size_m[0] if pixel_size_m else 0.0
         self.measure = GridAreas(area, transform, width, height) if area is not None else None
-        remove = fill = 0
-        if area is not None:  # specks the area filters would drop are sieved away as pixels
-            largest = float(np.max(area.row_pixel_areas(transform, width, height)))
-            remove = sieve_pixels(options.min_area_m2, largest)
-            fill = sieve_pixels(options.fill_holes_m2, largest)
-        self.tracer = StripTracer(
-            fileio, width, height, self._add, check_cancel, remove if remove > 1 else 0,
-            fill if fill > 1 else 0,
-        )  # fmt: skip
+        remove, fill = sieve_thresholds(area, transform, width, height, options)
+        self.tracer = StripTracer(fileio, width, height, self._add, check_cancel, remove, fill)
         self.total_m2 = 0.0
         self.wait_s = 0.0
         self._batch: list[tuple[Polygon, int]] = []
