@@ -80,3 +80,14 @@ def test_polygon_benchmark_prints_the_steps_and_both_joins():
     line = next(ln for ln in out.splitlines() if ln.startswith("joins alone"))
     assert int(line.split(", ")[1].split(" regions")[0]) > 10
     assert float(line.split("GEOS / seam join: ")[1].rstrip("x")) > 0
+
+
+def test_ships_benchmark_times_two_models_on_the_held_out_tiles():
+    """``benchmarks/ships.py``: the bundled Ships model against CA-CFAR on the held-out HRSID
+    tiles in one run, each model's tile and its time over the first one's."""
+    out = run("benchmarks/ships.py", "--model", "cfar", "--model", "ships", "--repeat", "1",
+              "--rounds", "1")  # fmt: skip
+    assert "raster 2400 x 1600 px at 1 m" in out
+    rows = [ln.split("|") for ln in out.splitlines() if ln.startswith("| ") and "tile px" not in ln]
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [("cfar", "512"), ("ships", "768")]
+    assert rows[0][6].strip().startswith("1.00") and int(rows[1][5]) > 0

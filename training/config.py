@@ -280,6 +280,10 @@ class FinetuneModelConfig:
             model's channel it starts from, or None for a channel that starts silent (zero
             weights): ``[null, 0]`` makes a (before, after) model start as the VV water model
             on the after date. None: the kernels are repeated and divided by the channel count.
+        tile, tile_overlap: the tile side and overlap (px) ``predict`` and ``sarmae export``
+            run the fine-tuned model at, recorded in its checkpoint (None: the training
+            ``data.crop``, and a quarter of the tile); e.g. a detector that finds more ships
+            with more context per tile than it was trained on.
         overrides: :class:`sarmae_core.models.ModelConfig` keys for a model built from scratch
             (a checkpoint's own config wins for the architecture and input units).
     """
@@ -296,6 +300,8 @@ class FinetuneModelConfig:
     centre_region: bool = False
     init_head: bool = False
     init_channels: list[int | None] | None = None
+    tile: int | None = None
+    tile_overlap: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 

@@ -76,15 +76,32 @@ def detector(spec: str) -> Any:
     return CfarDetector(CfarParams(**{k: kinds[k](float(v)) for k, v in opts.items()}))
 
 
-def run(cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, floor: float) -> dict:
+def run(
+    cfg: FinetuneRunConfig,
+    models: dict[str, str],
+    pixel_size: float,
+    floor: float,
+    tiling: dict[str, int] | None = None,
+    nms_iou: float | None = None,
+) -> dict:
     """Scores of ``models`` (label -> bundled name, .onnx file, ``cfar`` or ``cfar:...``) on
-    the test split."""
+    the test split. ``tiling`` (``tile``, ``overlap``) and ``nms_iou`` replace the learned
+    models' own (for comparing inference settings on fine-tuned checkpoints; an ONNX file's
+    tile is fixed)."""
+    import dataclasses
+
     import sarmae_core
     from sarmae_core.inference.model.backends import load_backend
 
     ds = build_dataset(cfg.data, cfg.data.test_split, "amplitude", False, cfg.run.seed)
     runners = {label: detector(m) for label, m in models.items()}
+    if nms_iou is not None:
+        for label, m in runners.items():
+            if isinstance(m, str) and m != "cfar":
+                runners[label] = backend = load_backend(m)
+                backend.info = dataclasses.replace(backend.info, det_iou_threshold=nms_iou)
     defaults = {label: load_backend(m).info.det_confidence for label, m in runners.items()}
+    label_learned = {label: not str(m).startswith("cfar") for label, m in models.items()}
     preds: dict[str, list[Any]] = {m: [] for m in models}
     truth, ids = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +118,7 @@ def run(cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, floor
                         tif, model=model, output=Path(tmp) / f"{label}{i}.gpkg",
                         units="amplitude",
                         threshold=floor if defaults[label] > floor else None,
+                        **(tiling if tiling and label_learned[label] else {}),
                     )  # fmt: skip
                 boxes, scores = read_boxes(res.files["vector"], pixel_size)
                 preds[label].append((boxes, scores, np.zeros(len(scores), np.int64)))
@@ -144,12 +162,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="LABEL=model (name, .onnx file, cfar or cfar:key=value,...)")  # fmt: skip
     ap.add_argument("--pixel-size", type=float, default=1.0, help="metres per tile pixel")
     ap.add_argument("--floor", type=float, default=0.01, help="lowest confidence kept for AP")
+    ap.add_argument("--tile", type=int, help="tile side for the learned models (default: theirs)")
+    ap.add_argument("--overlap", type=int, help="tile overlap with --tile (default: a quarter)")
+    ap.add_argument("--nms-iou", type=float, help="NMS IoU of the learned models (default: theirs)")
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
-    result = run(cfg, models, args.pixel_size, args.floor)
+    tiling = None
+    if args.tile:
+        overlap = args.tile // 4 if args.overlap is None else args.overlap
+        tiling = {"tile": args.tile, "overlap": overlap}
+    result = run(cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

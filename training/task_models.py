@@ -133,6 +133,14 @@ def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list
     model = build_task_model(
         cfg.task, config, len(class_names), class_names=class_names, **task_kwargs(cfg)
     )
+    model.inference = inference_settings(cfg)
+    tile = model.inference.get("tile_size")
+    step = getattr(model, "tile_multiple", config.patch_size)
+    if tile is not None and (tile % step or not 0 <= model.inference["tile_overlap"] < tile):
+        raise ConfigError(
+            f"model.tile {tile} px with overlap {model.inference['tile_overlap']} px: the tile "
+            f"must be a multiple of the model's {step} px and the overlap from 0 to below the tile"
+        )
     path = init_path(cfg)
     if path is None:
         log.info("fine-tuning from scratch (no model.init)")
@@ -165,6 +173,22 @@ def build_for_run(cfg: FinetuneRunConfig, config: ModelConfig, class_names: list
         report = load_authors_checkpoint(path, model)
         log.info("encoder initialised from the authors' checkpoint %s:\n%s", path, report.summary())
     return model
+
+
+def inference_settings(cfg: FinetuneRunConfig) -> dict[str, Any]:
+    """How ``predict`` runs the fine-tuned model, recorded in its checkpoint: the tile
+    (``model.tile``, else the training crop) and overlap (``model.tile_overlap``, else a
+    quarter of the tile) and, for detection, the NMS IoU of the run's own evaluation
+    (``eval.nms_iou``), so that a user's map is made as its metrics were measured."""
+    settings: dict[str, Any] = {}
+    tile = cfg.model.tile or cfg.data.crop
+    if tile:
+        settings["tile_size"] = int(tile)
+        overlap = cfg.model.tile_overlap
+        settings["tile_overlap"] = int(tile) // 4 if overlap is None else int(overlap)
+    if cfg.task == "detection" and cfg.eval.nms_iou is not None:
+        settings["det_iou_threshold"] = float(cfg.eval.nms_iou)
+    return settings
 
 
 #: Weights that read the input bands directly: the only ones whose shape depends on the

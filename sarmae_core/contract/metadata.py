@@ -108,16 +108,27 @@ class ModelInfo:
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         class_names: list[str] | None = None,
-        **descriptive: str,
+        **descriptive: Any,
     ) -> ModelInfo:
         """What a task model (``sarmae_core.models.heads``) expects, from its config.
 
         Reads attributes only, so this module stays torch-free. ``descriptive``: ``version``,
-        ``name``, ``training_data``, ``licence``.
+        ``name``, ``training_data``, ``licence``. Tiling and the detection NMS IoU default to
+        what fine-tuning recorded in the model (``model.inference``: the tile it was trained
+        or chosen for, the IoU its metrics were measured with), else the config's
+        ``img_size`` (the pretraining window) and a quarter of it.
         """
         cfg = model.config
         data = cfg.data
+        recorded = dict(getattr(model, "inference", None) or {})
+        if tile_size is None:
+            tile_size = recorded.get("tile_size")
+            if tile_overlap is None and tile_size is not None:
+                tile_overlap = recorded.get("tile_overlap")
         tile = cfg.img_size if tile_size is None else int(tile_size)
+        iou = recorded.get("det_iou_threshold")
+        if iou is not None:
+            descriptive = {"det_iou_threshold": float(iou), **descriptive}
         norm = data.normalization
         return cls(
             task=model.task,

@@ -119,12 +119,14 @@ def export_onnx(
             own mode is restored afterwards).
         path: output ``.onnx`` file; its folder is created if needed.
         class_names: names by output index (default: the model's ``class_names``).
-        tile_size: input side in pixels, a multiple of the patch (default ``config.img_size``).
+        tile_size: input side in pixels, a multiple of the patch (default: the tile
+            fine-tuning recorded in the model, else ``config.img_size``).
         name, training_data, licence: descriptive metadata (model name, data with
             attribution, licence of the weights).
         overwrite: replace an existing file.
         opset: ONNX opset (20, the default, has GELU as one operator; onnxruntime >= 1.18).
-        tile_overlap: recommended tile overlap in pixels (default a quarter of the tile).
+        tile_overlap: recommended tile overlap in pixels (default: the recorded one with
+            the recorded tile, else a quarter of the tile).
         exporter: ``dynamo`` or ``legacy``.
         fuse: replace each encoder block's attention by onnxruntime's fused ``Attention``
             operator (:func:`~sarmae_core.export.optimize.fuse_attention`; ~10 % faster on a
@@ -158,7 +160,12 @@ def export_onnx(
     names = list(model.class_names if class_names is None else class_names)
     if len(names) != model.num_classes:
         raise ConfigError(f"{len(names)} class names {names} for a {model.num_classes}-class model")
-    tile = cfg.img_size if tile_size is None else int(tile_size)
+    # The tile (and overlap, NMS IoU) fine-tuning recorded in the model, unless given
+    info = ModelInfo.from_task_model(
+        model, tile_size, tile_overlap, names,
+        version=__version__, name=name, training_data=training_data, licence=licence,
+    )  # fmt: skip
+    tile = info.tile_size
     step = getattr(model, "tile_multiple", cfg.patch_size)
     if tile <= 0 or tile % step:
         raise ConfigError(f"tile size {tile} is not a positive multiple of the model's {step} px")
@@ -167,11 +174,6 @@ def export_onnx(
             f"the legacy exporter cannot resample the position embedding to a {tile}px tile; "
             f"use exporter='dynamo' or tile_size={cfg.img_size}"
         )
-
-    info = ModelInfo.from_task_model(
-        model, tile, tile_overlap, names,
-        version=__version__, name=name, training_data=training_data, licence=licence,
-    )  # fmt: skip
     if confidence is not None:
         info = dataclasses.replace(info, det_confidence=float(confidence))  # validated again
     if threshold is not None:

@@ -51,6 +51,11 @@ class _TaskModel(nn.Module):
         self.class_names = list(class_names)
         self.encoder = SarViTEncoder.from_config(config)
         self.input_norm = InputNormalization(config.data.normalization)
+        #: How ``predict`` runs this model unless told otherwise, written by fine-tuning into
+        #: the checkpoint: ``tile_size`` and ``tile_overlap`` (px) and, for detection,
+        #: ``det_iou_threshold`` (the NMS IoU its metrics were measured with). Empty: the
+        #: engine's defaults (the config's ``img_size``, a quarter of it, ModelInfo's IoU).
+        self.inference: dict[str, Any] = {}
 
     @property
     def num_classes(self) -> int:
@@ -72,7 +77,8 @@ class _TaskModel(nn.Module):
 
     def checkpoint_extras(self) -> dict[str, Any]:
         """Header entries that, with the config, rebuild this model from a checkpoint."""
-        return {"task": self.task, "class_names": self.class_names, "head": self.head_options()}
+        extras = {"task": self.task, "class_names": self.class_names, "head": self.head_options()}
+        return {**extras, "inference": dict(self.inference)} if self.inference else extras
 
     @classmethod
     def from_checkpoint_extras(cls, config: ModelConfig, extras: dict[str, Any]) -> _TaskModel:
@@ -80,7 +86,9 @@ class _TaskModel(nn.Module):
         names = extras.get("class_names")
         if not names:
             raise ConfigError(f"a {cls.__name__} checkpoint must name its classes")
-        return cls(config, num_classes=len(names), class_names=names, **extras.get("head", {}))
+        model = cls(config, num_classes=len(names), class_names=names, **extras.get("head", {}))
+        model.inference = dict(extras.get("inference") or {})
+        return model
 
 
 def _class_names(names: Sequence[str] | None, num_classes: int, default: list[str]) -> list[str]:

@@ -8,7 +8,10 @@ import json
 import pytest
 import torch
 
+import sarmae_core
+from sarmae_core.contract.metadata import ModelInfo
 from sarmae_core.errors import ConfigError
+from sarmae_core.inference.model.backends import load_backend
 from sarmae_core.models import create_model, load_checkpoint, save_checkpoint
 from sarmae_core.models.heads import ClassificationModel, DetectionModel, SegmentationModel
 
@@ -120,6 +123,10 @@ def test_etci_water_segmentation_with_otsu_baseline_and_evaluate(tmp_path):
     assert 0.0 <= m["baseline_otsu"]["water_iou"] <= 1.0
     model = load_checkpoint(out / "model.safetensors")
     assert isinstance(model, SegmentationModel) and model.class_names == ["background", "water"]
+    # predict runs it at the training crop (not the pretraining window), a quarter overlap
+    assert model.inference == {"tile_size": 64, "tile_overlap": 16}
+    info = ModelInfo.from_task_model(model)
+    assert (info.tile_size, info.tile_overlap) == (64, 16)
     # the evaluate command reproduces the numbers from the saved model
     r = invoke(
         "evaluate",
@@ -163,7 +170,7 @@ def test_a_final_model_trains_on_every_scene_and_says_it_is_not_scored(tmp_path)
     assert "| not scored (trained on all data) |" in table([out / "metrics.json"])
 
 
-def test_hrsid_ship_detection_reports_coco_ap(tmp_path):
+def test_hrsid_ship_detection_reports_coco_ap(tmp_path, monkeypatch):
     out = tmp_path / "ships"
     invoke(
         "finetune",
@@ -175,6 +182,8 @@ def test_hrsid_ship_detection_reports_coco_ap(tmp_path):
         "data.max_train=2",
         "data.max_test=1",
         "data.crop=128",
+        "model.tile=192",
+        "model.tile_overlap=32",
         "optim.epochs=1",
         "optim.batch_size=2",
         "eval.batch_size=1",
@@ -185,7 +194,43 @@ def test_hrsid_ship_detection_reports_coco_ap(tmp_path):
     assert m["detections"] <= 100
     boxes = json.loads((out / "detections.json").read_text())  # boxes with scores
     assert len(boxes) == m["detections"] and {"image", "box", "score", "class"} <= set(boxes[0])
-    assert isinstance(load_checkpoint(out / "model.safetensors"), DetectionModel)
+    model = load_checkpoint(out / "model.safetensors")
+    assert isinstance(model, DetectionModel)
+    # predict and export run it as configured, with the NMS IoU its AP was measured at
+    info = load_backend(out / "model.safetensors").info
+    assert (info.tile_size, info.tile_overlap, info.det_iou_threshold) == (192, 32, 0.5)
+    from sarmae_core.contract.reader import read_model_info
+    from sarmae_core.export.onnx import export_onnx
+
+    export_onnx(model, tmp_path / "ships.onnx")  # as sarmae export without --tile
+    exported = read_model_info(tmp_path / "ships.onnx")
+    assert (exported.tile_size, exported.tile_overlap, exported.det_iou_threshold) == (192, 32, 0.5)
+    explicit = ModelInfo.from_task_model(model, tile_size=256)  # sarmae export --tile 256
+    assert (explicit.tile_size, explicit.tile_overlap, explicit.det_iou_threshold) == (256, 64, 0.5)
+    model.inference = {}  # a checkpoint written before fine-tuning recorded them
+    old = ModelInfo.from_task_model(model)
+    assert old.tile_size == model.config.img_size
+    assert old.det_iou_threshold == ModelInfo.det_iou_threshold
+    # the held-out evaluation through predict takes other settings for a comparison
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.heldout_ships import run
+
+    cfg = load_config(FinetuneRunConfig, "finetune_ships_hrsid.yaml", ["data.max_test=1"])
+    seen = []
+    real = sarmae_core.predict
+
+    def predict(*args, **kw):  # records the settings predict was given, then runs it
+        res = real(*args, **kw)
+        seen.append((kw.get("tile"), kw.get("overlap"), _iou(kw["model"])))
+        return res
+
+    def _iou(model):
+        return load_backend(model).info.det_iou_threshold
+
+    monkeypatch.setattr(sarmae_core, "predict", predict)
+    tiling = {"tile": 256, "overlap": 32}
+    result = run(cfg, {"m": str(out / "model.safetensors")}, 1.0, 0.01, tiling, 0.3)
+    assert seen and set(seen) == {(256, 32, 0.3)} and result["tiles"] == len(seen)
 
 
 def test_checkpoint_of_another_preset_is_refused(tmp_path):
@@ -281,6 +326,9 @@ def test_bad_fine_tuning_input(tmp_path):
         ok=False,
     )
     assert r.exit_code == 2 and "does not exist" in r.stderr
+    r = invoke("finetune", "--config", "finetune_ships_hrsid.yaml", "model.tile=200", *TINY,
+               ok=False)  # fmt: skip
+    assert r.exit_code == 2 and "model.tile 200 px" in r.stderr and "multiple" in r.stderr
 
 
 def test_finetune_resumes_at_an_epoch_boundary_to_the_same_weights(tmp_path):
