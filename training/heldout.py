@@ -80,9 +80,15 @@ def labelled_samples(
 
 
 def run(
-    cfg: FinetuneRunConfig, models: dict[str, str], pixel_size: float, limit: int | None = None
+    cfg: FinetuneRunConfig,
+    models: dict[str, str],
+    pixel_size: float,
+    limit: int | None = None,
+    tiling: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Scores of ``models`` (label -> name or file for ``predict``) on the test split."""
+    """Scores of ``models`` (label -> name or file for ``predict``) on the test split;
+    ``tiling`` (``tile``, ``overlap``) replaces the models' own (a checkpoint's: an ONNX file's
+    tile is fixed)."""
     import rasterio
 
     import sarmae_core
@@ -113,8 +119,9 @@ def run(
                 with warnings.catch_warnings():  # per-tile notes; the summary says enough
                     warnings.simplefilter("ignore")
                     res = sarmae_core.predict(
-                        tif, model=model, output=out, products=("class", "probability")
-                    )
+                        tif, model=model, output=out, products=("class", "probability"),
+                        **(tiling or {}),
+                    )  # fmt: skip
                 notes.update(str(x) for x in res.notes)
                 seconds[label] += time.perf_counter() - t0
                 with rasterio.open(res.files["class"]) as c:
@@ -228,12 +235,18 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     ap.add_argument("--pixel-size", type=float, required=True, help="metres per pixel of tiles")
     ap.add_argument("--limit", type=int, help="first N tiles only (smoke runs)")
+    ap.add_argument("--tile", type=int, help="tile side for checkpoints (default: the model's)")
+    ap.add_argument("--overlap", type=int, help="tile overlap with --tile (default: a quarter)")
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
-    result = run(cfg, models, args.pixel_size, args.limit)
+    tiling = None
+    if args.tile:
+        overlap = args.tile // 4 if args.overlap is None else args.overlap
+        tiling = {"tile": args.tile, "overlap": overlap}
+    result = run(cfg, models, args.pixel_size, args.limit, tiling)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

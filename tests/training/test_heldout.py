@@ -80,3 +80,23 @@ def test_model_card_table_of_held_out_runs(tmp_path):
         == "| ETCI Nebraska (3 tiles at 20 m) | 61.0 | 20.0 | 30.0 | 50.0 (VV < -17.2 dB) |"
     )
     assert "| ETCI Nebraska | `water` | 0.050 | 58.0 | n/a | 61.0 | n/a | 55.0 |" in lines
+
+
+def test_a_checkpoint_runs_on_the_tiles_it_is_given(tmp_path):
+    """``--tile`` (a comparison of tile sizes on a fine-tuned checkpoint) reaches predict: a
+    tile that is no multiple of the model's patch is refused by predict's own rule."""
+    import pytest
+
+    from sarmae_core.errors import ConfigError
+    from sarmae_core.models import make_config, save_checkpoint
+    from sarmae_core.models.heads import build_task_model
+
+    model = build_task_model("segmentation", make_config("sarmae_test"), 2,
+                             class_names=["background", "water"])  # fmt: skip
+    ckpt = save_checkpoint(model, tmp_path / "water.safetensors")
+    args = ["--config", "training/configs/finetune_water_bundled.yaml", "--pixel-size", "20",
+            "--model", f"tiny={ckpt}", "--limit", "1"]  # fmt: skip
+    with pytest.raises(ConfigError, match="tile 120 px is not a multiple"):
+        main([*args, "--tile", "120", "--out", str(tmp_path / "bad.json")])
+    main([*args, "--tile", "128", "--out", str(tmp_path / "t.json")])
+    assert json.loads((tmp_path / "t.json").read_text())["tiles"] == 1
