@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 import warnings
@@ -66,17 +67,60 @@ def polarisations(cfg: FinetuneRunConfig) -> tuple[str, ...]:
 
 
 def labelled_samples(
-    cfg: FinetuneRunConfig, limit: int | None = None
+    cfg: FinetuneRunConfig, limit: int | None = None, ids: dict[int, str] | None = None
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """``(index, image [C, H, W] in dB, target uint8 [H, W], labelled [H, W])`` of the first
-    ``limit`` readable samples of ``cfg``'s test split."""
+    ``limit`` readable samples of ``cfg``'s test split (``ids`` receives each one's id)."""
     ds = build_dataset(cfg.data, cfg.data.test_split, "db", False, cfg.run.seed, "segmentation")
     for i in range(len(ds) if limit is None else min(limit, len(ds))):
         sample = ds[i]
         if sample is None:
             continue
+        if ids is not None:
+            ids[i] = sample["id"]
         target = sample["target"].numpy().astype(np.uint8)
         yield i, sample["image"].numpy(), target, target != IGNORE
+
+
+#: A tile's column and row in its scene, in its name (ETCI: ``<scene>_x-<col>_y-<row>``).
+_TILE_POSITION = re.compile(r"_x-(\d+)_y-(\d+)$")
+
+
+class SceneMaps:
+    """The split's tiles laid out again as the scene they were cut from (each at its column and
+    row, the gaps between kept tiles nodata), and each model's class and probability maps of
+    that scene from one ``predict`` run: what a user who maps the whole scene gets, with the
+    context of the neighbouring tiles, instead of each tile alone."""
+
+    def __init__(self, cfg: FinetuneRunConfig, limit: int | None, bands: tuple[str, ...]) -> None:
+        ids: dict[int, str] = {}
+        tiles = [(i, image, known) for i, image, _, known in labelled_samples(cfg, limit, ids)]
+        if not tiles:
+            raise SystemExit("error: the split holds no readable tile to lay out")
+        where = {i: _TILE_POSITION.search(ids[i]) for i, _, _ in tiles}
+        if not all(where.values()):
+            bad = next(ids[i] for i, m in where.items() if m is None)
+            raise SystemExit(
+                f"error: --scene needs tiles named <scene>_x-<col>_y-<row> (ETCI), got {bad}"
+            )
+        self.size = tiles[0][1].shape[-2:]
+        h, w = self.size
+        pos = {i: (int(m.group(2)), int(m.group(1))) for i, m in where.items() if m}
+        row0, col0 = min(r for r, _ in pos.values()), min(c for _, c in pos.values())
+        self.origin = {i: ((r - row0) * h, (c - col0) * w) for i, (r, c) in pos.items()}
+        height = max(y for y, _ in self.origin.values()) + h
+        width = max(x for _, x in self.origin.values()) + w
+        self.mosaic = np.full((len(bands), height, width), np.nan, np.float32)
+        for i, image, known in tiles:
+            y, x = self.origin[i]
+            self.mosaic[:, y : y + h, x : x + w] = np.where(known, image[: len(bands)], np.nan)
+        self.maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def window(self, label: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model ``label``'s class and probability over tile ``i``."""
+        (y, x), (h, w) = self.origin[i], self.size
+        pred, prob = self.maps[label]
+        return pred[y : y + h, x : x + w], prob[y : y + h, x : x + w]
 
 
 def run(
@@ -85,14 +129,12 @@ def run(
     pixel_size: float,
     limit: int | None = None,
     tiling: dict[str, int] | None = None,
+    scene: bool = False,
 ) -> dict[str, Any]:
     """Scores of ``models`` (label -> name or file for ``predict``) on the test split;
     ``tiling`` (``tile``, ``overlap``) replaces the models' own (a checkpoint's: an ONNX file's
-    tile is fixed)."""
-    import rasterio
-
-    import sarmae_core
-
+    tile is fixed); ``scene``: the models map the tiles laid out as their scene
+    (:class:`SceneMaps`), the thresholds score the same pixels as ever."""
     names = ["background", "water"]
     meters = {m: ConfusionMeter(2) for m in models}
     # IoU every 0.05 (the choice of an operating point), ECE on the usual 10 bins
@@ -104,30 +146,29 @@ def run(
     probs: dict[str, list[np.ndarray]] = {m: [] for m in models}  # for the mixture ablation
     bands = polarisations(cfg)
     with tempfile.TemporaryDirectory() as tmp:
+        layout = SceneMaps(cfg, limit, bands) if scene else None
+        if layout is not None:
+            tif = write_tile(Path(tmp) / "scene.tif", layout.mosaic, pixel_size, bands)
+            for label, model in models.items():
+                t0 = time.perf_counter()
+                pred, prob = _predict(tif, model, Path(tmp) / f"{label}.tif", tiling, notes)
+                seconds[label] += time.perf_counter() - t0
+                layout.maps[label] = (pred, prob)
         for i, image, target, known in labelled_samples(cfg, limit):
             db = image[0]  # the thresholds read VV
-            # nodata back to NaN: the dataset filled it for the network; predict masks it
-            tif = write_tile(
-                Path(tmp) / f"t{i}.tif", np.where(known, image[: len(bands)], np.nan), pixel_size,
-                bands,
-            )  # fmt: skip
+            if layout is None:
+                # nodata back to NaN: the dataset filled it for the network; predict masks it
+                pixels = np.where(known, image[: len(bands)], np.nan)
+                tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, pixel_size, bands)
             otsu.update(target, otsu_water(db, known))
             tiles.append((db, target))
             for label, model in models.items():
-                out = Path(tmp) / f"{label}_{i}.tif"
-                t0 = time.perf_counter()
-                with warnings.catch_warnings():  # per-tile notes; the summary says enough
-                    warnings.simplefilter("ignore")
-                    res = sarmae_core.predict(
-                        tif, model=model, output=out, products=("class", "probability"),
-                        **(tiling or {}),
-                    )  # fmt: skip
-                notes.update(str(x) for x in res.notes)
-                seconds[label] += time.perf_counter() - t0
-                with rasterio.open(res.files["class"]) as c:
-                    pred = c.read(1)
-                with rasterio.open(res.files["probability"]) as p:
-                    prob = p.read(1)
+                if layout is not None:
+                    pred, prob = layout.window(label, i)
+                else:
+                    t0 = time.perf_counter()
+                    pred, prob = _predict(tif, model, Path(tmp) / f"{label}_{i}.tif", tiling, notes)
+                    seconds[label] += time.perf_counter() - t0
                 pred = np.where(known & (pred != 255), pred, 0)
                 meters[label].update(target, (pred == 1).astype(np.uint8))
                 reliability[label].update(np.nan_to_num(prob), np.where(known, target, IGNORE))
@@ -138,6 +179,7 @@ def run(
         "split": f"{cfg.data.format} {cfg.data.path} {cfg.data.test_split}",
         "tiles": len(tiles),
         "pixel_size_m": pixel_size,
+        "mapped": "as one scene" if scene else "tile by tile",
         "water_fraction": float(labels.mean()),
         "models": {
             m: {
@@ -155,6 +197,26 @@ def run(
         "mixture_ablation": {m: _mixture_ablation(tiles, probs[m], names) for m in models},
         "notes": sorted({n.split(":", 1)[-1].strip() for n in notes})[:20],
     }
+
+
+def _predict(
+    tif: Path, model: str, out: Path, tiling: dict[str, int] | None, notes: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One model's class and probability maps of ``tif`` through ``predict``."""
+    import rasterio
+
+    import sarmae_core
+
+    with warnings.catch_warnings():  # per-tile notes; the summary says enough
+        warnings.simplefilter("ignore")
+        res = sarmae_core.predict(tif, model=model, output=out, products=("class", "probability"),
+                                  **(tiling or {}))  # fmt: skip
+    notes.update(str(x) for x in res.notes)
+    with rasterio.open(res.files["class"]) as c:
+        pred = c.read(1)
+    with rasterio.open(res.files["probability"]) as p:
+        prob = p.read(1)
+    return pred, prob
 
 
 def _mixture(
@@ -237,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, help="first N tiles only (smoke runs)")
     ap.add_argument("--tile", type=int, help="tile side for checkpoints (default: the model's)")
     ap.add_argument("--overlap", type=int, help="tile overlap with --tile (default: a quarter)")
+    ap.add_argument("--scene", action="store_true",
+                    help="map the tiles laid out as their scene (ETCI), not alone")  # fmt: skip
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
@@ -246,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.tile:
         overlap = args.tile // 4 if args.overlap is None else args.overlap
         tiling = {"tile": args.tile, "overlap": overlap}
-    result = run(cfg, models, args.pixel_size, args.limit, tiling)
+    result = run(cfg, models, args.pixel_size, args.limit, tiling, args.scene)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -100,3 +100,34 @@ def test_a_checkpoint_runs_on_the_tiles_it_is_given(tmp_path):
         main([*args, "--tile", "120", "--out", str(tmp_path / "bad.json")])
     main([*args, "--tile", "128", "--out", str(tmp_path / "t.json")])
     assert json.loads((tmp_path / "t.json").read_text())["tiles"] == 1
+
+
+def test_tiles_laid_out_as_their_scene_and_mapped_in_one_run(tmp_path, capsys):
+    """``--scene``: the split's ETCI tiles go back to their columns and rows (gaps nodata) and
+    each model maps that scene once; the thresholds score the same pixels as tile by tile."""
+    import pytest
+
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.heldout import SceneMaps, labelled_samples, run
+
+    cfg = load_config(FinetuneRunConfig, "training/configs/finetune_water_bundled.yaml", [])
+    layout = SceneMaps(cfg, 6, ("VV",))
+    ids: dict[int, str] = {}
+    for i, image, _, known in list(labelled_samples(cfg, 6, ids)):
+        col, row = (int(v) for v in ids[i].rsplit("_x-", 1)[1].split("_y-"))
+        y, x = layout.origin[i]
+        assert (y % 256, x % 256) == (0, 0)  # on the scene's grid of 256 px tiles
+        laid = layout.mosaic[0, y : y + 256, x : x + 256]
+        assert np.array_equal(laid[known], image[0][known]) and np.isnan(laid[~known]).all()
+        for j, (yj, xj) in layout.origin.items():  # the offsets keep the names' order
+            cj, rj = (int(v) for v in ids[j].rsplit("_x-", 1)[1].split("_y-"))
+            assert (yj - y, xj - x) == ((rj - row) * 256, (cj - col) * 256)
+    scene = run(cfg, {"water": "water"}, 20.0, limit=6, scene=True)
+    tiles = run(cfg, {"water": "water"}, 20.0, limit=6)
+    assert (scene["mapped"], tiles["mapped"]) == ("as one scene", "tile by tile")
+    assert scene["oracle_threshold"] == tiles["oracle_threshold"]
+    assert scene["models"]["water"]["pixels"] == tiles["models"]["water"]["pixels"]
+    assert 0 < scene["models"]["water"]["water_iou"] <= 1
+    ombria = load_config(FinetuneRunConfig, "training/configs/finetune_water_ombria.yaml", [])
+    with pytest.raises(SystemExit, match="needs tiles named <scene>_x-<col>_y-<row>"):
+        SceneMaps(ombria, 2, ("VV",))
