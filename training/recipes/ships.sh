@@ -8,8 +8,9 @@
 # 3. the default confidence: the best-F1 operating point on the training tiles (never chosen
 #    on the held-out ones),
 # 4. export to sarmae_core/models/bundled/ships.onnx (at the tile and NMS IoU the fine-tuned
-#    checkpoint records: 768 px tiles, IoU 0.5; see training/recipes/ships_tiling.sh), the held-out table through predict
-#    (model and CA-CFAR), a picture of the offshore held-out case, and the model card ships.md.
+#    checkpoint records: 768 px tiles, IoU 0.5; see training/recipes/ships_tiling.sh), the
+#    held-out table through predict (model and CA-CFAR), a picture of the offshore held-out
+#    case, and the model card ships.md.
 source "$(dirname "$0")/common.sh" "$@"
 cfg=training/configs/finetune_ships_bundled.yaml
 finetune_once ships finetune_ships_bundled
