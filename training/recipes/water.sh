@@ -41,8 +41,15 @@ for scene in nebraska_20170213t002121 northal_20190302t234651; do
     --config training/configs/finetune_water_bundled.yaml --pixel-size 20 "${models[@]}" \
     --out "$out/$fold/heldout.json" data.root="$data" "data.options.test_scenes=[$scene]"
   heldout_cmds+=("python -m sarmae_train.heldout --config training/configs/finetune_water_bundled.yaml --pixel-size 20 --model water=$out/$fold/model.onnx --out $out/$fold/heldout.json 'data.options.test_scenes=[$scene]'")
+  # the same scene's tiles laid out as the scene and mapped in one run, as a user maps a scene
+  [ -f "$out/$fold/heldout_scene.json" ] || $py -m sarmae_train.heldout \
+    --config training/configs/finetune_water_bundled.yaml --pixel-size 20 --scene \
+    --model "water=$out/$fold/model.onnx" --out "$out/$fold/heldout_scene.json" \
+    data.root="$data" "data.options.test_scenes=[$scene]"
+  heldout_cmds+=("python -m sarmae_train.heldout --config training/configs/finetune_water_bundled.yaml --pixel-size 20 --scene --model water=$out/$fold/model.onnx --out $out/$fold/heldout_scene.json 'data.options.test_scenes=[$scene]'")
   label="ETCI 2021 ${place[${scene%%_*}]} scene, held out (the recipe trained without it)"
   heldout_args+=(--heldout "$label=$out/$fold/heldout.json" --eval "$label=$out/$fold/metrics.json")
+  heldout_args+=(--heldout "$label, its tiles mapped as one scene=$out/$fold/heldout_scene.json")
 done
 # The operating point: the best mean water IoU over the left-out scenes (0.05 steps), each scene
 # scored by the fold that never saw it, so neither the final model's training nor OMBRIA test
