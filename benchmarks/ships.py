@@ -14,7 +14,6 @@ and settings cost per pixel, measured in one run on this noisy machine.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import warnings
@@ -30,7 +29,6 @@ def raster(folder: Path, data: Path, repeat: int) -> Path:
     """The held-out tiles as one 1 m amplitude GeoTIFF."""
     from PIL import Image
 
-    sys.path.insert(0, str(ROOT))
     from sarmae_train.heldout_ships import write_tile
 
     images = sorted(p for p in (data / "hrsid_mini" / "mini_test" / "images").glob("*.jpg")

@@ -21,7 +21,7 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,14 @@ def labelled_samples(
         yield i, sample["image"].numpy(), target, target != IGNORE
 
 
+def tiling_option(tile: int | None, overlap: int | None) -> dict[str, int] | None:
+    """``predict``'s tiling from the held-out tools' ``--tile`` and ``--overlap`` (a quarter of
+    the tile when not given); None without ``--tile``: the models' own."""
+    if not tile:
+        return None
+    return {"tile": tile, "overlap": tile // 4 if overlap is None else overlap}
+
+
 #: A tile's column and row in its scene, in its name (ETCI: ``<scene>_x-<col>_y-<row>``).
 _TILE_POSITION = re.compile(r"_x-(\d+)_y-(\d+)$")
 
@@ -92,9 +100,14 @@ class SceneMaps:
     that scene from one ``predict`` run: what a user who maps the whole scene gets, with the
     context of the neighbouring tiles, instead of each tile alone."""
 
-    def __init__(self, cfg: FinetuneRunConfig, limit: int | None, bands: tuple[str, ...]) -> None:
-        ids: dict[int, str] = {}
-        tiles = [(i, image, known) for i, image, _, known in labelled_samples(cfg, limit, ids)]
+    def __init__(
+        self,
+        samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+        ids: dict[int, str],
+        bands: tuple[str, ...],
+    ) -> None:
+        """``samples`` and ``ids`` as :func:`labelled_samples` yields and fills them."""
+        tiles = [(i, image, known) for i, image, _, known in samples]
         if not tiles:
             raise SystemExit("error: the split holds no readable tile to lay out")
         where = {i: _TILE_POSITION.search(ids[i]) for i, _, _ in tiles}
@@ -145,8 +158,14 @@ def run(
     tiles: list[tuple[np.ndarray, np.ndarray]] = []
     probs: dict[str, list[np.ndarray]] = {m: [] for m in models}  # for the mixture ablation
     bands = polarisations(cfg)
+    ids: dict[int, str] = {}
+    samples: Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+    samples = labelled_samples(cfg, limit, ids)
+    layout = None
+    if scene:  # every tile is needed first, to lay the scene out; read once
+        samples = list(samples)
+        layout = SceneMaps(samples, ids, bands)
     with tempfile.TemporaryDirectory() as tmp:
-        layout = SceneMaps(cfg, limit, bands) if scene else None
         if layout is not None:
             tif = write_tile(Path(tmp) / "scene.tif", layout.mosaic, pixel_size, bands)
             for label, model in models.items():
@@ -154,7 +173,7 @@ def run(
                 pred, prob = _predict(tif, model, Path(tmp) / f"{label}.tif", tiling, notes)
                 seconds[label] += time.perf_counter() - t0
                 layout.maps[label] = (pred, prob)
-        for i, image, target, known in labelled_samples(cfg, limit):
+        for i, image, target, known in samples:
             db = image[0]  # the thresholds read VV
             if layout is None:
                 # nodata back to NaN: the dataset filled it for the network; predict masks it
@@ -306,10 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
-    tiling = None
-    if args.tile:
-        overlap = args.tile // 4 if args.overlap is None else args.overlap
-        tiling = {"tile": args.tile, "overlap": overlap}
+    tiling = tiling_option(args.tile, args.overlap)
     result = run(cfg, models, args.pixel_size, args.limit, tiling, args.scene)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

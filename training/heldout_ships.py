@@ -28,6 +28,7 @@ import numpy as np
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
 from .evaluate import detection_scores, reliability_table
+from .heldout import tiling_option
 from .metrics import detection_reliability
 
 #: UTM 51N, somewhere for tiles that carry no georeference
@@ -95,13 +96,13 @@ def run(
 
     ds = build_dataset(cfg.data, cfg.data.test_split, "amplitude", False, cfg.run.seed)
     runners = {label: detector(m) for label, m in models.items()}
+    learned = {label: not m.startswith("cfar") for label, m in models.items()}
     if nms_iou is not None:
-        for label, m in runners.items():
-            if isinstance(m, str) and m != "cfar":
-                runners[label] = backend = load_backend(m)
+        for label in runners:
+            if learned[label]:
+                runners[label] = backend = load_backend(runners[label])
                 backend.info = dataclasses.replace(backend.info, det_iou_threshold=nms_iou)
     defaults = {label: load_backend(m).info.det_confidence for label, m in runners.items()}
-    label_learned = {label: not str(m).startswith("cfar") for label, m in models.items()}
     preds: dict[str, list[Any]] = {m: [] for m in models}
     truth, ids = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +119,7 @@ def run(
                         tif, model=model, output=Path(tmp) / f"{label}{i}.gpkg",
                         units="amplitude",
                         threshold=floor if defaults[label] > floor else None,
-                        **(tiling if tiling and label_learned[label] else {}),
+                        **(tiling if tiling and learned[label] else {}),
                     )  # fmt: skip
                 boxes, scores = read_boxes(res.files["vector"], pixel_size)
                 preds[label].append((boxes, scores, np.zeros(len(scores), np.int64)))
@@ -170,10 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
-    tiling = None
-    if args.tile:
-        overlap = args.tile // 4 if args.overlap is None else args.overlap
-        tiling = {"tile": args.tile, "overlap": overlap}
+    tiling = tiling_option(args.tile, args.overlap)
     result = run(cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

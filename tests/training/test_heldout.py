@@ -111,9 +111,10 @@ def test_tiles_laid_out_as_their_scene_and_mapped_in_one_run(tmp_path, capsys):
     from sarmae_train.heldout import SceneMaps, labelled_samples, run
 
     cfg = load_config(FinetuneRunConfig, "training/configs/finetune_water_bundled.yaml", [])
-    layout = SceneMaps(cfg, 6, ("VV",))
     ids: dict[int, str] = {}
-    for i, image, _, known in list(labelled_samples(cfg, 6, ids)):
+    samples = list(labelled_samples(cfg, 6, ids))
+    layout = SceneMaps(samples, ids, ("VV",))
+    for i, image, _, known in samples:
         col, row = (int(v) for v in ids[i].rsplit("_x-", 1)[1].split("_y-"))
         y, x = layout.origin[i]
         assert (y % 256, x % 256) == (0, 0)  # on the scene's grid of 256 px tiles
@@ -129,5 +130,7 @@ def test_tiles_laid_out_as_their_scene_and_mapped_in_one_run(tmp_path, capsys):
     assert scene["models"]["water"]["pixels"] == tiles["models"]["water"]["pixels"]
     assert 0 < scene["models"]["water"]["water_iou"] <= 1
     ombria = load_config(FinetuneRunConfig, "training/configs/finetune_water_ombria.yaml", [])
+    ombria_ids: dict[int, str] = {}
+    ombria_samples = list(labelled_samples(ombria, 2, ombria_ids))
     with pytest.raises(SystemExit, match="needs tiles named <scene>_x-<col>_y-<row>"):
-        SceneMaps(ombria, 2, ("VV",))
+        SceneMaps(ombria_samples, ombria_ids, ("VV",))
