@@ -101,6 +101,10 @@ class AugmentConfig:
             random offset in +-``db_offset`` dB and a gain in 1 +- ``db_gain`` about the
             sample's median. 8-bit training chips reach dB through assumed affines; this keeps
             the model from relying on those assumptions to the decibel.
+        object_crop: detection: the share of training crops placed to hold one whole object
+            (a box drawn at random; centred on it when it is larger than the crop), the rest
+            drawn anywhere. Ships are sparse: a 256 px crop of a zoomed 800 px chip is mostly
+            open sea, so uniform crops leave many batches without a ship and cut long hulls.
     """
 
     flip: bool = True
@@ -108,6 +112,7 @@ class AugmentConfig:
     scale: list[float] | None = None
     db_offset: float = 0.0
     db_gain: float = 0.0
+    object_crop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scale is not None and (
@@ -120,6 +125,10 @@ class AugmentConfig:
             raise ConfigError(
                 f"augment.db_offset must be >= 0 dB and db_gain in [0, 1), got "
                 f"{self.db_offset} and {self.db_gain}"
+            )
+        if not 0 <= self.object_crop <= 1:
+            raise ConfigError(
+                f"augment.object_crop must be a share in [0, 1], got {self.object_crop}"
             )
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from sarmae_core.contract.metadata import default_overlap
+
 from .baselines import DbMixture, db_mixture, otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import IGNORE, build_dataset
@@ -87,7 +89,7 @@ def tiling_option(tile: int | None, overlap: int | None) -> dict[str, int] | Non
     the tile when not given); None without ``--tile``: the models' own."""
     if not tile:
         return None
-    return {"tile": tile, "overlap": tile // 4 if overlap is None else overlap}
+    return {"tile": tile, "overlap": default_overlap(tile) if overlap is None else overlap}
 
 
 #: A tile's column and row in its scene, in its name (ETCI: ``<scene>_x-<col>_y-<row>``).

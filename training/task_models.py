@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sarmae_core.contract.metadata import default_overlap
 from sarmae_core.errors import CheckpointError, ConfigError
 from sarmae_core.models import ModelConfig, load_authors_checkpoint, make_config
 from sarmae_core.models.checkpoint import (
@@ -185,7 +186,7 @@ def inference_settings(cfg: FinetuneRunConfig) -> dict[str, Any]:
     if tile:
         settings["tile_size"] = int(tile)
         overlap = cfg.model.tile_overlap
-        settings["tile_overlap"] = int(tile) // 4 if overlap is None else int(overlap)
+        settings["tile_overlap"] = default_overlap(tile) if overlap is None else int(overlap)
     if cfg.task == "detection" and cfg.eval.nms_iou is not None:
         settings["det_iou_threshold"] = float(cfg.eval.nms_iou)
     return settings

@@ -29,6 +29,13 @@ TASK_TO_DEEPNESS = {
 METADATA_VERSION = "2"
 
 
+def default_overlap(tile: int) -> int:
+    """Tile overlap when none is given: a quarter of the tile, so that a pixel near one tile's
+    edge is also seen well inside a neighbour, whose view the centre-weighted blend (and, for
+    boxes, the merge across tiles) prefers."""
+    return int(tile) // 4
+
+
 @dataclass
 class ModelInfo:
     """What a client needs to run a sarmae model on a raster.
@@ -140,7 +147,7 @@ class ModelInfo:
             resolution_m=data.resolution,
             resolution_range_m=getattr(data, "resolution_range", None),
             tile_size=tile,
-            tile_overlap=tile // 4 if tile_overlap is None else tile_overlap,
+            tile_overlap=default_overlap(tile) if tile_overlap is None else tile_overlap,
             patch_size=cfg.patch_size,
             tile_multiple=getattr(model, "tile_multiple", cfg.patch_size),
             preset=cfg.preset,

@@ -214,6 +214,42 @@ def test_crop_keeps_boxes_whose_centre_stays_and_clips_them():
     assert crop_boxes(boxes, 0, 90, 64, 64).tolist() == [[5, 5, 30, 15, 0]]  # centre 107.5 in
 
 
+def test_object_crop_holds_a_whole_box_and_centres_on_longer_ones():
+    from sarmae_train.datasets.base import random_crop
+
+    rng = np.random.default_rng(3)
+    image = np.zeros((1, 800, 800), np.float32)
+    # a small ship in a corner, a 90 px one, and a hull longer than the crop
+    boxes = np.array([[5, 700, 20, 712, 0], [400, 100, 490, 118, 0], [100, 300, 420, 330, 0]])
+    whole = {0: 0, 1: 0}
+    for _ in range(300):
+        img, got = random_crop(image, boxes, 256, "detection", rng, object_crop=1.0)
+        assert img.shape == (1, 256, 256)
+        lengths = sorted(round(b[2] - b[0]) for b in got)
+        assert 15 in lengths or 90 in lengths or 256 in lengths  # one box is always in it
+        whole[0] += 15 in lengths
+        whole[1] += 90 in lengths
+    assert min(whole.values()) > 60  # each small box is held whole in about a third of crops
+    # uniform crops of the same chip mostly miss every box
+    empty = sum(
+        len(random_crop(image, boxes, 256, "detection", rng, object_crop=0.0)[1]) == 0
+        for _ in range(300)
+    )
+    assert empty > 100
+    # without boxes, or for masks, the crop is drawn as before (same draws, same result)
+    a = random_crop(image, boxes[:0], 256, "detection", np.random.default_rng(1), 1.0)[0]
+    b = random_crop(image, boxes[:0], 256, "detection", np.random.default_rng(1), 0.0)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_object_crop_is_a_share():
+    from sarmae_core.errors import ConfigError
+    from sarmae_train.config import AugmentConfig
+
+    with pytest.raises(ConfigError, match="object_crop"):
+        AugmentConfig(object_crop=1.5)
+
+
 @needs_shared_data
 def test_coco_json_reader_matches_the_mask_boxes(tmp_path):
     masks = _ds("ship_masks", HRSID, "test")

@@ -200,9 +200,9 @@ class TaskDataset(Dataset):
         if aug.scale is not None and self.task != "classification":
             lo, hi = np.log(aug.scale[0]), np.log(aug.scale[1])
             zoom = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(aug.scale[0])
-            image, target = zoom_sample(image, target, zoom, self.task, crop, rng)
+            image, target = zoom_sample(image, target, zoom, self.task, crop, rng, aug.object_crop)
         if crop:
-            image, target = random_crop(image, target, crop, self.task, rng)
+            image, target = random_crop(image, target, crop, self.task, rng, aug.object_crop)
         if self.model_units == "db" and (aug.db_offset or aug.db_gain):
             image = jitter_db(image, rng, aug.db_offset, aug.db_gain)
         k = int(rng.integers(4)) if self.cfg.augment.rot90 else 0
@@ -228,16 +228,19 @@ def zoom_sample(
     task: str,
     crop: int | None,
     rng: np.random.Generator,
+    object_crop: float = 0.0,
 ) -> tuple[np.ndarray, Any]:
     """``image`` (and its labels or boxes) resampled by ``zoom`` (< 1: coarser pixels).
 
     Shrinking averages the pixels it merges (antialiased, like multilooking or the
     ``average`` resampling of :mod:`sarmae_core.inference.scene.source`); labels take the nearest
     pixel. With a training crop, a region of ``crop / zoom`` is cut first, so a shrunk sample
-    still fills the crop instead of being padded.
+    still fills the crop instead of being padded (placed as :func:`random_crop` with
+    ``object_crop``).
     """
     if crop and zoom < 1:
-        image, target = random_crop(image, target, int(np.ceil(crop / zoom)), task, rng)
+        size = int(np.ceil(crop / zoom))
+        image, target = random_crop(image, target, size, task, rng, object_crop)
     h, w = image.shape[-2:]
     nh, nw = max(1, round(h * zoom)), max(1, round(w * zoom))
     if (nh, nw) == (h, w):
@@ -272,9 +275,18 @@ def jitter_db(
 
 
 def random_crop(
-    image: np.ndarray, target: Any, size: int, task: str, rng: np.random.Generator
+    image: np.ndarray,
+    target: Any,
+    size: int,
+    task: str,
+    rng: np.random.Generator,
+    object_crop: float = 0.0,
 ) -> tuple[np.ndarray, Any]:
-    """A random ``size`` x ``size`` crop (images smaller than that are padded, label IGNORE)."""
+    """A random ``size`` x ``size`` crop (images smaller than that are padded, label IGNORE).
+
+    For detection, with probability ``object_crop`` the crop holds one whole box drawn at
+    random (centred on it when it is larger than ``size``); otherwise it is drawn anywhere.
+    """
     h, w = image.shape[-2:]
     if h < size or w < size:
         ph, pw = max(0, size - h), max(0, size - w)
@@ -282,13 +294,27 @@ def random_crop(
         if task == "segmentation":
             target = np.pad(target, ((0, ph), (0, pw)), constant_values=IGNORE)
         h, w = image.shape[-2:]
-    r0, c0 = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+    boxes = np.asarray(target, np.float32).reshape(-1, 5) if task == "detection" else None
+    if boxes is not None and len(boxes) and object_crop and rng.random() < object_crop:
+        x0, y0, x1, y1, _ = boxes[int(rng.integers(len(boxes)))]
+        r0, c0 = _origin_holding(y0, y1, h, size, rng), _origin_holding(x0, x1, w, size, rng)
+    else:
+        r0, c0 = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
     image = image[:, r0 : r0 + size, c0 : c0 + size]
     if task == "segmentation":
         target = target[r0 : r0 + size, c0 : c0 + size]
     elif task == "detection":
         target = crop_boxes(np.asarray(target, np.float32).reshape(-1, 5), r0, c0, size, size)
     return image, target
+
+
+def _origin_holding(lo: float, hi: float, n: int, size: int, rng: np.random.Generator) -> int:
+    """A crop start along one axis of length ``n`` whose ``size`` pixels hold [lo, hi], drawn
+    uniformly among those that do; centred on the interval when it is longer than ``size``."""
+    first, last = max(0, int(np.ceil(hi)) - size), min(int(np.floor(lo)), n - size)
+    if first > last:  # the object is longer than the crop: its middle
+        return int(np.clip(round((lo + hi) / 2 - size / 2), 0, n - size))
+    return int(rng.integers(first, last + 1))
 
 
 def crop_boxes(boxes: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
