@@ -19,6 +19,7 @@ from .datasets import IGNORE, TaskCollate, TaskDataset
 from .metrics import (
     ConfusionMeter,
     ReliabilityMeter,
+    box_lengths,
     classification_metrics,
     detection_ap,
     detection_counts,
@@ -184,6 +185,7 @@ def detection_scores(
     """COCO AP, AP50 and the ships found / missed / falsely reported at ``threshold``."""
     result = detection_ap(preds, truth, num_classes, cfg.max_detections)
     result["counts_at_threshold"] = detection_counts(preds, truth, threshold)
+    result["box_lengths"] = box_lengths(preds, truth, threshold)
     result["detections"] = int(sum(len(p[1]) for p in preds))
     return result
 
@@ -281,9 +283,37 @@ def detection_table(metrics: dict[str, Any], name: str = "model") -> str:
         rows.append(row(group, name, scores["model"]))
         if scores.get("cfar"):
             rows.append(row(group, "CA-CFAR", scores["cfar"]))
+    lengths = {name: metrics["box_lengths"]} if metrics.get("box_lengths") else {}
+    if lengths and metrics.get("baseline_cfar", {}).get("box_lengths"):
+        lengths["CA-CFAR"] = metrics["baseline_cfar"]["box_lengths"]
+    if lengths:
+        rows += ["", box_length_table(lengths)]
     cal = metrics.get("calibration")
     if cal and "best_f1" in cal:
         rows += ["", reliability_table(cal, name)]
+    return "\n".join(rows)
+
+
+def box_length_table(per_detector: dict[str, list[dict[str, Any]]]) -> str:
+    """Per detector and reference ship length: ships marked at its threshold, and the median
+    of box length over ship length (:func:`sarmae_train.metrics.box_lengths`)."""
+    bins = next(iter(per_detector.values()))
+
+    def span(b: dict[str, Any]) -> str:
+        lo, hi = b["from_px"], b["to_px"]
+        if not lo:
+            return f"< {hi:g} px"
+        return f">= {lo:g} px" if hi is None else f"{lo:g}-{hi:g} px"
+
+    rows = ["| detector | " + " | ".join(f"ships {span(b)}" for b in bins) + " |",
+            "|---|" + "---|" * len(bins)]  # fmt: skip
+    for label, lengths in per_detector.items():
+        cells = [
+            f"{b['marked']} of {b['ships']} marked"
+            + ("" if b["median_ratio"] is None else f", box / ship {b['median_ratio']:.2f}")
+            for b in lengths
+        ]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

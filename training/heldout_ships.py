@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
-from .evaluate import detection_scores, reliability_table
+from .evaluate import box_length_table, detection_scores, reliability_table
 from .heldout import tiling_option
 from .metrics import detection_reliability
 
@@ -177,6 +177,12 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(table(result))
+    print(
+        "\n"
+        + box_length_table(
+            {k: m["scores"]["all"]["box_lengths"] for k, m in result["models"].items()}
+        )
+    )
     for label, m in result["models"].items():
         if not models[label].startswith("cfar"):
             print(f"\n{label}:")

@@ -236,6 +236,47 @@ def detection_counts(
             "missed": total - found, "false": false}  # fmt: skip
 
 
+def box_lengths(
+    detections: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ground_truth: Sequence[np.ndarray],
+    score_threshold: float,
+    bins: Sequence[float] = (40.0, 80.0),
+    marked_iou: float = 0.1,
+) -> list[dict[str, Any]]:
+    """How long the boxes are against the hulls they mark, by reference length (long side, px).
+
+    AP50 counts a 58 px box on an 85 px hull as a miss without saying why; this says whether a
+    detector's boxes fall short (ratio < 1) or overreach, and for which ship lengths. Per bin
+    (``< bins[0]``, ..., ``>= bins[-1]``): the reference ships, those marked (a detection at
+    ``score_threshold`` overlaps them by IoU >= ``marked_iou``), and the median of the marking
+    box's long side over the ship's (the box overlapping most).
+    """
+    edges = [0.0, *map(float, bins), float("inf")]
+    ratios: list[list[float]] = [[] for _ in range(len(edges) - 1)]
+    ships = [0] * (len(edges) - 1)
+    for (boxes, scores, _), gt in zip(detections, ground_truth, strict=True):
+        g = np.asarray(gt, np.float64).reshape(-1, 5)[:, :4]
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)[np.asarray(scores) >= score_threshold]
+        ious = iou_matrix(g, b)
+        g_len = np.maximum(g[:, 2] - g[:, 0], g[:, 3] - g[:, 1])
+        b_len = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+        for i, length in enumerate(g_len):
+            k = int(np.searchsorted(edges, length, side="right")) - 1
+            ships[k] += 1
+            if ious.shape[1] and ious[i].max() >= marked_iou:
+                ratios[k].append(float(b_len[int(ious[i].argmax())] / length))
+    return [
+        {
+            "from_px": lo,
+            "to_px": None if hi == float("inf") else hi,
+            "ships": n,
+            "marked": len(r),
+            "median_ratio": float(np.median(r)) if r else None,
+        }
+        for lo, hi, n, r in zip(edges[:-1], edges[1:], ships, ratios, strict=True)
+    ]
+
+
 def _ap_one(
     dets: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], thr: float
 ) -> float | None:

@@ -147,6 +147,30 @@ def test_detection_counts_found_missed_false_at_a_threshold():
     assert (c["found"], c["missed"], c["false"]) == (2, 0, 2)
 
 
+def test_box_lengths_say_how_far_boxes_reach_along_hulls_by_ship_length():
+    from sarmae_train.evaluate import box_length_table
+    from sarmae_train.metrics import box_lengths
+
+    gt = [np.array([[0, 0, 20, 8, 0], [100, 100, 185, 120, 0], [300, 300, 390, 320, 0]], float)]
+    dets = [
+        # the 20 px ship whole; the 85 px hull marked by a 58 px box and by a larger box of
+        # lower score; the 90 px hull has only a box below the threshold
+        (np.array([[0, 0, 20, 8], [100, 100, 158, 120], [90, 95, 195, 125], [300, 300, 390, 320]],
+                  float), np.array([0.9, 0.8, 0.5, 0.1]), np.zeros(4, int)),
+    ]  # fmt: skip
+    short, middle, long = box_lengths(dets, gt, score_threshold=0.3)
+    assert (short["ships"], short["marked"], short["median_ratio"]) == (1, 1, 1.0)
+    assert (middle["ships"], middle["marked"]) == (0, 0) and middle["median_ratio"] is None
+    # the box overlapping the 85 px hull most is the 58 px one (IoU 0.68 > 0.54)
+    assert (long["ships"], long["marked"]) == (2, 1)
+    assert long["median_ratio"] == pytest.approx(58 / 85)
+    assert (long["from_px"], long["to_px"]) == (80.0, None)
+    text = box_length_table({"model": [short, middle, long]})
+    assert "| ships < 40 px | ships 40-80 px | ships >= 80 px |" in text
+    row = "| model | 1 of 1 marked, box / ship 1.00 | 0 of 0 marked | "
+    assert row + "1 of 2 marked, box / ship 0.68 |" in text
+
+
 # ---------------------------------------------------------------- oracle threshold, calibration
 def test_oracle_threshold_is_the_best_of_every_cut():
     from sarmae_train.metrics import oracle_threshold
