@@ -29,7 +29,7 @@ from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
 from .evaluate import box_length_table, detection_scores, reliability_table
 from .heldout import tiling_option
-from .metrics import detection_reliability
+from .metrics import detection_reliability, iou_matrix
 
 #: UTM 51N, somewhere for tiles that carry no georeference
 CRS, X0, Y0 = "EPSG:32651", 350_000.0, 3_460_000.0
@@ -62,6 +62,29 @@ def read_boxes(gpkg: Path, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
         scores.append(feature.GetField("score"))
     ds = None
     return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float32)
+
+
+def describe_hulls(boxes: np.ndarray, reference: np.ndarray) -> str:
+    """What a picture of one tile shows, in words for its caption: per reference ship, longest
+    first, how many boxes mark it (IoU >= 0.1) and how long the best one is, with its IoU
+    (a ship counts as found at 0.5). ``boxes`` [n, 4] and ``reference`` [m, 4 or 5] in pixels."""
+    ref = np.asarray(reference, np.float64).reshape(len(reference), -1)[:, :4]
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    ious = iou_matrix(ref, b)
+    length = np.maximum(ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1])
+    parts = []
+    for i in np.argsort(-length, kind="stable"):
+        marking = np.flatnonzero(ious[i] >= 0.1) if len(b) else np.zeros(0, int)
+        if not len(marking):
+            parts.append(f"the {length[i]:.0f} px hull has no box")
+            continue
+        j = int(marking[np.argmax(ious[i, marking])])
+        long = max(b[j, 2] - b[j, 0], b[j, 3] - b[j, 1])
+        verdict = "found" if ious[i, j] >= 0.5 else "short of counting as found"
+        count = "one box" if len(marking) == 1 else f"{len(marking)} boxes"
+        parts.append(f"the {length[i]:.0f} px hull has {count}, the best {long:.0f} px long "
+                     f"(IoU {ious[i, j]:.2f}, {verdict})")  # fmt: skip
+    return "; ".join(parts)
 
 
 def detector(spec: str) -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from sarmae_train.config import FinetuneRunConfig, load_config
-from sarmae_train.heldout_ships import main, run
+from sarmae_train.heldout_ships import describe_hulls, main, run
 
 from .conftest import SHARED_DATA, needs_shared_data
 
@@ -30,3 +32,18 @@ def test_cfar_on_the_held_out_scenes_per_scene_type(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| offshore (5 tiles, 9 ships) | cfar |" in printed
     assert json.loads(out.read_text())["models"]["cfar"]["default_threshold"] == 0.0
+
+
+def test_describe_hulls_says_what_the_offshore_picture_shows():
+    reference = np.array(
+        [[100, 100, 185, 120, 0], [400, 300, 471, 318, 0], [600, 600, 620, 610, 0]]
+    )
+    boxes = np.array([[100, 100, 158, 120], [150, 100, 185, 120], [400, 300, 459, 318]], float)
+    text = describe_hulls(boxes, reference)
+    assert text == (
+        "the 85 px hull has 2 boxes, the best 58 px long (IoU 0.68, found); "
+        "the 71 px hull has one box, the best 59 px long (IoU 0.83, found); "
+        "the 20 px hull has no box"
+    )
+    assert describe_hulls(boxes[:0], reference[:1]) == "the 85 px hull has no box"
+    assert "short of counting" in describe_hulls(np.array([[100, 100, 140, 120.0]]), reference[:1])
