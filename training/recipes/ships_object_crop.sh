@@ -6,9 +6,10 @@
 # to hold one whole ship (data.augment.object_crop 0.5: objcrop), on the two folds of scenes of
 # training/recipes/ships_paste_ablation.sh (every other sorted scene held out, 540 epochs), so
 # every one of the 69 ships is scored by models that never saw its scene. Each fold is then
-# scored through predict on 768 px tiles at NMS IoU 0.5 (the bundled settings) beside CA-CFAR
-# (python -m sarmae_train.heldout_ships: AP, AP50, found / missed / false at confidence 0.3),
-# written to OUT/heldout-fold{0,1}.json.
+# scored through predict on 768 px tiles at NMS IoU 0.5 (the bundled settings), and on 256 px
+# tiles (whether whole hulls in training make the large tile unnecessary), beside CA-CFAR
+# (python -m sarmae_train.heldout_ships: AP, AP50, found / missed / false at confidence 0.3,
+# box length over ship length), written to OUT/heldout-fold{0,1}-tile{768,256}.json.
 # The plain runs are the plain runs of ships_paste_ablation.sh (same config, same seed): copy
 # them into OUT to skip them. Finished runs are skipped; copies of the script on the same OUT
 # share the runs (each is claimed with a lock): start one per core. About 40 min per run when
@@ -40,10 +41,12 @@ for fold in 0 1; do
   for variant in plain objcrop; do  # another copy may still be training one
     while [ ! -f "$out/ships-$variant-s$fold/metrics.json" ]; do sleep 30; done
   done
-  echo "## fold $fold: 768 px tiles (192 px overlap), NMS IoU 0.5"
-  .venv/bin/python -m sarmae_train.heldout_ships --config "$cfg" \
-    --model "plain=$out/ships-plain-s$fold/model.safetensors" \
-    --model "objcrop=$out/ships-objcrop-s$fold/model.safetensors" --model cfar=cfar \
-    --tile 768 --nms-iou 0.5 --out "$out/heldout-fold$fold.json" data.root="$data" \
-    data.options.test_every=2 data.options.test_fold="$fold" 'eval.groups={}'
+  for tile in 768 256; do
+    echo "## fold $fold: $tile px tiles ($((tile / 4)) px overlap), NMS IoU 0.5"
+    .venv/bin/python -m sarmae_train.heldout_ships --config "$cfg" \
+      --model "plain=$out/ships-plain-s$fold/model.safetensors" \
+      --model "objcrop=$out/ships-objcrop-s$fold/model.safetensors" --model cfar=cfar \
+      --tile "$tile" --nms-iou 0.5 --out "$out/heldout-fold$fold-tile$tile.json" \
+      data.root="$data" data.options.test_every=2 data.options.test_fold="$fold" 'eval.groups={}'
+  done
 done
