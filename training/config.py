@@ -104,7 +104,8 @@ class AugmentConfig:
         object_crop: detection: the share of training crops placed to hold one whole object
             (a box drawn at random; centred on it when it is larger than the crop), the rest
             drawn anywhere. Ships are sparse: a 256 px crop of a zoomed 800 px chip is mostly
-            open sea, so uniform crops leave many batches without a ship and cut long hulls.
+            open sea, so uniform crops rarely show a whole long hull. Measured on the ships
+            folds, not adopted (training/README.md, "Ships: object-centred training crops").
     """
 
     flip: bool = True

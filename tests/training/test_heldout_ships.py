@@ -47,3 +47,20 @@ def test_describe_hulls_says_what_the_offshore_picture_shows():
     )
     assert describe_hulls(boxes[:0], reference[:1]) == "the 85 px hull has no box"
     assert "short of counting" in describe_hulls(np.array([[100, 100, 140, 120.0]]), reference[:1])
+
+
+@needs_shared_data
+def test_crop_stats_on_hrsid_show_object_crops_holding_ships(capsys):
+    from sarmae_train.crop_stats import crop_stats
+    from sarmae_train.crop_stats import main as crop_main
+
+    over = [f"data.root={SHARED_DATA}"]
+    uniform = crop_stats(load_config(FinetuneRunConfig, CONFIG, over), epochs=2)
+    placed = crop_stats(
+        load_config(FinetuneRunConfig, CONFIG, [*over, "data.augment.object_crop=1"]), epochs=2
+    )
+    assert uniform["crops"] == placed["crops"] == 60  # 30 training tiles, twice
+    assert uniform["holding_a_box"] < 0.5 < placed["holding_a_box"] == 1.0
+    assert placed["whole_per_crop"] > 2 * uniform["whole_per_crop"]
+    crop_main(["--config", CONFIG, "--epochs", "1", *over])
+    assert capsys.readouterr().out.startswith("object_crop 0: 30 crops, ")
