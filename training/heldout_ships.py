@@ -49,6 +49,18 @@ def write_tile(path: Path, amplitude: np.ndarray, pixel_size: float) -> Path:
     return path
 
 
+def multilook(amplitude: np.ndarray, looks: int) -> np.ndarray:
+    """[H, W] amplitude averaged in intensity over ``looks`` x ``looks`` pixels (edge rows and
+    columns that do not fill a block are dropped)."""
+    if looks <= 1:
+        return amplitude
+    h, w = (amplitude.shape[0] // looks) * looks, (amplitude.shape[1] // looks) * looks
+    blocks = np.square(amplitude[:h, :w], dtype=np.float64).reshape(
+        h // looks, looks, w // looks, looks
+    )
+    return np.sqrt(blocks.mean(axis=(1, 3))).astype(np.float32)
+
+
 def read_boxes(gpkg: Path, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel boxes [n, 4] and scores [n] of a ships GeoPackage over a tile of :func:`write_tile`."""
     from osgeo import ogr
@@ -107,11 +119,14 @@ def run(
     floor: float,
     tiling: dict[str, int] | None = None,
     nms_iou: float | None = None,
+    looks: int = 1,
 ) -> dict:
     """Scores of ``models`` (label -> bundled name, .onnx file, ``cfar`` or ``cfar:...``) on
     the test split. ``tiling`` (``tile``, ``overlap``) and ``nms_iou`` replace the learned
     models' own (for comparing inference settings on fine-tuned checkpoints; an ONNX file's
-    tile is fixed)."""
+    tile is fixed). ``looks`` > 1 averages each tile's intensity over ``looks`` x ``looks``
+    pixels first (pixels that much coarser, as multilooking makes them) and scales the boxes back,
+    so the same reference boxes score how a model reads coarser pixels."""
     import dataclasses
 
     import sarmae_core
@@ -131,8 +146,8 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         for i, item in enumerate(ds.items):
             loaded = ds.load(item)
-            amplitude = cfg.data.units.to_physical(loaded.image)[0]
-            tif = write_tile(Path(tmp) / f"t{i}.tif", amplitude, pixel_size)
+            amplitude = multilook(cfg.data.units.to_physical(loaded.image)[0], looks)
+            tif = write_tile(Path(tmp) / f"t{i}.tif", amplitude, pixel_size * looks)
             truth.append(np.asarray(loaded.target, np.float64).reshape(-1, 5))
             ids.append(ds.item_id(item))
             for label, model in runners.items():
@@ -144,10 +159,12 @@ def run(
                         threshold=floor if defaults[label] > floor else None,
                         **(tiling if tiling and learned[label] else {}),
                     )  # fmt: skip
-                boxes, scores = read_boxes(res.files["vector"], pixel_size)
+                boxes, scores = read_boxes(res.files["vector"], pixel_size * looks)
+                boxes = boxes * looks  # back on the reference's pixels
                 preds[label].append((boxes, scores, np.zeros(len(scores), np.int64)))
     out: dict[str, Any] = {"split": f"{cfg.data.path} {cfg.data.test_split}", "tiles": len(ids),
-                           "pixel_size_m": pixel_size, "images": ids, "models": {}}  # fmt: skip
+                           "pixel_size_m": pixel_size * looks, "looks": looks, "images": ids,
+                           "models": {}}  # fmt: skip
     groups = {"all": list(range(len(ids)))}
     for name, prefixes in cfg.eval.groups.items():
         groups[name] = [i for i, n in enumerate(ids) if n.startswith(tuple(prefixes))]
@@ -189,13 +206,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tile", type=int, help="tile side for the learned models (default: theirs)")
     ap.add_argument("--overlap", type=int, help="tile overlap with --tile (default: a quarter)")
     ap.add_argument("--nms-iou", type=float, help="NMS IoU of the learned models (default: theirs)")
+    ap.add_argument("--looks", type=int, default=1,
+                    help="average N x N pixels first (N times coarser pixels; boxes scored on "
+                         "the reference's pixels)")  # fmt: skip
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
     tiling = tiling_option(args.tile, args.overlap)
-    result = run(cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou)
+    if args.looks < 1:
+        ap.error(f"--looks must be a whole number of pixels >= 1, got {args.looks}")
+    result = run(cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou, args.looks)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
