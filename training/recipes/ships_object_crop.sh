@@ -11,7 +11,8 @@
 #    AP, AP50, found / missed / false at confidence 0.3, box length over ship length), written
 #    to OUT/heldout-fold{0,1}-tile{768,256}.json;
 # 2. on the bundled split (P0007 and P0015 held out, the bundled recipe's 360 epochs), scored
-#    the same way beside the bundled model's own run (runs/bundled/ships, uniform crops):
+#    the same way beside the bundled model's own run (runs/bundled/ships, uniform crops; when
+#    it is missing, the same config is trained here as OUT/bundled-ships-0):
 #    OUT/heldout-bundled.json.
 # The plain fold runs are the plain runs of ships_paste_ablation.sh (same config, same seed):
 # copy them into OUT to skip them. Finished runs are skipped; copies of the script on the same
@@ -23,7 +24,6 @@ out=${1:-runs/ships_object_crop}
 data=${2:-../shared/data}
 cfg=training/configs/finetune_ships_bundled.yaml
 training/recipes/encoder.sh runs/bundled "$data"
-[ -f runs/bundled/ships/metrics.json ] || training/recipes/ships.sh runs/bundled "$data"
 mkdir -p "$out"
 claim() {  # RUN: false when finished or another copy has it
   [ -f "$1/metrics.json" ] && return 1
@@ -44,13 +44,17 @@ for fold in 0 1; do
     exec {lock}>&-
   done
 done
-for share in 25 50; do
+# the bundled split with uniform crops: the bundled model's own run when there is one
+uniform=runs/bundled/ships
+shares="25 50"
+[ -f "$uniform/metrics.json" ] || { uniform="$out/bundled-ships-0"; shares="0 25 50"; }
+for share in $shares; do
   run="$out/bundled-ships-$share"
   runs+=("$run")
   claim "$run" || continue
   .venv/bin/sarmae-train finetune --config "$cfg" \
     --init runs/bundled/pretrain/checkpoint.safetensors run.out_dir="$run" data.root="$data" \
-    data.augment.object_crop="0.$share"
+    data.augment.object_crop="$(awk "BEGIN {print $share / 100}")"
   exec {lock}>&-
 done
 for run in "${runs[@]}"; do  # another copy may still be training one
@@ -69,7 +73,7 @@ for fold in 0 1; do
 done
 echo "## the bundled split (P0007, P0015): 768 px tiles, NMS IoU 0.5"
 .venv/bin/python -m sarmae_train.heldout_ships --config "$cfg" \
-  --model bundled=runs/bundled/ships/model.safetensors \
+  --model "bundled=$uniform/model.safetensors" \
   --model "objcrop25=$out/bundled-ships-25/model.safetensors" \
   --model "objcrop=$out/bundled-ships-50/model.safetensors" --model cfar=cfar \
   --out "$out/heldout-bundled.json" data.root="$data"
