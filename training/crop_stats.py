@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
+from .metrics import long_sides
 
 
 def crop_stats(cfg: FinetuneRunConfig, epochs: int, long_px: float = 80.0) -> dict[str, Any]:
@@ -36,7 +35,7 @@ def crop_stats(cfg: FinetuneRunConfig, epochs: int, long_px: float = 80.0) -> di
             crops += 1
             holding += len(t) > 0
             edge = (t[:, 0] <= 0) | (t[:, 1] <= 0) | (t[:, 2] >= w) | (t[:, 3] >= h)
-            length = np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1])
+            length = long_sides(t)
             whole += int((~edge).sum())
             cut += int(edge.sum())
             long += int(((~edge) & (length >= long_px)).sum())

@@ -29,7 +29,7 @@ from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
 from .evaluate import box_length_table, detection_scores, reliability_table
 from .heldout import tiling_option
-from .metrics import detection_reliability, iou_matrix
+from .metrics import detection_reliability, iou_matrix, long_sides
 
 #: UTM 51N, somewhere for tiles that carry no georeference
 CRS, X0, Y0 = "EPSG:32651", 350_000.0, 3_460_000.0
@@ -83,7 +83,7 @@ def describe_hulls(boxes: np.ndarray, reference: np.ndarray) -> str:
     ref = np.asarray(reference, np.float64).reshape(len(reference), -1)[:, :4]
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     ious = iou_matrix(ref, b)
-    length = np.maximum(ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1])
+    length, box_length = long_sides(ref), long_sides(b)
     parts = []
     for i in np.argsort(-length, kind="stable"):
         marking = np.flatnonzero(ious[i] >= 0.1) if len(b) else np.zeros(0, int)
@@ -91,11 +91,10 @@ def describe_hulls(boxes: np.ndarray, reference: np.ndarray) -> str:
             parts.append(f"the {length[i]:.0f} px hull has no box")
             continue
         j = int(marking[np.argmax(ious[i, marking])])
-        long = max(b[j, 2] - b[j, 0], b[j, 3] - b[j, 1])
         verdict = "found" if ious[i, j] >= 0.5 else "short of counting as found"
         count = "one box" if len(marking) == 1 else f"{len(marking)} boxes"
-        parts.append(f"the {length[i]:.0f} px hull has {count}, the best {long:.0f} px long "
-                     f"(IoU {ious[i, j]:.2f}, {verdict})")  # fmt: skip
+        parts.append(f"the {length[i]:.0f} px hull has {count}, the best "
+                     f"{box_length[j]:.0f} px long (IoU {ious[i, j]:.2f}, {verdict})")  # fmt: skip
     return "; ".join(parts)
 
 

@@ -236,6 +236,13 @@ def detection_counts(
             "missed": total - found, "false": false}  # fmt: skip
 
 
+def long_sides(boxes: np.ndarray) -> np.ndarray:
+    """Each box's longer side [n] (a ship's length in pixels, whatever its heading on the grid),
+    for boxes [n, >= 4] as (x0, y0, x1, y1, ...)."""
+    b = np.asarray(boxes, np.float64)
+    return np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+
+
 def box_lengths(
     detections: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     ground_truth: Sequence[np.ndarray],
@@ -258,8 +265,7 @@ def box_lengths(
         g = np.asarray(gt, np.float64).reshape(-1, 5)[:, :4]
         b = np.asarray(boxes, np.float64).reshape(-1, 4)[np.asarray(scores) >= score_threshold]
         ious = iou_matrix(g, b)
-        g_len = np.maximum(g[:, 2] - g[:, 0], g[:, 3] - g[:, 1])
-        b_len = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+        g_len, b_len = long_sides(g), long_sides(b)
         for i, length in enumerate(g_len):
             k = int(np.searchsorted(edges, length, side="right")) - 1
             ships[k] += 1
