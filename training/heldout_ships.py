@@ -61,6 +61,19 @@ def multilook(amplitude: np.ndarray, looks: int) -> np.ndarray:
     return np.sqrt(blocks.mean(axis=(1, 3))).astype(np.float32)
 
 
+def zoom_in(amplitude: np.ndarray, zoom: int) -> np.ndarray:
+    """[H, W] amplitude on ``zoom`` times finer pixels, interpolated bilinearly in intensity on
+    pixel areas (output pixel i covers input pixels i / zoom to (i + 1) / zoom, so boxes found on
+    it divided by ``zoom`` land on the input's pixels)."""
+    if zoom <= 1:
+        return amplitude
+    from scipy import ndimage
+
+    intensity = np.square(amplitude, dtype=np.float64)
+    fine = ndimage.zoom(intensity, zoom, order=1, grid_mode=True, mode="nearest")
+    return np.sqrt(np.maximum(fine, 0)).astype(np.float32)
+
+
 def read_boxes(gpkg: Path, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel boxes [n, 4] and scores [n] of a ships GeoPackage over a tile of :func:`write_tile`."""
     from osgeo import ogr
@@ -119,13 +132,15 @@ def run(
     tiling: dict[str, int] | None = None,
     nms_iou: float | None = None,
     looks: int = 1,
+    zoom: int = 1,
 ) -> dict:
     """Scores of ``models`` (label -> bundled name, .onnx file, ``cfar`` or ``cfar:...``) on
     the test split. ``tiling`` (``tile``, ``overlap``) and ``nms_iou`` replace the learned
     models' own (for comparing inference settings on fine-tuned checkpoints; an ONNX file's
     tile is fixed). ``looks`` > 1 averages each tile's intensity over ``looks`` x ``looks``
     pixels first (pixels that much coarser, as multilooking makes them) and scales the boxes back,
-    so the same reference boxes score how a model reads coarser pixels."""
+    so the same reference boxes score how a model reads coarser pixels; ``zoom`` > 1 interpolates
+    each tile to ``zoom`` times finer pixels (:func:`zoom_in`), boxes scaled back the same way."""
     import dataclasses
 
     import sarmae_core
@@ -140,13 +155,14 @@ def run(
                 runners[label] = backend = load_backend(runners[label])
                 backend.info = dataclasses.replace(backend.info, det_iou_threshold=nms_iou)
     defaults = {label: load_backend(m).info.det_confidence for label, m in runners.items()}
+    factor = looks / zoom  # the tiles' pixel size over the reference's
     preds: dict[str, list[Any]] = {m: [] for m in models}
     truth, ids = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, item in enumerate(ds.items):
             loaded = ds.load(item)
-            amplitude = multilook(cfg.data.units.to_physical(loaded.image)[0], looks)
-            tif = write_tile(Path(tmp) / f"t{i}.tif", amplitude, pixel_size * looks)
+            amplitude = zoom_in(multilook(cfg.data.units.to_physical(loaded.image)[0], looks), zoom)
+            tif = write_tile(Path(tmp) / f"t{i}.tif", amplitude, pixel_size * factor)
             truth.append(np.asarray(loaded.target, np.float64).reshape(-1, 5))
             ids.append(ds.item_id(item))
             for label, model in runners.items():
@@ -158,11 +174,12 @@ def run(
                         threshold=floor if defaults[label] > floor else None,
                         **(tiling if tiling and learned[label] else {}),
                     )  # fmt: skip
-                boxes, scores = read_boxes(res.files["vector"], pixel_size * looks)
-                boxes = boxes * looks  # back on the reference's pixels
+                boxes, scores = read_boxes(res.files["vector"], pixel_size * factor)
+                boxes = boxes * factor  # back on the reference's pixels
                 preds[label].append((boxes, scores, np.zeros(len(scores), np.int64)))
     out: dict[str, Any] = {"split": f"{cfg.data.path} {cfg.data.test_split}", "tiles": len(ids),
-                           "pixel_size_m": pixel_size * looks, "looks": looks, "images": ids,
+                           "pixel_size_m": pixel_size * factor, "looks": looks, "zoom": zoom,
+                           "images": ids,
                            "models": {}}  # fmt: skip
     groups = {"all": list(range(len(ids)))}
     for name, prefixes in cfg.eval.groups.items():
@@ -208,15 +225,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--looks", type=int, default=1,
                     help="average N x N pixels first (N times coarser pixels; boxes scored on "
                          "the reference's pixels)")  # fmt: skip
+    ap.add_argument("--zoom", type=int, default=1,
+                    help="interpolate to N times finer pixels first (boxes scored on the "
+                         "reference's pixels)")  # fmt: skip
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
     tiling = tiling_option(args.tile, args.overlap)
-    if args.looks < 1:
-        ap.error(f"--looks must be a whole number of pixels >= 1, got {args.looks}")
-    result = run(cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou, args.looks)
+    if args.looks < 1 or args.zoom < 1:
+        ap.error(f"--looks and --zoom must be whole numbers >= 1, got {args.looks}, {args.zoom}")
+    if args.looks > 1 and args.zoom > 1:
+        ap.error("--looks makes pixels coarser and --zoom finer: give one of them")
+    result = run(
+        cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou, args.looks, args.zoom
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

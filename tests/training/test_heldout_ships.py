@@ -75,6 +75,22 @@ def test_multilook_averages_intensity_in_blocks():
     assert multilook(a, 1) is a
 
 
+def test_zoom_in_keeps_targets_on_their_pixels():
+    from sarmae_train.heldout_ships import zoom_in
+
+    a = np.full((5, 6), 0.1, np.float32)
+    a[2, 3] = 1.0  # a point target
+    fine = zoom_in(a, 2)
+    assert fine.shape == (10, 12)
+    w = np.square(fine, dtype=np.float64) - 0.01
+    rows, cols = np.indices(w.shape)
+    # its centre, in continuous pixel coordinates, halves to the input's (2.5, 3.5)
+    centre = ((w * (rows + 0.5)).sum() / w.sum(), (w * (cols + 0.5)).sum() / w.sum())
+    np.testing.assert_allclose(np.array(centre) / 2, [2.5, 3.5])
+    np.testing.assert_allclose(zoom_in(np.full((3, 3), 2, np.float32), 2), 2)  # flat stays flat
+    assert zoom_in(a, 1) is a
+
+
 @needs_shared_data
 def test_coarser_pixels_are_scored_on_the_reference_boxes():
     cfg = load_config(FinetuneRunConfig, CONFIG, [f"data.root={SHARED_DATA}"])
@@ -86,3 +102,14 @@ def test_coarser_pixels_are_scored_on_the_reference_boxes():
     # coordinates and match nothing)
     assert c["objects"] == 10 and c["found"] >= 3
     assert c["false"] < fine["models"]["cfar"]["scores"]["all"]["counts_at_threshold"]["false"]
+
+
+@needs_shared_data
+def test_finer_pixels_are_scored_on_the_reference_boxes():
+    # the bundled model on three held-out tiles interpolated to 0.5 m (inside its 0.5-3 m)
+    cfg = load_config(FinetuneRunConfig, CONFIG, [f"data.root={SHARED_DATA}", "data.max_test=3"])
+    fine = run(cfg, {"ships": "ships"}, pixel_size=1.0, floor=0.01, zoom=2)
+    assert (fine["zoom"], fine["pixel_size_m"]) == (2, 0.5)
+    c = fine["models"]["ships"]["scores"]["all"]["counts_at_threshold"]
+    # unscaled, the boxes would sit at twice the coordinates and match nothing
+    assert c["objects"] == 4 and c["found"] >= 2
