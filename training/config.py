@@ -278,7 +278,8 @@ class FinetuneModelConfig:
         linear_probe: classification: freeze the encoder, train the head only.
         pool: classification pooling, ``mean`` or ``cls``.
         channels: dense decoder width (None: the heads' default).
-        detail: segmentation: channels of the full-resolution detail path (0: none).
+        detail: segmentation: channels of the full-resolution detail path; detection: of the
+            stride-2 small-target stem fused into the stride-4 map (0: none).
         context_pool: segmentation: the encoder reads the input average-pooled by this factor
             (1 or 2; 2 needs ``detail``): twice the context per token at a quarter of the cost.
         centre_region: detection: train box size and offset on each object's centre region,

@@ -114,13 +114,17 @@ def encoder_config(cfg: FinetuneRunConfig, in_chans: int) -> ModelConfig:
 
 
 def task_kwargs(cfg: FinetuneRunConfig) -> dict[str, Any]:
+    if cfg.model.detail and cfg.task not in ("segmentation", "detection"):
+        raise ConfigError("model.detail is a segmentation and detection option")
     if cfg.task == "classification":
         return {"linear_probe": cfg.model.linear_probe, "pool": cfg.model.pool}
     kwargs: dict[str, Any] = {"channels": cfg.model.channels} if cfg.model.channels else {}
     if cfg.task == "segmentation" and (cfg.model.detail or cfg.model.context_pool != 1):
         kwargs.update(detail=cfg.model.detail, context_pool=cfg.model.context_pool)
-    elif cfg.model.detail or cfg.model.context_pool != 1:
-        raise ConfigError("model.detail and model.context_pool are segmentation options")
+    elif cfg.model.context_pool != 1:
+        raise ConfigError("model.context_pool is a segmentation option")
+    elif cfg.model.detail:  # detection: the small-target stem
+        kwargs["detail"] = cfg.model.detail
     if cfg.model.centre_region:
         if cfg.task != "detection":
             raise ConfigError("model.centre_region is a detection option")

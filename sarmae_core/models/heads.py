@@ -194,9 +194,20 @@ class _DenseTaskModel(_TaskModel):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """[N, C_in, H, W] in physical units -> fused map [N, C, H/stride, W/stride]."""
-        # 4 x [N, D, gh, gw] -> [N, C, 4gh, 4gw]
-        feats = self.encoder.block_maps(self.normalize(x), self.indices)
-        return self.fusion(self.pyramid(feats))
+        return self.decoder_map(self.normalize(x))
+
+    def decoder_map(self, xn: torch.Tensor) -> torch.Tensor:
+        """Normalised input -> fused map: 4 x [N, D, gh, gw] -> [N, C, 4gh, 4gw]."""
+        return self.fusion(self.pyramid(self.encoder.block_maps(xn, self.indices)))
+
+
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    """3x3 Conv + BatchNorm + ReLU: onnxruntime folds the triple into one conv."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DetailPath(nn.Module):
@@ -219,19 +230,11 @@ class DetailPath(nn.Module):
     def __init__(self, in_chans: int, coarse: int, width: int) -> None:
         super().__init__()
         c1, c2 = width, 2 * width
-
-        def cbr(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-            )
-
-        self.stem1 = cbr(in_chans, c1)
-        self.stem2 = cbr(c1, c2, stride=2)
+        self.stem1 = _conv_bn_relu(in_chans, c1)
+        self.stem2 = _conv_bn_relu(c1, c2, stride=2)
         self.reduce = nn.Sequential(nn.Conv2d(coarse, c2, 1, bias=False), nn.BatchNorm2d(c2))
-        self.fuse2 = cbr(2 * c2, c2)
-        self.fuse1 = cbr(c2 + c1, c1)
+        self.fuse2 = _conv_bn_relu(2 * c2, c2)
+        self.fuse1 = _conv_bn_relu(c2 + c1, c1)
         self.out_channels = c1
 
     def forward(self, x: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
@@ -241,6 +244,33 @@ class DetailPath(nn.Module):
         c = _resize(self.reduce(coarse), d2.shape[-2:])
         f2 = self.fuse2(torch.cat([c, d2], dim=1))
         return self.fuse1(torch.cat([_resize(f2, d1.shape[-2:]), d1], dim=1))
+
+
+class SmallTargetStem(nn.Module):
+    """Pixel-level cues on the stride-4 detection map, for small bright targets.
+
+    A ship of 10-40 px fills part of one 16 px patch token, where the ViT mixes it with the sea
+    around it; the pyramid then upsamples that token to the stride-4 map. Two small conv stems
+    read the normalised input at strides 2 and 4, and a 3x3 conv fuses them with the decoder
+    map (same width out), so the CenterNet head sees the target's own pixels beside the
+    encoder's context (the detection counterpart of :class:`DetailPath`).
+
+    Args:
+        in_chans: input channels (bands).
+        coarse: channels of the decoder map (kept).
+        width: channels at stride 2 (stride 4 gets twice as many).
+    """
+
+    def __init__(self, in_chans: int, coarse: int, width: int) -> None:
+        super().__init__()
+        self.stem2 = _conv_bn_relu(in_chans, width, stride=2)
+        self.stem4 = _conv_bn_relu(width, 2 * width, stride=2)
+        self.fuse = _conv_bn_relu(coarse + 2 * width, coarse)
+
+    def forward(self, x: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """Normalised input [N, C, H, W] and decoder map [N, D, H/4, W/4] -> [N, D, H/4, W/4]."""
+        fine = _resize(self.stem4(self.stem2(x)), coarse.shape[-2:])
+        return self.fuse(torch.cat([coarse, fine], dim=1))
 
 
 class SegmentationModel(_DenseTaskModel):
@@ -304,8 +334,7 @@ class SegmentationModel(_DenseTaskModel):
             return _resize(logits, x.shape[-2:])
         xn = self.normalize(x)
         ctx = F.avg_pool2d(xn, self.context_pool) if self.context_pool > 1 else xn
-        coarse = self.fusion(self.pyramid(self.encoder.block_maps(ctx, self.indices)))
-        return self.classifier(self.detail_path(xn, coarse))
+        return self.classifier(self.detail_path(xn, self.decoder_map(ctx)))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax class probabilities [N, K, H, W]."""
@@ -349,6 +378,7 @@ class DetectionModel(_DenseTaskModel):
             ship's heatmap is flat along its hull and may peak twice; with a region every peak
             predicts the whole hull, so the peaks give the same box and NMS keeps one, where a
             centre-only head answers two half-length boxes (issue 11).
+        detail: channels of the :class:`SmallTargetStem` at stride 2 (0: none).
     """
 
     task = "detection"
@@ -362,12 +392,19 @@ class DetectionModel(_DenseTaskModel):
         class_names: Sequence[str] | None = None,
         channels: int | None = None,
         centre_region: bool = False,
+        detail: int = 0,
     ) -> None:
         default = ["ship"] if num_classes == 1 else [f"class_{i}" for i in range(num_classes)]
         super().__init__(
             encoder_config, _class_names(class_names, num_classes, default), indices, channels
         )
         c = self.channels
+        if detail < 0:
+            raise ConfigError(f"detail must be 0 (none) or a channel count, got {detail}")
+        self.detail = int(detail)
+        self.small_target_stem = (
+            SmallTargetStem(encoder_config.in_chans, c, self.detail) if detail else None
+        )
         # One 3x3 trunk shared by the three outputs: CenterNet gives each its own, but at
         # stride 4 those convs cost more than the whole pyramid on a CPU.
         self.trunk = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU())
@@ -386,11 +423,19 @@ class DetectionModel(_DenseTaskModel):
         self.centre_region = bool(centre_region)
 
     def head_options(self) -> dict[str, Any]:
-        return {**super().head_options(), "centre_region": self.centre_region}
+        return {
+            **super().head_options(),
+            "centre_region": self.centre_region,
+            "detail": self.detail,
+        }
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """[N, C, H, W] in physical units -> ``heatmap``, ``size``, ``offset`` (see class doc)."""
-        f = self.trunk(self.features(x))  # [N, C, H/4, W/4]
+        if self.small_target_stem is None:
+            f = self.trunk(self.features(x))  # [N, C, H/4, W/4]
+        else:
+            xn = self.normalize(x)
+            f = self.trunk(self.small_target_stem(xn, self.decoder_map(xn)))
         return {
             "heatmap": self.heatmap_head(f).sigmoid(),
             # Clamp: exp(9) = 8100 px bounds the output and keeps the graph free of inf.

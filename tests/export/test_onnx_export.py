@@ -242,6 +242,21 @@ def test_detail_path_model_exports_with_parity_and_runs_through_predict(tmp_path
         sarmae_core.predict(S1_VV_DB, model=path, output=tmp_path / "x.tif", tile=48)
 
 
+def test_small_target_stem_detector_exports_with_parity(tmp_path, real_tiles):
+    """The ships head with the small-target stem (model.detail on a detection config): one
+    ONNX file, equal to torch on real tiles."""
+    torch.manual_seed(0)
+    model = DetectionModel(make_config("sarmae_test"), centre_region=True, detail=4).eval()
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "ships_stem.onnx"
+    info = export_onnx(model, path, name="ships-stem", confidence=0.4)
+    assert read_model_info(path) == info and info.task == "detection"
+    assert check_parity(model, path, real_tiles) <= 1e-4
+
+
 def test_a_two_date_model_declares_its_dates_and_bad_dates_are_refused(tmp_path, real_tiles):
     """A flood-as-change model reads VV before and VV after: the contract says which channel
     is which date, through the export and back, and refuses dates that do not fit."""

@@ -337,6 +337,37 @@ def test_region_targets_let_every_cell_along_a_long_hull_give_the_whole_hull():
     assert two["size"][0, 0, 21, 29] == 16.0 and two["size"][0, 0, 17, 29] == 200.0
 
 
+def test_small_target_stem_keeps_the_detection_contract_and_round_trips(tmp_path):
+    from sarmae_core.models.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = make_config("sarmae_test")
+    x = _real_db_tiles(2, 64)
+    plain = DetectionModel(cfg, centre_region=True).eval()
+    model = DetectionModel(cfg, centre_region=True, detail=4).eval()
+    assert plain.head_options()["detail"] == 0 and model.head_options()["detail"] == 4
+    assert plain.small_target_stem is None
+    with torch.no_grad():
+        a, b = plain(x), model(x)
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    assert b["heatmap"].shape == (2, 1, 16, 16)
+    # the stem reads the input's pixels: a bright 2 px target moves the stride-4 map under it
+    y = x.clone()
+    y[:, :, 30:32, 30:32] = 20.0
+    with torch.no_grad():
+        fy, fx = model.small_target_stem.stem4(model.small_target_stem.stem2(
+            model.normalize(y))), model.small_target_stem.stem4(
+            model.small_target_stem.stem2(model.normalize(x)))  # fmt: skip
+    changed = (fy - fx).abs().amax(dim=(0, 1)) > 1e-6
+    assert changed[7, 7] and not changed[0, 0] and not changed[15, 15]
+    back = load_checkpoint(save_checkpoint(model, tmp_path / "m.safetensors")).eval()
+    assert back.detail == 4
+    with torch.no_grad():
+        assert all(torch.allclose(b[k], back(x)[k]) for k in b)
+    with pytest.raises(ConfigError, match="detail"):
+        DetectionModel(cfg, detail=-1)
+
+
 def test_centre_region_model_has_unbounded_offsets_and_keeps_the_option_in_checkpoints():
     model = DetectionModel(make_config("sarmae_test"), centre_region=True).eval()
     assert model.head_options()["centre_region"] is True

@@ -487,3 +487,22 @@ def test_flood_model_starts_as_the_water_model_on_the_after_date(tmp_path, sarma
     assert "standardised with" not in caplog.text  # VV -12/5 dB in both
     r = invoke(*args, "--init", str(sarmae_ckpt), "--out", str(tmp_path / "x"), ok=False)
     assert "model.init_head needs a fine-tuned model" in r.stderr
+
+
+def test_model_detail_reaches_the_heads_that_take_it():
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.task_models import task_kwargs
+
+    ships = "training/configs/finetune_ships_bundled.yaml"
+    cfg = load_config(FinetuneRunConfig, ships, ["model.detail=4"])
+    assert task_kwargs(cfg) == {"centre_region": True, "detail": 4}
+    assert "detail" not in task_kwargs(load_config(FinetuneRunConfig, ships, []))
+    with pytest.raises(ConfigError, match="context_pool is a segmentation option"):
+        task_kwargs(
+            load_config(FinetuneRunConfig, ships, ["model.detail=4", "model.context_pool=2"])
+        )
+    mstar = load_config(
+        FinetuneRunConfig, "training/configs/finetune_mstar.yaml", ["model.detail=4"]
+    )
+    with pytest.raises(ConfigError, match="segmentation and detection option"):
+        task_kwargs(mstar)
