@@ -354,10 +354,9 @@ def test_small_target_stem_keeps_the_detection_contract_and_round_trips(tmp_path
     # the stem reads the input's pixels: a bright 2 px target moves the stride-4 map under it
     y = x.clone()
     y[:, :, 30:32, 30:32] = 20.0
+    stem = model.small_target_stem
     with torch.no_grad():
-        fy, fx = model.small_target_stem.stem4(model.small_target_stem.stem2(
-            model.normalize(y))), model.small_target_stem.stem4(
-            model.small_target_stem.stem2(model.normalize(x)))  # fmt: skip
+        fy, fx = (stem.stem4(stem.stem2(model.normalize(v))) for v in (y, x))
     changed = (fy - fx).abs().amax(dim=(0, 1)) > 1e-6
     assert changed[7, 7] and not changed[0, 0] and not changed[15, 15]
     back = load_checkpoint(save_checkpoint(model, tmp_path / "m.safetensors")).eval()
