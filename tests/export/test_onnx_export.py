@@ -251,6 +251,7 @@ def test_small_target_stem_detector_exports_with_parity(tmp_path, real_tiles):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)  # the stem's fuse starts at scale 0: as trained
     path = tmp_path / "ships_stem.onnx"
     info = export_onnx(model, path, name="ships-stem", confidence=0.4)
     assert read_model_info(path) == info and info.task == "detection"

@@ -349,6 +349,9 @@ def test_small_target_stem_keeps_the_detection_contract_and_round_trips(tmp_path
     assert plain.small_target_stem is None
     with torch.no_grad():
         a, b = plain(x), model(x)
+        # a new stem starts as the identity on the decoder map: the pretrained map is kept
+        coarse = model.decoder_map(model.normalize(x))
+        assert torch.equal(model.small_target_stem(model.normalize(x), coarse), coarse)
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     assert b["heatmap"].shape == (2, 1, 16, 16)
     # the stem reads the input's pixels: a bright 2 px target moves the stride-4 map under it
