@@ -133,6 +133,7 @@ def run(
     nms_iou: float | None = None,
     looks: int = 1,
     zoom: int = 1,
+    ship_boxes: str = "hull",
 ) -> dict:
     """Scores of ``models`` (label -> bundled name, .onnx file, ``cfar`` or ``cfar:...``) on
     the test split. ``tiling`` (``tile``, ``overlap``) and ``nms_iou`` replace the learned
@@ -140,7 +141,8 @@ def run(
     tile is fixed). ``looks`` > 1 averages each tile's intensity over ``looks`` x ``looks``
     pixels first (pixels that much coarser, as multilooking makes them) and scales the boxes back,
     so the same reference boxes score how a model reads coarser pixels; ``zoom`` > 1 interpolates
-    each tile to ``zoom`` times finer pixels (:func:`zoom_in`), boxes scaled back the same way."""
+    each tile to ``zoom`` times finer pixels (:func:`zoom_in`), boxes scaled back the same way;
+    ``ship_boxes`` is predict's ``boxes`` (``hull``: fitted to the hull under each detection, or ``model``)."""
     import dataclasses
 
     import sarmae_core
@@ -170,7 +172,7 @@ def run(
                     warnings.simplefilter("ignore")
                     res = sarmae_core.predict(
                         tif, model=model, output=Path(tmp) / f"{label}{i}.gpkg",
-                        units="amplitude",
+                        units="amplitude", boxes=ship_boxes,
                         threshold=floor if defaults[label] > floor else None,
                         **(tiling if tiling and learned[label] else {}),
                     )  # fmt: skip
@@ -179,6 +181,7 @@ def run(
                 preds[label].append((boxes, scores, np.zeros(len(scores), np.int64)))
     out: dict[str, Any] = {"split": f"{cfg.data.path} {cfg.data.test_split}", "tiles": len(ids),
                            "pixel_size_m": pixel_size * factor, "looks": looks, "zoom": zoom,
+                           "boxes": ship_boxes,
                            "images": ids,
                            "models": {}}  # fmt: skip
     groups = {"all": list(range(len(ids)))}
@@ -228,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--zoom", type=int, default=1,
                     help="interpolate to N times finer pixels first (boxes scored on the "
                          "reference's pixels)")  # fmt: skip
+    ap.add_argument("--boxes", choices=["hull", "model"], default="hull",
+                    help="predict's ship boxes: fitted to the hull under each detection "
+                         "(default) or the model's own")  # fmt: skip
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
@@ -239,7 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.looks > 1 and args.zoom > 1:
         ap.error("--looks makes pixels coarser and --zoom finer: give one of them")
     result = run(
-        cfg, models, args.pixel_size, args.floor, tiling, args.nms_iou, args.looks, args.zoom
+        cfg,
+        models,
+        args.pixel_size,
+        args.floor,
+        tiling,
+        args.nms_iou,
+        args.looks,
+        args.zoom,
+        args.boxes,
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

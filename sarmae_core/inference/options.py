@@ -20,6 +20,9 @@ from typing import Any
 
 from ..errors import ConfigError
 
+#: How ship boxes are drawn: around the bright hull under a detection, or as the model says.
+BOXES = ("hull", "model")
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -48,6 +51,9 @@ class RunOptions:
         products: any of ``class``, ``probability``, ``vector``.
         job: ``water``, ``ships`` or ``flood``: insist on the matching model task.
         threshold: foreground probability or detection confidence; default: the model's.
+        boxes: ships: ``hull`` (default) redraws each learned model's box around the bright
+            hull under it (its own box runs short on long ships); ``model`` keeps the
+            model's box. CFAR boxes are its detected pixels either way.
         min_area_m2, fill_holes_m2, simplify_m: polygon cleaning (m2, m2, m).
         cog: write Cloud-Optimized GeoTIFFs.
         quicklook: also write a PNG of the scene with the results over it.
@@ -81,6 +87,7 @@ class RunOptions:
     products: Sequence[str] | None = None
     job: str | None = None
     threshold: float | None = None
+    boxes: str = "hull"
     min_area_m2: float = 0.0
     fill_holes_m2: float = 0.0
     simplify_m: float = 0.0
@@ -145,6 +152,8 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string, got {value!r}")
+        if self.boxes not in BOXES:
+            raise ConfigError(f"boxes must be 'hull' or 'model', got {self.boxes!r}")
         for name in ("cog", "overwrite", "allow_optical", "force"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..contract.metadata import ModelInfo
 from ..errors import ConfigError, InputError
+from ..units import to_intensity
 from .checks import check_work, disk_full
 from .geo.aoi import Region, resolve_aoi
 from .geo.geodesy import EqualArea, pixel_size_m
@@ -28,6 +29,7 @@ from .io import raster_io
 from .io.writers import BLOCK, OutputSet
 from .model.backends import BUNDLED_DIR, Backend, load_backend
 from .model.bundled import bundled_for_raster
+from .model.detection import fit_boxes_to_hulls
 from .notes import Notes
 from .options import RunOptions, check_paths
 from .products.change import ChangeLayers, check_flood_basis, check_layers
@@ -91,6 +93,9 @@ def predict(
             bundled model's name, else any segmentation or detection model).
         threshold: foreground probability (segmentation) or detection confidence; default:
             the model's.
+        boxes: ships: ``hull`` (default) redraws each box of a learned model around the bright
+            hull under it (:func:`.model.detection.fit_boxes_to_hulls`); ``model`` keeps the
+            model's own boxes.
         min_area_m2, fill_holes_m2, simplify_m: polygon cleaning (areas in m2, tolerance in m).
         cog: write Cloud-Optimized GeoTIFFs.
         quicklook: also write a PNG of the scene with the results drawn over it; part of the
@@ -191,7 +196,7 @@ def predict(
                 cleaning = PolygonOptions(opts.min_area_m2, opts.fill_holes_m2, opts.simplify_m)
                 summary = _segment(run, tiles, opts, cleaning, sinks)
             else:
-                summary = _detect(run, tiles, opts.threshold)
+                summary = _detect(run, tiles, opts.threshold, opts.boxes)
             if quicklook is not None:
                 _quicklook(run, raster)
             canceller.check()
@@ -417,15 +422,23 @@ def _output_window(source: SarSource, region: Region) -> OutputWindow:
     )  # fmt: skip
 
 
-def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:
-    """Decode, suppress across tiles and write boxes; returns summary figures."""
+def _detect(run: _Run, tiles: Any, threshold: float | None, boxes: str) -> dict[str, Any]:
+    """Decode, suppress across tiles, fit boxes to hulls and write them; returns summary
+    figures."""
     info, stats = run.info, run.stats
     conf = info.det_confidence if threshold is None else threshold
     dets = sweep_detection(tiles, run.grid, conf, info.det_iou_threshold, stats)
     _require_valid(stats, run.source)
     run.canceller.check()
-    t = time.perf_counter()
     region = run.region
+    if boxes == "hull" and "detections" not in info.outputs:  # CFAR boxes are its own pixels
+        t = time.perf_counter()
+        dets = fit_boxes_to_hulls(
+            dets, lambda *window: _read_db(run, *window), (region.height, region.width),
+            info.det_iou_threshold,
+        )  # fmt: skip
+        stats.timings["fit_hulls"] = time.perf_counter() - t
+    t = time.perf_counter()
     count = write_detections(
         run.source.fileio, run.outputs.temp("vector"), dets, info.class_names, run.source.crs,
         region.transform, run.source.pixel_size_m,
@@ -433,6 +446,19 @@ def _detect(run: _Run, tiles: Any, threshold: float | None) -> dict[str, Any]:
     )  # fmt: skip
     stats.timings["vectorise"] = time.perf_counter() - t
     return {"ship_count": count}
+
+
+def _read_db(run: _Run, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, ...]:
+    """A window of the region as intensity in dB (the channels' mean) and its valid pixels."""
+    region = run.region
+    data, valid = run.source.read(region.row + row, region.col + col, height, width)
+    inside = region.mask(row, col, height, width)
+    if inside is not None:
+        valid &= inside
+    with np.errstate(invalid="ignore", divide="ignore"):
+        intensity = to_intensity(data.astype(np.float64), run.info.units).mean(axis=0)
+        valid &= intensity > 0
+        return 10.0 * np.log10(np.where(valid, intensity, 1.0)), valid
 
 
 def _progress(callback: Callable[[float], Any] | None) -> Callable[[float], None]:
