@@ -15,6 +15,7 @@ import numpy as np
 
 from sarmae_core.config import UNITS
 from sarmae_core.errors import ConfigError
+from sarmae_core.inference.options import BOXES
 
 # The loading machinery lives in config_loader (generic); re-exported here for one import path.
 from .config_loader import (  # noqa: F401
@@ -374,6 +375,8 @@ class EvalConfig:
         score_threshold: detection: lowest score kept (low, so AP sees the whole curve).
         max_detections: detection: boxes kept per image (COCO: 100).
         nms_iou: detection: NMS IoU after CenterNet's peak test (None: peaks only).
+        boxes: detection: ``hull`` fits each box to the bright hull under it, as predict does
+            by default; ``model`` scores the model's own boxes.
         baseline: also score a classic method on the same images: ``otsu`` thresholding
             (segmentation of water) or ``cfar`` (CA-CFAR ship detection), or None.
         count_threshold: detection: the confidence at which found / missed / false objects
@@ -387,10 +390,15 @@ class EvalConfig:
     score_threshold: float = 0.01
     max_detections: int = 100
     nms_iou: float | None = 0.5
+    boxes: str = "hull"
     baseline: str | None = None
     count_threshold: float = 0.3
     cfar: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.boxes not in BOXES:
+            raise ConfigError(f"eval.boxes must be 'hull' or 'model', got {self.boxes!r}")
 
 
 @dataclass

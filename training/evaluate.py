@@ -11,7 +11,15 @@ import torch
 from skimage.filters import threshold_otsu
 from torch.utils.data import DataLoader
 
-from sarmae_core.inference.model.detection import Detections, decode_centernet, merge_fragments, nms
+from sarmae_core.inference.model.detection import (
+    Detections,
+    array_windows,
+    decode_centernet,
+    fit_boxes_to_hulls,
+    hull_db,
+    merge_fragments,
+    nms,
+)
 
 from .baselines import otsu_water
 from .config import EvalConfig
@@ -39,15 +47,27 @@ def make_loader(model: Any, dataset: TaskDataset, batch_size: int, **kw: Any) ->
 
 
 def decode_batch(
-    out: dict[str, torch.Tensor], cfg: EvalConfig, tile_height: int
+    out: dict[str, torch.Tensor],
+    cfg: EvalConfig,
+    tile_height: int,
+    images: np.ndarray | None = None,
+    sizes: list[tuple[int, int]] | None = None,
+    units: str = "db",
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per image (boxes, scores, classes) from :class:`DetectionModel` outputs."""
+    """Per image (boxes, scores, classes) from :class:`DetectionModel` outputs; with
+    ``cfg.boxes == "hull"`` each box is fitted to the hull under it in ``images`` [N, C, H, W]
+    (in ``units``, each valid over its ``sizes``), as predict does."""
     heat, size, offset = (out[k].float().cpu().numpy() for k in ("heatmap", "size", "offset"))
     results = []
     for i in range(heat.shape[0]):
         d = decode_centernet(heat[i], size[i], offset[i], cfg.score_threshold, tile_height)
         if cfg.nms_iou is not None and len(d):
             d = merge_fragments(nms(d, cfg.nms_iou))  # as predict does
+        if cfg.boxes == "hull" and images is not None and sizes is not None and len(d):
+            h, w = sizes[i]
+            db, valid = hull_db(images[i, :, :h, :w], units)
+            iou = 1.0 if cfg.nms_iou is None else cfg.nms_iou
+            d = fit_boxes_to_hulls(d, array_windows(db, valid), (h, w), iou)
         order = np.argsort(-d.scores, kind="stable")[: cfg.max_detections]
         d = d.select(order) if len(d) else Detections.empty()
         results.append((d.boxes, d.scores, d.classes))
@@ -119,7 +139,9 @@ def evaluate(
                     otsu.update(target[i, :h, :w], otsu_water(vv, target[i, :h, :w] != IGNORE))
                     otsu_tiles.append((vv, target[i, :h, :w]))
         else:
-            dets = decode_batch(out, cfg, x.shape[-2])
+            dets = decode_batch(out, cfg, x.shape[-2], batch["image"].numpy(),
+                                [tuple(map(int, s)) for s in batch["size"]],
+                                model.config.data.units)  # fmt: skip
             preds += dets
             truth += [t.numpy() for t in batch["target"]]
             ids += list(batch["id"])

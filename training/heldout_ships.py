@@ -142,7 +142,8 @@ def run(
     pixels first (pixels that much coarser, as multilooking makes them) and scales the boxes back,
     so the same reference boxes score how a model reads coarser pixels; ``zoom`` > 1 interpolates
     each tile to ``zoom`` times finer pixels (:func:`zoom_in`), boxes scaled back the same way;
-    ``ship_boxes`` is predict's ``boxes`` (``hull``: fitted to the hull under each detection, or ``model``)."""
+    ``ship_boxes`` is predict's ``boxes`` (``hull``: fitted to the hull under each detection;
+    ``model``: the model's own)."""
     import dataclasses
 
     import sarmae_core

@@ -277,6 +277,9 @@ def flood(scene, output, quicklook, raster, probability, likelihood, exclusion, 
 @predict.command()
 @_options
 @_cfar_options
+@click.option("--boxes", type=click.Choice(["hull", "model"]), default="hull", show_default=True,
+              help="hull: each box of the model redrawn around the bright hull under it; "
+                   "model: the model's own boxes (CFAR's are its pixels either way).")  # fmt: skip
 def ships(scene, output, quicklook, detector, guard, background, pfa, looks, min_pixels,
           min_area_m2, **kw) -> None:  # fmt: skip
     """Ship boxes (GeoPackage: score, class, length/width in m, centre coordinates).

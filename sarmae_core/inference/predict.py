@@ -20,7 +20,6 @@ import numpy as np
 
 from ..contract.metadata import ModelInfo
 from ..errors import ConfigError, InputError
-from ..units import to_intensity
 from .checks import check_work, disk_full
 from .geo.aoi import Region, resolve_aoi
 from .geo.geodesy import EqualArea, pixel_size_m
@@ -29,7 +28,7 @@ from .io import raster_io
 from .io.writers import BLOCK, OutputSet
 from .model.backends import BUNDLED_DIR, Backend, load_backend
 from .model.bundled import bundled_for_raster
-from .model.detection import fit_boxes_to_hulls
+from .model.detection import fit_boxes_to_hulls, hull_db
 from .notes import Notes
 from .options import RunOptions, check_paths
 from .products.change import ChangeLayers, check_flood_basis, check_layers
@@ -455,10 +454,8 @@ def _read_db(run: _Run, row: int, col: int, height: int, width: int) -> tuple[np
     inside = region.mask(row, col, height, width)
     if inside is not None:
         valid &= inside
-    with np.errstate(invalid="ignore", divide="ignore"):
-        intensity = to_intensity(data.astype(np.float64), run.info.units).mean(axis=0)
-        valid &= intensity > 0
-        return 10.0 * np.log10(np.where(valid, intensity, 1.0)), valid
+    db, bright = hull_db(data, run.info.units)
+    return db, valid & bright
 
 
 def _progress(callback: Callable[[float], Any] | None) -> Callable[[float], None]:

@@ -113,3 +113,39 @@ def test_finer_pixels_are_scored_on_the_reference_boxes():
     c = fine["models"]["ships"]["scores"]["all"]["counts_at_threshold"]
     # unscaled, the boxes would sit at twice the coordinates and match nothing
     assert c["objects"] == 4 and c["found"] >= 2
+
+
+@needs_shared_data
+def test_the_training_evaluation_fits_boxes_to_hulls_as_predict_does():
+    """``sarmae-train evaluate`` scores what predict gives (``eval.boxes: hull``, the default):
+    a CenterNet box on the first half of the offshore tile's 85 px hull, as the model's heads
+    would decode it, is fitted to the whole hull; ``eval.boxes: model`` keeps it."""
+    import pytest
+    import torch
+    from PIL import Image
+
+    from sarmae_core.errors import ConfigError
+    from sarmae_core.inference.model.detection import box_iou
+    from sarmae_train.config import EvalConfig
+    from sarmae_train.evaluate import decode_batch
+
+    jpg = SHARED_DATA / "hrsid_mini" / "mini_test" / "images" / "P0007_3000_3800_1800_2600.jpg"
+    grey = np.asarray(Image.open(jpg).convert("L"), np.float32)
+    db = 20 * np.log10(np.maximum(grey / 255, 1 / 510))[None, None]  # [1, 1, 800, 800]
+    truth = np.array([449.0, 19.0, 534.0, 37.0])  # the hull, from its mask
+    heat, size, offset = (
+        torch.zeros(1, 1, 200, 200),
+        torch.zeros(1, 2, 200, 200),
+        torch.zeros(1, 2, 200, 200),
+    )
+    cy, cx = 28 // 4, 470 // 4  # a half-length box centred on the first half of the hull
+    heat[0, 0, cy, cx], size[0, :, cy, cx] = 0.9, torch.tensor([44.0, 16.0])
+    out = {"heatmap": heat, "size": size, "offset": offset}
+    ious = {}
+    for mode in ("model", "hull"):
+        ((b, s, _),) = decode_batch(out, EvalConfig(boxes=mode), 800, db, [(800, 800)], "db")
+        assert len(b) == 1 and s[0] == pytest.approx(0.9)
+        ious[mode] = box_iou(truth, b)[0]
+    assert ious["model"] < 0.5 and ious["hull"] >= 0.75
+    with pytest.raises(ConfigError, match=r"eval\.boxes must be 'hull' or 'model'"):
+        EvalConfig(boxes="tight")

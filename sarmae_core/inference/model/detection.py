@@ -268,8 +268,29 @@ def nms(dets: Detections, iou_threshold: float) -> Detections:
 HULL_LEVEL = 0.6
 #: A fitted box must overlap the detector's box this much (IoU), or it is a neighbour's.
 HULL_MIN_IOU = 0.2
+#: How far beyond each side of a box its hull may reach, in box lengths: a half-length box
+#: at one end of a hull must still see the other end inside its window.
+HULL_REACH = 1.5
 #: Contrast below which nothing stands out of the sea to fit to (dB, peak over median).
 HULL_MIN_CONTRAST_DB = 3.0
+
+
+def hull_db(data: np.ndarray, units: str) -> tuple[np.ndarray, np.ndarray]:
+    """What hulls are fitted on: [C, h, w] in ``units`` -> (the channels' mean intensity in dB
+    [h, w], pixels with a positive finite intensity [h, w])."""
+    from ...units import to_intensity
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        intensity = to_intensity(np.asarray(data, np.float64), units).mean(axis=0)
+        valid = np.isfinite(intensity) & (intensity > 0)
+        return 10.0 * np.log10(np.where(valid, intensity, 1.0)), valid
+
+
+def array_windows(
+    db: np.ndarray, valid: np.ndarray
+) -> Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]:
+    """:func:`fit_boxes_to_hulls`' window reader over an image held in memory."""
+    return lambda r, c, h, w: (db[r : r + h, c : c + w], valid[r : r + h, c : c + w])
 
 
 def hull_box(
@@ -336,7 +357,8 @@ def fit_boxes_to_hulls(
 
     A CenterNet box is a regressed size, and on long ships it runs short (0.83 of the hull on
     held-out HRSID scenes) or in pieces; the pixels themselves say where a ship on open water
-    ends. The window around a box reaches one box length (at least 8 px) beyond each side.
+    ends. The window around a box reaches :data:`HULL_REACH` box lengths (at least 8 px)
+    beyond each side.
     Boxes that cannot be fitted keep the detector's; pieces of one hull fitted to the same
     hull are then one box (NMS at ``iou_threshold``).
 
@@ -352,7 +374,7 @@ def fit_boxes_to_hulls(
     height, width = extent
     boxes = dets.boxes.copy()
     for i, (x0, y0, x1, y1) in enumerate(dets.boxes):
-        m = max(8.0, float(max(x1 - x0, y1 - y0)))
+        m = max(8.0, HULL_REACH * float(max(x1 - x0, y1 - y0)))
         r0, c0 = max(int(np.floor(y0 - m)), 0), max(int(np.floor(x0 - m)), 0)
         r1, c1 = min(int(np.ceil(y1 + m)), height), min(int(np.ceil(x1 + m)), width)
         if r1 - r0 < 3 or c1 - c0 < 3:
