@@ -57,6 +57,8 @@ from ..validation import (
 
 UNIT_OPTIONS = ["from the file", "db", "intensity", "amplitude", "complex"]
 DETECTOR_OPTIONS = ["SARMAE model (MODEL, empty: bundled)", "CA-CFAR (no learning)"]
+#: Ship boxes of a learned model, in the engine's names (RunOptions.boxes) by option index.
+BOX_OPTIONS = {"hull": "Fitted to the bright hull under each ship", "model": "The model's own"}
 #: CA-CFAR settings of Detect ships: parameter, label, kind (CfarParams field in CFAR_FIELDS).
 CFAR_PARAMETERS = [
     ("GUARD", "CFAR guard window, odd px", NUMBER_INTEGER),
@@ -188,6 +190,11 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             # engine is not imported when QGIS loads the provider.
             for key, label, kind in CFAR_PARAMETERS:
                 self.addParameter(_number(key, f"{label} (empty: default)", kind))
+            self.addParameter(
+                QgsProcessingParameterEnum(
+                    "BOXES", "Ship boxes (SARMAE model)", list(BOX_OPTIONS.values()), defaultValue=0
+                )
+            )
         if self.JOB != "ships":
             self.addParameter(_number("MIN_AREA", "Minimum polygon area (m²)", NUMBER_DOUBLE, 0.0))
             self.addParameter(
@@ -295,6 +302,9 @@ class _SarmaeAlgorithm(QgsProcessingAlgorithm):
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             threshold=_optional_double(self, parameters, "THRESHOLD", context),
         )
+        if self.JOB == "ships":
+            box_mode = self.parameterAsEnum(parameters, "BOXES", context)
+            settings["boxes"] = list(BOX_OPTIONS)[box_mode]
         if job in ("water", "flood"):
             settings["min_area_m2"] = self.parameterAsDouble(parameters, "MIN_AREA", context)
             settings["simplify_m"] = self.parameterAsDouble(parameters, "SIMPLIFY", context)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 
@@ -121,5 +122,34 @@ def test_processing_detect_ships_with_cfar(qgis_processing, offshore, hr_ships, 
         with pytest.raises(QgsProcessingException, match=r"this model is for 0\.5-3 m pixels"):
             run("sarmae:detectships", {"INPUT": str(S1_VV_DB), "MODEL": str(hr_ships),
                                        "OUTPUT": str(tmp_path / "s1.gpkg")})  # fmt: skip
+    finally:
+        plugin.unload()
+
+
+def test_processing_detect_ships_fits_boxes_to_hulls(qgis_processing, tmp_path):
+    """Detect ships with the bundled model on the offshore tile (written as the ships recipe
+    writes it): the 85 px hull's box covers the hull by default (BOXES 0, the engine's
+    ``boxes="hull"``), and falls short of it with the model's own box (BOXES 1)."""
+    from PIL import Image
+
+    from qgis_plugin import classFactory
+    from sarmae_train.heldout_ships import write_tile
+
+    grey = np.asarray(Image.open(HRSID / "images" / f"{OFFSHORE}.jpg").convert("L"), np.float32)
+    tif = write_tile(tmp_path / f"{OFFSHORE}.tif", np.maximum(grey / 255, 1 / 510), 1.0)
+    plugin = classFactory(None)
+    plugin.initProcessing()
+    try:
+        covered = {}
+        for mode in (0, 1):
+            out = run("sarmae:detectships", {
+                "INPUT": str(tif), "UNITS": 3, "BOXES": mode,
+                "OUTPUT": str(tmp_path / f"ships{mode}.gpkg"),
+            })  # fmt: skip
+            layer = QgsVectorLayer(out["OUTPUT"], "ships", "ogr")
+            assert layer.featureCount() == out["SHIP_COUNT"] == 2
+            covered[mode] = [any(covers(b, s) for b in pixel_boxes(layer)) for s in OFFSHORE_SHIPS]
+            del layer  # freed before QGIS exits
+        assert covered[0] == [True, True] and covered[1][0] is False
     finally:
         plugin.unload()
