@@ -5,10 +5,11 @@
 The raster: the six held-out HRSID mini tiles (P0007, P0015; Wei et al. 2020, GPL-3.0) laid
 side by side, 3 x 2, and repeated ``--repeat`` times each way (2: 4,800 x 3,200 px, 15 Mpx), as
 1 m amplitude in a GeoTIFF (DN / 255, DN 0 floored at half a DN, as the held-out table
-reads them). Each model runs ``predict`` with its own defaults (tile, overlap, NMS), in
-interleaved rounds; printed: wall time per round and model, ships found, and each model's time
-over the first one's (per round, and of the best rounds). What it answers: what a model's tile
-and settings cost per pixel, measured in one run on this noisy machine.
+reads them). Each model runs ``predict`` with its own defaults (tile, overlap, NMS, boxes
+fitted to hulls), in interleaved rounds; printed: wall time per round and model, ships found,
+each model's time over the first one's (per round, and of the best rounds), and the share of
+its wall time spent fitting boxes to hulls. What it answers: what a model's tile and settings
+cost per pixel, measured in one run on this noisy machine.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
 
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
     seconds: dict[str, list[float]] = {label: [] for label in models}
+    fitting: dict[str, list[float]] = {label: [] for label in models}  # fit_boxes_to_hulls, s
     found: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tif = raster(Path(tmp), args.data, args.repeat)
@@ -74,10 +76,12 @@ def main() -> None:
                     res = sarmae_core.predict(tif, model=model, output=Path(tmp) / f"{label}.gpkg",
                                               units="amplitude", overwrite=True)  # fmt: skip
                 seconds[label].append(time.perf_counter() - t0)
+                fitting[label].append(res.summary.timings.get("fit_hulls", 0.0))
                 found[label] = int(res.summary.ship_count or 0)
     first = next(iter(models))
-    print("| model | tile px | wall s per round | best | ships | time / " + first + " |")
-    print("|---|---|---|---|---|---|")
+    print("| model | tile px | wall s per round | best | ships | time / " + first + " | "
+          "fitting boxes to hulls, share of wall |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     from sarmae_core.inference.model.backends import load_backend
 
     for label, model in models.items():
@@ -86,7 +90,8 @@ def main() -> None:
         per = [b / a for a, b in zip(seconds[first], s, strict=True)]
         print(f"| {label} | {tile} | {' '.join(f'{x:.1f}' for x in s)} | {min(s):.1f} | "
               f"{found[label]} | {min(s) / min(seconds[first]):.2f} (per round "
-              f"{' '.join(f'{x:.2f}' for x in per)}) |")  # fmt: skip
+              f"{' '.join(f'{x:.2f}' for x in per)}) | "
+              f"{sum(fitting[label]) / sum(s):.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
