@@ -56,6 +56,25 @@ def test_the_two_halves_of_each_real_long_hull_become_one_box_over_it():
 
 
 @needs_hrsid
+def test_two_ships_side_by_side_joined_by_bright_pixels_stay_two_boxes():
+    """The 71 px hull copied 4 px beside itself (moored side by side) with a bright gangway
+    between them: both hulls are one bright region, but their two detections lie apart and
+    not on one line, so each keeps its own box instead of both becoming one."""
+    db = 20 * np.log10(offshore_amplitude())
+    x0, y0, x1, y1 = OFFSHORE_SHIPS[1]
+    dy = (y1 - y0) + 4
+    moored = db.copy()
+    hull = db[y0 - 2 : y1 + 2, x0 - 2 : x1 + 2]
+    below = moored[y0 - 2 + dy : y1 + 2 + dy, x0 - 2 : x1 + 2]
+    np.maximum(below, hull, out=below)
+    mid = (x0 + x1) // 2
+    moored[y0 + 5 : y1 + dy - 5, mid - 3 : mid + 3] = hull.max()
+    boxes = [(x0 + 3, y0 + 1, x1 - 4, y1 - 1), (x0 + 3, y0 + 1 + dy, x1 - 4, y1 - 1 + dy)]
+    dets = fit(moored, boxes, [0.6, 0.5])
+    assert len(dets) == 2 and box_iou(dets.boxes[0], dets.boxes[1:])[0] == 0.0
+
+
+@needs_hrsid
 def test_boxes_with_no_hull_to_fit_keep_the_detectors_box():
     """Open sea (nothing stands out), and a bright band that runs out of the window (land, a
     quay): the detector's box stays as it was."""

@@ -187,20 +187,30 @@ def merge_fragments(dets: Detections, across: float = 0.6, score_ratio: float = 
         j = np.arange(i + 1, n)
         ix = np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0])
         iy = np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1])
-        ux = np.maximum(b[i, 2], b[j, 2]) - np.minimum(b[i, 0], b[j, 0])
-        uy = np.maximum(b[i, 3], b[j, 3]) - np.minimum(b[i, 1], b[j, 1])
-        wi, hi = b[i, 2] - b[i, 0], b[i, 3] - b[i, 1]
-        wj, hj = b[j, 2] - b[j, 0], b[j, 3] - b[j, 1]
-        along_x = ux >= uy  # the line joining them runs along x
-        narrow = np.where(along_x, np.minimum(hi, hj), np.minimum(wi, wj))
-        cross = np.where(along_x, iy, ix)
-        longer = np.where(along_x, ux > np.maximum(wi, wj), uy > np.maximum(hi, hj))
         similar = np.minimum(s[i], s[j]) >= score_ratio * np.maximum(s[i], s[j])
-        join = (ix > 0) & (iy > 0) & (cross >= across * narrow) & longer & similar
+        join = (ix > 0) & (iy > 0) & on_one_line(b[i], b[j], across) & similar
         join &= dets.classes[j] == dets.classes[i]
         for k in j[join]:
             groups.join(i, int(k))
     return _union_groups(dets, groups.roots())
+
+
+def on_one_line(box: np.ndarray, boxes: np.ndarray, across: float = 0.6) -> np.ndarray:
+    """Whether ``box`` [4] and each of ``boxes`` [n, 4] could be pieces of one hull: along the
+    line joining them (their union's longer side) the union is longer than either, and across
+    it their extents overlap by at least ``across`` of the narrower one. Ships side by side
+    (beside each other across the line) are not."""
+    ix = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    iy = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    ux = np.maximum(box[2], boxes[:, 2]) - np.minimum(box[0], boxes[:, 0])
+    uy = np.maximum(box[3], boxes[:, 3]) - np.minimum(box[1], boxes[:, 1])
+    wi, hi = box[2] - box[0], box[3] - box[1]
+    wj, hj = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    along_x = ux >= uy  # the line joining them runs along x
+    narrow = np.where(along_x, np.minimum(hi, hj), np.minimum(wi, wj))
+    cross = np.where(along_x, iy, ix)
+    longer = np.where(along_x, ux > np.maximum(wi, wj), uy > np.maximum(hi, hj))
+    return (cross >= across * narrow) & longer
 
 
 class _Groups:
@@ -359,7 +369,9 @@ def fit_boxes_to_hulls(
     held-out HRSID scenes) or in pieces; the pixels themselves say where a ship on open water
     ends. The window around a box reaches :data:`HULL_REACH` box lengths (at least 8 px)
     beyond each side.
-    Boxes that cannot be fitted keep the detector's; pieces of one hull fitted to the same
+    Boxes that cannot be fitted keep the detector's, and so does a box whose hull reaches the
+    centre of another detection that is not a piece of it on one line (:func:`on_one_line`:
+    two ships joined by bright pixels stay two boxes); pieces of one hull fitted to the same
     hull are then one box (NMS at ``iou_threshold``).
 
     Args:
@@ -373,6 +385,7 @@ def fit_boxes_to_hulls(
         return dets
     height, width = extent
     boxes = dets.boxes.copy()
+    centres = (dets.boxes[:, :2] + dets.boxes[:, 2:]) / 2
     for i, (x0, y0, x1, y1) in enumerate(dets.boxes):
         m = max(8.0, HULL_REACH * float(max(x1 - x0, y1 - y0)))
         r0, c0 = max(int(np.floor(y0 - m)), 0), max(int(np.floor(x0 - m)), 0)
@@ -383,6 +396,16 @@ def fit_boxes_to_hulls(
         local = np.array([x0 - c0, y0 - r0, x1 - c0, y1 - r0])
         inner = (c0 > 0, r0 > 0, c1 < width, r1 < height)
         fitted = hull_box(db, valid, local, inner, level)
-        if fitted is not None:
-            boxes[i] = fitted + np.array([c0, r0, c0, r0])
+        if fitted is None:
+            continue
+        fitted += np.array([c0, r0, c0, r0])
+        # a hull that reaches the centre of a detection apart from this one (boxes not
+        # overlapping) is one hull only if the two are pieces on one line; else they are two
+        # ships joined by bright pixels (moored side by side)
+        others = np.all((centres >= fitted[:2]) & (centres <= fitted[2:]), axis=1)
+        others &= box_iou(dets.boxes[i], dets.boxes) <= 0.0
+        others &= dets.classes == dets.classes[i]
+        if others.any() and not on_one_line(dets.boxes[i], dets.boxes[others]).all():
+            continue
+        boxes[i] = fitted
     return nms(Detections(boxes, dets.scores.copy(), dets.classes.copy()), iou_threshold)
