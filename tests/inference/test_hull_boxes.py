@@ -76,11 +76,15 @@ def test_two_ships_side_by_side_joined_by_bright_pixels_stay_two_boxes():
 
 @needs_hrsid
 def test_boxes_with_no_hull_to_fit_keep_the_detectors_box():
-    """Open sea (nothing stands out), and a bright band that runs out of the window (land, a
-    quay): the detector's box stays as it was."""
+    """Open sea (nothing stands out), a box of a few pixels, and a bright band that runs out of
+    the window (land, a quay): the detector's box stays as it was."""
     db = 20 * np.log10(offshore_amplitude())
     sea = (200.0, 300.0, 230.0, 315.0)
     assert fit(db, [sea], [0.5]).boxes.tolist() == [list(sea)]
+    point = db.copy()  # a ship of a few pixels (coarse pixels): its 3 px bright core on sea
+    point[302:305, 402:405] = db.max()
+    tiny = (400.5, 300.5, 406.5, 306.5)
+    assert fit(point, [tiny], [0.5]).boxes.tolist() == [list(tiny)]
     land = db.copy()
     land[:, 100:140] = db.max() + 10  # runs from the top edge to the bottom one
     box = (110.0, 400.0, 130.0, 430.0)

@@ -281,6 +281,9 @@ HULL_MIN_IOU = 0.2
 #: How far beyond each side of a box its hull may reach, in box lengths: a half-length box
 #: at one end of a hull must still see the other end inside its window.
 HULL_REACH = 1.5
+#: Boxes shorter than this (px) keep the detector's: a target a few pixels long is mostly
+#: the radar's impulse response, whose bright core is smaller than the ship.
+HULL_MIN_PX = 8.0
 #: Contrast below which nothing stands out of the sea to fit to (dB, peak over median).
 HULL_MIN_CONTRAST_DB = 3.0
 
@@ -369,10 +372,11 @@ def fit_boxes_to_hulls(
     held-out HRSID scenes) or in pieces; the pixels themselves say where a ship on open water
     ends. The window around a box reaches :data:`HULL_REACH` box lengths (at least 8 px)
     beyond each side.
-    Boxes that cannot be fitted keep the detector's, and so does a box whose hull reaches the
-    centre of another detection that is not a piece of it on one line (:func:`on_one_line`:
-    two ships joined by bright pixels stay two boxes); pieces of one hull fitted to the same
-    hull are then one box (NMS at ``iou_threshold``).
+    Boxes that cannot be fitted keep the detector's, and so do boxes shorter than
+    :data:`HULL_MIN_PX` and a box whose hull reaches the centre of another detection that is
+    not a piece of it on one line (:func:`on_one_line`: two ships joined by bright pixels
+    stay two boxes); pieces of one hull fitted to the same hull are then one box (NMS at
+    ``iou_threshold``).
 
     Args:
         dets: detections in raster pixels.
@@ -387,6 +391,8 @@ def fit_boxes_to_hulls(
     boxes = dets.boxes.copy()
     centres = (dets.boxes[:, :2] + dets.boxes[:, 2:]) / 2
     for i, (x0, y0, x1, y1) in enumerate(dets.boxes):
+        if max(x1 - x0, y1 - y0) < HULL_MIN_PX:
+            continue
         m = max(8.0, HULL_REACH * float(max(x1 - x0, y1 - y0)))
         r0, c0 = max(int(np.floor(y0 - m)), 0), max(int(np.floor(x0 - m)), 0)
         r1, c1 = min(int(np.ceil(y1 + m)), height), min(int(np.ceil(x1 + m)), width)
