@@ -26,33 +26,9 @@ print(round(json.load(open(sys.argv[1]))['calibration']['best_f1']['threshold'],
 conf_default=$conf
 heldout="python -m sarmae_train.heldout_ships --config $cfg --model ships=$bundled/ships.onnx --model cfar=cfar --out $out/ships/heldout.json data.root=$data"
 .venv/bin/$heldout
-# The offshore held-out case (long ships), through predict as in the held-out table: the tile as
-# a 1 m amplitude GeoTIFF (the config's DN -> amplitude, DN 0 floored as in training) | boxes
-tmp=$(mktemp -d)
-tif="$tmp/P0007_3000_3800_1800_2600.tif"
-.venv/bin/python -c "import numpy as np; from PIL import Image; \
-from sarmae_train.heldout_ships import write_tile; \
-a = np.asarray(Image.open('$data/hrsid_mini/mini_test/images/P0007_3000_3800_1800_2600.jpg').convert('L'), np.float32); \
-write_tile(__import__('pathlib').Path('$tif'), np.maximum(a / 255, 1 / 510), 1.0)"
-for conf in default 0.3; do  # the model's confidence, and 0.3 (the held-out best F1 is near it)
-  picture=docs/ships_offshore.png
-  [ "$conf" = default ] || picture=docs/ships_offshore_conf${conf/./}.png
-  .venv/bin/sarmae predict ships "$tif" -q -o "$tmp/s$conf.gpkg" --units amplitude \
-    $([ "$conf" = default ] || echo --threshold "$conf")
-  .venv/bin/python -c "from sarmae_core.inference.products.quicklook import boxes_from_gpkg, write_quicklook as w; \
-w('$tif', '$picture', 'amplitude', boxes_px=boxes_from_gpkg('$tmp/s$conf.gpkg', '$tif'), \
-  max_side=500, overwrite=True, side_by_side=True)"
-done
-# the caption's words on each hull, from the picture's own boxes (describe_hulls)
-hulls=$(.venv/bin/python -c "from pathlib import Path; \
-from sarmae_train.config import FinetuneRunConfig, load_config; \
-from sarmae_train.datasets import build_dataset; \
-from sarmae_train.heldout_ships import describe_hulls, read_boxes; \
-cfg = load_config(FinetuneRunConfig, '$cfg', ['data.root=$data']); \
-ds = build_dataset(cfg.data, cfg.data.test_split, 'amplitude', False, 0); \
-item = next(i for i in ds.items if ds.item_id(i).startswith('P0007_3000_3800_1800_2600')); \
-print(describe_hulls(read_boxes(Path('$tmp/sdefault.gpkg'), 1.0)[0], ds.load(item).target))")
-rm -rf "$tmp"
+# The offshore held-out case (long ships) in docs/, through predict as in the held-out table;
+# the caption's words on each hull from the picture's own boxes
+hulls=$(training/recipes/ships_pictures.sh "$data")
 .venv/bin/python -m sarmae_train.model_card ships --out "$bundled/ships.md" \
   --command "training/recipes/ships.sh $out $data" \
   --onnx "$bundled/ships.onnx" --pretrain "$out/pretrain" --finetune "$out/ships" \
