@@ -274,7 +274,7 @@ def nms(dets: Detections, iou_threshold: float) -> Detections:
 #: Where a hull is cut, as the fraction of the way from the sea's median to the target's peak
 #: in dB (0.6: e.g. sea at -20 dB, peak at +10 dB: pixels above -2 dB). Chosen on HRSID scene
 #: fold 0 over 0.3-0.7 and checked on fold 1 and the bundled split (training/README.md,
-#: "Boxes fitted to the hull").
+#: "Ships: boxes fitted to the hull").
 HULL_LEVEL = 0.6
 #: A fitted box must overlap the detector's box this much (IoU), or it is a neighbour's.
 HULL_MIN_IOU = 0.2
