@@ -106,15 +106,10 @@ def test_predict_fits_the_bundled_models_boxes_and_leaves_cfar_alone(tmp_path, o
         ious[boxes] = [box_iou(t, found).max() for t in truth]
     assert ious["model"][0] < 0.5 <= ious["model"][1]
     assert min(ious["hull"]) >= 0.75 and ious["hull"][1] >= ious["model"][1]
-    cfar = [
-        boxes_from_gpkg(
-            predict(tif, "cfar", out / f"cfar_{b}.gpkg", units="amplitude", boxes=b).files[
-                "vector"
-            ],
-            tif,
-        )
-        for b in ("model", "hull")
-    ]
+    cfar = []
+    for boxes in ("model", "hull"):
+        res = predict(tif, "cfar", out / f"cfar_{boxes}.gpkg", units="amplitude", boxes=boxes)
+        cfar.append(boxes_from_gpkg(res.files["vector"], tif))
     assert len(cfar[0]) > 2 and np.array_equal(cfar[0], cfar[1])
 
 
