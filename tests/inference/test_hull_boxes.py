@@ -21,6 +21,7 @@ from sarmae_core.inference.model.detection import (
 from sarmae_core.inference.products.quicklook import boxes_from_gpkg
 from sarmae_train.heldout_ships import write_tile
 
+from .helpers import features
 from .test_cfar import HRSID, OFFSHORE, OFFSHORE_SHIPS, covers, needs_hrsid
 
 
@@ -49,7 +50,7 @@ def test_the_two_halves_of_each_real_long_hull_become_one_box_over_it():
     truth = np.array(OFFSHORE_SHIPS, np.float64)
     assert all(box_iou(np.array(h), truth).max() < 0.5 for h in halves)
     dets = fit(db, halves, scores)
-    assert len(dets) == 2  # one box per ship
+    assert len(dets) == 2 and dets.is_fitted().all()  # one box per ship, drawn on its hull
     for t in truth:
         best = dets.boxes[np.argmax(box_iou(t, dets.boxes))]
         assert box_iou(t, best[None])[0] >= 0.75 and covers(best, t)
@@ -80,7 +81,8 @@ def test_boxes_with_no_hull_to_fit_keep_the_detectors_box():
     the window (land, a quay): the detector's box stays as it was."""
     db = 20 * np.log10(offshore_amplitude())
     sea = (200.0, 300.0, 230.0, 315.0)
-    assert fit(db, [sea], [0.5]).boxes.tolist() == [list(sea)]
+    kept = fit(db, [sea], [0.5])
+    assert kept.boxes.tolist() == [list(sea)] and not kept.is_fitted().any()
     point = db.copy()  # a ship of a few pixels (coarse pixels): its 3 px bright core on sea
     point[302:305, 402:405] = db.max()
     tiny = (400.5, 300.5, 406.5, 306.5)
@@ -104,12 +106,16 @@ def test_predict_fits_the_bundled_models_boxes_and_leaves_cfar_alone(tmp_path, o
         found = np.array(boxes_from_gpkg(res.files["vector"], tif), np.float64)
         assert res.summary.ship_count == 2
         ious[boxes] = [box_iou(t, found).max() for t in truth]
+        # the layer says which boxes measure the hull (their length_m is the ship's)
+        drawn = {"model": "detector", "hull": "hull"}[boxes]
+        assert [f["box_from"] for f in features(res.files["vector"])] == [drawn, drawn]
     assert ious["model"][0] < 0.5 <= ious["model"][1]
     assert min(ious["hull"]) >= 0.75 and ious["hull"][1] >= ious["model"][1]
     cfar = []
     for boxes in ("model", "hull"):
         res = predict(tif, "cfar", out / f"cfar_{boxes}.gpkg", units="amplitude", boxes=boxes)
         cfar.append(boxes_from_gpkg(res.files["vector"], tif))
+        assert {f["box_from"] for f in features(res.files["vector"])} == {"detector"}
     assert len(cfar[0]) > 2 and np.array_equal(cfar[0], cfar[1])
 
 

@@ -16,11 +16,14 @@ import numpy as np
 
 @dataclass
 class Detections:
-    """Boxes ``[n, 4]`` as (x0, y0, x1, y1) pixels, with scores ``[n]`` and classes ``[n]``."""
+    """Boxes ``[n, 4]`` as (x0, y0, x1, y1) pixels, with scores ``[n]`` and classes ``[n]``;
+    ``fitted`` ``[n]`` (None: none) marks boxes redrawn around the hull under them
+    (:func:`fit_boxes_to_hulls`), the others being the detector's own."""
 
     boxes: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    fitted: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Detections:
@@ -29,17 +32,26 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def is_fitted(self) -> np.ndarray:
+        """[n] bool: which boxes were fitted to a hull."""
+        return np.zeros(len(self), bool) if self.fitted is None else self.fitted
+
     def select(self, keep: np.ndarray) -> Detections:
-        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+        fitted = None if self.fitted is None else self.fitted[keep]
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep], fitted)
 
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
         if not parts:
             return cls.empty()
+        fitted = None
+        if any(p.fitted is not None for p in parts):
+            fitted = np.concatenate([p.is_fitted() for p in parts])
         return cls(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.scores for p in parts]),
             np.concatenate([p.classes for p in parts]),
+            fitted,
         )
 
 
@@ -389,6 +401,7 @@ def fit_boxes_to_hulls(
         return dets
     height, width = extent
     boxes = dets.boxes.copy()
+    fitted_ones = dets.is_fitted().copy()
     centres = (dets.boxes[:, :2] + dets.boxes[:, 2:]) / 2
     for i, (x0, y0, x1, y1) in enumerate(dets.boxes):
         if max(x1 - x0, y1 - y0) < HULL_MIN_PX:
@@ -413,5 +426,6 @@ def fit_boxes_to_hulls(
         others &= dets.classes == dets.classes[i]
         if others.any() and not on_one_line(dets.boxes[i], dets.boxes[others]).all():
             continue
-        boxes[i] = fitted
-    return nms(Detections(boxes, dets.scores.copy(), dets.classes.copy()), iou_threshold)
+        boxes[i], fitted_ones[i] = fitted, True
+    refit = Detections(boxes, dets.scores.copy(), dets.classes.copy(), fitted_ones)
+    return nms(refit, iou_threshold)

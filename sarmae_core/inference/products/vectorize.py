@@ -269,7 +269,9 @@ def write_detections(
     pixel_size_m: tuple[float, float] | None,
     area: EqualArea | None,
 ) -> int:
-    """One box polygon per detection with score, class, length/width in m and centre.
+    """One box polygon per detection with score, class, length/width in m, centre, and how
+    the box was drawn (``box_from``: ``hull`` where it was fitted to the bright hull under the
+    detection, so its length measures the ship's; ``detector`` where it is the detector's own).
 
     Args:
         fileio: the IO backend that writes the GeoPackage.
@@ -286,7 +288,7 @@ def write_detections(
     fields = [
         ("score", "real"), ("class", "int"), ("class_name", "str"), ("length_m", "real"),
         ("width_m", "real"), ("centre_x", "real"), ("centre_y", "real"), ("lon", "real"),
-        ("lat", "real"),
+        ("lat", "real"), ("box_from", "str"),
     ]  # fmt: skip
     out = fileio.feature_writer(path, "detections", crs, fields)
     b = dets.boxes
@@ -295,6 +297,7 @@ def write_detections(
     cx, cy = transform.apply((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
     x0, y0, x1, y1, cx, cy = (np.asarray(v, dtype=float) for v in (x0, y0, x1, y1, cx, cy))
     nan = np.full(len(dets), np.nan)
+    fitted = dets.is_fitted()
     lon, lat = nan, nan
     if area is not None and crs is not None and len(dets):
         side_x, side_y = area.box_sides_m(x0, y0, x1, y1)
@@ -319,6 +322,7 @@ def write_detections(
             centre_y=float(cy[i]),
             lon=_num(lon[i]),
             lat=_num(lat[i]),
+            box_from="hull" if fitted[i] else "detector",
         )
     out.close()
     return out.count
