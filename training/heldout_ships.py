@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sarmae_core.inference.options import BOXES
+
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
 from .evaluate import box_length_table, detection_scores, reliability_table
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--zoom", type=int, default=1,
                     help="interpolate to N times finer pixels first (boxes scored on the "
                          "reference's pixels)")  # fmt: skip
-    ap.add_argument("--boxes", choices=["hull", "model"], default="hull",
+    ap.add_argument("--boxes", choices=BOXES, default="hull",
                     help="predict's ship boxes: fitted to the hull under each detection "
                          "(default) or the model's own")  # fmt: skip
     ap.add_argument("--out", required=True, help="JSON file to write")

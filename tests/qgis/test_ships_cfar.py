@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 
@@ -130,13 +129,11 @@ def test_processing_detect_ships_fits_boxes_to_hulls(qgis_processing, tmp_path):
     """Detect ships with the bundled model on the offshore tile (written as the ships recipe
     writes it): the 85 px hull's box covers the hull by default (BOXES 0, the engine's
     ``boxes="hull"``), and falls short of it with the model's own box (BOXES 1)."""
-    from PIL import Image
-
     from qgis_plugin import classFactory
     from sarmae_train.heldout_ships import write_tile
+    from tests.inference.test_hull_boxes import offshore_amplitude
 
-    grey = np.asarray(Image.open(HRSID / "images" / f"{OFFSHORE}.jpg").convert("L"), np.float32)
-    tif = write_tile(tmp_path / f"{OFFSHORE}.tif", np.maximum(grey / 255, 1 / 510), 1.0)
+    tif = write_tile(tmp_path / f"{OFFSHORE}.tif", offshore_amplitude(), 1.0)
     plugin = classFactory(None)
     plugin.initProcessing()
     try:

@@ -122,17 +122,16 @@ def test_the_training_evaluation_fits_boxes_to_hulls_as_predict_does():
     would decode it, is fitted to the whole hull; ``eval.boxes: model`` keeps it."""
     import pytest
     import torch
-    from PIL import Image
 
     from sarmae_core.errors import ConfigError
     from sarmae_core.inference.model.detection import box_iou
     from sarmae_train.config import EvalConfig
     from sarmae_train.evaluate import decode_batch
+    from tests.inference.test_cfar import OFFSHORE_SHIPS
+    from tests.inference.test_hull_boxes import offshore_amplitude
 
-    jpg = SHARED_DATA / "hrsid_mini" / "mini_test" / "images" / "P0007_3000_3800_1800_2600.jpg"
-    grey = np.asarray(Image.open(jpg).convert("L"), np.float32)
-    db = 20 * np.log10(np.maximum(grey / 255, 1 / 510))[None, None]  # [1, 1, 800, 800]
-    truth = np.array([449.0, 19.0, 534.0, 37.0])  # the hull, from its mask
+    db = 20 * np.log10(offshore_amplitude())[None, None]  # [1, 1, 800, 800]
+    truth = np.array(OFFSHORE_SHIPS[0], np.float64)  # the 85 px hull, from its mask
     heat, size, offset = (
         torch.zeros(1, 1, 200, 200),
         torch.zeros(1, 2, 200, 200),
