@@ -164,7 +164,7 @@ def child_model_alone(raster: str, model: str, batch: int, threads: int) -> dict
     from sarmae_core.inference.geo.aoi import resolve_aoi
     from sarmae_core.inference.io import raster_io
     from sarmae_core.inference.notes import Notes
-    from sarmae_core.inference.predict import GDAL_CACHE_MB
+    from sarmae_core.inference.predict import GDAL_CACHE_MB, model_batch
     from sarmae_core.inference.scene.source import SarSource
     from sarmae_core.inference.sweep.engine import prepare_tile
     from sarmae_core.inference.sweep.windows import TileGrid
@@ -172,6 +172,7 @@ def child_model_alone(raster: str, model: str, batch: int, threads: int) -> dict
     notes = Notes()
     be = load_cpu_backend(model, threads)
     info = be.info
+    batch = model_batch(be, batch, info.tile_size)  # predict's batches: large tiles fewer a call
     model_s, tiles = 0.0, 0
     fileio = raster_io.get(None)  # as predict: GDAL's bindings when they import, else rasterio
     with fileio.environment(GDAL_CACHE_MB), SarSource(raster, info, notes=notes,

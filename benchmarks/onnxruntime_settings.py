@@ -2,7 +2,8 @@
 
     python benchmarks/onnxruntime_settings.py [--model water] [--rounds 3] [--predict 4096]
 
-Input: 256 px tiles cut from the real Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db``
+Input: tiles of the model's own size (512 px for the bundled Water model) cut from the real
+Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db``
 (contains modified Copernicus Sentinel data 2015), 32 of them. Each setting changes one thing
 from onnxruntime's defaults (intra-op threads = physical cores, thread spinning on, all graph
 optimisations, batch 8): intra-op threads 1 .. cores, spinning off, graph optimisation level
@@ -125,7 +126,10 @@ def main() -> None:
     args = ap.parse_args()
     cores = physical_cores()
     grid = settings(cores)
-    x = tiles()
+    from sarmae_core.contract.reader import read_model_info
+
+    side = read_model_info(model_path(args.model)).tile_size
+    x = tiles(size=side)
     variants_dir = tempfile.TemporaryDirectory()
     files = weight_variants(args.model, Path(variants_dir.name))
     sessions = {k: session(files[s["weights"]], s) for k, s in grid.items()}
@@ -133,7 +137,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for k, s in grid.items():
             best[k] = min(best[k], time_model(sessions[k], x, s["batch"]))
-    print(f"onnxruntime on {cores} physical cores, {args.model}, {len(x)} real 256 px tiles, "
+    print(f"onnxruntime on {cores} physical cores, {args.model}, {len(x)} real {side} px tiles, "
           f"best of {args.rounds} rounds")  # fmt: skip
     base = best[next(iter(grid))]
     print(f"| {'setting':50s} | ms/tile | time vs default |")

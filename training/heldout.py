@@ -172,7 +172,7 @@ def run(
             tif = write_tile(Path(tmp) / "scene.tif", layout.mosaic, pixel_size, bands)
             for label, model in models.items():
                 t0 = time.perf_counter()
-                pred, prob = _predict(tif, model, Path(tmp) / f"{label}.tif", tiling, notes)
+                pred, prob = predict_maps(tif, model, Path(tmp) / f"{label}.tif", tiling, notes)
                 seconds[label] += time.perf_counter() - t0
                 layout.maps[label] = (pred, prob)
         for i, image, target, known in samples:
@@ -188,7 +188,9 @@ def run(
                     pred, prob = layout.window(label, i)
                 else:
                     t0 = time.perf_counter()
-                    pred, prob = _predict(tif, model, Path(tmp) / f"{label}_{i}.tif", tiling, notes)
+                    pred, prob = predict_maps(
+                        tif, model, Path(tmp) / f"{label}_{i}.tif", tiling, notes
+                    )
                     seconds[label] += time.perf_counter() - t0
                 pred = np.where(known & (pred != 255), pred, 0)
                 meters[label].update(target, (pred == 1).astype(np.uint8))
@@ -220,7 +222,7 @@ def run(
     }
 
 
-def _predict(
+def predict_maps(
     tif: Path, model: str, out: Path, tiling: dict[str, int] | None, notes: set[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """One model's class and probability maps of ``tif`` through ``predict``."""

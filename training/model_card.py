@@ -78,8 +78,16 @@ def _bands(info: Any) -> str:
     return ", ".join(info.polarisations)
 
 
-def heldout_table(runs: list[tuple[str, dict]]) -> list[str]:
-    """``python -m sarmae_train.heldout`` results: each model through ``predict`` with defaults."""
+def _iou_at(result: dict, threshold: float) -> float | None:
+    """A model's water IoU at ``threshold`` from its ``iou_at_threshold`` curve."""
+    at = result.get("iou_at_threshold", {})
+    return next((v for t, v in at.items() if abs(float(t) - threshold) < 1e-9), None)
+
+
+def heldout_table(runs: list[tuple[str, dict]], threshold: float) -> list[str]:
+    """``python -m sarmae_train.heldout`` results: each model through ``predict``, scored at
+    ``threshold`` (the bundled model's, so a fold model exported without it is scored where
+    the model a user gets decides)."""
     labels = list(dict.fromkeys(m for _, r in runs for m in r["models"]))
     lines = [
         "| held-out set | " + " | ".join(f"`{m}`" for m in labels)
@@ -89,7 +97,7 @@ def heldout_table(runs: list[tuple[str, dict]]) -> list[str]:
     for label, r in runs:
         o = r["oracle_threshold"]
         cells = [f"{label} ({r['tiles']} tiles at {r['pixel_size_m']:g} m)"]
-        cells += [_pct(r["models"].get(m, {}).get("water_iou")) for m in labels]
+        cells += [_pct(_iou_at(r["models"].get(m, {}), threshold)) for m in labels]
         cells += [_pct(r["otsu_per_tile"]["water_iou"]), _pct(r["otsu_per_scene"]["water_iou"])]
         cells.append(
             f"{_pct(o['water_iou'])} (VV < {o['threshold']:.1f} dB)" if o["threshold"] else "n/a"
@@ -97,7 +105,7 @@ def heldout_table(runs: list[tuple[str, dict]]) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     shown = ("0.3", "0.4", "0.5", "0.6", "0.7")
     lines += ["", "Calibration of each model's water probability on the same pixels (the table "
-              "above is at each model's own threshold):", "",
+              f"above is at {threshold}):", "",
               "| held-out set | model | ECE | " + " | ".join(f"IoU at {t}" for t in shown) + " |",
               "|---|---|---|" + "---|" * len(shown)]  # fmt: skip
     for label, r in runs:
@@ -239,12 +247,12 @@ def write_card(args: argparse.Namespace) -> str:
                 runs.append((label, json.loads(Path(path).read_text())))
             lines += [
                 "Water IoU in % through `sarmae_core.predict` with default settings (the "
-                "model's own pixel-size rule, tiling and threshold: "
-                f"{info.seg_threshold} for this model), each held-out tile "
+                "model's own pixel-size rule and tiling), every model at this model's "
+                f"threshold {info.seg_threshold}, each held-out tile "
                 "written as a GeoTIFF of VV in dB, pooled over the set, beside three "
                 f"thresholds on the same pixels (`{args.heldout_command}`):",
                 "",
-                *heldout_table(runs),
+                *heldout_table(runs, info.seg_threshold),
                 "",
                 "The training loop's evaluation (torch, whole tiles, water where its "
                 "probability is at least 0.5):",

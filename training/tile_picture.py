@@ -6,27 +6,30 @@
 
 Tiles come from the config's test split (read in dB through its declared units, as in
 evaluation). The tiles shown are not the best ones: ``--tiles`` evenly spaced, in tile order,
-over the tiles with at least 2 % reference water. Each model gets the bands it declares (by
-polarisation name), and its IoU on the tile is written over its map. Model files are ONNX
-(what ships), run with onnxruntime.
+over the tiles with at least 2 % reference water. Each tile is written as a GeoTIFF at
+``--pixel-size`` and each model maps it through ``sarmae_core.predict``, as a user's run does
+(the model's bands by polarisation name, its tiling and threshold, nodata masked); its IoU on
+the tile is written over its map.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sarmae_core.inference.model.backends import load_backend
+from sarmae_core.contract.reader import read_model_info
+from sarmae_core.inference.model.backends import resolve_model_path
 
 from .baselines import otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
+from .heldout import polarisations, predict_maps, write_tile
 
 IGNORE = 255
-POLARISATIONS = {"VV", "VH", "HH", "HV"}
 WATER_RGB = np.array([40, 110, 255], np.float32)
 
 
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", action="append", required=True, help="LABEL=model.onnx")
     ap.add_argument("--tiles", type=int, default=4)
     ap.add_argument("--otsu", action="store_true", help="add an Otsu-per-tile panel on VV")
+    ap.add_argument("--pixel-size", type=float, required=True, help="metres per pixel of tiles")
     ap.add_argument("--out", required=True)
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
@@ -62,18 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     ds = build_dataset(cfg.data, cfg.data.test_split, "db", False, cfg.run.seed, "segmentation")
     bands = [b.upper() for b in cfg.data.bands]
+    pols = polarisations(cfg)  # the tile's bands as predict reads them (one unnamed band: VV)
     models = []
     for spec in args.model:
         label, _, path = spec.partition("=")
-        be = load_backend(path, "onnxruntime", "cpu")
-        missing = [p for p in be.info.polarisations if p.upper() not in bands]
-        if missing and len(bands) == be.info.in_chans == 1 and bands[0] not in POLARISATIONS:
-            chans = [0]  # a band named by date, not polarisation (OMBRIA's AFTER chip is VV)
-        elif missing:
+        info = read_model_info(resolve_model_path(path))
+        missing = [p for p in info.polarisations if p.upper() not in pols]
+        if missing:
             raise SystemExit(f"{path} needs {missing}; the data have {bands}")
-        else:
-            chans = [bands.index(p.upper()) for p in be.info.polarisations]
-        models.append((label, be, chans))
+        models.append((label, path))
 
     wet = [i for i in range(len(ds)) if float((ds[i]["target"] == 1).float().mean()) >= 0.02]
     if not wet:
@@ -81,24 +82,27 @@ def main(argv: list[str] | None = None) -> None:
     picks = [wet[int(k)] for k in np.linspace(0, len(wet) - 1, min(args.tiles, len(wet)))]
 
     rows = []
-    for i in picks:
-        sample = ds[i]
-        image, ref = sample["image"].numpy(), sample["target"].numpy()
-        valid = ref != IGNORE
-        cells = [(_grey(image[c], valid), b) for c, b in enumerate(bands)]
-        cells.append((_overlay(_grey(image[0], valid), ref == 1), "reference"))
-        if args.otsu:
-            otsu = otsu_water(image[0], valid).astype(bool)
-            iou = _iou(otsu, ref)
-            text = f"Otsu: IoU {100 * iou:.0f} %" if iou is not None else "Otsu"
-            cells.append((_overlay(_grey(image[0], valid), otsu), text))
-        for label, be, chans in models:
-            prob = be.run(image[chans][None].astype(np.float32))["probabilities"][0]
-            pred = prob.argmax(0) == 1
-            iou = _iou(pred, ref)
-            text = f"{label}: IoU {100 * iou:.0f} %" if iou is not None else label
-            cells.append((_overlay(_grey(image[0], valid), pred & valid), text))
-        rows.append((sample["id"], cells))
+    notes: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in picks:
+            sample = ds[i]
+            image, ref = sample["image"].numpy(), sample["target"].numpy()
+            valid = ref != IGNORE
+            cells = [(_grey(image[c], valid), b) for c, b in enumerate(bands)]
+            cells.append((_overlay(_grey(image[0], valid), ref == 1), "reference"))
+            if args.otsu:
+                otsu = otsu_water(image[0], valid).astype(bool)
+                iou = _iou(otsu, ref)
+                text = f"Otsu: IoU {100 * iou:.0f} %" if iou is not None else "Otsu"
+                cells.append((_overlay(_grey(image[0], valid), otsu), text))
+            pixels = np.where(valid, image[: len(pols)], np.nan)
+            tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, args.pixel_size, pols)
+            for k, (label, path) in enumerate(models):
+                pred = predict_maps(tif, path, Path(tmp) / f"m{k}_{i}.tif", None, notes)[0] == 1
+                iou = _iou(pred, ref)
+                text = f"{label}: IoU {100 * iou:.0f} %" if iou is not None else label
+                cells.append((_overlay(_grey(image[0], valid), pred & valid), text))
+            rows.append((sample["id"], cells))
 
     side, pad, head = ref.shape[0], 4, 16
     ncol = len(rows[0][1])

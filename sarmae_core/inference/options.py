@@ -42,7 +42,8 @@ class RunOptions:
             or a vector file of polygons.
         aoi_crs: CRS of a box or GeoJSON ``aoi`` (default: the raster's).
         tile, overlap: tile side and overlap in pixels (default: the model's).
-        batch_size: tiles per model call.
+        batch_size: tiles per model call; on a CPU at most as many as hold 0.5 Mpx (8 tiles
+            of 256 px, 2 of 512 px, 1 of 768 px: :data:`.predict.CPU_BATCH_PIXELS`).
         backend: ``auto``, ``onnxruntime`` or ``torch``.
         device: ``auto``, ``cuda`` or ``cpu``.
         units: input units (``db``, ``intensity``, ``amplitude``, ``complex``); default: the

@@ -78,6 +78,34 @@ def test_raster_smaller_than_one_tile(tmp_path: Path, out: Path, models, identit
     assert read(res.files["class"])[0].shape == (30, 40)
 
 
+def test_large_tiles_go_to_the_model_in_smaller_batches_on_a_cpu(tmp_path: Path, out: Path):
+    """A CPU model call holds at most CPU_BATCH_PIXELS (2 tiles of 512 px, 8 of 256 px), so
+    that a model on large tiles keeps its working memory bounded; the map is the same."""
+    from sarmae_core.inference.model.backends import CallableBackend
+    from sarmae_core.inference.predict import model_batch
+
+    src = write_raster(tmp_path / "big_db.tif", np.tile(s1_db(), (4, 4)))  # 868 x 1072 px
+    calls: list[int] = []
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        calls.append(len(batch))
+        return {"probabilities": batch.copy()}
+
+    be = CallableBackend(run, seg_info(class_names=["value"]), name="identity")
+    maps = {}
+    for tile in (256, 512):
+        calls.clear()
+        res = predict(src, be, out / f"p{tile}.tif", products=("probability",), tile=tile,
+                      overlap=tile // 4, batch_size=8)  # fmt: skip
+        maps[tile] = read(res.files["probability"])[0]
+        assert max(calls) == (8 if tile == 256 else 2), calls
+    np.testing.assert_allclose(maps[512], maps[256], rtol=1e-6)  # identity: the input back
+    assert model_batch(be, 8, 512) == 2 and model_batch(be, 1, 512) == 1
+    assert model_batch(be, 8, 768) == 1  # one tile at least
+    be.providers = ["CUDAExecutionProvider"]  # a GPU's memory is its own: the batch asked for
+    assert model_batch(be, 8, 512) == 8
+
+
 def test_class_map_and_water_polygons(s1_db: Path, out: Path, models) -> None:
 
     res = predict(s1_db, models["water"], out / "water.tif", products=("class", "vector"))

@@ -74,12 +74,16 @@ def test_model_card_table_of_held_out_runs(tmp_path):
         "otsu_per_tile": {"water_iou": 0.2}, "otsu_per_scene": {"water_iou": 0.3},
         "oracle_threshold": {"water_iou": 0.5, "threshold": -17.25},
     }  # fmt: skip
-    lines = heldout_table([("ETCI Nebraska", run)])
+    lines = heldout_table([("ETCI Nebraska", run)], 0.5)
     assert (
         lines[2]
         == "| ETCI Nebraska (3 tiles at 20 m) | 61.0 | 20.0 | 30.0 | 50.0 (VV < -17.2 dB) |"
     )
     assert "| ETCI Nebraska | `water` | 0.050 | 58.0 | n/a | 61.0 | n/a | 55.0 |" in lines
+    # at the threshold the bundled model ships with, not the one each file was exported with
+    assert heldout_table([("ETCI Nebraska", run)], 0.3)[2].startswith(
+        "| ETCI Nebraska (3 tiles at 20 m) | 58.0 |"
+    )
 
 
 def test_a_checkpoint_runs_on_the_tiles_it_is_given(tmp_path):

@@ -16,6 +16,7 @@ def test_picture_of_the_bundled_water_model_on_held_out_tiles(tmp_path, capsys):
     out = tmp_path / "tiles.png"
     main([
         "--config", "finetune_water_vvvh_bundled.yaml", "--tiles", "2", "--out", str(out),
+        "--pixel-size", "20",
         "--model", "VV=sarmae_core/models/bundled/water.onnx", "data.max_test=12", "--otsu",
     ])  # fmt: skip
     # 2 tiles x (VV, VH, reference, Otsu, model), 256 px panels
@@ -25,5 +26,6 @@ def test_picture_of_the_bundled_water_model_on_held_out_tiles(tmp_path, capsys):
     with pytest.raises(SystemExit, match="needs"):
         main([
             "--config", "finetune_water_etci.yaml", "--out", str(tmp_path / "x.png"),
-            "--model", "VV=sarmae_core/models/bundled/water.onnx", "data.bands=[vh]",
+            "--pixel-size", "20", "--model", "VV=sarmae_core/models/bundled/water.onnx",
+            "data.bands=[vh]",
         ])  # fmt: skip

@@ -15,7 +15,7 @@ finetune_once water_vvvh finetune_water_vvvh_bundled
   --overwrite --tile 256 --overlap 64 --name water_vvvh \
   --licence "research use, under the terms of its training data (see water_vvvh.md)" \
   --training-data "ETCI 2021 flood detection (NASA IMPACT; North Alabama scene, VV and VH); encoder pretrained on ETCI (VV), OMBRIA S1 (Drakonakis et al. 2022, contains modified Copernicus Sentinel data), MSTAR and a pyroSAR Sentinel-1 test raster"
-.venv/bin/python -m sarmae_train.tile_picture --config finetune_water_vvvh_bundled.yaml \
+.venv/bin/python -m sarmae_train.tile_picture --config finetune_water_vvvh_bundled.yaml --pixel-size 20 \
   --model "VV model=$bundled/water.onnx" --model "VV+VH model=$bundled/water_vvvh.onnx" \
   --out docs/water_vvvh_tiles.png data.root="$data"
 .venv/bin/python -m sarmae_train.model_card water_vvvh --out "$bundled/water_vvvh.md" \
