@@ -9,7 +9,10 @@ instead of meeting at a seam (the complaint of Deepness #122 and torchgeo #1991)
 
 Tiles arrive row-major; once the sweep has moved down to tile row ``r``, every output row above
 ``r`` is final and is handed to a sink, so the accumulator only ever holds about one tile row:
-memory grows with the raster width, never with its height.
+memory grows with the raster width, never with its height. ``sum(w)`` is not accumulated: every
+tile's window is the outer product of a row and a column profile and the tiles are every row
+start with every column start, so the sum over the grid is the outer product of two 1-D sums,
+less the windows of the tiles the sweep skipped (no valid pixel).
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .windows import Tile
+from .windows import Tile, TileGrid
+
+#: Rows of ``sum(w)`` made at a time when a chunk is handed out: a small temporary instead of
+#: a second accumulator-sized array.
+WEIGHT_ROWS = 64
 
 #: Called with (first row, stitched values [K, rows, W] float32 (NaN where no tile ran),
 #: valid [rows, W] bool) for each finished chunk of rows, top to bottom. The values are a view
@@ -70,19 +77,38 @@ def blend_weights(tile: Tile, overlap: int, kind: str = "cosine") -> np.ndarray:
     return _weights(tile.height, tile.width, overlap, edges, kind)
 
 
+def _profile(length: int, overlap: int, ramp_start: bool, ramp_end: bool, kind: str):
+    if kind == "uniform":
+        return np.ones(length, dtype=np.float32)
+    if kind == "cosine":
+        return blend_weights_1d(length, overlap, ramp_start, ramp_end)
+    raise ValueError(f"unknown blending {kind!r}; use 'cosine' or 'uniform'")
+
+
+def weight_sums(grid: TileGrid, kind: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+    """Per-row and per-column sums of the tile windows of ``grid``: their outer product is the
+    sum of :func:`blend_weights` over every tile of the grid."""
+    sums = []
+    for length, starts in ((grid.height, grid.row_starts), (grid.width, grid.col_starts)):
+        total = np.zeros(length, dtype=np.float64)
+        for i, start in enumerate(starts):
+            n = min(grid.tile, length - start)
+            total[start : start + n] += _profile(
+                n, grid.overlap, i > 0, i < len(starts) - 1, kind
+            )  # fmt: skip
+        sums.append(total.astype(np.float32))
+    return sums[0], sums[1]
+
+
 @functools.lru_cache(maxsize=64)
 def _weights(
     height: int, width: int, overlap: int, edges: tuple[bool, ...], kind: str
 ) -> np.ndarray:
     # A sweep has at most 9 kinds of tile (corners, sides, inner): compute each once.
-    if kind == "uniform":
-        w = np.ones((height, width), dtype=np.float32)
-    elif kind == "cosine":
-        wr = blend_weights_1d(height, overlap, edges[0], edges[1])
-        wc = blend_weights_1d(width, overlap, edges[2], edges[3])
-        w = np.outer(wr, wc)
-    else:
-        raise ValueError(f"unknown blending {kind!r}; use 'cosine' or 'uniform'")
+    w = np.outer(
+        _profile(height, overlap, edges[0], edges[1], kind),
+        _profile(width, overlap, edges[2], edges[3], kind),
+    )
     w.flags.writeable = False
     return w
 
@@ -91,46 +117,50 @@ class StreamingBlender:
     """Weighted accumulator over a moving band of rows, flushed in chunks to a sink.
 
     Args:
-        height, width: size of the swept region.
+        grid: the tiles of the sweep (their windows' sum is known from it, see above).
         channels: prediction channels K.
-        tile: tile side; with ``chunk_rows`` it bounds the rows pending at once.
         chunk_rows: rows per chunk handed to the sink (the output's block height, so that a
             tiled GeoTIFF only ever receives whole blocks and GDAL need not keep partial ones).
         sink: receives each finished chunk, see :data:`Sink`.
+        kind: the tile window, ``cosine`` or ``uniform`` (see :func:`blend_weights`).
     """
 
     def __init__(
-        self, height: int, width: int, channels: int, tile: int, chunk_rows: int, sink: Sink
+        self, grid: TileGrid, channels: int, chunk_rows: int, sink: Sink, kind: str = "cosine"
     ) -> None:
-        self.height, self.width, self.channels = height, width, channels
+        self.grid, self.kind = grid, kind
+        self.height, self.width, self.channels = grid.height, grid.width, channels
         self.chunk_rows = chunk_rows
         self.sink = sink
-        rows = min(height, tile + chunk_rows)
-        self._acc = np.zeros((channels, rows, width), dtype=np.float32)  # sum of w * p
-        self._wsum = np.zeros((rows, width), dtype=np.float32)  # sum of w
-        self._valid = np.zeros((rows, width), dtype=bool)
+        rows = min(grid.height, grid.tile + chunk_rows)
+        self._acc = np.zeros((channels, rows, grid.width), dtype=np.float32)  # sum of w * p
+        self._valid = np.zeros((rows, grid.width), dtype=bool)
+        self._row_sum, self._col_sum = weight_sums(grid, kind)
+        self._skipped: list[Tile] = []  # tiles not run, whose windows leave the sum
         self._base = 0  # region row held in buffer row 0
 
-    def add(self, tile: Tile, pred: np.ndarray, weight: np.ndarray, valid: np.ndarray) -> None:
+    def add(self, tile: Tile, pred: np.ndarray, valid: np.ndarray) -> None:
         """Accumulate one tile.
 
         Args:
             tile: where the prediction goes.
             pred: [K, tile.height, tile.width] prediction (padding already cropped).
-            weight: [tile.height, tile.width] blending weights.
             valid: [tile.height, tile.width] input pixels that hold data.
         """
         r0 = tile.row - self._base
-        if r0 < 0 or r0 + tile.height > self._wsum.shape[0]:
+        if r0 < 0 or r0 + tile.height > self._valid.shape[0]:
             raise RuntimeError(
                 f"tile at row {tile.row} is outside the pending rows "
-                f"[{self._base}, {self._base + self._wsum.shape[0]}): tiles must come row-major"
+                f"[{self._base}, {self._base + self._valid.shape[0]}): tiles must come row-major"
             )
         rows = slice(r0, r0 + tile.height)
         cols = slice(tile.col, tile.col + tile.width)
-        self._acc[:, rows, cols] += pred * weight
-        self._wsum[rows, cols] += weight
+        self._acc[:, rows, cols] += pred * blend_weights(tile, self.grid.overlap, self.kind)
         self._valid[rows, cols] |= valid
+
+    def skip(self, tile: Tile) -> None:
+        """A tile of the grid that was not run (it holds no valid pixel)."""
+        self._skipped.append(tile)
 
     def flush(self, upto: int) -> None:
         """Hand out the rows above region row ``upto`` (no later tile touches them).
@@ -144,17 +174,31 @@ class StreamingBlender:
                 return  # a partial chunk: wait until it is complete
             self._emit(n)
 
+    def _weight_sum(self, r0: int, r1: int) -> np.ndarray:
+        """``sum(w)`` over the tiles that ran, region rows ``r0:r1``, every column."""
+        wsum = np.outer(self._row_sum[r0:r1], self._col_sum)
+        for t in self._skipped:
+            a, b = max(r0, t.row), min(r1, t.row + t.height)
+            if a < b:
+                w = blend_weights(t, self.grid.overlap, self.kind)
+                wsum[a - r0 : b - r0, t.col : t.col + t.width] -= w[a - t.row : b - t.row]
+        return wsum
+
     def _emit(self, n: int) -> None:
-        wsum = self._wsum[:n]
-        covered = wsum > 0
-        # Divide in place: these rows leave the buffer next, and a copy would be the largest
-        # array of the whole run (channels x chunk x width).
-        out = self._acc[:, :n]
-        np.divide(out, wsum, out=out, where=covered)
-        out[:, ~covered] = np.nan
-        self.sink(self._base, out, self._valid[:n] & covered)
+        # Divide in place, a few rows at a time: these rows leave the buffer next, and a copy
+        # (or a whole sum(w) band) would be the largest array of the whole run.
+        for s in range(0, n, WEIGHT_ROWS):
+            e = min(n, s + WEIGHT_ROWS)
+            wsum = self._weight_sum(self._base + s, self._base + e)
+            covered = wsum > 0
+            out = self._acc[:, s:e]
+            np.divide(out, wsum, out=out, where=covered)
+            out[:, ~covered] = np.nan
+            self._valid[s:e] &= covered
+        self.sink(self._base, self._acc[:, :n], self._valid[:n])
         # Move the pending rows up (numpy copies overlapping slices safely) and clear the tail.
-        for buf in (self._acc[:, :, :], self._wsum[None], self._valid[None]):
+        for buf in (self._acc[:, :, :], self._valid[None]):
             buf[:, :-n] = buf[:, n:]
             buf[:, -n:] = 0
         self._base += n
+        self._skipped = [t for t in self._skipped if t.row + t.height > self._base]

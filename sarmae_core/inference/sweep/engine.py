@@ -29,7 +29,7 @@ from ..model.detection import (
     tile_detections,
 )
 from ..scene.source import SarSource
-from .blending import Sink, StreamingBlender, blend_weights
+from .blending import Sink, StreamingBlender
 from .windows import Tile, TileGrid
 
 #: A box side this close to a tile edge (px) was cut by it: a stride-4 heatmap places box
@@ -180,13 +180,14 @@ def sweep_segmentation(
     A two-class model keeps only its foreground channel: the background is its complement,
     blending commutes with that, and the accumulator (the run's largest array) halves.
     """
-    blender = StreamingBlender(grid.height, grid.width, len(keep), grid.tile, chunk_rows, sink)
+    blender = StreamingBlender(grid, len(keep), chunk_rows, sink, blending)
     for tile, out, valid in tiles:
         t = time.perf_counter()
         blender.flush(tile.row)  # every tile above this row has been added
         if out is not None:
-            probs = out["probabilities"][keep, : tile.height, : tile.width]
-            blender.add(tile, probs, blend_weights(tile, grid.overlap, blending), valid)
+            blender.add(tile, out["probabilities"][keep, : tile.height, : tile.width], valid)
+        else:
+            blender.skip(tile)
         stats.stitch_s += time.perf_counter() - t
     t = time.perf_counter()
     blender.flush(grid.height)
