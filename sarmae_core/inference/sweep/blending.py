@@ -77,7 +77,7 @@ def blend_weights(tile: Tile, overlap: int, kind: str = "cosine") -> np.ndarray:
     return _weights(tile.height, tile.width, overlap, edges, kind)
 
 
-def _profile(length: int, overlap: int, ramp_start: bool, ramp_end: bool, kind: str):
+def _profile(length: int, overlap: int, ramp_start: bool, ramp_end: bool, kind: str) -> np.ndarray:
     if kind == "uniform":
         return np.ones(length, dtype=np.float32)
     if kind == "cosine":
