@@ -27,7 +27,7 @@ from sarmae_core.inference.model.backends import resolve_model_path
 from .baselines import otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import build_dataset
-from .heldout import polarisations, predict_maps, write_tile
+from .heldout import SceneMaps, labelled_samples, polarisations, predict_maps, write_tile
 
 IGNORE = 255
 WATER_RGB = np.array([40, 110, 255], np.float32)
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tiles", type=int, default=4)
     ap.add_argument("--otsu", action="store_true", help="add an Otsu-per-tile panel on VV")
     ap.add_argument("--pixel-size", type=float, required=True, help="metres per pixel of tiles")
+    ap.add_argument(
+        "--scene", action="store_true", help="map the tiles laid out as their scene (ETCI)"
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
@@ -84,6 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     notes: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
+        layout = None
+        if args.scene:
+            ids: dict[int, str] = {}
+            layout = SceneMaps(list(labelled_samples(cfg, None, ids)), ids, pols)
+            scene = write_tile(Path(tmp) / "scene.tif", layout.mosaic, args.pixel_size, pols)
+            for k, (label, path) in enumerate(models):
+                layout.maps[label] = predict_maps(scene, path, Path(tmp) / f"m{k}.tif", None, notes)
         for i in picks:
             sample = ds[i]
             image, ref = sample["image"].numpy(), sample["target"].numpy()
@@ -95,10 +105,14 @@ def main(argv: list[str] | None = None) -> None:
                 iou = _iou(otsu, ref)
                 text = f"Otsu: IoU {100 * iou:.0f} %" if iou is not None else "Otsu"
                 cells.append((_overlay(_grey(image[0], valid), otsu), text))
-            pixels = np.where(valid, image[: len(pols)], np.nan)
-            tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, args.pixel_size, pols)
+            if layout is None:
+                pixels = np.where(valid, image[: len(pols)], np.nan)
+                tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, args.pixel_size, pols)
             for k, (label, path) in enumerate(models):
-                pred = predict_maps(tif, path, Path(tmp) / f"m{k}_{i}.tif", None, notes)[0] == 1
+                if layout is not None:
+                    pred = layout.window(label, i)[0] == 1
+                else:
+                    pred = predict_maps(tif, path, Path(tmp) / f"m{k}_{i}.tif", None, notes)[0] == 1
                 iou = _iou(pred, ref)
                 text = f"{label}: IoU {100 * iou:.0f} %" if iou is not None else label
                 cells.append((_overlay(_grey(image[0], valid), pred & valid), text))

@@ -80,7 +80,7 @@ $py -m sarmae_train.tile_picture --config finetune_water_ombria.yaml --pixel-siz
   "${pictured[@]}" --out docs/water_tiles_ombria.png data.root="$data"
 pictured=(--model "recipe without Nebraska=$out/water-without-nebraska/model.onnx")
 unseen nebraska && pictured=(--model "previous=$OLD_MODEL" "${pictured[@]}")
-$py -m sarmae_train.tile_picture --config finetune_water_bundled.yaml --pixel-size 20 --otsu --tiles 4 \
+$py -m sarmae_train.tile_picture --config finetune_water_bundled.yaml --pixel-size 20 --scene --otsu --tiles 4 \
   "${pictured[@]}" --out docs/water_tiles_etci.png data.root="$data"
 # A picture of the model on the calibrated dB scene committed in the repository: input | result
 scene=tests/fixtures/s1_vv_db/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif
@@ -97,7 +97,7 @@ rm -rf "$tmp"
   --heldout-command "$heldout" \
   --eval "OMBRIA official test split=$out/water/metrics_ombria_test.json" \
   --picture ../../../docs/water_demo.png \
-  --picture-caption "Sentinel-1A VV sigma0 in dB, 2015-03-09, 20 m, Camargue (tests/fixtures/s1_vv_db; contains modified Copernicus Sentinel data 2015): left the scene, right the model's water (blue, cyan outline), made by training/recipes/water.sh. The ponds' open water is found; the dykes and reed beds between ponds inside the flooded area are still painted as water. Held-out tiles, each mapped alone (VV, reference, Otsu per tile, the previous model, this recipe; the ETCI Nebraska tiles by the recipe trained without Nebraska): docs/water_tiles_etci.png and docs/water_tiles_ombria.png." \
+  --picture-caption "Sentinel-1A VV sigma0 in dB, 2015-03-09, 20 m, Camargue (tests/fixtures/s1_vv_db; contains modified Copernicus Sentinel data 2015): left the scene, right the model's water (blue, cyan outline), made by training/recipes/water.sh. The ponds' open water is found; the dykes and reed beds between ponds inside the flooded area are still painted as water. Held-out tiles (VV, reference, Otsu per tile, the previous model, this recipe; the ETCI Nebraska tiles are windows of the scene mapped whole by the recipe trained without Nebraska, the OMBRIA chips are each mapped alone): docs/water_tiles_etci.png and docs/water_tiles_ombria.png." \
   --limit "Threshold $threshold: the best mean water IoU over the two left-out ETCI scenes (python -m sarmae_train.heldout_threshold $out/water-without-*/heldout_scene.json, each left-out scene's tiles mapped as one scene, as a user maps a scene: 512 px tiles then see their neighbours, which a tile mapped alone cannot; the fold rows above are scored at it too, so they are optimistic by the choice). Scenes unlike ETCI and OMBRIA may want another one (sarmae predict water --threshold)." \
   --limit "Tiles of 512 px (10 km at 20 m): a raster smaller than one tile is mirrored to fill it, which costs a little (OMBRIA's lone 256 px test chips 56.9 against 57.9 on 256 px tiles, the same weights; training/README.md, Water v4)." \
   --limit "Held-out ETCI Nebraska (February 2017, water 4.5 % of pixels, weak water/land contrast) has reference blocks labelled water over whole fields; no model or threshold gets near full marks there." \
