@@ -125,11 +125,31 @@ class SceneMaps:
         self.origin = {i: ((r - row0) * h, (c - col0) * w) for i, (r, c) in pos.items()}
         height = max(y for y, _ in self.origin.values()) + h
         width = max(x for _, x in self.origin.values()) + w
+        self.bands = bands
         self.mosaic = np.full((len(bands), height, width), np.nan, np.float32)
         for i, image, known in tiles:
             y, x = self.origin[i]
             self.mosaic[:, y : y + h, x : x + w] = np.where(known, image[: len(bands)], np.nan)
         self.maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def map_scene(
+        self,
+        models: dict[str, str],
+        pixel_size: float,
+        folder: Path,
+        tiling: dict[str, int] | None,
+        notes: set[str],
+    ) -> dict[str, float]:
+        """Each model (label -> model for ``predict``) maps the mosaic, written as a GeoTIFF
+        at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`. Returns each
+        model's seconds."""
+        tif = write_tile(folder / "scene.tif", self.mosaic, pixel_size, self.bands)
+        seconds = {}
+        for k, (label, model) in enumerate(models.items()):
+            t0 = time.perf_counter()
+            self.maps[label] = predict_maps(tif, model, folder / f"scene_map{k}.tif", tiling, notes)
+            seconds[label] = time.perf_counter() - t0
+        return seconds
 
     def window(self, label: str, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Model ``label``'s class and probability over tile ``i``."""
@@ -169,12 +189,7 @@ def run(
         layout = SceneMaps(samples, ids, bands)
     with tempfile.TemporaryDirectory() as tmp:
         if layout is not None:
-            tif = write_tile(Path(tmp) / "scene.tif", layout.mosaic, pixel_size, bands)
-            for label, model in models.items():
-                t0 = time.perf_counter()
-                pred, prob = predict_maps(tif, model, Path(tmp) / f"{label}.tif", tiling, notes)
-                seconds[label] += time.perf_counter() - t0
-                layout.maps[label] = (pred, prob)
+            seconds.update(layout.map_scene(models, pixel_size, Path(tmp), tiling, notes))
         for i, image, target, known in samples:
             db = image[0]  # the thresholds read VV
             if layout is None:

@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.scene:
             ids: dict[int, str] = {}
             layout = SceneMaps(list(labelled_samples(cfg, None, ids)), ids, pols)
-            scene = write_tile(Path(tmp) / "scene.tif", layout.mosaic, args.pixel_size, pols)
-            for k, (label, path) in enumerate(models):
-                layout.maps[label] = predict_maps(scene, path, Path(tmp) / f"m{k}.tif", None, notes)
+            layout.map_scene(dict(models), args.pixel_size, Path(tmp), None, notes)
         for i in picks:
             sample = ds[i]
             image, ref = sample["image"].numpy(), sample["target"].numpy()
