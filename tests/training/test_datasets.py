@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from sarmae_core.errors import InputError
+from sarmae_core.errors import ConfigError, InputError
 from sarmae_train.config import FinetuneDataConfig, UnitsConfig
 from sarmae_train.datasets import IGNORE, TaskCollate, build_dataset
 from sarmae_train.datasets.base import crop_boxes, transform_boxes
@@ -96,6 +96,46 @@ def test_etci_position_split_holds_out_eastern_columns():
     assert max(col(n) for t, n in train.items if scene in n) < min(
         col(n) for t, n in test.items if scene in n
     )
+
+
+@needs_shared_data
+def test_etci_margin_surrounds_training_tiles_with_their_split_neighbours_only():
+    kw = {"units": ETCI_DB, "options": {"split_by": "position", "test_fraction": 0.2, "margin": 64}}
+    train = _ds("etci", ETCI, train=True, **kw)
+    test_names = {n for _, n in _ds("etci", ETCI, "test", **kw).items}
+    names = {n for _, n in train.items}
+    scene = "northal_20190302t234651"
+    tile = lambda c, r: f"{scene}_x-{c}_y-{r}"  # noqa: E731
+    pos = [tuple(int(v) for v in n.split("_x-")[1].split("_y-")) for n in names if scene in n]
+
+    def read(name):
+        vv = np.asarray(Image.open(ETCI / scene / "vv" / f"{name}.png"))
+        flood = np.asarray(Image.open(ETCI / scene / "flood_label" / f"{name}.png")) > 127
+        body = np.asarray(Image.open(ETCI / scene / "water_body_label" / f"{name}.png")) > 127
+        return vv, np.where(vv != 255, flood | body, IGNORE)
+
+    # a training tile whose eastern neighbour is a training tile and whose western one is absent
+    c, r = next((c, r) for c, r in pos if tile(c + 1, r) in names and (c - 1, r) not in pos)
+    item = next(it for it in train.items if it[1] == tile(c, r))
+    got = train.load(item)
+    assert got.image.shape == (1, 256 + 128, 256 + 128)
+    vv, label = read(tile(c, r))
+    assert np.array_equal(got.image[0, 64:-64, 64:-64], vv)
+    assert np.array_equal(got.target[64:-64, 64:-64], label)
+    east_vv, east_label = read(tile(c + 1, r))
+    assert np.array_equal(got.image[0, 64:-64, -64:], east_vv[:, :64])
+    assert np.array_equal(got.target[64:-64, -64:], east_label[:, :64])
+    assert not got.valid[64:-64, :64].any() and (got.target[64:-64, :64] == IGNORE).all()
+    # the westernmost held-out column: a training tile beside it gets no-data, not test pixels
+    c, r = next((c, r) for c, r in pos if tile(c + 1, r) in test_names and tile(c - 1, r) in names)
+    got = train.load(next(it for it in train.items if it[1] == tile(c, r)))
+    assert not got.valid[64:-64, -64:].any()
+    assert got.valid[64:-64, :64].mean() > 0.5
+    # evaluation reads each tile alone
+    evaluated = _ds("etci", ETCI, **kw)
+    assert evaluated.load(item).image.shape == (1, 256, 256)
+    with pytest.raises(ConfigError, match="margin"):
+        _ds("etci", ETCI, units=ETCI_DB, options={"margin": -1})
 
 
 @needs_shared_data

@@ -13,6 +13,12 @@ Splits (``options.split_by``): ``scene`` (default) holds out whole scenes
 correlated, so a tile-level random split would overstate accuracy. ``position`` holds out the
 easternmost ``options.test_fraction`` of tile columns of every scene (the ``_x-<col>`` in the
 tile names, as in ``tiles.csv``).
+
+Context (``options.margin``, pixels, training samples only): each tile comes with this many
+pixels of its scene around it, cut from the neighbouring tiles of the same split at the columns
+and rows their names carry (no-data where a neighbour was not kept), so that crops and
+zoomed-out samples see across tile edges as the model does when it maps a whole scene in 512 px
+tiles, instead of padding at every tile edge.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class Etci(TaskDataset):
         "split_by": "scene",
         "test_scenes": ["nebraska_20170213t002121"],
         "test_fraction": 0.2,
+        "margin": 0,
     }
     BANDS: ClassVar[list[str]] = ["vv"]
 
@@ -58,13 +65,24 @@ class Etci(TaskDataset):
         if not scenes:
             raise InputError(f"{self.root} holds no ETCI scene (<scene>/[tiles/]vv/)")
         items = []
+        # (tile folder, column, row) -> tile name, of this split only: context never crosses
+        # into held-out tiles
+        self._grid: dict[tuple[Path, int, int], str] = {}
         for name, tiles in scenes:
             names = sorted(re.sub(r"_vv$", "", p.stem) for p in (tiles / "vv").glob("*.png"))
             test = self._test_tiles(name, names)
             wanted = [n for n in names if (n in test) == (self.split == "test")]
             items += [(tiles, n) for n in wanted]
+            for n in wanted:
+                if m := _POS.search(n):
+                    self._grid[tiles, int(m.group(1)), int(m.group(2))] = n
         if self.split not in ("train", "test"):
             raise InputError(f"ETCI splits are train and test, got {self.split!r}")
+        margin = self.options["margin"]
+        if not isinstance(margin, int) or isinstance(margin, bool) or margin < 0:
+            raise ConfigError(
+                f"data.options.margin must be a whole number of pixels >= 0, got {margin!r}"
+            )
         return items
 
     def _test_tiles(self, scene: str, names: list[str]) -> set[str]:
@@ -88,16 +106,52 @@ class Etci(TaskDataset):
                 return cand
         raise InputError(f"{tiles / folder} has no file for tile {name}")
 
-    def load(self, item: tuple[Path, str]) -> Loaded:
-        tiles, name = item
-        planes = [read_image(self._plane(tiles, b, name))[0] for b in self.bands]
-        image = np.stack(planes)
-        valid = (image != 255).all(axis=0)  # 255 = no-data at swath edges (dataset README)
+    def _tile(self, tiles: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stored bands [C, H, W] (255 = no-data) and the target water mask [H, W]."""
+        image = np.stack([read_image(self._plane(tiles, b, name))[0] for b in self.bands])
         target = self.options["target"]
         flood = read_mask(self._plane(tiles, "flood_label", name)) > 127
         water = flood
         if target != "flood":
             body = read_mask(self._plane(tiles, "water_body_label", name)) > 127
             water = body if target == "water_body" else (flood | body)
+        return image, water
+
+    def load(self, item: tuple[Path, str]) -> Loaded:
+        tiles, name = item
+        image, water = self._tile(tiles, name)
+        m = self.options["margin"] if self.train else 0
+        if m and (pos := _POS.search(name)):
+            image, water = self._with_context(
+                tiles, int(pos.group(1)), int(pos.group(2)), image, water, m
+            )
+        valid = (image != 255).all(axis=0)  # 255 = no-data at swath edges (dataset README)
         label = np.where(valid, water.astype(np.uint8), IGNORE).astype(np.uint8)
         return Loaded(image, label, valid)
+
+    def _with_context(
+        self, tiles: Path, col: int, row: int, image: np.ndarray, water: np.ndarray, m: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The tile at (``col``, ``row``) with ``m`` pixels of its split's neighbours around it."""
+        h, w = image.shape[-2:]
+        canvas = np.full((image.shape[0], h + 2 * m, w + 2 * m), 255, image.dtype)
+        mask = np.zeros(canvas.shape[-2:], bool)
+        reach_y, reach_x = -(-m // h), -(-m // w)  # tiles of neighbours the margin reaches
+        for dy in range(-reach_y, reach_y + 1):
+            for dx in range(-reach_x, reach_x + 1):
+                if (dy, dx) == (0, 0):
+                    plane, wet = image, water
+                elif (n := self._grid.get((tiles, col + dx, row + dy))) is not None:
+                    plane, wet = self._tile(tiles, n)
+                else:
+                    continue
+                # the neighbour's pixels on the canvas, clipped to it
+                y0, x0 = m + dy * h, m + dx * w
+                cy0, cx0 = max(y0, 0), max(x0, 0)
+                cy1, cx1 = min(y0 + h, canvas.shape[-2]), min(x0 + w, canvas.shape[-1])
+                if cy1 <= cy0 or cx1 <= cx0:
+                    continue
+                src = np.s_[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+                canvas[:, cy0:cy1, cx0:cx1] = plane[(slice(None), *src)]
+                mask[cy0:cy1, cx0:cx1] = wet[src]
+        return canvas, mask
