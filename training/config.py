@@ -398,7 +398,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if self.boxes not in BOXES:
-            raise ConfigError(f"eval.boxes must be 'hull' or 'model', got {self.boxes!r}")
+            raise ConfigError(f"eval.boxes must be one of {', '.join(BOXES)}, got {self.boxes!r}")
 
 
 @dataclass

@@ -154,7 +154,7 @@ class RunOptions:
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string, got {value!r}")
         if self.boxes not in BOXES:
-            raise ConfigError(f"boxes must be 'hull' or 'model', got {self.boxes!r}")
+            raise ConfigError(f"boxes must be one of {', '.join(BOXES)}, got {self.boxes!r}")
         for name in ("cog", "overwrite", "allow_optical", "force"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")

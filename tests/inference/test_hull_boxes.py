@@ -120,7 +120,7 @@ def test_predict_fits_the_bundled_models_boxes_and_leaves_cfar_alone(tmp_path, o
 
 
 def test_unknown_box_mode_is_refused_in_one_sentence():
-    with pytest.raises(ConfigError, match="boxes must be 'hull' or 'model'"):
+    with pytest.raises(ConfigError, match="boxes must be one of hull, model"):
         RunOptions(boxes="tight")
 
 

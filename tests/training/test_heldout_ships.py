@@ -146,5 +146,5 @@ def test_the_training_evaluation_fits_boxes_to_hulls_as_predict_does():
         assert len(b) == 1 and s[0] == pytest.approx(0.9)
         ious[mode] = box_iou(truth, b)[0]
     assert ious["model"] < 0.5 and ious["hull"] >= 0.75
-    with pytest.raises(ConfigError, match=r"eval\.boxes must be 'hull' or 'model'"):
+    with pytest.raises(ConfigError, match=r"eval\.boxes must be one of hull, model"):
         EvalConfig(boxes="tight")
