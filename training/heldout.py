@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 import warnings
@@ -32,6 +31,7 @@ from sarmae_core.contract.metadata import default_overlap
 from .baselines import DbMixture, db_mixture, otsu_water
 from .config import FinetuneRunConfig, load_config
 from .datasets import IGNORE, build_dataset
+from .datasets.etci import TILE_POSITION
 from .evaluate import set_otsu_metrics
 from .metrics import ConfusionMeter, ReliabilityMeter, oracle_threshold
 
@@ -92,10 +92,6 @@ def tiling_option(tile: int | None, overlap: int | None) -> dict[str, int] | Non
     return {"tile": tile, "overlap": default_overlap(tile) if overlap is None else overlap}
 
 
-#: A tile's column and row in its scene, in its name (ETCI: ``<scene>_x-<col>_y-<row>``).
-_TILE_POSITION = re.compile(r"_x-(\d+)_y-(\d+)$")
-
-
 class SceneMaps:
     """The split's tiles laid out again as the scene they were cut from (each at its column and
     row, the gaps between kept tiles nodata), and each model's class and probability maps of
@@ -112,7 +108,7 @@ class SceneMaps:
         tiles = [(i, image, known) for i, image, _, known in samples]
         if not tiles:
             raise SystemExit("error: the split holds no readable tile to lay out")
-        where = {i: _TILE_POSITION.search(ids[i]) for i, _, _ in tiles}
+        where = {i: TILE_POSITION.search(ids[i]) for i, _, _ in tiles}
         if not all(where.values()):
             bad = next(ids[i] for i, m in where.items() if m is None)
             raise SystemExit(

@@ -34,7 +34,8 @@ from sarmae_core.errors import ConfigError, InputError
 from ..imageio import read_image
 from .base import IGNORE, Loaded, TaskDataset, read_mask
 
-_POS = re.compile(r"_x-(\d+)_y-(\d+)")
+#: A tile's column and row in its scene, from its name (``<scene>_x-<col>_y-<row>``).
+TILE_POSITION = re.compile(r"_x-(\d+)_y-(\d+)$")
 TARGETS = ("water", "flood", "water_body")
 
 
@@ -74,7 +75,7 @@ class Etci(TaskDataset):
             wanted = [n for n in names if (n in test) == (self.split == "test")]
             items += [(tiles, n) for n in wanted]
             for n in wanted:
-                if m := _POS.search(n):
+                if m := TILE_POSITION.search(n):
                     self._grid[tiles, int(m.group(1)), int(m.group(2))] = n
         if self.split not in ("train", "test"):
             raise InputError(f"ETCI splits are train and test, got {self.split!r}")
@@ -91,7 +92,7 @@ class Etci(TaskDataset):
             return set(names) if scene in self.options["test_scenes"] else set()
         if how != "position":
             raise ConfigError(f"data.options.split_by must be 'scene' or 'position', got {how!r}")
-        cols = {n: int(m.group(1)) for n in names if (m := _POS.search(n))}
+        cols = {n: int(m.group(1)) for n in names if (m := TILE_POSITION.search(n))}
         if not cols:
             return set()
         cut = np.quantile(list(cols.values()), 1.0 - float(self.options["test_fraction"]))
@@ -121,7 +122,7 @@ class Etci(TaskDataset):
         tiles, name = item
         image, water = self._tile(tiles, name)
         m = self.options["margin"] if self.train else 0
-        if m and (pos := _POS.search(name)):
+        if m and (pos := TILE_POSITION.search(name)):
             image, water = self._with_context(
                 tiles, int(pos.group(1)), int(pos.group(2)), image, water, m
             )
