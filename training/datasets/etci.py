@@ -146,12 +146,11 @@ class Etci(TaskDataset):
                     plane, wet = self._tile(tiles, n)
                 else:
                     continue
-                # the neighbour's pixels on the canvas, clipped to it
+                # the neighbour's pixels on the canvas, clipped to it (every neighbour within
+                # reach overlaps the canvas: reach * tile < margin + tile)
                 y0, x0 = m + dy * h, m + dx * w
                 cy0, cx0 = max(y0, 0), max(x0, 0)
                 cy1, cx1 = min(y0 + h, canvas.shape[-2]), min(x0 + w, canvas.shape[-1])
-                if cy1 <= cy0 or cx1 <= cx0:
-                    continue
                 src = np.s_[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
                 canvas[:, cy0:cy1, cx0:cx1] = plane[(slice(None), *src)]
                 mask[cy0:cy1, cx0:cx1] = wet[src]
