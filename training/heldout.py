@@ -11,6 +11,12 @@ IoU is pooled over all labelled pixels of the split, beside three thresholds on 
 pixels: Otsu per tile, one Otsu threshold for the whole split ("per scene"), and the best
 single dB threshold chosen with the labels ("oracle"). Each model also gets a reliability
 table (ECE) and its IoU at other probability thresholds: is 0.5 the right operating point?
+
+Ablations beside each model, kept out of the product until they win: the scene's dB mixture
+(HydroSAR/GFM style, :func:`_mixture_ablation`), the model's water without the pixels brighter
+than its own land (:func:`_bright_cut`), and with ``--flip-average`` the model's probability
+averaged with its map of the raster mirrored left to right (test-time flipping, twice the
+model's time), scored as one more model.
 """
 
 from __future__ import annotations
@@ -130,20 +136,22 @@ class SceneMaps:
 
     def map_scene(
         self,
-        models: dict[str, str],
+        runs: dict[str, tuple[str, bool]],
         pixel_size: float,
         folder: Path,
         tiling: dict[str, int] | None,
         notes: set[str],
     ) -> dict[str, float]:
-        """Each model (label -> model for ``predict``) maps the mosaic, written as a GeoTIFF
-        at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`. Returns each
-        model's seconds."""
+        """Each run (label -> model for ``predict``, flip-averaged) maps the mosaic, written
+        as a GeoTIFF at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`.
+        Returns each run's seconds."""
         tif = write_tile(folder / "scene.tif", self.mosaic, pixel_size, self.bands)
         seconds = {}
-        for k, (label, model) in enumerate(models.items()):
+        for k, (label, (model, flip)) in enumerate(runs.items()):
             t0 = time.perf_counter()
-            self.maps[label] = predict_maps(tif, model, folder / f"scene_map{k}.tif", tiling, notes)
+            self.maps[label] = predict_maps(
+                tif, model, folder / f"scene_map{k}.tif", tiling, notes, flip
+            )
             seconds[label] = time.perf_counter() - t0
         return seconds
 
@@ -161,12 +169,18 @@ def run(
     limit: int | None = None,
     tiling: dict[str, int] | None = None,
     scene: bool = False,
+    flip_average: bool = False,
 ) -> dict[str, Any]:
     """Scores of ``models`` (label -> name or file for ``predict``) on the test split;
     ``tiling`` (``tile``, ``overlap``) replaces the models' own (a checkpoint's: an ONNX file's
     tile is fixed); ``scene``: the models map the tiles laid out as their scene
-    (:class:`SceneMaps`), the thresholds score the same pixels as ever."""
+    (:class:`SceneMaps`), the thresholds score the same pixels as ever; ``flip_average``: each
+    model is scored once more, as ``LABEL, flip-averaged`` (:func:`predict_maps`)."""
     names = ["background", "water"]
+    runs = {label: (model, False) for label, model in models.items()}
+    if flip_average:
+        runs.update({f"{label}, flip-averaged": (m, True) for label, m in models.items()})
+    models = {label: model for label, (model, _) in runs.items()}
     meters = {m: ConfusionMeter(2) for m in models}
     # IoU every 0.05 (the choice of an operating point), ECE on the usual 10 bins
     reliability = {m: ReliabilityMeter(iou_steps=20) for m in models}
@@ -174,7 +188,9 @@ def run(
     notes: set[str] = set()
     otsu = ConfusionMeter(2)
     tiles: list[tuple[np.ndarray, np.ndarray]] = []
-    probs: dict[str, list[np.ndarray]] = {m: [] for m in models}  # for the mixture ablation
+    # for the ablations: each model's probability and water
+    probs: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    water: dict[str, list[np.ndarray]] = {m: [] for m in models}
     bands = polarisations(cfg)
     ids: dict[int, str] = {}
     samples: Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
@@ -185,7 +201,7 @@ def run(
         layout = SceneMaps(samples, ids, bands)
     with tempfile.TemporaryDirectory() as tmp:
         if layout is not None:
-            seconds.update(layout.map_scene(models, pixel_size, Path(tmp), tiling, notes))
+            seconds.update(layout.map_scene(runs, pixel_size, Path(tmp), tiling, notes))
         for i, image, target, known in samples:
             db = image[0]  # the thresholds read VV
             if layout is None:
@@ -194,19 +210,20 @@ def run(
                 tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, pixel_size, bands)
             otsu.update(target, otsu_water(db, known))
             tiles.append((db, target))
-            for label, model in models.items():
+            for k, (label, (model, flip)) in enumerate(runs.items()):
                 if layout is not None:
                     pred, prob = layout.window(label, i)
                 else:
                     t0 = time.perf_counter()
                     pred, prob = predict_maps(
-                        tif, model, Path(tmp) / f"{label}_{i}.tif", tiling, notes
+                        tif, model, Path(tmp) / f"m{k}_{i}.tif", tiling, notes, flip
                     )
                     seconds[label] += time.perf_counter() - t0
                 pred = np.where(known & (pred != 255), pred, 0)
                 meters[label].update(target, (pred == 1).astype(np.uint8))
                 reliability[label].update(np.nan_to_num(prob), np.where(known, target, IGNORE))
                 probs[label].append(np.nan_to_num(prob).astype(np.float16))
+                water[label].append(pred == 1)
     values = np.concatenate([d[t != IGNORE] for d, t in tiles])
     labels = np.concatenate([t[t != IGNORE] == 1 for _, t in tiles])
     return {
@@ -229,14 +246,54 @@ def run(
         "oracle_threshold": oracle_threshold(values, labels),
         "mixture_per_scene": _mixture_metrics(tiles, _mixture(tiles, None), names),
         "mixture_ablation": {m: _mixture_ablation(tiles, probs[m], names) for m in models},
+        "bright_cut_ablation": {m: _bright_cut(tiles, water[m], names) for m in models},
         "notes": sorted({n.split(":", 1)[-1].strip() for n in notes})[:20],
     }
 
 
 def predict_maps(
+    tif: Path,
+    model: str,
+    out: Path,
+    tiling: dict[str, int] | None,
+    notes: set[str],
+    flip_average: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One model's class and probability maps of ``tif`` through ``predict``; with
+    ``flip_average``, the probability averaged with the model's map of ``tif`` mirrored left to
+    right (flipped back), classified at the model's own threshold (255: no data)."""
+    pred, prob = _predict(tif, model, out, tiling, notes)
+    if not flip_average:
+        return pred, prob
+    from sarmae_core.contract.reader import read_model_info
+    from sarmae_core.inference.model.backends import resolve_model_path
+
+    mirrored = _mirrored(tif, out.with_name(f"{out.stem}_mirrored_in.tif"))
+    _, prob_m = _predict(mirrored, model, out.with_name(f"{out.stem}_mirrored.tif"), tiling, notes)
+    prob = 0.5 * (prob + prob_m[:, ::-1])
+    threshold = read_model_info(resolve_model_path(model)).seg_threshold
+    water = np.nan_to_num(prob) >= threshold
+    return np.where(pred == 255, 255, water).astype(np.uint8), prob
+
+
+def _mirrored(tif: Path, path: Path) -> Path:
+    """``tif`` mirrored left to right, on the same grid."""
+    import rasterio
+
+    with rasterio.open(tif) as src:
+        profile, data = src.profile, src.read()
+        names = src.descriptions
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data[:, :, ::-1])
+        for i, name in enumerate(names, start=1):
+            if name:
+                dst.set_band_description(i, name)
+    return path
+
+
+def _predict(
     tif: Path, model: str, out: Path, tiling: dict[str, int] | None, notes: set[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One model's class and probability maps of ``tif`` through ``predict``."""
     import rasterio
 
     import sarmae_core
@@ -307,6 +364,31 @@ def _mixture_ablation(
     }
 
 
+def _bright_cut(
+    tiles: list[tuple[np.ndarray, np.ndarray]], water: list[np.ndarray], names: list[str]
+) -> dict[str, Any]:
+    """A model's water without the pixels brighter than its own land (their 3 x 3 median dB,
+    which quiets speckle and keeps a feature's edges, above the median dB of the labelled
+    pixels it calls land), scored as an ablation: would a brightness rule keep dykes and roads
+    between ponds out of the water? ``removed``: the share of the model's water it takes
+    away."""
+    from scipy.ndimage import median_filter
+
+    labelled = [t != IGNORE for _, t in tiles]
+    land = np.concatenate([d[k & ~w] for (d, _), w, k in zip(tiles, water, labelled, strict=True)])
+    if not land.size:
+        return {"water_iou": None, "land_median_db": None, "removed": 0.0}
+    median = float(np.median(land))
+    cut = [w & ~(median_filter(d, 3) > median) for (d, _), w in zip(tiles, water, strict=True)]
+    before = sum(int(w.sum()) for w in water)
+    after = sum(int(c.sum()) for c in cut)
+    return {
+        **_water_metrics(tiles, iter(cut), names),
+        "land_median_db": median,
+        "removed": 1 - after / before if before else 0.0,
+    }
+
+
 def table_row(result: dict[str, Any]) -> str:
     """One markdown row: each model's IoU, then the three thresholds (water IoU in %)."""
     cells = [f"{result['split']} ({result['tiles']} tiles, {result['pixel_size_m']:g} m)"]
@@ -335,17 +417,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--overlap", type=int, help="tile overlap with --tile (default: a quarter)")
     ap.add_argument("--scene", action="store_true",
                     help="map the tiles laid out as their scene (ETCI), not alone")  # fmt: skip
+    ap.add_argument("--flip-average", action="store_true",
+                    help="also score each model's probability averaged with its map of the "
+                    "raster mirrored left to right (twice the model's time)")  # fmt: skip
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("overrides", nargs="*", help="config key=value overrides (data.root=...)")
     args = ap.parse_args(argv)
     cfg = load_config(FinetuneRunConfig, args.config, args.overrides)
     models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
     tiling = tiling_option(args.tile, args.overlap)
-    result = run(cfg, models, args.pixel_size, args.limit, tiling, args.scene)
+    result = run(cfg, models, args.pixel_size, args.limit, tiling, args.scene, args.flip_average)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print("| held-out set | " + " | ".join(models) + " | Otsu per tile | Otsu per scene | oracle |")
+    labels = " | ".join(result["models"])
+    print(f"| held-out set | {labels} | Otsu per tile | Otsu per scene | oracle |")
     print(table_row(result))
     for label, m in result["models"].items():
         at = {k: round(100 * v, 1) for k, v in m["iou_at_threshold"].items() if v is not None}
@@ -356,6 +442,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{_pct(ab['guided']['water_iou'])}, average with the model "
             f"{_pct(ab['fused']['water_iou'])}; unsupervised mixture per scene "
             f"{_pct(result['mixture_per_scene']['water_iou'])}"
+        )
+        cut = result["bright_cut_ablation"][label]
+        print(
+            f"{label} without the pixels brighter than its own land (ablation): "
+            f"{_pct(cut['water_iou'])}, {100 * cut['removed']:.1f} % of its water removed"
         )
     print(f"written {out}")
 

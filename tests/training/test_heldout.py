@@ -138,3 +138,59 @@ def test_tiles_laid_out_as_their_scene_and_mapped_in_one_run(tmp_path, capsys):
     ombria_samples = list(labelled_samples(ombria, 2, ombria_ids))
     with pytest.raises(SystemExit, match="needs tiles named <scene>_x-<col>_y-<row>"):
         SceneMaps(ombria_samples, ombria_ids, ("VV",))
+
+
+def test_flip_averaged_model_is_the_mean_of_the_map_and_the_mirrored_map(tmp_path, capsys):
+    """``--flip-average``: each model is scored once more, its probability the mean of its map
+    of the tile and its map of the tile mirrored left to right (flipped back), classified at
+    the model's own threshold."""
+    from sarmae_core.contract.reader import read_model_info
+    from sarmae_core.inference.model.backends import resolve_model_path
+    from sarmae_train.config import FinetuneRunConfig, load_config
+    from sarmae_train.heldout import labelled_samples, predict_maps, write_tile
+
+    cfg = load_config(FinetuneRunConfig, "training/configs/finetune_water_bundled.yaml", [])
+    _, image, _, known = next(labelled_samples(cfg, 1))
+    db = np.where(known, image[0], np.nan)
+    notes: set[str] = set()
+    tif = write_tile(tmp_path / "t.tif", db, 20.0)
+    mirror = write_tile(tmp_path / "m.tif", db[:, ::-1], 20.0)
+    _, plain = predict_maps(tif, "water", tmp_path / "plain.tif", None, notes)
+    _, mirrored = predict_maps(mirror, "water", tmp_path / "mirror.tif", None, notes)
+    pred, prob = predict_maps(tif, "water", tmp_path / "avg.tif", None, notes, flip_average=True)
+    expected = 0.5 * (plain + mirrored[:, ::-1])
+    assert np.allclose(prob, expected, equal_nan=True, atol=1e-6)
+    assert not np.allclose(np.nan_to_num(plain), np.nan_to_num(prob))  # the mirror mattered
+    threshold = read_model_info(resolve_model_path("water")).seg_threshold
+    valid = pred != 255
+    assert np.array_equal(pred[valid] == 1, np.nan_to_num(prob[valid]) >= threshold)
+
+    out = tmp_path / "r.json"
+    main(["--config", "training/configs/finetune_water_bundled.yaml", "--pixel-size", "20",
+          "--model", "water", "--limit", "2", "--flip-average", "--out", str(out)])  # fmt: skip
+    r = json.loads(out.read_text())
+    assert list(r["models"]) == ["water", "water, flip-averaged"]
+    both = r["models"].values()
+    assert len({m["pixels"] for m in both}) == 1 and all(0 <= m["water_iou"] <= 1 for m in both)
+    printed = capsys.readouterr().out
+    assert "| water | water, flip-averaged | Otsu per tile" in printed
+
+
+def test_bright_cut_takes_the_dyke_out_of_the_water_and_nothing_else():
+    """The brightness ablation: inside the model's water, a 3 px dyke brighter than the land
+    the model mapped goes; the dark water around it and the land stay as they were."""
+    import pytest
+
+    from sarmae_train.heldout import _bright_cut
+
+    db = np.full((40, 40), -10.0)  # land
+    db[5:35, 5:35] = -22.0  # a pond...
+    db[:, 19:22] = -4.0  # ...with a bright dyke across it and on over the land
+    water = np.zeros((40, 40), bool)
+    water[5:35, 5:35] = True  # the model paints the dyke as water
+    target = water.astype(np.uint8)
+    target[5:35, 19:22] = 0  # the reference does not
+    r = _bright_cut([(db, target)], [water], ["background", "water"])
+    assert r["land_median_db"] == -10.0
+    assert r["removed"] == pytest.approx(3 / 30)
+    assert r["water_iou"] == 1.0  # exactly the reference's water is left
