@@ -265,13 +265,12 @@ def predict_maps(
     pred, prob = _predict(tif, model, out, tiling, notes)
     if not flip_average:
         return pred, prob
-    from sarmae_core.contract.reader import read_model_info
-    from sarmae_core.inference.model.backends import resolve_model_path
+    from sarmae_core.inference.model.backends import load_backend
 
     mirrored = _mirrored(tif, out.with_name(f"{out.stem}_mirrored_in.tif"))
     _, prob_m = _predict(mirrored, model, out.with_name(f"{out.stem}_mirrored.tif"), tiling, notes)
     prob = 0.5 * (prob + prob_m[:, ::-1])
-    threshold = read_model_info(resolve_model_path(model)).seg_threshold
+    threshold = load_backend(model).info.seg_threshold  # an ONNX file's or a checkpoint's
     water = np.nan_to_num(prob) >= threshold
     return np.where(pred == 255, 255, water).astype(np.uint8), prob
 

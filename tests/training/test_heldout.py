@@ -146,6 +146,8 @@ def test_flip_averaged_model_is_the_mean_of_the_map_and_the_mirrored_map(tmp_pat
     the model's own threshold."""
     from sarmae_core.contract.reader import read_model_info
     from sarmae_core.inference.model.backends import resolve_model_path
+    from sarmae_core.models import make_config, save_checkpoint
+    from sarmae_core.models.heads import build_task_model
     from sarmae_train.config import FinetuneRunConfig, load_config
     from sarmae_train.heldout import labelled_samples, predict_maps, write_tile
 
@@ -164,6 +166,15 @@ def test_flip_averaged_model_is_the_mean_of_the_map_and_the_mirrored_map(tmp_pat
     threshold = read_model_info(resolve_model_path("water")).seg_threshold
     valid = pred != 255
     assert np.array_equal(pred[valid] == 1, np.nan_to_num(prob[valid]) >= threshold)
+
+    # a checkpoint (a tiny untrained one, on 128 px tiles), at its threshold: the default 0.5
+    model = build_task_model("segmentation", make_config("sarmae_test"), 2,
+                             class_names=["background", "water"])  # fmt: skip
+    ckpt = str(save_checkpoint(model, tmp_path / "tiny.safetensors"))
+    tiles = {"tile": 128, "overlap": 32}
+    pred, prob = predict_maps(tif, ckpt, tmp_path / "c.tif", tiles, notes, flip_average=True)
+    valid = pred != 255
+    assert np.array_equal(pred[valid] == 1, np.nan_to_num(prob[valid]) >= 0.5)
 
     out = tmp_path / "r.json"
     main(["--config", "training/configs/finetune_water_bundled.yaml", "--pixel-size", "20",
