@@ -26,7 +26,7 @@ import json
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,21 +136,22 @@ class SceneMaps:
 
     def map_scene(
         self,
-        runs: dict[str, tuple[str, bool]],
+        models: dict[str, str],
         pixel_size: float,
         folder: Path,
         tiling: dict[str, int] | None,
         notes: set[str],
+        flipped: Collection[str] = (),
     ) -> dict[str, float]:
-        """Each run (label -> model for ``predict``, flip-averaged) maps the mosaic, written
-        as a GeoTIFF at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`.
-        Returns each run's seconds."""
+        """Each model (label -> model for ``predict``) maps the mosaic, written as a GeoTIFF
+        at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`. The labels in
+        ``flipped`` are flip-averaged (:func:`predict_maps`). Returns each model's seconds."""
         tif = write_tile(folder / "scene.tif", self.mosaic, pixel_size, self.bands)
         seconds = {}
-        for k, (label, (model, flip)) in enumerate(runs.items()):
+        for k, (label, model) in enumerate(models.items()):
             t0 = time.perf_counter()
             self.maps[label] = predict_maps(
-                tif, model, folder / f"scene_map{k}.tif", tiling, notes, flip
+                tif, model, folder / f"scene_map{k}.tif", tiling, notes, label in flipped
             )
             seconds[label] = time.perf_counter() - t0
         return seconds
@@ -177,10 +178,8 @@ def run(
     (:class:`SceneMaps`), the thresholds score the same pixels as ever; ``flip_average``: each
     model is scored once more, as ``LABEL, flip-averaged`` (:func:`predict_maps`)."""
     names = ["background", "water"]
-    runs = {label: (model, False) for label, model in models.items()}
-    if flip_average:
-        runs.update({f"{label}, flip-averaged": (m, True) for label, m in models.items()})
-    models = {label: model for label, (model, _) in runs.items()}
+    flipped = {f"{label}, flip-averaged": m for label, m in models.items()} if flip_average else {}
+    models = {**models, **flipped}
     meters = {m: ConfusionMeter(2) for m in models}
     # IoU every 0.05 (the choice of an operating point), ECE on the usual 10 bins
     reliability = {m: ReliabilityMeter(iou_steps=20) for m in models}
@@ -201,7 +200,7 @@ def run(
         layout = SceneMaps(samples, ids, bands)
     with tempfile.TemporaryDirectory() as tmp:
         if layout is not None:
-            seconds.update(layout.map_scene(runs, pixel_size, Path(tmp), tiling, notes))
+            seconds.update(layout.map_scene(models, pixel_size, Path(tmp), tiling, notes, flipped))
         for i, image, target, known in samples:
             db = image[0]  # the thresholds read VV
             if layout is None:
@@ -210,13 +209,13 @@ def run(
                 tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, pixel_size, bands)
             otsu.update(target, otsu_water(db, known))
             tiles.append((db, target))
-            for k, (label, (model, flip)) in enumerate(runs.items()):
+            for k, (label, model) in enumerate(models.items()):
                 if layout is not None:
                     pred, prob = layout.window(label, i)
                 else:
                     t0 = time.perf_counter()
                     pred, prob = predict_maps(
-                        tif, model, Path(tmp) / f"m{k}_{i}.tif", tiling, notes, flip
+                        tif, model, Path(tmp) / f"m{k}_{i}.tif", tiling, notes, label in flipped
                     )
                     seconds[label] += time.perf_counter() - t0
                 pred = np.where(known & (pred != 255), pred, 0)
