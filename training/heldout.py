@@ -22,11 +22,12 @@ model's time), scored as one more model.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
 import warnings
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,19 +142,27 @@ class SceneMaps:
         folder: Path,
         tiling: dict[str, int] | None,
         notes: set[str],
-        flipped: Collection[str] = (),
+        flipped: Mapping[str, str] | None = None,
     ) -> dict[str, float]:
         """Each model (label -> model for ``predict``) maps the mosaic, written as a GeoTIFF
-        at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`. The labels in
-        ``flipped`` are flip-averaged (:func:`predict_maps`). Returns each model's seconds."""
+        at ``pixel_size`` in ``folder``, once; its maps go to :attr:`maps`. ``flipped``: labels
+        flip-averaged from the maps of another label (:func:`flip_averaged`; that label comes
+        first in ``models``). Returns each model's seconds (a flip-averaged one's include the
+        maps it was made from)."""
         tif = write_tile(folder / "scene.tif", self.mosaic, pixel_size, self.bands)
+        flipped = flipped or {}
         seconds = {}
         for k, (label, model) in enumerate(models.items()):
             t0 = time.perf_counter()
-            self.maps[label] = predict_maps(
-                tif, model, folder / f"scene_map{k}.tif", tiling, notes, label in flipped
-            )
-            seconds[label] = time.perf_counter() - t0
+            out = folder / f"scene_map{k}.tif"
+            if label in flipped:
+                plain = flipped[label]
+                self.maps[label] = flip_averaged(tif, model, out, tiling, notes, self.maps[plain])
+                seconds[label] = seconds[plain]
+            else:
+                self.maps[label] = predict_maps(tif, model, out, tiling, notes)
+                seconds[label] = 0.0
+            seconds[label] += time.perf_counter() - t0
         return seconds
 
     def window(self, label: str, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,8 +187,9 @@ def run(
     (:class:`SceneMaps`), the thresholds score the same pixels as ever; ``flip_average``: each
     model is scored once more, as ``LABEL, flip-averaged`` (:func:`predict_maps`)."""
     names = ["background", "water"]
-    flipped = {f"{label}, flip-averaged": m for label, m in models.items()} if flip_average else {}
-    models = {**models, **flipped}
+    # each flip-averaged label -> the label whose maps it averages with the mirrored ones
+    flipped = {f"{label}, flip-averaged": label for label in models} if flip_average else {}
+    models = {**models, **{label: models[plain] for label, plain in flipped.items()}}
     meters = {m: ConfusionMeter(2) for m in models}
     # IoU every 0.05 (the choice of an operating point), ECE on the usual 10 bins
     reliability = {m: ReliabilityMeter(iou_steps=20) for m in models}
@@ -209,15 +219,23 @@ def run(
                 tif = write_tile(Path(tmp) / f"t{i}.tif", pixels, pixel_size, bands)
             otsu.update(target, otsu_water(db, known))
             tiles.append((db, target))
+            maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # this tile's, as predicted
+            took: dict[str, float] = {}
             for k, (label, model) in enumerate(models.items()):
                 if layout is not None:
                     pred, prob = layout.window(label, i)
                 else:
                     t0 = time.perf_counter()
-                    pred, prob = predict_maps(
-                        tif, model, Path(tmp) / f"m{k}_{i}.tif", tiling, notes, label in flipped
-                    )
-                    seconds[label] += time.perf_counter() - t0
+                    out = Path(tmp) / f"m{k}_{i}.tif"
+                    if label in flipped:
+                        plain = flipped[label]
+                        pred, prob = flip_averaged(tif, model, out, tiling, notes, maps[plain])
+                        took[label] = took[plain]
+                    else:
+                        pred, prob = maps[label] = predict_maps(tif, model, out, tiling, notes)
+                        took[label] = 0.0
+                    took[label] += time.perf_counter() - t0
+                    seconds[label] += took[label]
                 pred = np.where(known & (pred != 255), pred, 0)
                 meters[label].update(target, (pred == 1).astype(np.uint8))
                 reliability[label].update(np.nan_to_num(prob), np.where(known, target, IGNORE))
@@ -259,19 +277,37 @@ def predict_maps(
     flip_average: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One model's class and probability maps of ``tif`` through ``predict``; with
-    ``flip_average``, the probability averaged with the model's map of ``tif`` mirrored left to
-    right (flipped back), classified at the model's own threshold (255: no data)."""
-    pred, prob = _predict(tif, model, out, tiling, notes)
-    if not flip_average:
-        return pred, prob
-    from sarmae_core.inference.model.backends import load_backend
+    ``flip_average``, flip-averaged (:func:`flip_averaged`)."""
+    maps = _predict(tif, model, out, tiling, notes)
+    return flip_averaged(tif, model, out, tiling, notes, maps) if flip_average else maps
 
+
+def flip_averaged(
+    tif: Path,
+    model: str,
+    out: Path,
+    tiling: dict[str, int] | None,
+    notes: set[str],
+    maps: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``maps`` (the model's class and probability of ``tif``) with the probability averaged
+    with the model's map of ``tif`` mirrored left to right (flipped back), classified at the
+    model's own threshold (255: no data)."""
+    pred, prob = maps
     mirrored = _mirrored(tif, out.with_name(f"{out.stem}_mirrored_in.tif"))
     _, prob_m = _predict(mirrored, model, out.with_name(f"{out.stem}_mirrored.tif"), tiling, notes)
     prob = 0.5 * (prob + prob_m[:, ::-1])
-    threshold = load_backend(model).info.seg_threshold  # an ONNX file's or a checkpoint's
-    water = np.nan_to_num(prob) >= threshold
+    water = np.nan_to_num(prob) >= _threshold(model)
     return np.where(pred == 255, 255, water).astype(np.uint8), prob
+
+
+@functools.cache
+def _threshold(model: str) -> float:
+    """The model's own operating point (an ONNX file's or a checkpoint's), loaded once per
+    model, not once per tile."""
+    from sarmae_core.inference.model.backends import load_backend
+
+    return load_backend(model).info.seg_threshold
 
 
 def _mirrored(tif: Path, path: Path) -> Path:
