@@ -243,6 +243,7 @@ def run(
                 water[label].append(pred == 1)
     values = np.concatenate([d[t != IGNORE] for d, t in tiles])
     labels = np.concatenate([t[t != IGNORE] == 1 for _, t in tiles])
+    oracle = oracle_threshold(values, labels)
     return {
         "split": f"{cfg.data.format} {cfg.data.path} {cfg.data.test_split}",
         "tiles": len(tiles),
@@ -260,10 +261,13 @@ def run(
         },
         "otsu_per_tile": otsu.metrics(names),
         "otsu_per_scene": set_otsu_metrics(tiles, names),
-        "oracle_threshold": oracle_threshold(values, labels),
+        "oracle_threshold": oracle,
         "mixture_per_scene": _mixture_metrics(tiles, _mixture(tiles, None), names),
         "mixture_ablation": {m: _mixture_ablation(tiles, probs[m], names) for m in models},
         "bright_cut_ablation": {m: _bright_cut(tiles, water[m], names) for m in models},
+        "reference_water_by_probability": {
+            m: _water_by_probability(tiles, probs[m], oracle["threshold"]) for m in models
+        },
         "notes": sorted({n.split(":", 1)[-1].strip() for n in notes})[:20],
     }
 
@@ -423,6 +427,59 @@ def _bright_cut(
     }
 
 
+# Probability bands for where a model's misses lie: sure it is land, unsure, water at 0.5
+PROBABILITY_BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.0))
+
+
+def _water_by_probability(
+    tiles: list[tuple[np.ndarray, np.ndarray]], probs: list[np.ndarray], oracle_db: float | None
+) -> dict[str, Any]:
+    """Where the reference's water lies in a model's probability, and how it looks in VV: for
+    each band of :data:`PROBABILITY_BANDS`, its share of the reference water, the median dB of
+    those pixels and the share of them darker than the oracle threshold (``oracle_db``), beside
+    the reference land's median dB. Water the model is sure is land and that is as bright as
+    land is out of reach of any threshold too: a difference in what the reference calls water
+    (a river's sandbars and ice, a field's outline), not a dark area the model missed."""
+    labelled = [t != IGNORE for _, t in tiles]
+    db = np.concatenate([d[k] for (d, _), k in zip(tiles, labelled, strict=True)])
+    ref = np.concatenate([t[k] == 1 for (_, t), k in zip(tiles, labelled, strict=True)])
+    prob = np.concatenate([p[k] for p, k in zip(probs, labelled, strict=True)]).astype(np.float32)
+    land = db[~ref]
+    bands = []
+    for lo, hi in PROBABILITY_BANDS:
+        inside = ref & (prob >= lo) & ((prob < hi) if hi < 1.0 else (prob <= hi))
+        n = int(inside.sum())
+        dark = float(np.mean(db[inside] < oracle_db)) if n and oracle_db is not None else None
+        bands.append({
+            "probability": [lo, hi],
+            "share": n / max(int(ref.sum()), 1),
+            "median_db": float(np.median(db[inside])) if n else None,
+            "below_oracle_threshold": dark,
+        })  # fmt: skip
+    return {"bands": bands, "land_median_db": float(np.median(land)) if land.size else None}
+
+
+def water_by_probability_line(label: str, found: dict[str, Any]) -> str:
+    """One line of the CLI's report: :func:`_water_by_probability` for model ``label``."""
+    parts = []
+    for b in found["bands"]:
+        lo, hi = b["probability"]
+        if b["median_db"] is None:
+            parts.append(f"{lo:g}-{hi:g}: none")
+            continue
+        dark = b["below_oracle_threshold"]
+        below = "" if dark is None else f", {100 * dark:.1f} % below the oracle threshold"
+        parts.append(
+            f"{lo:g}-{hi:g}: {100 * b['share']:.1f} % (median {b['median_db']:.1f} dB{below})"
+        )
+    land = found["land_median_db"]
+    land_db = "n/a" if land is None else f"{land:.1f} dB"
+    return (
+        f"{label}: the reference's water by the model's probability, "
+        + "; ".join(parts) + f"; the reference's land: median {land_db}"
+    )  # fmt: skip
+
+
 def table_row(result: dict[str, Any]) -> str:
     """One markdown row: each model's IoU, then the three thresholds (water IoU in %)."""
     cells = [f"{result['split']} ({result['tiles']} tiles, {result['pixel_size_m']:g} m)"]
@@ -482,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{label} without the pixels brighter than its own land (ablation): "
             f"{_pct(cut['water_iou'])}, {100 * cut['removed']:.1f} % of its water removed"
         )
+        print(water_by_probability_line(label, result["reference_water_by_probability"][label]))
     print(f"written {out}")
 
 

@@ -15,6 +15,8 @@ pytestmark = needs_shared_data
 
 
 def test_bundled_water_model_on_held_out_etci_tiles_through_predict(tmp_path, capsys):
+    import pytest
+
     out = tmp_path / "etci.json"
     main([
         "--config", "training/configs/finetune_water_bundled.yaml", "--pixel-size", "20",
@@ -39,6 +41,10 @@ def test_bundled_water_model_on_held_out_etci_tiles_through_predict(tmp_path, ca
     printed = capsys.readouterr().out
     assert "| Otsu per tile | Otsu per scene | oracle |" in printed and "ECE" in printed
     assert "with the scene's dB mixture (ablation)" in printed
+    # where the reference's water lies in the model's probability: the bands cover all of it
+    found = r["reference_water_by_probability"]["water"]
+    assert sum(b["share"] for b in found["bands"]) == pytest.approx(1.0)
+    assert "water: the reference's water by the model's probability, 0-0.1: " in printed
 
 
 def test_vv_vh_model_gets_both_bands_named_as_predict_reads_them(tmp_path):
@@ -205,3 +211,36 @@ def test_bright_cut_takes_the_dyke_out_of_the_water_and_nothing_else():
     assert r["land_median_db"] == -10.0
     assert r["removed"] == pytest.approx(3 / 30)
     assert r["water_iou"] == 1.0  # exactly the reference's water is left
+
+
+def test_reference_water_by_probability_tells_bright_misses_from_dark_ones():
+    """The breakdown behind the held-out tables: of the reference's water, the part the model
+    is sure is land and as bright as land (a river's sandbars) is told from the dark water it
+    finds, by its share, median dB and share below the oracle threshold."""
+
+    from sarmae_train.heldout import _water_by_probability, water_by_probability_line
+
+    db = np.full((20, 20), -12.0)  # land
+    db[:5] = -24.0  # open water, found
+    db[5:10] = -8.0  # sandbars the reference draws as water, bright as land
+    target = np.zeros((20, 20), np.uint8)
+    target[:10] = 1
+    target[19, :] = 255  # unlabelled: counted nowhere
+    prob = np.full((20, 20), 0.02, np.float16)
+    prob[:5] = 0.9
+    prob[5:10] = 0.05
+    prob[10] = 0.3  # land the model is unsure of: not the reference's water
+    r = _water_by_probability([(db, target)], [prob], -20.0)
+    sure_land, unsure, water = r["bands"]
+    assert (sure_land["share"], unsure["share"], water["share"]) == (0.5, 0.0, 0.5)
+    assert sure_land["median_db"] == -8.0 and sure_land["below_oracle_threshold"] == 0.0
+    assert water["median_db"] == -24.0 and water["below_oracle_threshold"] == 1.0
+    assert unsure["median_db"] is None and r["land_median_db"] == -12.0
+    line = water_by_probability_line("water", r)
+    assert "0-0.1: 50.0 % (median -8.0 dB, 0.0 % below the oracle threshold)" in line
+    assert "0.1-0.5: none" in line and line.endswith("the reference's land: median -12.0 dB")
+    # without labels to choose an oracle threshold, the dark share is not made up
+    assert (
+        _water_by_probability([(db, target)], [prob], None)["bands"][2]["below_oracle_threshold"]
+        is None
+    )
