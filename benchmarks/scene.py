@@ -3,6 +3,7 @@
     python benchmarks/scene.py [--width 25000 --height 17000 --pixel 10] [--model water ...]
     python benchmarks/scene.py --width 4096 --height 4096 --geodeep  # 4k, and GeoDeep on it
     python benchmarks/scene.py --min-area 500  # polygons as the dock's default makes them
+    python benchmarks/scene.py --threads 1  # the model on one core, the other left to the rest
 
 A GRD scene is about 25,000 x 17,000 pixels at 10 m. The raster is a VRT repeating the real
 Sentinel-1 VV dB scene of ``tests/fixtures/s1_vv_db`` (contains modified Copernicus Sentinel data
@@ -33,7 +34,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from inference import child_model_alone, make_vrt, peak_rss_mb  # the sibling benchmark script
+from inference import (
+    child_model_alone,
+    load_cpu_backend,
+    make_vrt,
+    peak_rss_mb,
+)  # the sibling benchmark script
 
 BATCH = 8
 #: The stage table: (timings key, what it is)
@@ -56,32 +62,41 @@ STAGES = [
 ]
 
 
-def child(raster: str, out: str, model: str, pixel: float, min_area_m2: float) -> None:
+def child(
+    raster: str, out: str, model: str, pixel: float, min_area_m2: float, threads: int | None
+) -> None:
     from sarmae_core.inference import predict
 
-    res = predict(raster, model, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
+    t = time.perf_counter()
+    backend = model if threads is None else load_cpu_backend(model_file(model), threads)
+    load_s = time.perf_counter() - t  # predict times its own load: counted as it counts it
+    res = predict(raster, backend, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
                   batch_size=BATCH, overwrite=True, min_area_m2=min_area_m2)  # fmt: skip
     from sarmae_core.contract.reader import read_model_info
-    from sarmae_core.inference.model.backends import resolve_model_path
     from sarmae_core.inference.scene.source import model_pixel_size
 
     s = res.summary
-    read_at = model_pixel_size(pixel, pixel, read_model_info(resolve_model_path(res.model)))
+    read_at = model_pixel_size(pixel, pixel, read_model_info(model_file(model)))
     model_m = pixel if read_at is None else read_at[0]
     timings = dict(s.timings)
+    timings["setup"] = timings.get("setup", 0.0) + load_s
     # stitch holds regrid and write; blend is the rest of it
     timings["blend"] = timings["stitch"] - timings.get("regrid", 0.0) - timings.get("write", 0.0)
-    print(json.dumps({"wall_s": s.seconds, "model_s": s.model_seconds, "model_m": model_m,
+    print(json.dumps({"wall_s": s.seconds + load_s, "model_s": s.model_seconds, "model_m": model_m,
                       "water_km2": s.water_area_km2, "timings": timings, "tiles": s.tiles_run,
                       "peak_rss_mb": peak_rss_mb(), "notes": res.notes}))  # fmt: skip
 
 
-def bare(raster: str, model: str) -> None:
-    """The model alone on the tiles predict ran, in the same batches (threads as predict's)."""
+def model_file(model: str) -> str:
+    """The ONNX file of a bundled model's name, or the file given."""
     from sarmae_core.inference.model.backends import resolve_model_path
 
-    path = str(resolve_model_path(model)) if not model.endswith(".onnx") else model
-    print(json.dumps(child_model_alone(raster, path, BATCH, threads=None)))
+    return model if model.endswith(".onnx") else str(resolve_model_path(model))
+
+
+def bare(raster: str, model: str, threads: int | None) -> None:
+    """The model alone on the tiles predict ran, in the same batches and threads."""
+    print(json.dumps(child_model_alone(raster, model_file(model), BATCH, threads=threads)))
 
 
 def geodeep_child(raster: str, model: str, pixel_m: str) -> None:
@@ -95,12 +110,9 @@ def geodeep_child(raster: str, model: str, pixel_m: str) -> None:
     import geodeep.segmentation
     import numpy as np
 
-    from sarmae_core.inference.model.backends import resolve_model_path
-
     geodeep.segmentation.preprocess = lambda tile: np.ascontiguousarray(tile[None], np.float32)
-    path = str(resolve_model_path(model)) if not model.endswith(".onnx") else model
     t = time.perf_counter()
-    geodeep.run(raster, path, output_type="geojson", resolution=100 * float(pixel_m))
+    geodeep.run(raster, model_file(model), output_type="geojson", resolution=100 * float(pixel_m))
     print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -122,30 +134,38 @@ def main() -> None:
         help="predict's min_area_m2 (the dock's default is 500 m2: the map is sieved before "
         "tracing, so specks are never traced); default 0, predict's and the CLI's default",
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="onnxruntime threads for the run and the bare model (default: predict's, one per "
+        "core); fewer than the cores leaves a core to reading, blending and the polygons",
+    )
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--geodeep-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--bare", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         raster, out, model, pixel, min_area = args.child
-        child(raster, out, model, float(pixel), float(min_area))
+        child(raster, out, model, float(pixel), float(min_area), args.threads)
         return
     if args.bare:
-        bare(*args.bare)
+        bare(*args.bare, args.threads)
         return
     if args.geodeep_child:
         geodeep_child(*args.geodeep_child)
         return
     models = args.model or ["water"]
+    threads = [] if args.threads is None else ["--threads", str(args.threads)]
     walls, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         vrt = make_vrt(args.width, Path(tmp), height=args.height, pixel_m=args.pixel)
         for model in models:
             # the bare model just before and just after the run: this machine's speed drifts
             # by up to a quarter within minutes, and the spread of the two says by how much
-            before = spawn("--bare", str(vrt), model)["model_alone_s"]
-            f = spawn("--child", str(vrt), tmp, model, str(args.pixel), str(args.min_area))
-            after = spawn("--bare", str(vrt), model)["model_alone_s"]
+            before = spawn("--bare", str(vrt), model, *threads)["model_alone_s"]
+            f = spawn("--child", str(vrt), tmp, model, str(args.pixel), str(args.min_area),
+                      *threads)  # fmt: skip
+            after = spawn("--bare", str(vrt), model, *threads)["model_alone_s"]
             f["bare_s"] = (before + after) / 2
             f["bare_spread"] = abs(after - before) / min(before, after)
             f["bare_before_s"], f["bare_after_s"] = before, after
@@ -175,7 +195,8 @@ def report(model: str, f: dict, args: argparse.Namespace) -> None:
     f["mpx_model"] = mpx_in * (args.pixel / f["model_m"]) ** 2
     print(f"{model} on {args.width} x {args.height} px at {args.pixel:g} m "
           f"({mpx_in:.0f} Mpx; {f['mpx_model']:.0f} Mpx at the {f['model_m']:g} m the model "
-          f"read); polygons of at least {args.min_area:g} m2")  # fmt: skip
+          f"read); polygons of at least {args.min_area:g} m2; onnxruntime threads: "
+          f"{args.threads or 'one per core'}")  # fmt: skip
     print(f"  wall {f['wall_s']:.0f} s: {mpx_in / f['wall_s']:.2f} Mpx/s of input, "
           f"{f['mpx_model'] / f['wall_s']:.2f} Mpx/s at model resolution; "
           f"model {100 * f['model_s'] / f['wall_s']:.0f} % of the time")  # fmt: skip

@@ -47,6 +47,18 @@ def test_scene_benchmark_prints_stages_ratio_and_geodeep():
     assert "10 m pixels" in line and float(line.split(": ")[-1].split("x")[0]) > 0
 
 
+def test_scene_benchmark_with_the_model_on_fewer_threads_than_cores():
+    """``--threads 1``: the run and both bare-model runs on one onnxruntime thread (the ratio
+    with a core left to reading, blending and the polygons), the model's load in the wall time
+    as predict counts it when it loads the model itself."""
+    out = run("benchmarks/scene.py", "--width", "1024", "--height", "768", "--threads", "1")
+    assert "onnxruntime threads: 1" in out
+    setup = next(ln for ln in out.splitlines() if "setup (model load" in ln)
+    assert float(setup.split()[-2]) > 0
+    ratio = next(ln for ln in out.splitlines() if "wall time / bare model:" in ln)
+    assert float(ratio.rsplit(": ", 1)[1].rstrip("x")) > 0
+
+
 def test_inference_benchmark_prints_the_share_outside_the_model():
     """``benchmarks/inference.py`` (the README's rows on the time outside the model and on peak
     memory 16k / 4k) at small sizes: per-size wall, model alone and stages, and the ratios."""
