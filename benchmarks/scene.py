@@ -34,12 +34,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from inference import (
-    child_model_alone,
-    load_cpu_backend,
-    make_vrt,
-    peak_rss_mb,
-)  # the sibling benchmark script
+# the sibling benchmark script
+from inference import child_model_alone, load_cpu_backend, make_vrt, peak_rss_mb
 
 BATCH = 8
 #: The stage table: (timings key, what it is)
