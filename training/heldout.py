@@ -150,19 +150,10 @@ class SceneMaps:
         first in ``models``). Returns each model's seconds (a flip-averaged one's include the
         maps it was made from)."""
         tif = write_tile(folder / "scene.tif", self.mosaic, pixel_size, self.bands)
-        flipped = flipped or {}
-        seconds = {}
+        seconds: dict[str, float] = {}
         for k, (label, model) in enumerate(models.items()):
-            t0 = time.perf_counter()
             out = folder / f"scene_map{k}.tif"
-            if label in flipped:
-                plain = flipped[label]
-                self.maps[label] = flip_averaged(tif, model, out, tiling, notes, self.maps[plain])
-                seconds[label] = seconds[plain]
-            else:
-                self.maps[label] = predict_maps(tif, model, out, tiling, notes)
-                seconds[label] = 0.0
-            seconds[label] += time.perf_counter() - t0
+            map_model(tif, label, model, out, tiling, notes, flipped or {}, self.maps, seconds)
         return seconds
 
     def window(self, label: str, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +176,7 @@ def run(
     ``tiling`` (``tile``, ``overlap``) replaces the models' own (a checkpoint's: an ONNX file's
     tile is fixed); ``scene``: the models map the tiles laid out as their scene
     (:class:`SceneMaps`), the thresholds score the same pixels as ever; ``flip_average``: each
-    model is scored once more, as ``LABEL, flip-averaged`` (:func:`predict_maps`)."""
+    model is scored once more, as ``LABEL, flip-averaged`` (:func:`flip_averaged`)."""
     names = ["background", "water"]
     # each flip-averaged label -> the label whose maps it averages with the mirrored ones
     flipped = {f"{label}, flip-averaged": label for label in models} if flip_average else {}
@@ -225,16 +216,10 @@ def run(
                 if layout is not None:
                     pred, prob = layout.window(label, i)
                 else:
-                    t0 = time.perf_counter()
                     out = Path(tmp) / f"m{k}_{i}.tif"
-                    if label in flipped:
-                        plain = flipped[label]
-                        pred, prob = flip_averaged(tif, model, out, tiling, notes, maps[plain])
-                        took[label] = took[plain]
-                    else:
-                        pred, prob = maps[label] = predict_maps(tif, model, out, tiling, notes)
-                        took[label] = 0.0
-                    took[label] += time.perf_counter() - t0
+                    pred, prob = map_model(
+                        tif, label, model, out, tiling, notes, flipped, maps, took
+                    )
                     seconds[label] += took[label]
                 pred = np.where(known & (pred != 255), pred, 0)
                 meters[label].update(target, (pred == 1).astype(np.uint8))
@@ -266,24 +251,37 @@ def run(
         "mixture_ablation": {m: _mixture_ablation(tiles, probs[m], names) for m in models},
         "bright_cut_ablation": {m: _bright_cut(tiles, water[m], names) for m in models},
         "reference_water_by_probability": {
-            m: _water_by_probability(tiles, probs[m], oracle["threshold"]) for m in models
+            m: _water_by_probability(tiles, values, labels, probs[m], oracle["threshold"])
+            for m in models
         },
         "notes": sorted({n.split(":", 1)[-1].strip() for n in notes})[:20],
     }
 
 
-def predict_maps(
+def map_model(
     tif: Path,
+    label: str,
     model: str,
     out: Path,
     tiling: dict[str, int] | None,
     notes: set[str],
-    flip_average: bool = False,
+    flipped: Mapping[str, str],
+    maps: dict[str, tuple[np.ndarray, np.ndarray]],
+    took: dict[str, float],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One model's class and probability maps of ``tif`` through ``predict``; with
-    ``flip_average``, flip-averaged (:func:`flip_averaged`)."""
-    maps = _predict(tif, model, out, tiling, notes)
-    return flip_averaged(tif, model, out, tiling, notes, maps) if flip_average else maps
+    """Model ``label``'s class and probability of ``tif`` into ``maps[label]``, its seconds
+    into ``took[label]``: flip-averaged from the maps of ``flipped[label]`` (made before it,
+    whose seconds it includes) when ``label`` is in ``flipped``, else through ``predict``."""
+    t0 = time.perf_counter()
+    if label in flipped:
+        plain = flipped[label]
+        maps[label] = flip_averaged(tif, model, out, tiling, notes, maps[plain])
+        took[label] = took[plain]
+    else:
+        maps[label] = predict_maps(tif, model, out, tiling, notes)
+        took[label] = 0.0
+    took[label] += time.perf_counter() - t0
+    return maps[label]
 
 
 def flip_averaged(
@@ -299,7 +297,8 @@ def flip_averaged(
     model's own threshold (255: no data)."""
     pred, prob = maps
     mirrored = _mirrored(tif, out.with_name(f"{out.stem}_mirrored_in.tif"))
-    _, prob_m = _predict(mirrored, model, out.with_name(f"{out.stem}_mirrored.tif"), tiling, notes)
+    mirrored_out = out.with_name(f"{out.stem}_mirrored.tif")
+    _, prob_m = predict_maps(mirrored, model, mirrored_out, tiling, notes)
     prob = 0.5 * (prob + prob_m[:, ::-1])
     water = np.nan_to_num(prob) >= _threshold(model)
     return np.where(pred == 255, 255, water).astype(np.uint8), prob
@@ -329,9 +328,10 @@ def _mirrored(tif: Path, path: Path) -> Path:
     return path
 
 
-def _predict(
+def predict_maps(
     tif: Path, model: str, out: Path, tiling: dict[str, int] | None, notes: set[str]
 ) -> tuple[np.ndarray, np.ndarray]:
+    """One model's class and probability maps of ``tif`` through ``predict``."""
     import rasterio
 
     import sarmae_core
@@ -432,17 +432,21 @@ PROBABILITY_BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.0))
 
 
 def _water_by_probability(
-    tiles: list[tuple[np.ndarray, np.ndarray]], probs: list[np.ndarray], oracle_db: float | None
+    tiles: list[tuple[np.ndarray, np.ndarray]],
+    db: np.ndarray,
+    ref: np.ndarray,
+    probs: list[np.ndarray],
+    oracle_db: float | None,
 ) -> dict[str, Any]:
     """Where the reference's water lies in a model's probability, and how it looks in VV: for
     each band of :data:`PROBABILITY_BANDS`, its share of the reference water, the median dB of
     those pixels and the share of them darker than the oracle threshold (``oracle_db``), beside
-    the reference land's median dB. Water the model is sure is land and that is as bright as
-    land is out of reach of any threshold too: a difference in what the reference calls water
-    (a river's sandbars and ice, a field's outline), not a dark area the model missed."""
-    labelled = [t != IGNORE for _, t in tiles]
-    db = np.concatenate([d[k] for (d, _), k in zip(tiles, labelled, strict=True)])
-    ref = np.concatenate([t[k] == 1 for (_, t), k in zip(tiles, labelled, strict=True)])
+    the reference land's median dB. ``db`` and ``ref``: the labelled pixels' dB and reference
+    water, in ``tiles``' order (as the oracle threshold reads them). Water the model is sure
+    is land and that is as bright as land is out of reach of any threshold too: a difference
+    in what the reference calls water (a river's sandbars and ice, a field's outline), not a
+    dark area the model missed."""
+    labelled = (t != IGNORE for _, t in tiles)
     prob = np.concatenate([p[k] for p, k in zip(probs, labelled, strict=True)]).astype(np.float32)
     land = db[~ref]
     bands = []

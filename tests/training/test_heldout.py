@@ -155,7 +155,7 @@ def test_flip_averaged_model_is_the_mean_of_the_map_and_the_mirrored_map(tmp_pat
     from sarmae_core.models import make_config, save_checkpoint
     from sarmae_core.models.heads import build_task_model
     from sarmae_train.config import FinetuneRunConfig, load_config
-    from sarmae_train.heldout import labelled_samples, predict_maps, write_tile
+    from sarmae_train.heldout import flip_averaged, labelled_samples, predict_maps, write_tile
 
     cfg = load_config(FinetuneRunConfig, "training/configs/finetune_water_bundled.yaml", [])
     _, image, _, known = next(labelled_samples(cfg, 1))
@@ -163,9 +163,10 @@ def test_flip_averaged_model_is_the_mean_of_the_map_and_the_mirrored_map(tmp_pat
     notes: set[str] = set()
     tif = write_tile(tmp_path / "t.tif", db, 20.0)
     mirror = write_tile(tmp_path / "m.tif", db[:, ::-1], 20.0)
-    _, plain = predict_maps(tif, "water", tmp_path / "plain.tif", None, notes)
+    plain_maps = predict_maps(tif, "water", tmp_path / "plain.tif", None, notes)
+    _, plain = plain_maps
     _, mirrored = predict_maps(mirror, "water", tmp_path / "mirror.tif", None, notes)
-    pred, prob = predict_maps(tif, "water", tmp_path / "avg.tif", None, notes, flip_average=True)
+    pred, prob = flip_averaged(tif, "water", tmp_path / "avg.tif", None, notes, plain_maps)
     expected = 0.5 * (plain + mirrored[:, ::-1])
     assert np.allclose(prob, expected, equal_nan=True, atol=1e-6)
     assert not np.allclose(np.nan_to_num(plain), np.nan_to_num(prob))  # the mirror mattered
@@ -178,7 +179,8 @@ def test_flip_averaged_model_is_the_mean_of_the_map_and_the_mirrored_map(tmp_pat
                              class_names=["background", "water"])  # fmt: skip
     ckpt = str(save_checkpoint(model, tmp_path / "tiny.safetensors"))
     tiles = {"tile": 128, "overlap": 32}
-    pred, prob = predict_maps(tif, ckpt, tmp_path / "c.tif", tiles, notes, flip_average=True)
+    ckpt_maps = predict_maps(tif, ckpt, tmp_path / "c0.tif", tiles, notes)
+    pred, prob = flip_averaged(tif, ckpt, tmp_path / "c.tif", tiles, notes, ckpt_maps)
     valid = pred != 255
     assert np.array_equal(pred[valid] == 1, np.nan_to_num(prob[valid]) >= 0.5)
 
@@ -230,7 +232,9 @@ def test_reference_water_by_probability_tells_bright_misses_from_dark_ones():
     prob[:5] = 0.9
     prob[5:10] = 0.05
     prob[10] = 0.3  # land the model is unsure of: not the reference's water
-    r = _water_by_probability([(db, target)], [prob], -20.0)
+    labelled = target != 255
+    values, ref = db[labelled], target[labelled] == 1
+    r = _water_by_probability([(db, target)], values, ref, [prob], -20.0)
     sure_land, unsure, water = r["bands"]
     assert (sure_land["share"], unsure["share"], water["share"]) == (0.5, 0.0, 0.5)
     assert sure_land["median_db"] == -8.0 and sure_land["below_oracle_threshold"] == 0.0
@@ -241,6 +245,8 @@ def test_reference_water_by_probability_tells_bright_misses_from_dark_ones():
     assert "0.1-0.5: none" in line and line.endswith("the reference's land: median -12.0 dB")
     # without labels to choose an oracle threshold, the dark share is not made up
     assert (
-        _water_by_probability([(db, target)], [prob], None)["bands"][2]["below_oracle_threshold"]
+        _water_by_probability([(db, target)], values, ref, [prob], None)["bands"][2][
+            "below_oracle_threshold"
+        ]
         is None
     )
