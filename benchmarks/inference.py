@@ -110,6 +110,13 @@ def peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+def model_path(model: str) -> str:
+    """The ONNX file of a bundled model's name, or the file given."""
+    from sarmae_core.inference.model.backends import resolve_model_path
+
+    return model if model.endswith(".onnx") else str(resolve_model_path(model))
+
+
 def load_cpu_backend(model: str, threads: int):
     """The model's backend on the CPU with ``threads`` threads (onnxruntime for .onnx files,
     torch for checkpoints)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from inference import SCENE, make_vrt  # the sibling benchmark script
+from inference import SCENE, make_vrt, model_path  # the sibling benchmark script
 
 DEFAULT = {"threads": None, "spinning": True, "level": "all", "batch": 8, "weights": "float32"}
 
@@ -58,12 +58,6 @@ def tiles(n: int = 32, size: int = 256) -> np.ndarray:
         c = rng.integers(0, big.shape[1] - size)
         out.append(big[r : r + size, c : c + size])
     return np.stack(out)[:, None]
-
-
-def model_path(model: str) -> str:
-    from sarmae_core.inference.model.backends import resolve_model_path
-
-    return model if model.endswith(".onnx") else str(resolve_model_path(model))
 
 
 def weight_variants(model: str, folder: Path) -> dict[str, str]:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 # the sibling benchmark script
-from inference import child_model_alone, load_cpu_backend, make_vrt, peak_rss_mb
+from inference import child_model_alone, load_cpu_backend, make_vrt, model_path, peak_rss_mb
 
 BATCH = 8
 #: The stage table: (timings key, what it is)
@@ -64,7 +64,7 @@ def child(
     from sarmae_core.inference import predict
 
     t = time.perf_counter()
-    backend = model if threads is None else load_cpu_backend(model_file(model), threads)
+    backend = model if threads is None else load_cpu_backend(model_path(model), threads)
     load_s = time.perf_counter() - t  # predict times its own load: counted as it counts it
     res = predict(raster, backend, {"class": f"{out}/water.tif", "vector": f"{out}/water.gpkg"},
                   batch_size=BATCH, overwrite=True, min_area_m2=min_area_m2)  # fmt: skip
@@ -72,7 +72,7 @@ def child(
     from sarmae_core.inference.scene.source import model_pixel_size
 
     s = res.summary
-    read_at = model_pixel_size(pixel, pixel, read_model_info(model_file(model)))
+    read_at = model_pixel_size(pixel, pixel, read_model_info(model_path(model)))
     model_m = pixel if read_at is None else read_at[0]
     timings = dict(s.timings)
     timings["setup"] = timings.get("setup", 0.0) + load_s
@@ -83,16 +83,9 @@ def child(
                       "peak_rss_mb": peak_rss_mb(), "notes": res.notes}))  # fmt: skip
 
 
-def model_file(model: str) -> str:
-    """The ONNX file of a bundled model's name, or the file given."""
-    from sarmae_core.inference.model.backends import resolve_model_path
-
-    return model if model.endswith(".onnx") else str(resolve_model_path(model))
-
-
 def bare(raster: str, model: str, threads: int | None) -> None:
     """The model alone on the tiles predict ran, in the same batches and threads."""
-    print(json.dumps(child_model_alone(raster, model_file(model), BATCH, threads=threads)))
+    print(json.dumps(child_model_alone(raster, model_path(model), BATCH, threads=threads)))
 
 
 def geodeep_child(raster: str, model: str, pixel_m: str) -> None:
@@ -108,7 +101,7 @@ def geodeep_child(raster: str, model: str, pixel_m: str) -> None:
 
     geodeep.segmentation.preprocess = lambda tile: np.ascontiguousarray(tile[None], np.float32)
     t = time.perf_counter()
-    geodeep.run(raster, model_file(model), output_type="geojson", resolution=100 * float(pixel_m))
+    geodeep.run(raster, model_path(model), output_type="geojson", resolution=100 * float(pixel_m))
     print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}))
 
 
